@@ -1,0 +1,100 @@
+//! Why a command stopped, in the shape SPEC.md gives errors: a message, the file, line and field
+//! at fault, and the exit code (1: could not finish, the same command resumes; 2: bad usage,
+//! config, template or input, nothing changed).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::{
+    compose::{RenderError, TemplateError},
+    config::ConfigError,
+    publication::PublicationError,
+    sources::SourceError,
+};
+
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    #[serde(skip)]
+    pub exit_code: u8,
+    pub message: String,
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub field: Option<String>,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { exit_code: 2, message: message.into(), file: None, line: None, field: None }
+    }
+
+    pub fn unfinished(message: impl Into<String>) -> Self {
+        Self { exit_code: 1, ..Self::usage(message) }
+    }
+
+    pub fn field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
+    pub fn file(mut self, file: impl Into<PathBuf>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<ConfigError> for Failure {
+    fn from(e: ConfigError) -> Self {
+        Self {
+            exit_code: 2,
+            message: e.to_string(),
+            file: Some(e.file().to_owned()),
+            line: e.line(),
+            field: e.field().map(str::to_owned),
+        }
+    }
+}
+
+impl From<SourceError> for Failure {
+    fn from(e: SourceError) -> Self {
+        let exit_code = if e.is_unreachable() { 1 } else { 2 };
+        Self { exit_code, ..Self::usage(e.to_string()) }
+    }
+}
+
+impl From<TemplateError> for Failure {
+    fn from(e: TemplateError) -> Self {
+        let (file, line, field) = match &e {
+            TemplateError::Read { file, .. } => (Some(file.clone()), None, None),
+            TemplateError::Syntax { file, line, .. } => (Some(file.clone()), *line, None),
+            TemplateError::Subject { .. } => (None, None, Some("publication.subject".to_owned())),
+        };
+        Self { exit_code: 2, message: e.to_string(), file, line, field }
+    }
+}
+
+impl From<RenderError> for Failure {
+    fn from(e: RenderError) -> Self {
+        let file = match &e {
+            RenderError::Template { file, .. } | RenderError::Inline { file, .. } => Some(file.clone()),
+            RenderError::EmptySubject => None,
+        };
+        Self { exit_code: 2, message: e.to_string(), file, line: None, field: None }
+    }
+}
+
+impl From<PublicationError> for Failure {
+    fn from(e: PublicationError) -> Self {
+        match e {
+            PublicationError::Source(e) => e.into(),
+            PublicationError::Template(e) => e.into(),
+            PublicationError::Render(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The command line: clap's structs (what a user types), then one small function per command
+//! over the library. Errors become `Failure`s here, with the exit code SPEC.md gives.
+
+mod articles;
+mod check;
+mod failure;
+mod init;
+mod output;
+mod preview;
+mod setup;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub use failure::Failure;
+pub use output::Output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gazette",
+    version,
+    about = "Compose a publication's recent articles into a weekly digest and deliver it"
+)]
+pub struct Cli {
+    /// The publication's config file.
+    #[arg(long, global = true, env = "GAZETTE_CONFIG", default_value = crate::config::DEFAULT_FILE)]
+    pub config: PathBuf,
+    /// Print one JSON document on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working publication into DIR: config, templates, sample articles, a sample list.
+    Init {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Check the config, templates and sources, and say what is wrong.
+    Check,
+    /// The articles the next issue would carry.
+    Articles {
+        /// Stand in for "now": RFC 3339 or YYYY-MM-DD.
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Also show the articles left out, and why.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Render the next issue as a subscriber would receive it; records and sends nothing.
+    Preview {
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Personalise for this subscriber.
+        #[arg(long)]
+        subscriber: Option<String>,
+        #[arg(long, value_enum, default_value_t = preview::Format::Html)]
+        format: preview::Format,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs one command; what it prints comes back as an `Output`.
+pub async fn run(cli: Cli) -> Result<Output, Failure> {
+    match cli.command {
+        Command::Init { dir } => init::run(&dir).await,
+        Command::Check => check::run(&cli.config).await,
+        Command::Articles { as_of, all } => articles::run(&cli.config, as_of.as_deref(), all).await,
+        Command::Preview { as_of, subscriber, format, out } => {
+            preview::run(&cli.config, as_of.as_deref(), subscriber.as_deref(), format, out.as_deref()).await
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The steps every publication command starts with: the config, the secret, the templates.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use super::Failure;
+use crate::{
+    clock::{self, Clock, FixedClock, SystemClock},
+    config::{Config, Environment, LinkSecret},
+    publication::Publication,
+};
+
+pub async fn config(file: &Path) -> Result<Config, Failure> {
+    Ok(Config::load(file, &Environment::from_process()).await?)
+}
+
+pub async fn publication(file: &Path) -> Result<Publication, Failure> {
+    let config = config(file).await?;
+    let (secret, _) = LinkSecret::load(std::env::var("GAZETTE_SECRET").ok(), config.folder())
+        .await
+        .map_err(|e| Failure::usage(format!("cannot load the link secret: {e}")).field("GAZETTE_SECRET"))?;
+    Ok(Publication::open(config, secret).await?)
+}
+
+/// "Now", or the `--as-of` time standing in for it.
+pub fn now(as_of: Option<&str>, publication: &Publication) -> Result<DateTime<Utc>, Failure> {
+    match as_of {
+        Some(s) => {
+            let t = clock::parse_as_of(s, publication.config.publication.timezone)
+                .map_err(|e| Failure::usage(e.to_string()).field("--as-of"))?;
+            Ok(FixedClock(t).now())
+        }
+        None => Ok(SystemClock.now()),
+    }
+}

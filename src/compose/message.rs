@@ -1,0 +1,103 @@
+//! The MIME message a subscriber receives: `multipart/alternative` (text, then HTML, both
+//! UTF-8) with every header of SPEC.md's "Messages". lettre encodes and folds the headers, so a
+//! value can never start a header of its own.
+
+use chrono::{DateTime, Utc};
+use lettre::message::{
+    Mailbox, Message, MultiPart,
+    header::{self, Header, HeaderName, HeaderValue},
+};
+
+use super::{personalize::Recipient, render::RenderedIssue};
+use crate::{config::Sender, domain::EmailAddress};
+
+/// What every message of a publication shares.
+#[derive(Debug, Clone)]
+pub struct MessageSettings {
+    pub from: Sender,
+    pub reply_to: Option<EmailAddress>,
+    pub unsubscribe_mailto: Option<EmailAddress>,
+    /// `List-Id`: the publication's name and a dotted id under its own domain.
+    pub list_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("cannot build the message for {email}: {message}")]
+    Build { email: String, message: String },
+}
+
+macro_rules! text_header {
+    ($ty:ident, $name:literal) => {
+        #[derive(Debug, Clone)]
+        struct $ty(String);
+
+        impl Header for $ty {
+            fn name() -> HeaderName {
+                HeaderName::new_from_ascii_str($name)
+            }
+
+            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+                Ok(Self(s.to_owned()))
+            }
+
+            fn display(&self) -> HeaderValue {
+                HeaderValue::new(Self::name(), self.0.clone())
+            }
+        }
+    };
+}
+
+text_header!(ListId, "List-Id");
+text_header!(ListUnsubscribe, "List-Unsubscribe");
+text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
+
+/// The Message-ID of an issue's copy for one reader: the same every time it is built, so a
+/// copy sent again after a crash is recognisably the same message.
+pub fn message_id(issue: u32, address_tag: &str, from: &EmailAddress) -> String {
+    format!("<issue{issue}.{address_tag}@{}>", from.domain())
+}
+
+/// Builds one reader's message.
+pub fn build(
+    settings: &MessageSettings,
+    recipient: &Recipient,
+    rendered: &RenderedIssue,
+    message_id: String,
+    date: DateTime<Utc>,
+) -> Result<Message, MessageError> {
+    let fail = |message: String| MessageError::Build { email: recipient.email.to_string(), message };
+    let from =
+        Mailbox::new(settings.from.name.as_deref().map(super::render::one_line), settings.from.address.to_lettre());
+    let name = super::render::one_line(&recipient.name);
+    let to = Mailbox::new((!name.is_empty()).then_some(name), recipient.email.to_lettre());
+    let mut unsubscribe = format!("<{}>", recipient.unsubscribe_url);
+    if let Some(mailto) = &settings.unsubscribe_mailto {
+        unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
+    }
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(super::render::one_line(&rendered.subject))
+        .date(date.into())
+        .message_id(Some(message_id))
+        .header(ListId(super::render::one_line(&settings.list_id)))
+        .header(ListUnsubscribe(unsubscribe))
+        .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));
+    if let Some(r) = &settings.reply_to {
+        builder = builder.reply_to(Mailbox::new(None, r.to_lettre()));
+    }
+    builder
+        .multipart(MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone()))
+        .map_err(|e| fail(e.to_string()))
+}
+
+/// `Name <slug.host>`: RFC 2919 wants an id under a domain the publisher controls.
+pub fn list_id(publication_name: &str, list: &str, base_url: &url::Url) -> String {
+    let host = base_url.host_str().unwrap_or("localhost");
+    format!("{} <{list}.{host}>", super::render::one_line(publication_name).replace(['<', '>'], ""))
+}
+
+// Keeps `header` in use for the date conversion above on every lettre version.
+#[allow(unused_imports)]
+use header::Date as _;

@@ -1,0 +1,423 @@
+//! One issue, many readers. The templates are rendered once per issue with a placeholder for each
+//! subscriber value (address, name, attributes, unsubscribe link); each reader's copy is then the
+//! shared text with their values put in, which costs a string copy, not a template render. This
+//! holds only when the templates print those values plainly (`{{ subscriber.name }}`); a template
+//! that tests or filters them (`{% if subscriber.name %}`) is rendered in full for every reader,
+//! which is slower and equally correct.
+
+use std::collections::BTreeMap;
+
+use tera::ast::{ExprVal, Node};
+
+use super::{
+    context::{DigestContext, SubscriberContext},
+    render::{self, RenderError, RenderedIssue},
+    templates::{DIGEST_HTML, DIGEST_TEXT, SUBJECT, TemplateSet},
+    text,
+};
+use crate::domain::EmailAddress;
+
+/// One reader's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub email: EmailAddress,
+    /// On one line: line breaks are folded to spaces before a name gets here.
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+    pub unsubscribe_url: String,
+}
+
+/// An issue rendered as far as it can be without knowing the reader.
+#[derive(Debug, Clone)]
+pub struct PreparedIssue {
+    mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    Shared { slots: Vec<Slot>, subject: Slotted, html: Slotted, text: SlottedText },
+    PerReader { templates: Box<TemplateSet>, context: Box<DigestContext> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Slot {
+    Email,
+    Name,
+    UnsubscribeUrl,
+    Attribute(String),
+}
+
+/// The text part, whose lines that hold a placeholder are wrapped again once filled in, so a
+/// long name or address never pushes a line past 72 columns.
+#[derive(Debug, Clone, Default)]
+struct SlottedText {
+    parts: Vec<TextPart>,
+}
+
+#[derive(Debug, Clone)]
+enum TextPart {
+    Literal(String),
+    Line(Slotted),
+}
+
+impl SlottedText {
+    fn parse(laid_out: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        for line in laid_out.split_inclusive('\n') {
+            if line.contains(OPEN) {
+                if !literal.is_empty() {
+                    parts.push(TextPart::Literal(std::mem::take(&mut literal)));
+                }
+                parts.push(TextPart::Line(Slotted::parse(line.trim_end_matches('\n'))));
+            } else {
+                literal.push_str(line);
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(TextPart::Literal(literal));
+        }
+        Self { parts }
+    }
+
+    fn fill(&self, values: &[&str]) -> String {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                TextPart::Literal(s) => out.push_str(s),
+                TextPart::Line(line) => text::wrap_into(&line.fill(values), &mut out),
+            }
+        }
+        out
+    }
+}
+
+/// Rendered text cut at the placeholders.
+#[derive(Debug, Clone, Default)]
+struct Slotted {
+    parts: Vec<Part>,
+    literal_len: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Slot(usize),
+}
+
+const OPEN: char = '\u{F8F0}';
+const CLOSE: char = '\u{F8F1}';
+
+fn placeholder(i: usize) -> String {
+    format!("{OPEN}{i}{CLOSE}")
+}
+
+impl PreparedIssue {
+    /// Renders what can be shared. `context.subscriber` and `context.unsubscribe_url` are
+    /// ignored: each reader's come from `personalize`.
+    pub fn prepare(templates: &TemplateSet, context: DigestContext) -> Result<Self, RenderError> {
+        let Some(slots) = plain_slots(templates) else {
+            return Ok(Self {
+                mode: Mode::PerReader { templates: Box::new(templates.clone()), context: Box::new(context) },
+            });
+        };
+        let mut ctx = context;
+        let mut attributes = BTreeMap::new();
+        for (i, s) in slots.iter().enumerate() {
+            match s {
+                Slot::Email => ctx.subscriber.email = placeholder(i),
+                Slot::Name => ctx.subscriber.name = placeholder(i),
+                Slot::UnsubscribeUrl => ctx.unsubscribe_url = placeholder(i),
+                Slot::Attribute(k) => {
+                    attributes.insert(k.clone(), placeholder(i));
+                }
+            }
+        }
+        ctx.subscriber.attributes = attributes;
+        let whole = render::render_all(templates, ctx)?;
+        Ok(Self {
+            mode: Mode::Shared {
+                subject: Slotted::parse(&whole.subject),
+                html: Slotted::parse(&whole.html),
+                text: SlottedText::parse(&whole.text),
+                slots,
+            },
+        })
+    }
+
+    /// True when readers' copies are filled in rather than rendered one by one.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.mode, Mode::Shared { .. })
+    }
+
+    /// This reader's copy.
+    pub fn personalize(&self, r: &Recipient) -> Result<RenderedIssue, RenderError> {
+        match &self.mode {
+            Mode::Shared { slots, subject, html, text } => {
+                let values: Vec<&str> = slots
+                    .iter()
+                    .map(|s| match s {
+                        Slot::Email => r.email.as_str(),
+                        Slot::Name => r.name.as_str(),
+                        Slot::UnsubscribeUrl => r.unsubscribe_url.as_str(),
+                        Slot::Attribute(k) => r.attributes.get(k).map(String::as_str).unwrap_or_default(),
+                    })
+                    .collect();
+                let escaped: Vec<String> = values.iter().map(|v| escape_html(v)).collect();
+                let escaped: Vec<&str> = escaped.iter().map(String::as_str).collect();
+                let one_line: Vec<String> = values.iter().map(|v| render::one_line(v)).collect();
+                let one_line: Vec<&str> = one_line.iter().map(String::as_str).collect();
+                Ok(RenderedIssue {
+                    subject: subject.fill(&one_line),
+                    html: html.fill(&escaped),
+                    text: text.fill(&values),
+                })
+            }
+            Mode::PerReader { templates, context } => {
+                let mut ctx = (**context).clone();
+                ctx.subscriber = SubscriberContext {
+                    email: r.email.to_string(),
+                    name: r.name.clone(),
+                    attributes: r.attributes.clone(),
+                };
+                ctx.unsubscribe_url = r.unsubscribe_url.clone();
+                render::render_all(templates, ctx)
+            }
+        }
+    }
+}
+
+impl Slotted {
+    fn parse(rendered: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut literal_len = 0;
+        let mut rest = rendered;
+        while let Some(start) = rest.find(OPEN) {
+            let after = &rest[start + OPEN.len_utf8()..];
+            let Some(end) = after.find(CLOSE) else { break };
+            let Ok(index) = after[..end].parse::<usize>() else { break };
+            literal_len += start;
+            parts.push(Part::Literal(rest[..start].to_owned()));
+            parts.push(Part::Slot(index));
+            rest = &after[end + CLOSE.len_utf8()..];
+        }
+        literal_len += rest.len();
+        parts.push(Part::Literal(rest.to_owned()));
+        Self { parts, literal_len }
+    }
+
+    fn fill(&self, values: &[&str]) -> String {
+        let extra: usize = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Slot(i) => values.get(*i).map_or(0, |v| v.len()),
+                Part::Literal(_) => 0,
+            })
+            .sum();
+        let mut out = String::with_capacity(self.literal_len + extra);
+        for p in &self.parts {
+            match p {
+                Part::Literal(s) => out.push_str(s),
+                Part::Slot(i) => out.push_str(values.get(*i).copied().unwrap_or_default()),
+            }
+        }
+        out
+    }
+}
+
+/// The reader values the templates use, if every use is a plain print; `None` if any template
+/// tests, filters, loops over or assigns one of them.
+fn plain_slots(templates: &TemplateSet) -> Option<Vec<Slot>> {
+    let mut slots = vec![Slot::Email, Slot::Name, Slot::UnsubscribeUrl];
+    for name in [SUBJECT, DIGEST_HTML, DIGEST_TEXT] {
+        let template = templates.get(name)?;
+        if template.parent.is_some() || !walk(&template.ast, &mut slots) {
+            return None;
+        }
+    }
+    Some(slots)
+}
+
+fn is_personal(ident: &str) -> bool {
+    ident == "unsubscribe_url"
+        || ident == "subscriber"
+        || ident.starts_with("subscriber.")
+        || ident.starts_with("subscriber[")
+        || ident == "__tera_context"
+}
+
+/// Debug output of an AST piece names every identifier it uses; a cheap, complete way to ask
+/// "does this mention a reader value anywhere".
+fn mentions_personal(piece: &impl std::fmt::Debug) -> bool {
+    let s = format!("{piece:?}");
+    s.contains("Ident(\"unsubscribe_url\")") || s.contains("Ident(\"subscriber") || s.contains("__tera_context")
+}
+
+fn walk(nodes: &[Node], slots: &mut Vec<Slot>) -> bool {
+    nodes.iter().all(|node| match node {
+        Node::VariableBlock(_, expr) => match &expr.val {
+            ExprVal::Ident(id) if is_personal(id) => {
+                let plain = expr.filters.iter().all(|f| f.name == "safe" || f.name == "escape") && !expr.negated;
+                plain && slot_for(id, slots)
+            }
+            _ => !mentions_personal(expr),
+        },
+        Node::Forloop(_, f, _) => {
+            !is_personal(&f.value)
+                && !f.key.as_deref().is_some_and(is_personal)
+                && !mentions_personal(&f.container)
+                && walk(&f.body, slots)
+                && f.empty_body.as_deref().is_none_or(|b| walk(b, slots))
+        }
+        Node::If(i, _) => {
+            i.conditions.iter().all(|(_, cond, body)| !mentions_personal(cond) && walk(body, slots))
+                && i.otherwise.as_ref().is_none_or(|(_, b)| walk(b, slots))
+        }
+        Node::Block(_, b, _) => walk(&b.body, slots),
+        Node::FilterSection(_, f, _) => !mentions_personal(&f.filter) && walk(&f.body, slots),
+        Node::Text(_) | Node::Raw(..) | Node::Comment(..) | Node::Break(_) | Node::Continue(_) => true,
+        // Includes, imports, macros and `super()` bring in text this walk does not see.
+        Node::Include(..) | Node::ImportMacro(..) | Node::MacroDefinition(..) | Node::Super | Node::Extends(..) => {
+            false
+        }
+        Node::Set(_, set) => !is_personal(&set.key) && !mentions_personal(&set.value),
+    })
+}
+
+fn slot_for(ident: &str, slots: &mut Vec<Slot>) -> bool {
+    let slot = match ident {
+        "subscriber.email" => Slot::Email,
+        "subscriber.name" => Slot::Name,
+        "unsubscribe_url" => Slot::UnsubscribeUrl,
+        other => match other.strip_prefix("subscriber.attributes.") {
+            Some(key) if !key.is_empty() && !key.contains(['.', '[']) => Slot::Attribute(key.to_owned()),
+            _ => return false,
+        },
+    };
+    if !slots.contains(&slot) {
+        slots.push(slot);
+    }
+    true
+}
+
+/// Escapes a reader's value for HTML text or a quoted attribute. Only the five characters that
+/// matter are touched, so a link stays readable (tera's own escaper also rewrites `/`).
+fn escape_html(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::context::{IssueContext, PublicationContext};
+
+    fn context() -> DigestContext {
+        DigestContext {
+            publication: PublicationContext {
+                name: "The Weekly Mirror".into(),
+                from: "m@example.org".into(),
+                base_url: "https://news.example.org".into(),
+                timezone: "UTC".into(),
+                postal_address: None,
+            },
+            issue: IssueContext {
+                number: 3,
+                date: "2024-03-16T12:00:00+00:00".into(),
+                subject: String::new(),
+                web_url: "https://news.example.org/archive/3".into(),
+                preheader: "p".into(),
+                articles: vec![],
+            },
+            subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
+            unsubscribe_url: String::new(),
+            archive_url: "https://news.example.org/archive".into(),
+        }
+    }
+
+    fn reader(name: &str) -> Recipient {
+        Recipient {
+            email: "ann@example.org".parse().expect("valid"),
+            name: name.into(),
+            attributes: BTreeMap::from([("city".to_owned(), "Yerevan".to_owned())]),
+            unsubscribe_url: "https://news.example.org/unsubscribe/u.abc.0.xyz".into(),
+        }
+    }
+
+    async fn templates(html: &str, text: &str, subject: &str) -> TemplateSet {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("email")).expect("mkdir");
+        std::fs::write(dir.path().join("email/digest.html"), html).expect("write");
+        std::fs::write(dir.path().join("email/digest.txt"), text).expect("write");
+        TemplateSet::load(Some(dir.path()), subject).await.expect("templates")
+    }
+
+    #[tokio::test]
+    async fn plain_prints_share_one_render_and_match_a_full_render() {
+        let html = "<html><body><p>Hi {{ subscriber.name }} ({{ subscriber.email }}) of {{ subscriber.attributes.city }}</p><a href=\"{{ unsubscribe_url }}\">x</a></body></html>";
+        let text = "Hi {{ subscriber.name }}, {{ subscriber.attributes.city }}\n{{ unsubscribe_url }}\n";
+        let subject = "{{ publication.name }} for {{ subscriber.name }}";
+        let set = templates(html, text, subject).await;
+        let shared = PreparedIssue::prepare(&set, context()).expect("prepare");
+        assert!(shared.is_shared());
+        let r = reader("Ann Lee");
+        let fast = shared.personalize(&r).expect("fast");
+        let full = PreparedIssue { mode: Mode::PerReader { templates: Box::new(set), context: Box::new(context()) } }
+            .personalize(&r)
+            .expect("full");
+        assert_eq!(fast, full);
+        assert_eq!(fast.subject, "The Weekly Mirror for Ann Lee");
+        assert!(fast.text.contains("Hi Ann Lee, Yerevan"));
+    }
+
+    #[tokio::test]
+    async fn reader_values_are_escaped_in_html_only() {
+        let set = templates("<p>{{ subscriber.name }}</p>", "{{ subscriber.name }}", "s").await;
+        let prepared = PreparedIssue::prepare(&set, context()).expect("prepare");
+        let out = prepared.personalize(&reader("<b>Ann</b> & \"co\"")).expect("render");
+        assert!(
+            out.html.contains("&lt;b&gt;Ann&lt;&#x2F;b&gt; &amp; &quot;co&quot;")
+                || out.html.contains("&lt;b&gt;Ann&lt;/b&gt; &amp; &quot;co&quot;"),
+            "{}",
+            out.html
+        );
+        assert!(out.text.contains("<b>Ann</b> & \"co\""));
+    }
+
+    #[tokio::test]
+    async fn a_template_that_tests_a_reader_value_is_rendered_per_reader() {
+        let set =
+            templates("<p>{% if subscriber.name %}Hi {{ subscriber.name }}{% else %}Hello{% endif %}</p>", "x", "s")
+                .await;
+        let prepared = PreparedIssue::prepare(&set, context()).expect("prepare");
+        assert!(!prepared.is_shared());
+        assert!(prepared.personalize(&reader("Ann")).expect("r").html.contains("Hi Ann"));
+        assert!(prepared.personalize(&reader("")).expect("r").html.contains("Hello"));
+    }
+
+    #[tokio::test]
+    async fn a_long_name_rewraps_its_text_line() {
+        let set = templates(
+            "<p></p>",
+            "You receive this because {{ subscriber.email }} is subscribed to a newsletter of ours.\n",
+            "s",
+        )
+        .await;
+        let prepared = PreparedIssue::prepare(&set, context()).expect("prepare");
+        let mut r = reader("x");
+        r.email = format!("{}@example.org", "a".repeat(40)).parse().expect("valid");
+        let out = prepared.personalize(&r).expect("render");
+        assert!(out.text.lines().all(|l| l.chars().count() <= 72), "{}", out.text);
+    }
+}

@@ -1,0 +1,544 @@
+//! The file's shape for serde, then the checks serde cannot make, each error turned into a
+//! `ConfigError` with the line and the key at fault.
+
+use std::{
+    net::SocketAddr,
+    ops::Range,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use chrono_tz::Tz;
+use secrecy::SecretString;
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+use super::{
+    Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ListSetting, Publication, Schedule, Selection,
+    Sender, SourceSetting, Storage, Transport, Web,
+};
+use crate::domain::{Duration, EmailAddress, ListName, Rate};
+
+const DEFAULT_SUBJECT: &str = "{{ publication.name }}: {{ issue.date | date(format='%-d %B %Y') }}";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    publication: RawPublication,
+    #[serde(default, rename = "source")]
+    sources: Vec<Spanned<RawSource>>,
+    #[serde(default)]
+    selection: RawSelection,
+    schedule: Option<RawSchedule>,
+    #[serde(default, rename = "list")]
+    lists: Vec<Spanned<RawList>>,
+    templates: Option<RawTemplates>,
+    #[serde(default)]
+    delivery: RawDelivery,
+    dkim: Option<RawDkim>,
+    #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
+    web: RawWeb,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublication {
+    name: Spanned<String>,
+    from: Spanned<String>,
+    reply_to: Option<EmailAddress>,
+    unsubscribe_mailto: Option<EmailAddress>,
+    base_url: Option<Spanned<String>>,
+    #[serde(default)]
+    timezone: Option<Spanned<String>>,
+    subject: Option<String>,
+    #[serde(default = "no_lists")]
+    lists: Spanned<Vec<ListName>>,
+    postal_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    feed: Option<String>,
+    folder: Option<String>,
+    #[serde(default)]
+    optional: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSelection {
+    #[serde(default = "default_max_age")]
+    max_age: Duration,
+    #[serde(default = "default_max_items")]
+    max_items: Spanned<i64>,
+    #[serde(default = "yes")]
+    since_last_issue: bool,
+    #[serde(default)]
+    include_tags: Vec<String>,
+    #[serde(default)]
+    exclude_tags: Vec<String>,
+    #[serde(default)]
+    send_when_empty: bool,
+}
+
+impl Default for RawSelection {
+    fn default() -> Self {
+        Self {
+            max_age: default_max_age(),
+            max_items: Spanned::new(0..0, 10),
+            since_last_issue: true,
+            include_tags: Vec::new(),
+            exclude_tags: Vec::new(),
+            send_when_empty: false,
+        }
+    }
+}
+
+fn default_max_age() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+fn default_max_items() -> Spanned<i64> {
+    Spanned::new(0..0, 10)
+}
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    cron: Spanned<String>,
+    #[serde(default = "default_catch_up")]
+    catch_up: Duration,
+}
+
+fn default_catch_up() -> Duration {
+    Duration::from_secs(86_400)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawList {
+    name: ListName,
+    file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemplates {
+    dir: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    #[serde(default)]
+    transport: RawTransport,
+    smtp_url: Option<Spanned<String>>,
+    #[serde(default = "default_outbox")]
+    outbox: String,
+    #[serde(default = "default_concurrency")]
+    concurrency: Spanned<i64>,
+    #[serde(default = "zero")]
+    rate: Spanned<i64>,
+    #[serde(default = "default_max_attempts")]
+    max_attempts: Spanned<i64>,
+    #[serde(default = "default_retry_backoff")]
+    retry_backoff: Duration,
+    #[serde(default = "default_lease")]
+    lease: Duration,
+    ca_file: Option<String>,
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        Self {
+            transport: RawTransport::default(),
+            smtp_url: None,
+            outbox: default_outbox(),
+            concurrency: default_concurrency(),
+            rate: Spanned::new(0..0, 0),
+            max_attempts: default_max_attempts(),
+            retry_backoff: default_retry_backoff(),
+            lease: default_lease(),
+            ca_file: None,
+        }
+    }
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum RawTransport {
+    Smtp,
+    #[default]
+    Outbox,
+}
+
+fn no_lists() -> Spanned<Vec<ListName>> {
+    Spanned::new(0..0, Vec::new())
+}
+fn zero() -> Spanned<i64> {
+    Spanned::new(0..0, 0)
+}
+fn default_outbox() -> String {
+    "outbox".into()
+}
+fn default_concurrency() -> Spanned<i64> {
+    Spanned::new(0..0, 8)
+}
+fn default_max_attempts() -> Spanned<i64> {
+    Spanned::new(0..0, 6)
+}
+fn default_retry_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_lease() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    domain: Spanned<String>,
+    selector: String,
+    private_key_file: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    #[serde(default = "default_database_url")]
+    database_url: String,
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self { database_url: default_database_url() }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://gazette.db".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWeb {
+    #[serde(default = "default_listen")]
+    listen: Spanned<String>,
+    #[serde(default = "default_subscribe_rate")]
+    subscribe_rate: Rate,
+}
+
+impl Default for RawWeb {
+    fn default() -> Self {
+        Self { listen: default_listen(), subscribe_rate: default_subscribe_rate() }
+    }
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8080".into())
+}
+fn default_subscribe_rate() -> Rate {
+    Rate { count: 5, per: std::time::Duration::from_secs(60) }
+}
+
+/// Turns byte spans into line numbers and keys for messages.
+struct Locator<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Locator<'_> {
+    fn line_of(&self, span: &Range<usize>) -> Option<usize> {
+        (span.end > 0 || span.start > 0).then(|| self.text[..span.start.min(self.text.len())].matches('\n').count() + 1)
+    }
+
+    fn error(&self, span: Option<Range<usize>>, field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            line: span.as_ref().and_then(|s| self.line_of(s)),
+            field: Some(field.to_owned()),
+            message: format!("{field}: {}", message.into()),
+        }
+    }
+
+    /// The dotted key at a line: the nearest table header above it and the key on the line.
+    fn key_at(&self, line: usize) -> Option<String> {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let here = lines.get(line.checked_sub(1)?)?.trim();
+        let key = here.split_once('=').map(|(k, _)| k.trim().to_owned());
+        let table = lines[..line.saturating_sub(1)]
+            .iter()
+            .rev()
+            .map(|l| l.trim())
+            .find(|l| l.starts_with('['))
+            .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+        if here.starts_with('[') {
+            return Some(here.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+        }
+        match (table, key) {
+            (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+            (None, Some(k)) => Some(k),
+            (Some(t), None) => Some(t),
+            (None, None) => None,
+        }
+    }
+}
+
+pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config, ConfigError> {
+    let at = Locator { text, file };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let line = e.span().and_then(|s| at.line_of(&s));
+        let field = line.and_then(|l| at.key_at(l));
+        let message = e.message().trim().to_owned();
+        ConfigError::Invalid {
+            file: file.to_owned(),
+            line,
+            message: match &field {
+                Some(f) => format!("{f}: {message}"),
+                None => message,
+            },
+            field,
+        }
+    })?;
+    let folder = file.parent().map(Path::to_owned).unwrap_or_default();
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_owned() } else { folder.join(p) }
+    };
+
+    let p = raw.publication;
+    if p.name.get_ref().trim().is_empty() || has_line_break(p.name.get_ref()) {
+        return Err(at.error(Some(p.name.span()), "publication.name", "give a name on one line"));
+    }
+    let from = parse_sender(p.from.get_ref()).map_err(|m| at.error(Some(p.from.span()), "publication.from", m))?;
+    let base_url = match &p.base_url {
+        Some(u) => parse_http_url(u.get_ref()).map_err(|m| at.error(Some(u.span()), "publication.base_url", m))?,
+        None => Url::parse("http://127.0.0.1:8080/").expect("a literal URL parses"),
+    };
+    let timezone = match &p.timezone {
+        Some(tz) => Tz::from_str(tz.get_ref().trim()).map_err(|_| {
+            at.error(
+                Some(tz.span()),
+                "publication.timezone",
+                format!("`{}` is not an IANA time zone; write a name like \"Europe/Paris\" or \"UTC\"", tz.get_ref()),
+            )
+        })?,
+        None => Tz::UTC,
+    };
+
+    let mut lists = Vec::new();
+    for l in &raw.lists {
+        if lists.iter().any(|x: &ListSetting| x.name == l.get_ref().name) {
+            return Err(at.error(
+                Some(l.span()),
+                "list.name",
+                format!("the list `{}` is defined twice", l.get_ref().name),
+            ));
+        }
+        lists.push(ListSetting { name: l.get_ref().name.clone(), file: l.get_ref().file.as_deref().map(resolve) });
+    }
+    if p.lists.get_ref().is_empty() && !lists.is_empty() {
+        return Err(at.error(
+            Some(p.lists.span()),
+            "publication.lists",
+            "name the lists this publication sends to, e.g. lists = [\"weekly\"]",
+        ));
+    }
+
+    let mut sources = Vec::new();
+    for (i, s) in raw.sources.iter().enumerate() {
+        let field = format!("source[{}]", i + 1);
+        let src = s.get_ref();
+        let setting = match (&src.feed, &src.folder) {
+            (Some(feed), None) => SourceSetting::Feed {
+                location: if feed.starts_with("http://") || feed.starts_with("https://") {
+                    FeedLocation::Url(
+                        parse_http_url(feed).map_err(|m| at.error(Some(s.span()), &format!("{field}.feed"), m))?,
+                    )
+                } else {
+                    FeedLocation::File(resolve(feed))
+                },
+                optional: src.optional,
+            },
+            (None, Some(folder)) => {
+                if src.optional {
+                    return Err(at.error(Some(s.span()), &format!("{field}.optional"), "only a feed can be optional"));
+                }
+                SourceSetting::Folder { path: resolve(folder) }
+            }
+            _ => {
+                return Err(at.error(
+                    Some(s.span()),
+                    &field,
+                    "give exactly one of `feed = \"URL or file\"` or `folder = \"articles\"`",
+                ));
+            }
+        };
+        sources.push(setting);
+    }
+
+    let sel = raw.selection;
+    let max_items = positive(&sel.max_items, &at, "selection.max_items")?;
+    let selection = Selection {
+        max_age: sel.max_age,
+        max_items,
+        since_last_issue: sel.since_last_issue,
+        include_tags: sel.include_tags,
+        exclude_tags: sel.exclude_tags,
+        send_when_empty: sel.send_when_empty,
+    };
+
+    let schedule = match raw.schedule {
+        Some(s) => {
+            let expression = s.cron.get_ref().trim().to_owned();
+            let cron = cron::Schedule::from_str(&expression).map_err(|e| {
+                at.error(
+                    Some(s.cron.span()),
+                    "schedule.cron",
+                    format!(
+                        "`{expression}` is not a schedule ({e}); write six fields, seconds first, with day names: \"0 0 9 * * Mon\""
+                    ),
+                )
+            })?;
+            Some(Schedule { cron, expression, catch_up: s.catch_up })
+        }
+        None => None,
+    };
+
+    let d = raw.delivery;
+    let smtp_url = env.smtp_url.clone().or_else(|| d.smtp_url.as_ref().map(|u| u.get_ref().clone()));
+    if let Some(u) = &smtp_url {
+        // Checked here so a typo is caught by `check`; the message never repeats the URL, which may hold a password.
+        let span = d.smtp_url.as_ref().map(|s| s.span());
+        let ok = Url::parse(u).ok().filter(|u| matches!(u.scheme(), "smtp" | "smtps") && u.host_str().is_some());
+        if ok.is_none() {
+            return Err(at.error(
+                span,
+                "delivery.smtp_url",
+                "not an SMTP URL; write smtp://user:pass@host:587 or smtps://user:pass@host:465 (or set $GAZETTE_SMTP_URL)",
+            ));
+        }
+    }
+    let transport = match d.transport {
+        RawTransport::Smtp => Transport::Smtp,
+        RawTransport::Outbox => Transport::Outbox,
+    };
+    if transport == Transport::Smtp && smtp_url.is_none() {
+        return Err(at.error(None, "delivery.smtp_url", "transport = \"smtp\" needs smtp_url (or $GAZETTE_SMTP_URL)"));
+    }
+    let delivery = Delivery {
+        transport,
+        smtp_url: smtp_url.map(SecretString::from),
+        outbox: resolve(&d.outbox),
+        concurrency: positive(&d.concurrency, &at, "delivery.concurrency")?,
+        rate: u32::try_from(*d.rate.get_ref())
+            .map_err(|_| at.error(Some(d.rate.span()), "delivery.rate", "must be 0 (no limit) or a positive number"))?,
+        max_attempts: u32::try_from(positive(&d.max_attempts, &at, "delivery.max_attempts")?)
+            .map_err(|_| at.error(Some(d.max_attempts.span()), "delivery.max_attempts", "too large"))?,
+        retry_backoff: d.retry_backoff,
+        lease: d.lease,
+        ca_file: d.ca_file.as_deref().map(resolve),
+    };
+
+    let dkim = match raw.dkim {
+        Some(k) => {
+            let domain = k.domain.get_ref().trim().to_lowercase();
+            if domain != from.address.domain() && !from.address.domain().ends_with(&format!(".{domain}")) {
+                return Err(at.error(
+                    Some(k.domain.span()),
+                    "dkim.domain",
+                    format!("`{domain}` is not aligned with the From domain `{}`", from.address.domain()),
+                ));
+            }
+            Some(Dkim { domain, selector: k.selector, private_key_file: resolve(&k.private_key_file) })
+        }
+        None => None,
+    };
+
+    let database_url = env.database_url.clone().unwrap_or(raw.storage.database_url);
+    let database_url = anchor_sqlite_url(&database_url, &folder);
+
+    let listen: SocketAddr = raw.web.listen.get_ref().parse().map_err(|_| {
+        at.error(Some(raw.web.listen.span()), "web.listen", "write an address and port, like 127.0.0.1:8080")
+    })?;
+
+    Ok(Config {
+        file: file.to_owned(),
+        publication: Publication {
+            name: p.name.into_inner().trim().to_owned(),
+            from,
+            reply_to: p.reply_to,
+            unsubscribe_mailto: p.unsubscribe_mailto,
+            base_url,
+            timezone,
+            subject: p.subject.unwrap_or_else(|| DEFAULT_SUBJECT.to_owned()),
+            lists: p.lists.into_inner(),
+            postal_address: p.postal_address.filter(|a| !a.trim().is_empty()),
+        },
+        sources,
+        selection,
+        schedule,
+        lists,
+        templates_dir: raw.templates.map(|t| resolve(&t.dir)),
+        delivery,
+        dkim,
+        storage: Storage { database_url: SecretString::from(database_url) },
+        web: Web { listen, subscribe_rate: raw.web.subscribe_rate },
+    })
+}
+
+fn positive(v: &Spanned<i64>, at: &Locator<'_>, field: &str) -> Result<usize, ConfigError> {
+    usize::try_from(*v.get_ref())
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| at.error(Some(v.span()), field, "must be a whole number of at least 1"))
+}
+
+fn has_line_break(s: &str) -> bool {
+    s.contains(['\r', '\n'])
+}
+
+/// `Name <addr@example.org>` or a bare address.
+fn parse_sender(s: &str) -> Result<Sender, String> {
+    if has_line_break(s) {
+        return Err("must be on one line".into());
+    }
+    let s = s.trim();
+    let (name, addr) = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => (Some(s[..i].trim().trim_matches('"').trim()), &s[i + 1..s.len() - 1]),
+        _ => (None, s),
+    };
+    let address: EmailAddress =
+        addr.parse().map_err(|e| format!("{e}; write \"The Weekly Mirror <weekly@example.org>\""))?;
+    Ok(Sender { name: name.filter(|n| !n.is_empty()).map(str::to_owned), address })
+}
+
+fn parse_http_url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s.trim()).map_err(|e| format!("`{s}` is not a URL ({e})"))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+        return Err(format!("`{s}` is not an http(s) URL"));
+    }
+    Ok(u)
+}
+
+/// A relative SQLite path is relative to the config's folder, like every other path.
+fn anchor_sqlite_url(url: &str, folder: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_owned();
+    };
+    let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path.starts_with('/') || path == ":memory:" || path.is_empty() {
+        return url.to_owned();
+    }
+    let joined = folder.join(path);
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", joined.display()),
+        None => format!("sqlite://{}", joined.display()),
+    }
+}

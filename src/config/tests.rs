@@ -1,0 +1,172 @@
+use std::path::Path;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+const SPEC_EXAMPLE: &str = r#"
+[publication]
+name = "The Weekly Mirror"
+from = "The Weekly Mirror <weekly@example.org>"
+reply_to = "editor@example.org"
+unsubscribe_mailto = "unsubscribe@example.org"
+base_url = "https://news.example.org"
+timezone = "America/New_York"
+subject = "{{ publication.name }}: {{ issue.date | date(format='%-d %B %Y') }}"
+lists = ["weekly"]
+
+[[source]]
+feed = "https://example.org/feed/"
+optional = false
+
+[[source]]
+folder = "articles"
+
+[selection]
+max_age = "7d"
+max_items = 10
+since_last_issue = true
+include_tags = []
+exclude_tags = []
+send_when_empty = false
+
+[schedule]
+cron = "0 0 9 * * Mon"
+catch_up = "24h"
+
+[[list]]
+name = "weekly"
+file = "subscribers/weekly.csv"
+
+[templates]
+dir = "templates"
+
+[delivery]
+transport = "outbox"
+smtp_url = "smtp://user:pass@smtp.example.org:587"
+outbox = "outbox"
+concurrency = 8
+rate = 0
+max_attempts = 6
+retry_backoff = "1m"
+lease = "30s"
+ca_file = "ca.pem"
+
+[dkim]
+domain = "example.org"
+selector = "gazette"
+private_key_file = "dkim.pem"
+
+[storage]
+database_url = "sqlite://gazette.db"
+
+[web]
+listen = "127.0.0.1:8080"
+subscribe_rate = "5/m"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/pub/gazette.toml"), &Environment::default())
+}
+
+fn invalid(text: &str) -> (Option<usize>, Option<String>, String) {
+    match parse(text) {
+        Err(ConfigError::Invalid { line, field, message, .. }) => (line, field, message),
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
+const MINIMAL: &str = "[publication]\nname = \"M\"\nfrom = \"m@example.org\"\n";
+
+#[test]
+fn reads_every_key_of_the_spec_example() {
+    let c = parse(SPEC_EXAMPLE).expect("the SPEC example parses");
+    assert_eq!(c.publication.name, "The Weekly Mirror");
+    assert_eq!(c.publication.from.to_string(), "The Weekly Mirror <weekly@example.org>");
+    assert_eq!(c.publication.timezone, chrono_tz::America::New_York);
+    assert_eq!(c.sources.len(), 2);
+    assert_eq!(c.sources[1], SourceSetting::Folder { path: "/pub/articles".into() });
+    assert_eq!(c.selection.max_age, Duration::from_secs(7 * 86_400));
+    assert_eq!(c.lists[0].file.as_deref(), Some(Path::new("/pub/subscribers/weekly.csv")));
+    assert_eq!(c.templates_dir.as_deref(), Some(Path::new("/pub/templates")));
+    assert_eq!(c.delivery.concurrency, 8);
+    assert_eq!(c.delivery.ca_file.as_deref(), Some(Path::new("/pub/ca.pem")));
+    assert_eq!(c.storage.database_url.expose_secret(), "sqlite:///pub/gazette.db");
+    assert!(c.schedule.is_some());
+    assert!(c.dkim.is_some());
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let c = parse(MINIMAL).expect("minimal parses");
+    assert_eq!(c.delivery.transport, Transport::Outbox);
+    assert_eq!(c.selection.max_items, 10);
+    assert!(c.selection.since_last_issue);
+    assert_eq!(c.publication.timezone, chrono_tz::UTC);
+    assert!(c.templates_dir.is_none());
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let (line, field, message) = invalid(&format!("{MINIMAL}colour = \"red\"\n"));
+    assert_eq!(line, Some(4));
+    assert_eq!(field.as_deref(), Some("publication.colour"));
+    assert!(message.contains("colour"), "{message}");
+}
+
+#[test]
+fn bad_duration_names_the_key() {
+    let (line, field, message) = invalid(&format!("{MINIMAL}[selection]\nmax_age = \"a week\"\n"));
+    assert_eq!(line, Some(5));
+    assert_eq!(field.as_deref(), Some("selection.max_age"));
+    assert!(message.contains("7d"), "{message}");
+}
+
+#[test]
+fn bad_timezone_and_cron_are_refused() {
+    let (_, field, _) = invalid(&MINIMAL.replace("name = \"M\"", "name = \"M\"\ntimezone = \"Mars/Olympus\""));
+    assert_eq!(field.as_deref(), Some("publication.timezone"));
+    let (line, field, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"0 9 * * 1\"\n"));
+    assert_eq!((line, field.as_deref()), (Some(5), Some("schedule.cron")));
+    assert!(msg.contains("six fields"), "{msg}");
+}
+
+#[test]
+fn a_source_needs_exactly_one_kind() {
+    let (_, field, _) = invalid(&format!("{MINIMAL}[[source]]\nfeed = \"a.xml\"\nfolder = \"b\"\n"));
+    assert_eq!(field.as_deref(), Some("source[1]"));
+}
+
+#[test]
+fn a_header_injection_in_from_is_refused() {
+    let (_, field, _) = invalid("[publication]\nname = \"M\"\nfrom = \"M <m@example.org>\\r\\nBcc: x@y.org\"\n");
+    assert_eq!(field.as_deref(), Some("publication.from"));
+}
+
+#[test]
+fn environment_overrides_smtp_and_database() {
+    let env = Environment {
+        smtp_url: Some("smtp://u:p@127.0.0.1:2525".into()),
+        database_url: Some("postgres://localhost/x".into()),
+    };
+    let c = Config::parse(SPEC_EXAMPLE, Path::new("/pub/gazette.toml"), &env).expect("parses");
+    assert_eq!(
+        c.delivery.smtp_url.as_ref().map(|s| s.expose_secret().to_owned()).as_deref(),
+        Some("smtp://u:p@127.0.0.1:2525")
+    );
+    assert_eq!(c.storage.database_url.expose_secret(), "postgres://localhost/x");
+}
+
+#[test]
+fn smtp_errors_never_repeat_the_password() {
+    let (_, _, message) =
+        invalid(&format!("{MINIMAL}[delivery]\ntransport = \"smtp\"\nsmtp_url = \"http://u:hunter2@x\"\n"));
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn dkim_must_align_with_from() {
+    let (_, field, _) =
+        invalid(&format!("{MINIMAL}[dkim]\ndomain = \"other.org\"\nselector = \"s\"\nprivate_key_file = \"k.pem\"\n"));
+    assert_eq!(field.as_deref(), Some("dkim.domain"));
+}

@@ -1,0 +1,38 @@
+//! One item of a source, after parsing and sanitising.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use url::Url;
+
+use super::SafeHtml;
+
+/// An article as every source yields it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Article {
+    /// A stable identity within its source: the feed's id or the link, or the file name.
+    pub id: String,
+    /// Never empty: sources fall back to a date or the first words of the body.
+    pub title: String,
+    /// Absolute http(s) link, where the source gives one.
+    pub url: Option<Url>,
+    /// When it was published (else updated). `None` when the source gives no date: the
+    /// selection then counts it as published when gazette first saw it.
+    pub date: Option<DateTime<Utc>>,
+    pub author: Option<String>,
+    /// Plain text, at most about 300 characters.
+    pub summary: String,
+    pub content_html: SafeHtml,
+    pub image: Option<ArticleImage>,
+    pub tags: Vec<String>,
+    /// A label for where it came from: the feed's title or the folder's name.
+    pub source: String,
+    /// Drafts are read so `articles --all` can show them, and never selected.
+    pub draft: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArticleImage {
+    pub url: Url,
+    /// Never empty: falls back to the article's title.
+    pub alt: String,
+}

@@ -1,0 +1,16 @@
+//! The words of the product as types: what a user types or a source yields is parsed into these
+//! once, at the edge, and the core never sees raw strings. Nothing here does I/O.
+
+mod article;
+mod duration;
+mod email;
+mod list_name;
+mod rate;
+mod safe_html;
+
+pub use article::{Article, ArticleImage};
+pub use duration::{Duration, DurationError};
+pub use email::{EmailAddress, EmailAddressError};
+pub use list_name::{ListName, ListNameError};
+pub use rate::{Rate, RateError};
+pub use safe_html::SafeHtml;

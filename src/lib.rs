@@ -1,0 +1,11 @@
+//! gazette: a publication's recent articles in, one personalised weekly digest per subscriber
+//! out. The binary in `main.rs` is a thin shell over these modules; ARCHITECTURE.md maps them.
+
+pub mod cli;
+pub mod clock;
+pub mod compose;
+pub mod config;
+pub mod domain;
+pub mod publication;
+pub mod sources;
+pub mod tokens;

@@ -1,0 +1,174 @@
+//! A publication made ready to work: its config, templates, link secret and sources, and the
+//! one path from "now" to the next issue (read the sources, select, render once per issue).
+//! Commands, the scheduler and the web routes go through here; it is where sources, compose and
+//! tokens meet.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::{
+    compose::{
+        self, MessageSettings, PreparedIssue, Recipient, Selected, TemplateSet,
+        context::{self, ArticleContext, DigestContext, IssueContext, PublicationContext, SubscriberContext},
+        message,
+    },
+    config::{Config, FeedLocation, LinkSecret, SourceSetting},
+    domain::{Article, EmailAddress},
+    sources::{self, Fetcher, ReadOptions, Source, SourceError},
+    tokens::{Claims, Purpose, Signer},
+};
+
+/// What earlier issues leave behind for the next one. Without a store: issue 1, nothing carried.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub next_number: u32,
+    pub carried: HashSet<String>,
+}
+
+impl History {
+    pub fn first() -> Self {
+        Self { next_number: 1, carried: HashSet::new() }
+    }
+}
+
+/// A problem reading one source that did not stop the issue (an optional source).
+#[derive(Debug)]
+pub struct SourceWarning {
+    pub source: String,
+    pub error: SourceError,
+}
+
+pub struct Publication {
+    pub config: Config,
+    pub templates: TemplateSet,
+    pub signer: Signer,
+    fetcher: Fetcher,
+}
+
+/// The articles read and the selection made for one issue.
+pub struct Draft {
+    pub number: u32,
+    pub date: DateTime<Utc>,
+    pub selected: Selected,
+    pub warnings: Vec<SourceWarning>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublicationError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Template(#[from] compose::TemplateError),
+    #[error(transparent)]
+    Render(#[from] compose::RenderError),
+}
+
+impl Publication {
+    pub async fn open(config: Config, secret: LinkSecret) -> Result<Self, PublicationError> {
+        let templates = TemplateSet::load(config.templates_dir.as_deref(), &config.publication.subject).await?;
+        Ok(Self { config, templates, signer: Signer::new(secret), fetcher: Fetcher::new()? })
+    }
+
+    pub fn sources(&self) -> Vec<Source> {
+        source_list(&self.config)
+    }
+
+    /// Reads every source, in order. A source that fails stops here unless it is optional.
+    pub async fn read_articles(&self) -> Result<(Vec<Article>, Vec<SourceWarning>), SourceError> {
+        let options = ReadOptions { timezone: self.config.publication.timezone };
+        let mut articles = Vec::new();
+        let mut warnings = Vec::new();
+        for source in self.sources() {
+            match sources::read(&source, &self.fetcher, &options).await {
+                Ok(mut a) => articles.append(&mut a),
+                Err(error) if source.optional() => warnings.push(SourceWarning { source: source.describe(), error }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((articles, warnings))
+    }
+
+    /// Reads the sources and chooses what issue `history.next_number` carries as of `now`.
+    pub async fn draft(&self, now: DateTime<Utc>, history: &History) -> Result<Draft, SourceError> {
+        let (articles, warnings) = self.read_articles().await?;
+        let selected = compose::select(articles, &self.config.selection, now, &history.carried, |_| now);
+        Ok(Draft { number: history.next_number, date: now, selected, warnings })
+    }
+
+    /// Renders the issue once; each reader's copy is then `PreparedIssue::personalize`.
+    pub fn prepare(&self, draft: &Draft) -> Result<PreparedIssue, PublicationError> {
+        Ok(PreparedIssue::prepare(&self.templates, self.context(draft))?)
+    }
+
+    pub fn context(&self, draft: &Draft) -> DigestContext {
+        let p = &self.config.publication;
+        let tz = p.timezone;
+        DigestContext {
+            publication: PublicationContext::new(p),
+            issue: IssueContext {
+                number: draft.number,
+                date: context::local(draft.date, tz),
+                subject: String::new(),
+                web_url: self.link(&format!("archive/{}", draft.number)),
+                preheader: context::preheader(&draft.selected.articles),
+                articles: draft.selected.articles.iter().map(|a| ArticleContext::new(a, tz)).collect(),
+            },
+            subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
+            unsubscribe_url: String::new(),
+            archive_url: self.link("archive"),
+        }
+    }
+
+    /// An absolute link under `base_url`.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}/{}", self.config.publication.base_url.as_str().trim_end_matches('/'), path)
+    }
+
+    pub fn unsubscribe_url(&self, email: &EmailAddress) -> String {
+        let token = self.signer.sign(&Claims { purpose: Purpose::Unsubscribe, email: email.clone(), expires: None });
+        self.link(&format!("unsubscribe/{token}"))
+    }
+
+    pub fn recipient(&self, email: EmailAddress, name: &str, attributes: BTreeMap<String, String>) -> Recipient {
+        Recipient {
+            unsubscribe_url: self.unsubscribe_url(&email),
+            name: compose::render::one_line(name),
+            email,
+            attributes,
+        }
+    }
+
+    pub fn message_settings(&self) -> MessageSettings {
+        let p = &self.config.publication;
+        let list = p.lists.first().map(|l| l.to_string()).unwrap_or_else(|| "newsletter".into());
+        MessageSettings {
+            from: p.from.clone(),
+            reply_to: p.reply_to.clone(),
+            unsubscribe_mailto: p.unsubscribe_mailto.clone(),
+            list_id: message::list_id(&p.name, &list, &p.base_url),
+        }
+    }
+
+    pub fn message_id(&self, issue: u32, email: &EmailAddress) -> String {
+        message::message_id(issue, &self.signer.address_tag(email), &self.config.publication.from.address)
+    }
+}
+
+/// The config's `[[source]]` entries as the sources module takes them.
+pub fn source_list(config: &Config) -> Vec<Source> {
+    config
+        .sources
+        .iter()
+        .map(|s| match s {
+            SourceSetting::Feed { location, optional } => Source::Feed(sources::FeedSource {
+                location: match location {
+                    FeedLocation::Url(u) => sources::Location::Url(u.clone()),
+                    FeedLocation::File(p) => sources::Location::File(p.clone()),
+                },
+                optional: *optional,
+            }),
+            SourceSetting::Folder { path } => Source::Folder(sources::FolderSource { path: path.clone() }),
+        })
+        .collect()
+}

@@ -1,0 +1,115 @@
+//! Bad input of every kind: a clear error naming the file, line or field, exit 2 (or 1 for what
+//! could not be reached), and JSON errors in SPEC.md's shape.
+
+use crate::support::{Publication, feeds_config, fixture};
+
+#[test]
+fn an_unknown_key_names_file_line_and_key() {
+    let p = Publication::with_config("[publication]\nname = \"M\"\nfrom = \"m@example.org\"\ncolour = \"red\"\n");
+    let run = p.gazette(&["articles"]);
+    assert_eq!(run.code(), 2);
+    let err = run.stderr();
+    assert!(err.contains("gazette.toml:4") && err.contains("publication.colour"), "{err}");
+
+    let json = p.gazette(&["articles", "--json"]).json();
+    assert_eq!(json["error"]["line"], 4);
+    assert_eq!(json["error"]["field"], "publication.colour");
+    assert!(json["error"]["file"].as_str().is_some_and(|f| f.ends_with("gazette.toml")));
+    assert!(json["error"]["message"].as_str().is_some());
+}
+
+#[test]
+fn a_missing_config_says_how_to_make_one() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .args(["--config", &dir.path().join("nope.toml").display().to_string(), "articles"])
+        .output()
+        .expect("run");
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("gazette init"));
+}
+
+#[test]
+fn a_template_syntax_error_names_the_file_and_line() {
+    let p = Publication::sample();
+    p.write(
+        "templates/email/digest.txt",
+        "{{ publication.name }}\n\n{% for a in issue.articles %}\n{{ a.title | }}\n{% endfor %}\n",
+    );
+    let run = p.gazette(&["preview", "--as-of", "2024-03-16"]);
+    assert_eq!(run.code(), 2);
+    let err = run.stderr();
+    assert!(err.contains("digest.txt:4"), "{err}");
+}
+
+#[test]
+fn an_unknown_template_variable_names_the_template() {
+    let p = Publication::sample();
+    p.write("templates/email/digest.txt", "{{ issue.nonsense }}\n");
+    let run = p.gazette(&["preview", "--as-of", "2024-03-16"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("digest.txt") && run.stderr().contains("nonsense"), "{}", run.stderr());
+}
+
+#[test]
+fn a_malformed_feed_is_exit_2_and_named() {
+    let p = Publication::with_config(&feeds_config(&[], ""));
+    let feed = p.write("broken.xml", "<rss><channel><item><title>half");
+    let config = feeds_config(&[feed.clone()], "");
+    p.write("gazette.toml", &config);
+    let run = p.gazette(&["articles"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("broken.xml"), "{}", run.stderr());
+}
+
+#[test]
+fn a_missing_feed_is_exit_1_unless_optional() {
+    let p = Publication::with_config("");
+    let missing = p.path().join("gone.xml");
+    p.write("gazette.toml", &feeds_config(&[missing.clone()], ""));
+    let run = p.gazette(&["articles"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stderr().contains("gone.xml"));
+
+    let mut optional = feeds_config(&[fixture("feeds/seed-mirror.xml")], "");
+    optional.push_str(&format!("\n[[source]]\nfeed = {:?}\noptional = true\n", missing.display().to_string()));
+    p.write("gazette.toml", &optional);
+    let run = p.gazette(&["articles", "--as-of", "2024-03-16"]).ok();
+    assert!(run.stderr().contains("gone.xml"), "the skipped source is named: {}", run.stderr());
+}
+
+#[test]
+fn a_bad_as_of_and_a_bad_subscriber_are_usage_errors() {
+    let p = Publication::sample();
+    let run = p.gazette(&["articles", "--as-of", "next monday"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("--as-of") || run.stderr().contains("RFC 3339"), "{}", run.stderr());
+    let run = p.gazette(&["preview", "--subscriber", "not an address"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("--subscriber"), "{}", run.stderr());
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_2() {
+    let p = Publication::sample();
+    p.write("templates/email/digest.html", "{% if %}");
+    let mut config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    config.push_str("\n[[source]]\nfeed = \"missing.xml\"\n");
+    config = config.replace("file = \"subscribers/weekly.csv\"", "file = \"subscribers/nope.csv\"");
+    p.write("gazette.toml", &config);
+    let run = p.gazette(&["check", "--json"]);
+    assert_eq!(run.code(), 2);
+    let json = run.json();
+    let problems: Vec<String> = json["problems"].as_array().expect("problems").iter().map(|v| v.to_string()).collect();
+    assert!(problems.iter().any(|p| p.contains("missing.xml")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("nope.csv")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("digest.html")), "{problems:?}");
+    assert_eq!(json["next_runs"].as_array().map(Vec::len), Some(5));
+}
+
+#[test]
+fn check_passes_on_the_sample() {
+    let p = Publication::sample();
+    let run = p.gazette(&["check"]).ok();
+    assert!(run.stdout().contains("next runs"), "{}", run.stdout());
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `gazette` binary on real files, its output read back with a real
+//! MIME parser, the digest rendered by a real browser and scored by SpamAssassin.
+
+mod support;
+
+mod cli_errors;
+mod compose_fixtures;
+mod look;
+mod preview;
