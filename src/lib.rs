@@ -9,3 +9,4 @@ pub mod domain;
 pub mod publication;
 pub mod sources;
 pub mod tokens;
+pub mod store;

@@ -1,13 +1,13 @@
 //! One item of a source, after parsing and sanitising.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::SafeHtml;
 
 /// An article as every source yields it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Article {
     /// A stable identity within its source: the feed's id or the link, or the file name.
     pub id: String,
@@ -30,7 +30,7 @@ pub struct Article {
     pub draft: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArticleImage {
     pub url: Url,
     /// Never empty: falls back to the article's title.

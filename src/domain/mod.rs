@@ -7,6 +7,7 @@ mod email;
 mod list_name;
 mod rate;
 mod safe_html;
+mod status;
 
 pub use article::{Article, ArticleImage};
 pub use duration::{Duration, DurationError};
@@ -14,3 +15,4 @@ pub use email::{EmailAddress, EmailAddressError};
 pub use list_name::{ListName, ListNameError};
 pub use rate::{Rate, RateError};
 pub use safe_html::SafeHtml;
+pub use status::{DeliveryState, IssueStatus, SubscriberStatus, UnknownState};

@@ -1,11 +1,11 @@
 //! HTML that has been through the sanitiser. Only `sources::sanitize` makes one, so a template
 //! may mark it `safe` without re-checking.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Sanitised HTML: no scripts, styles, frames, forms, event handlers, `javascript:`/`data:` URLs
 /// or tracking pixels.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SafeHtml(String);
 

@@ -251,7 +251,7 @@ fn fix_rss_version(text: &str) -> String {
     let start_tag = &tag[..end];
     let version = find_attribute(start_tag, "version");
     match version {
-        Some((_, _, value)) if matches!(value, "2.0" | "0.91" | "0.92") => text.to_string(),
+        Some((_, _, "2.0" | "0.91" | "0.92")) => text.to_string(),
         Some((value_start, value_end, _)) => {
             let mut fixed = String::with_capacity(text.len());
             fixed.push_str(&text[..root + value_start]);

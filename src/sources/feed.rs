@@ -205,7 +205,7 @@ impl FeedContext {
             let html = if self.html_summaries {
                 as_html(summary.content.trim(), "text/html")
             } else {
-                as_html(summary.content.trim(), &summary.content_type.to_string())
+                as_html(summary.content.trim(), summary.content_type.as_ref())
             };
             return sanitize_html(&html, base);
         }
@@ -269,7 +269,11 @@ fn strip_tracking_parameters(mut url: Url) -> Url {
     }
     let kept: Vec<(String, String)> = url
         .query_pairs()
-        .filter(|(key, value)| !key.starts_with("utm_") && !(key == "source" && value.starts_with("rss")))
+        .filter(|(key, value)| {
+            let campaign = key.starts_with("utm_");
+            let medium_source = key == "source" && value.starts_with("rss");
+            !campaign && !medium_source
+        })
         .map(|(key, value)| (key.into_owned(), value.into_owned()))
         .collect();
     if kept.len() == url.query_pairs().count() {
@@ -284,13 +288,25 @@ fn strip_tracking_parameters(mut url: Url) -> Url {
 }
 
 /// Plain text of a feed text construct (HTML ones are converted, entities decoded).
+/// Text declared plain that carries markup anyway (RSS titles such as `Kochi to raise <span
+/// class='webrupee'>₹</span>4,000 crore`) is read as HTML.
 fn text_of(text: &Text) -> String {
     let content_type = text.content_type.to_string();
-    if content_type.starts_with("text/plain") {
+    if content_type.starts_with("text/plain") && !looks_like_markup(&text.content) {
         clean_text(&text.content)
     } else {
         html_to_text(&unescape_markup(&text.content))
     }
+}
+
+/// A closing tag (`</span>`) or one of the common inline tags.
+fn looks_like_markup(text: &str) -> bool {
+    const OPENINGS: &[&str] = &["<br>", "<br/>", "<br />", "<b>", "<i>", "<em>", "<strong>", "<span ", "<p>"];
+    let closing_tag = text.match_indices("</").any(|(at, _)| {
+        let name: String = text[at + 2..].chars().take_while(char::is_ascii_alphanumeric).collect();
+        !name.is_empty() && text[at + 2 + name.len()..].starts_with('>')
+    });
+    closing_tag || OPENINGS.iter().any(|tag| text.contains(tag))
 }
 
 fn as_html(body: &str, content_type: &str) -> String {

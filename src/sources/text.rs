@@ -250,3 +250,15 @@ mod tests {
         assert_eq!(text_to_html("a < b\n\nc & d\ne"), "<p>a &lt; b</p>\n<p>c &amp; d<br>e</p>");
     }
 }
+
+#[cfg(test)]
+mod deep_probe {
+    #[test]
+    fn deep_nesting_probe() {
+        let html = format!("{}text{}", "<div><span>".repeat(20_000), "</span></div>".repeat(20_000));
+        let out = super::html_to_text(&html);
+        assert_eq!(out, "text");
+        let safe = super::super::sanitize::sanitize_html(&html, None);
+        assert!(safe.as_str().contains("text"));
+    }
+}

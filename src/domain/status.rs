@@ -1,0 +1,108 @@
+//! The states of SPEC.md as enums, each with the one spelling the database and the JSON use.
+
+use std::{fmt, str::FromStr};
+
+use serde::Serialize;
+
+macro_rules! spelled_enum {
+    ($(#[$doc:meta])* $name:ident, $what:literal { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownState;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownState { what: $what, value: s.to_owned(), expected: &[$($text),+] }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("`{value}` is not a {what}; use one of: {}", expected.join(", "))]
+pub struct UnknownState {
+    what: &'static str,
+    value: String,
+    expected: &'static [&'static str],
+}
+
+spelled_enum!(
+    /// Where a subscriber stands. Only `Active` receives issues.
+    SubscriberStatus, "subscriber status" {
+        Unconfirmed = "unconfirmed",
+        Active = "active",
+        Unsubscribed = "unsubscribed",
+        Bounced = "bounced",
+        Complained = "complained",
+    }
+);
+
+impl SubscriberStatus {
+    /// Statuses that an import or a list file must never undo: the reader left or cannot be reached.
+    pub fn is_final_no(self) -> bool {
+        matches!(self, Self::Unsubscribed | Self::Bounced | Self::Complained)
+    }
+}
+
+spelled_enum!(
+    /// What became of one (issue, subscriber) pair.
+    DeliveryState, "delivery state" {
+        Queued = "queued",
+        Sent = "sent",
+        Deferred = "deferred",
+        Failed = "failed",
+        Skipped = "skipped",
+    }
+);
+
+impl DeliveryState {
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Sent | Self::Failed | Self::Skipped)
+    }
+}
+
+spelled_enum!(
+    /// An issue is `Sending` from its creation until every delivery is final.
+    IssueStatus, "issue status" {
+        Sending = "sending",
+        Sent = "sent",
+        Cancelled = "cancelled",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_spelling() {
+        for s in SubscriberStatus::ALL {
+            assert_eq!(s.as_str().parse::<SubscriberStatus>(), Ok(*s));
+        }
+        for s in DeliveryState::ALL {
+            assert_eq!(s.to_string().parse::<DeliveryState>(), Ok(*s));
+        }
+        let err = "gone".parse::<SubscriberStatus>().expect_err("unknown");
+        assert!(err.to_string().contains("unsubscribed"));
+    }
+}

@@ -1,0 +1,85 @@
+//! The store: subscribers, lists, the consent record, issues and the delivery ledger. The only
+//! module that speaks SQL. SQLite is the embedded default (created and migrated on first use);
+//! the backend is chosen from the URL's scheme. Callers see typed values, never rows.
+
+mod error;
+mod model;
+mod sqlite;
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+
+pub use error::StoreError;
+pub use model::*;
+
+use crate::domain::{EmailAddress, ListName, SubscriberStatus};
+
+/// A store of one publication.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Sqlite(sqlite::SqliteStore),
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the store at `url`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(sqlite::SqliteStore::open(url).await?))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Err(StoreError::Unsupported(
+                "PostgreSQL is not supported by this build yet; use sqlite://FILE".into(),
+            ))
+        } else {
+            Err(StoreError::Unsupported(format!(
+                "`{}` is not a database URL; write sqlite://gazette.db",
+                url.split(['/', '@']).next().unwrap_or_default()
+            )))
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($(pub async fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty;)+) => {
+        impl Store {
+            $(
+                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
+                    match self {
+                        Self::Sqlite(s) => s.$name($($arg),*).await,
+                    }
+                }
+            )+
+        }
+    };
+}
+
+delegate! {
+    pub async fn import(&self, rows: &[NewSubscriber], source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
+    pub async fn sync_list(&self, list: &ListName, rows: &[NewSubscriber], now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
+    pub async fn set_status(&self, email: &EmailAddress, status: SubscriberStatus, event: ConsentEvent, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError>;
+    pub async fn subscribers(&self, list: Option<&ListName>, status: Option<SubscriberStatus>) -> Result<Vec<SubscriberRecord>, StoreError>;
+    pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError>;
+    pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError>;
+    pub async fn first_seen(&self, identities: &[String], now: DateTime<Utc>) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+    pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError>;
+    pub async fn create_issue(&self, issue: &NewIssue, lists: &[ListName], now: DateTime<Utc>) -> Result<IssueRecord, StoreError>;
+    pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError>;
+    pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError>;
+    pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError>;
+    pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    pub async fn reopen_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    pub async fn claim(&self, number: u32, owner: &str, limit: usize, now: DateTime<Utc>, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
+    pub async fn renew_leases(&self, owner: &str, now: DateTime<Utc>, lease: Duration) -> Result<u64, StoreError>;
+    pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError>;
+    pub async fn release(&self, owner: &str) -> Result<u64, StoreError>;
+    pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,159 @@
+//! The values the store takes and gives back.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{Article, DeliveryState, EmailAddress, IssueStatus, ListName, SubscriberStatus};
+
+/// A subscriber as an import, a list file or a command gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubscriber {
+    pub email: EmailAddress,
+    /// `None`: keep the name already stored.
+    pub name: Option<String>,
+    pub lists: Vec<ListName>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounts {
+    pub imported: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Addresses that unsubscribed, bounced or complained: left as they are.
+    pub refused: u64,
+    /// Memberships a list file no longer names, removed.
+    pub removed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriberRecord {
+    #[serde(skip)]
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub status: SubscriberStatus,
+    pub lists: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListCounts {
+    pub name: String,
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// An entry of the consent record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentEvent {
+    Subscribe,
+    Confirm,
+    Unsubscribe,
+    Import,
+    Add,
+    Bounce,
+    Complaint,
+    Forget,
+}
+
+impl ConsentEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Subscribe => "subscribe",
+            Self::Confirm => "confirm",
+            Self::Unsubscribe => "unsubscribe",
+            Self::Import => "import",
+            Self::Add => "add",
+            Self::Bounce => "bounce",
+            Self::Complaint => "complaint",
+            Self::Forget => "forget",
+        }
+    }
+}
+
+/// An issue about to be created: its articles are frozen with it.
+#[derive(Debug, Clone)]
+pub struct NewIssue {
+    pub number: u32,
+    pub subject: String,
+    pub date: DateTime<Utc>,
+    pub articles: Vec<Article>,
+    /// The identities of the articles, for `since_last_issue`.
+    pub identities: Vec<String>,
+    pub slot: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DeliveryCounts {
+    pub queued: u64,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+impl DeliveryCounts {
+    pub fn add(&mut self, state: DeliveryState, n: u64) {
+        match state {
+            DeliveryState::Queued => self.queued += n,
+            DeliveryState::Sent => self.sent += n,
+            DeliveryState::Deferred => self.deferred += n,
+            DeliveryState::Failed => self.failed += n,
+            DeliveryState::Skipped => self.skipped += n,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.queued + self.sent + self.deferred + self.failed + self.skipped
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.queued + self.deferred
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IssueRecord {
+    pub number: u32,
+    pub status: IssueStatus,
+    pub subject: String,
+    pub date: DateTime<Utc>,
+    pub articles: Vec<Article>,
+    pub slot: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub counts: DeliveryCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub email: String,
+    pub reply: Option<String>,
+    pub attempts: u32,
+}
+
+/// A delivery this worker holds a lease on, with what it needs to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub subscriber_id: i64,
+    pub email: EmailAddress,
+    pub name: String,
+    pub attributes: BTreeMap<String, String>,
+    /// Attempts made before this one.
+    pub attempts: u32,
+}
+
+/// What became of one claimed delivery.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent { delivery_id: i64, message_id: String, reply: Option<String> },
+    /// A temporary failure: try again at `retry_at`.
+    Deferred { delivery_id: i64, reply: String, retry_at: DateTime<Utc> },
+    /// A permanent failure (or attempts used up); `bounce` marks the subscriber bounced.
+    Failed { delivery_id: i64, reply: String, bounce: Option<i64> },
+    /// Not attempted after all (the server as a whole failed, or the worker is stopping).
+    Released { delivery_id: i64 },
+}

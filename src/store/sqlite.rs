@@ -1,0 +1,752 @@
+//! The SQLite store: one file, WAL, a busy timeout, claims under `BEGIN IMMEDIATE` so that two
+//! processes on the same file never hold the same delivery.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    str::FromStr,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::{
+    Row, Sqlite, SqlitePool, Transaction,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+};
+
+use super::{
+    Claimed, ConsentEvent, DeliveryCounts, Failure, ImportCounts, IssueRecord, ListCounts, NewIssue, NewSubscriber,
+    Outcome, StoreError, SubscriberRecord,
+};
+use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// What a forgotten address is kept as: enough to recognise it on a later import, nothing to
+/// read it back from.
+fn forgotten(email: &EmailAddress) -> String {
+    let digest = Sha256::digest(email.as_str().as_bytes());
+    format!("forgotten:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(StoreError::Open)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a killed process loses no committed transaction.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(StoreError::Open)?;
+        MIGRATIONS.run(&pool).await.map_err(StoreError::Migrate)?;
+        Ok(Self { pool })
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub async fn import(
+        &self,
+        rows: &[NewSubscriber],
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let mut tx = self.write().await?;
+        let mut counts = ImportCounts::default();
+        for row in rows {
+            upsert(&mut tx, row, source, now, &mut counts).await?;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// Makes the list's members exactly `rows` (adding, updating, and removing memberships the
+    /// file no longer names). Never brings back an address that left.
+    pub async fn sync_list(
+        &self,
+        list: &ListName,
+        rows: &[NewSubscriber],
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let mut tx = self.write().await?;
+        let mut counts = ImportCounts::default();
+        let source = format!("list file {list}");
+        for row in rows {
+            let mut row = row.clone();
+            if !row.lists.contains(list) {
+                row.lists.push(list.clone());
+            }
+            upsert(&mut tx, &row, &source, now, &mut counts).await?;
+        }
+        let list_id = list_id(&mut tx, list).await?;
+        let keep: HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+        let members = sqlx::query(
+            "SELECT s.id, s.email FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = ?",
+        )
+        .bind(list_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        for m in members {
+            let email: String = m.get(1);
+            if !keep.contains(email.as_str()) {
+                sqlx::query("DELETE FROM memberships WHERE list_id = ? AND subscriber_id = ?")
+                    .bind(list_id)
+                    .bind(m.get::<i64, _>(0))
+                    .execute(&mut *tx)
+                    .await?;
+                counts.removed += 1;
+            }
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    pub async fn set_status(
+        &self,
+        email: &EmailAddress,
+        status: SubscriberStatus,
+        event: ConsentEvent,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT id, status FROM subscribers WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(false) };
+        let id: i64 = row.get(0);
+        let current: SubscriberStatus = parse(row.get::<&str, _>(1))?;
+        if current == status {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE subscribers SET status = ?, updated_at = ? WHERE id = ?")
+            .bind(status.as_str())
+            .bind(ms(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        consent(&mut tx, Some(id), event, source, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE subscribers SET email = ?, name = '', attributes = '{}', status = 'unsubscribed', updated_at = ? WHERE id = ?",
+        )
+        .bind(forgotten(email))
+        .bind(ms(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM memberships WHERE subscriber_id = ?").bind(id).execute(&mut *tx).await?;
+        consent(&mut tx, Some(id), ConsentEvent::Forget, source, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError> {
+        let rows = self.select_subscribers("WHERE s.email = ?", Some(email.as_str()), None).await?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub async fn subscribers(
+        &self,
+        list: Option<&ListName>,
+        status: Option<SubscriberStatus>,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let mut all = self.select_subscribers("WHERE s.email NOT LIKE 'forgotten:%'", None, status).await?;
+        if let Some(l) = list {
+            all.retain(|s| s.lists.iter().any(|x| x == l.as_ref()));
+        }
+        Ok(all)
+    }
+
+    async fn select_subscribers(
+        &self,
+        filter: &str,
+        email: Option<&str>,
+        status: Option<SubscriberStatus>,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let mut sql = format!(
+            "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+             (SELECT group_concat(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
+             FROM subscribers s {filter}"
+        );
+        if status.is_some() {
+            sql.push_str(" AND s.status = ?");
+        }
+        sql.push_str(" ORDER BY s.id");
+        // Only our own constant fragments are put together here; values are bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if let Some(e) = email {
+            q = q.bind(e);
+        }
+        if let Some(s) = status {
+            q = q.bind(s.as_str());
+        }
+        q.fetch_all(&self.pool).await?.iter().map(subscriber_row).collect()
+    }
+
+    pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT l.name, s.status, count(s.id) FROM lists l \
+             LEFT JOIN memberships m ON m.list_id = l.id LEFT JOIN subscribers s ON s.id = m.subscriber_id \
+             GROUP BY l.name, s.status ORDER BY l.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<ListCounts> = Vec::new();
+        for r in rows {
+            let name: String = r.get(0);
+            if out.last().is_none_or(|l| l.name != name) {
+                out.push(ListCounts {
+                    name: name.clone(),
+                    counts: SubscriberStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect(),
+                });
+            }
+            if let (Some(status), Some(last)) = (r.get::<Option<String>, _>(1), out.last_mut()) {
+                last.counts.insert(status, u64::try_from(r.get::<i64, _>(2)).unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError> {
+        let max: Option<i64> = sqlx::query_scalar("SELECT max(number) FROM issues").fetch_one(&self.pool).await?;
+        let carried: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number WHERE i.status != 'cancelled'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let next = u32::try_from(max.unwrap_or(0) + 1).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok((next, carried.into_iter().collect()))
+    }
+
+    pub async fn first_seen(
+        &self,
+        identities: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let mut tx = self.write().await?;
+        let mut out = HashMap::new();
+        for id in identities {
+            sqlx::query("INSERT OR IGNORE INTO article_first_seen (identity, first_seen) VALUES (?, ?)")
+                .bind(id)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+            let t: i64 = sqlx::query_scalar("SELECT first_seen FROM article_first_seen WHERE identity = ?")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            out.insert(id.clone(), from_ms(t));
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar("SELECT min(number) FROM issues WHERE status = 'sending'")
+            .fetch_one(&self.pool)
+            .await?;
+        match n {
+            Some(n) => self.issue(u32::try_from(n).map_err(|e| StoreError::Corrupt(e.to_string()))?).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Creates the issue and queues one delivery per active subscriber of `lists` (one for
+    /// someone on two of them), all in one transaction.
+    pub async fn create_issue(
+        &self,
+        issue: &NewIssue,
+        lists: &[ListName],
+        now: DateTime<Utc>,
+    ) -> Result<IssueRecord, StoreError> {
+        let mut tx = self.write().await?;
+        let articles = serde_json::to_string(&issue.articles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = sqlx::query(
+            "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) VALUES (?, 'sending', ?, ?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(i64::from(issue.number))
+        .bind(&issue.subject)
+        .bind(ms(issue.date))
+        .bind(articles)
+        .bind(&issue.slot)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::IssueExists(issue.number));
+        }
+        for id in &issue.identities {
+            sqlx::query("INSERT OR IGNORE INTO issue_articles (issue_number, identity) VALUES (?, ?)")
+                .bind(i64::from(issue.number))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let names = serde_json::to_string(&lists.iter().map(|l| l.as_ref()).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
+             SELECT DISTINCT ?, s.id, 'queued', 0, ?, ? FROM subscribers s \
+             JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
+             WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each(?))",
+        )
+        .bind(i64::from(issue.number))
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(names)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))
+    }
+
+    pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at FROM issues WHERE number = ?",
+        )
+        .bind(i64::from(number))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut issue = issue_row(&row)?;
+        issue.counts = self.counts(number).await?;
+        Ok(Some(issue))
+    }
+
+    async fn counts(&self, number: u32) -> Result<DeliveryCounts, StoreError> {
+        let rows = sqlx::query("SELECT state, count(*) FROM deliveries WHERE issue_number = ? GROUP BY state")
+            .bind(i64::from(number))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = DeliveryCounts::default();
+        for r in rows {
+            counts.add(parse(r.get::<&str, _>(0))?, u64::try_from(r.get::<i64, _>(1)).unwrap_or_default());
+        }
+        Ok(counts)
+    }
+
+    pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at FROM issues ORDER BY number",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut issue = issue_row(&r)?;
+            issue.counts = self.counts(issue.number).await?;
+            out.push(issue);
+        }
+        Ok(out)
+    }
+
+    pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.email, d.last_reply, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_number = ? AND d.state = 'failed' ORDER BY s.email",
+        )
+        .bind(i64::from(number))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Failure {
+                email: r.get(0),
+                reply: r.get(1),
+                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query("UPDATE issues SET status = 'cancelled', finished_at = ? WHERE number = ? AND status = 'sending'")
+            .bind(ms(now))
+            .bind(i64::from(number))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query(
+            "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', lease_owner = NULL, lease_until = NULL, updated_at = ? \
+             WHERE issue_number = ? AND state IN ('queued', 'deferred')",
+        )
+        .bind(ms(now))
+        .bind(i64::from(number))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    /// Puts a finished issue back to sending, so that its deliveries that can still go out do.
+    pub async fn reopen_issue(&self, number: u32, _now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = ? AND status = 'sent'")
+            .bind(i64::from(number))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done > 0)
+    }
+
+    pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE issues SET status = 'sent', finished_at = ? WHERE number = ? AND status = 'sending' \
+             AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_number = ? AND state IN ('queued', 'deferred'))",
+        )
+        .bind(ms(now))
+        .bind(i64::from(number))
+        .bind(i64::from(number))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    /// Takes up to `limit` due deliveries of the issue under a lease. Deliveries whose subscriber
+    /// is no longer active are marked skipped instead: they get nothing more.
+    pub async fn claim(
+        &self,
+        number: u32,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut tx = self.write().await?;
+        let n = i64::from(number);
+        let now_ms = ms(now);
+        sqlx::query(
+            "UPDATE deliveries SET state = 'skipped', last_reply = 'subscriber is ' || \
+             (SELECT status FROM subscribers s WHERE s.id = deliveries.subscriber_id), lease_owner = NULL, lease_until = NULL, updated_at = ? \
+             WHERE issue_number = ? AND state IN ('queued', 'deferred') \
+             AND subscriber_id IN (SELECT id FROM subscribers WHERE status != 'active')",
+        )
+        .bind(now_ms)
+        .bind(n)
+        .execute(&mut *tx)
+        .await?;
+        let rows = sqlx::query(
+            "UPDATE deliveries SET lease_owner = ?, lease_until = ?, updated_at = ? \
+             WHERE id IN (SELECT id FROM deliveries WHERE issue_number = ? AND state IN ('queued', 'deferred') \
+                          AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?) \
+             RETURNING id, subscriber_id, attempts",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms(lease))
+        .bind(now_ms)
+        .bind(n)
+        .bind(now_ms)
+        .bind(now_ms)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in rows {
+            let subscriber_id: i64 = r.get(1);
+            let s = sqlx::query("SELECT email, name, attributes FROM subscribers WHERE id = ?")
+                .bind(subscriber_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            claimed.push(Claimed {
+                delivery_id: r.get(0),
+                subscriber_id,
+                email: parse(s.get::<&str, _>(0))?,
+                name: s.get(1),
+                attributes: serde_json::from_str(s.get::<&str, _>(2)).unwrap_or_default(),
+                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
+            });
+        }
+        tx.commit().await?;
+        claimed.sort_by_key(|c| c.delivery_id);
+        Ok(claimed)
+    }
+
+    pub async fn renew_leases(&self, owner: &str, now: DateTime<Utc>, lease: Duration) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND state IN ('queued', 'deferred') AND lease_until IS NOT NULL",
+        )
+        .bind(ms(now) + lease_ms(lease))
+        .bind(owner)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Writes a batch of outcomes in one transaction.
+    pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write().await?;
+        let now_ms = ms(now);
+        for o in outcomes {
+            match o {
+                Outcome::Sent { delivery_id, message_id, reply } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, message_id = ?, last_reply = ?, sent_at = ?, \
+                         updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                    )
+                    .bind(message_id)
+                    .bind(reply)
+                    .bind(now_ms)
+                    .bind(now_ms)
+                    .bind(delivery_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Deferred { delivery_id, reply, retry_at } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'deferred', attempts = attempts + 1, last_reply = ?, next_attempt_at = ?, \
+                         updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state != 'sent'",
+                    )
+                    .bind(reply)
+                    .bind(ms(*retry_at))
+                    .bind(now_ms)
+                    .bind(delivery_id)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Outcome::Failed { delivery_id, reply, bounce } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_reply = ?, updated_at = ?, \
+                         lease_owner = NULL, lease_until = NULL WHERE id = ? AND state != 'sent'",
+                    )
+                    .bind(reply)
+                    .bind(now_ms)
+                    .bind(delivery_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if let Some(subscriber_id) = bounce {
+                        let changed = sqlx::query(
+                            "UPDATE subscribers SET status = 'bounced', updated_at = ? WHERE id = ? AND status = 'active'",
+                        )
+                        .bind(now_ms)
+                        .bind(subscriber_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        if changed > 0 {
+                            consent(&mut tx, Some(*subscriber_id), ConsentEvent::Bounce, reply, now).await?;
+                        }
+                    }
+                }
+                Outcome::Released { delivery_id } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+                    )
+                    .bind(delivery_id)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn release(&self, owner: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?")
+            .bind(owner)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<i64> = sqlx::query_scalar(
+            "SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) FROM deliveries WHERE issue_number = ? AND state IN ('queued', 'deferred')",
+        )
+        .bind(i64::from(number))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(t.map(from_ms))
+    }
+}
+
+async fn list_id(tx: &mut Transaction<'static, Sqlite>, list: &ListName) -> Result<i64, StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO lists (name) VALUES (?)").bind(list.as_ref()).execute(&mut **tx).await?;
+    Ok(sqlx::query_scalar("SELECT id FROM lists WHERE name = ?").bind(list.as_ref()).fetch_one(&mut **tx).await?)
+}
+
+async fn consent(
+    tx: &mut Transaction<'static, Sqlite>,
+    subscriber: Option<i64>,
+    event: ConsentEvent,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO consent_events (subscriber_id, event, source, at) VALUES (?, ?, ?, ?)")
+        .bind(subscriber)
+        .bind(event.as_str())
+        .bind(source)
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds or updates one subscriber from an import, a list file or a command. New addresses are
+/// active (the publisher vouches for their consent); one that left stays as it is.
+async fn upsert(
+    tx: &mut Transaction<'static, Sqlite>,
+    row: &NewSubscriber,
+    source: &str,
+    now: DateTime<Utc>,
+    counts: &mut ImportCounts,
+) -> Result<(), StoreError> {
+    let existing = sqlx::query("SELECT id, name, attributes, status FROM subscribers WHERE email = ? OR email = ?")
+        .bind(row.email.as_str())
+        .bind(forgotten(&row.email))
+        .fetch_optional(&mut **tx)
+        .await?;
+    let attributes = serde_json::to_string(&row.attributes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let id = match existing {
+        Some(e) => {
+            let id: i64 = e.get(0);
+            let status: SubscriberStatus = parse(e.get::<&str, _>(3))?;
+            if status.is_final_no() {
+                counts.refused += 1;
+                return Ok(());
+            }
+            let name: String = e.get(1);
+            let old_attributes: BTreeMap<String, String> = serde_json::from_str(e.get::<&str, _>(2)).unwrap_or_default();
+            let new_name = row.name.clone().unwrap_or_else(|| name.clone());
+            let mut merged = old_attributes.clone();
+            merged.extend(row.attributes.clone());
+            let changed = new_name != name || merged != old_attributes || status != SubscriberStatus::Active;
+            if changed {
+                sqlx::query("UPDATE subscribers SET name = ?, attributes = ?, status = 'active', updated_at = ? WHERE id = ?")
+                    .bind(&new_name)
+                    .bind(serde_json::to_string(&merged).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                    .bind(ms(now))
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                if status != SubscriberStatus::Active {
+                    consent(tx, Some(id), ConsentEvent::Import, source, now).await?;
+                }
+            }
+            let mut joined = false;
+            for l in &row.lists {
+                joined |= join(tx, id, l, now).await?;
+            }
+            if changed || joined {
+                counts.updated += 1;
+            } else {
+                counts.unchanged += 1;
+            }
+            return Ok(());
+        }
+        None => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at) VALUES (?, ?, ?, 'active', ?, ?) RETURNING id",
+            )
+            .bind(row.email.as_str())
+            .bind(row.name.clone().unwrap_or_default())
+            .bind(attributes)
+            .bind(ms(now))
+            .bind(ms(now))
+            .fetch_one(&mut **tx)
+            .await?;
+            let event = if source == "add" { ConsentEvent::Add } else { ConsentEvent::Import };
+            consent(tx, Some(id), event, source, now).await?;
+            counts.imported += 1;
+            id
+        }
+    };
+    for l in &row.lists {
+        join(tx, id, l, now).await?;
+    }
+    Ok(())
+}
+
+async fn join(
+    tx: &mut Transaction<'static, Sqlite>,
+    subscriber: i64,
+    list: &ListName,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let list = list_id(tx, list).await?;
+    Ok(sqlx::query("INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)")
+        .bind(list)
+        .bind(subscriber)
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+        > 0)
+}
+
+fn subscriber_row(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
+    let lists: Option<String> = r.get(5);
+    let mut lists: Vec<String> =
+        lists.map(|l| l.split(';').map(str::to_owned).collect()).unwrap_or_default();
+    lists.sort();
+    Ok(SubscriberRecord {
+        id: r.get(0),
+        email: r.get(1),
+        name: r.get(2),
+        status: parse(r.get::<&str, _>(3))?,
+        attributes: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
+        lists,
+    })
+}
+
+fn issue_row(r: &SqliteRow) -> Result<IssueRecord, StoreError> {
+    Ok(IssueRecord {
+        number: u32::try_from(r.get::<i64, _>(0)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: parse::<IssueStatus>(r.get::<&str, _>(1))?,
+        subject: r.get(2),
+        date: from_ms(r.get(3)),
+        articles: serde_json::from_str(r.get::<&str, _>(4)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        slot: r.get(5),
+        created_at: from_ms(r.get(6)),
+        finished_at: r.get::<Option<i64>, _>(7).map(from_ms),
+        counts: DeliveryCounts::default(),
+    })
+}
+
