@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v spamassassin >/dev/null 2>&1 || missing+=(spamassassin)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates for the SMTP test server
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
     echo "the tests need: ${missing[*]} (Debian packages); install them as root" >&2
@@ -18,6 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The SMTP test server (tests/smtp/server.py) runs on aiosmtpd.
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --all-targets --no-fail-fast "$@"

@@ -3,7 +3,7 @@
 //! Commands, the scheduler and the web routes go through here; it is where sources, compose and
 //! tokens meet.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -24,11 +24,13 @@ use crate::{
 pub struct History {
     pub next_number: u32,
     pub carried: HashSet<String>,
+    /// When undated articles were first seen, by identity.
+    pub first_seen: HashMap<String, DateTime<Utc>>,
 }
 
 impl History {
     pub fn first() -> Self {
-        Self { next_number: 1, carried: HashSet::new() }
+        Self { next_number: 1, carried: HashSet::new(), first_seen: HashMap::new() }
     }
 }
 
@@ -90,10 +92,30 @@ impl Publication {
     }
 
     /// Reads the sources and chooses what issue `history.next_number` carries as of `now`.
+    /// An undated article counts as published when `history.first_seen` says it was first seen,
+    /// else now.
     pub async fn draft(&self, now: DateTime<Utc>, history: &History) -> Result<Draft, SourceError> {
         let (articles, warnings) = self.read_articles().await?;
-        let selected = compose::select(articles, &self.config.selection, now, &history.carried, |_| now);
-        Ok(Draft { number: history.next_number, date: now, selected, warnings })
+        Ok(self.select(articles, warnings, now, history))
+    }
+
+    /// Chooses among articles already read.
+    pub fn select(
+        &self,
+        articles: Vec<Article>,
+        warnings: Vec<SourceWarning>,
+        now: DateTime<Utc>,
+        history: &History,
+    ) -> Draft {
+        let selected = compose::select(articles, &self.config.selection, now, &history.carried, |a| {
+            history.first_seen.get(&compose::selection::identity(a)).copied().unwrap_or(now)
+        });
+        Draft { number: history.next_number, date: now, selected, warnings }
+    }
+
+    /// The draft of an issue already created: its frozen articles, its date.
+    pub fn frozen(&self, number: u32, date: DateTime<Utc>, articles: Vec<Article>) -> Draft {
+        Draft { number, date, selected: Selected { articles, left_out: Vec::new() }, warnings: Vec::new() }
     }
 
     /// Renders the issue once; each reader's copy is then `PreparedIssue::personalize`.

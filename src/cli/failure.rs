@@ -9,8 +9,11 @@ use serde::Serialize;
 use crate::{
     compose::{RenderError, TemplateError},
     config::ConfigError,
+    deliver::DeliverError,
+    issue::IssueError,
     publication::PublicationError,
     sources::SourceError,
+    store::StoreError,
 };
 
 #[derive(Debug, Serialize)]
@@ -95,6 +98,41 @@ impl From<PublicationError> for Failure {
             PublicationError::Source(e) => e.into(),
             PublicationError::Template(e) => e.into(),
             PublicationError::Render(e) => e.into(),
+        }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        let code = match e {
+            StoreError::Unsupported(_) => 2,
+            _ => 1,
+        };
+        Self { exit_code: code, ..Self::usage(e.to_string()) }.field("storage.database_url")
+    }
+}
+
+impl From<DeliverError> for Failure {
+    fn from(e: DeliverError) -> Self {
+        let field = match e {
+            DeliverError::Setup(_) => Some("delivery".to_owned()),
+            _ => None,
+        };
+        Self { exit_code: 1, field, ..Self::usage(e.to_string()) }
+    }
+}
+
+impl From<IssueError> for Failure {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Store(e) => e.into(),
+            IssueError::Source(e) => e.into(),
+            IssueError::Publication(e) => e.into(),
+            IssueError::Deliver(e) => e.into(),
+            IssueError::ListFile { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
+            IssueError::ListCsv { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
+            IssueError::Dkim(ref d) => Self::usage(d.to_string()).field("dkim.private_key_file"),
+            IssueError::Compose(m) => Self::usage(m),
         }
     }
 }

@@ -5,9 +5,12 @@ mod articles;
 mod check;
 mod failure;
 mod init;
+mod issues;
 mod output;
 mod preview;
+mod send;
 mod setup;
+mod subscribers;
 
 use std::path::PathBuf;
 
@@ -64,6 +67,31 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Create the next issue and deliver it, or resume the unfinished one.
+    Send {
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Report what would happen; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Send a test copy to this address only, recorded nowhere (repeatable).
+        #[arg(long)]
+        to: Vec<String>,
+        /// Create and queue the issue; leave delivery to `gazette worker`.
+        #[arg(long)]
+        queue_only: bool,
+        /// Do not ask before sending.
+        #[arg(long, short)]
+        yes: bool,
+    },
+    /// The issues and their delivery counts.
+    #[command(subcommand)]
+    Issues(issues::IssuesCommand),
+    /// Subscribers: import, add, remove, list, export.
+    #[command(subcommand)]
+    Subscribers(subscribers::SubscribersCommand),
+    /// Each list with its counts by status.
+    Lists,
 }
 
 /// Runs one command; what it prints comes back as an `Output`.
@@ -75,5 +103,11 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
         Command::Preview { as_of, subscriber, format, out } => {
             preview::run(&cli.config, as_of.as_deref(), subscriber.as_deref(), format, out.as_deref()).await
         }
+        Command::Send { as_of, dry_run, to, queue_only, yes } => {
+            send::run(&cli.config, send::Options { as_of: as_of.as_deref(), dry_run, to: &to, queue_only, yes }).await
+        }
+        Command::Issues(c) => issues::run(&cli.config, c).await,
+        Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,
+        Command::Lists => subscribers::lists(&cli.config).await,
     }
 }

@@ -122,6 +122,8 @@ pub struct Delivery {
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub lease: Duration,
+    /// How long one SMTP exchange may take before it counts as a temporary failure.
+    pub timeout: Duration,
     pub ca_file: Option<PathBuf>,
 }
 

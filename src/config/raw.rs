@@ -151,6 +151,8 @@ struct RawDelivery {
     retry_backoff: Duration,
     #[serde(default = "default_lease")]
     lease: Duration,
+    #[serde(default = "default_timeout")]
+    timeout: Duration,
     ca_file: Option<String>,
 }
 
@@ -165,6 +167,7 @@ impl Default for RawDelivery {
             max_attempts: default_max_attempts(),
             retry_backoff: default_retry_backoff(),
             lease: default_lease(),
+            timeout: default_timeout(),
             ca_file: None,
         }
     }
@@ -194,6 +197,9 @@ fn default_max_attempts() -> Spanned<i64> {
     Spanned::new(0..0, 6)
 }
 fn default_retry_backoff() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_timeout() -> Duration {
     Duration::from_secs(60)
 }
 fn default_lease() -> Duration {
@@ -443,6 +449,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
             .map_err(|_| at.error(Some(d.max_attempts.span()), "delivery.max_attempts", "too large"))?,
         retry_backoff: d.retry_backoff,
         lease: d.lease,
+        timeout: d.timeout,
         ca_file: d.ca_file.as_deref().map(resolve),
     };
 

@@ -2,6 +2,7 @@
 //! once, at the edge, and the core never sees raw strings. Nothing here does I/O.
 
 mod article;
+mod delivery;
 mod duration;
 mod email;
 mod list_name;
@@ -10,6 +11,7 @@ mod safe_html;
 mod status;
 
 pub use article::{Article, ArticleImage};
+pub use delivery::{Claimed, Outcome};
 pub use duration::{Duration, DurationError};
 pub use email::{EmailAddress, EmailAddressError};
 pub use list_name::{ListName, ListNameError};

@@ -17,11 +17,45 @@ pub fn normalize_document(bytes: &[u8]) -> String {
     let text = decode(bytes);
     let text = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     if text.starts_with('{') || text.starts_with('[') {
-        return text.to_string();
+        return repair_json(text);
     }
     let text = drop_leading_declarations(text);
     let text = rewrite_markup(&text);
     fix_rss_version(&text)
+}
+
+/// feed-rs reads JSON Feed strictly by its types; feeds in the wild send numeric ids, leave out
+/// the required `title` or an attachment's `mime_type`. Those are filled in; a document that is
+/// not JSON at all is left for feed-rs to reject.
+fn repair_json(text: &str) -> String {
+    use serde_json::Value;
+    let Ok(mut feed) = serde_json::from_str::<Value>(text) else {
+        return text.to_string();
+    };
+    let Some(object) = feed.as_object_mut() else {
+        return text.to_string();
+    };
+    for (key, default) in [("version", "https://jsonfeed.org/version/1"), ("title", "")] {
+        if !object.get(key).is_some_and(Value::is_string) {
+            object.insert(key.to_string(), Value::String(default.to_string()));
+        }
+    }
+    if !object.get("items").is_some_and(Value::is_array) {
+        object.insert("items".to_string(), Value::Array(Vec::new()));
+    }
+    let items = object.get_mut("items").and_then(Value::as_array_mut).into_iter().flatten();
+    for item in items.filter_map(Value::as_object_mut) {
+        if let Some(id) = item.get("id").filter(|id| id.is_number()).map(ToString::to_string) {
+            item.insert("id".to_string(), Value::String(id));
+        }
+        let attachments = item.get_mut("attachments").and_then(Value::as_array_mut).into_iter().flatten();
+        for attachment in attachments.filter_map(Value::as_object_mut) {
+            if !attachment.get("mime_type").is_some_and(Value::is_string) {
+                attachment.insert("mime_type".to_string(), Value::String("application/octet-stream".into()));
+            }
+        }
+    }
+    serde_json::to_string(&feed).unwrap_or_else(|_| text.to_string())
 }
 
 /// Bytes to text by the rules in this module's documentation.
@@ -365,6 +399,16 @@ mod tests {
             "<item><media:thumbnail width='30' url='https://a.example/t?s=30'/>\
              <media:content url='https://a.example/t?s=30' type=\"image/x-gazette-thumbnail\"/></item>"
         );
+    }
+
+    #[test]
+    fn json_feeds_are_repaired() {
+        let text = normalize_document(br#"{"items":[{"id":42,"attachments":[{"url":"https://e.org/a"}]}]}"#);
+        let value: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(value["items"][0]["id"], "42");
+        assert_eq!(value["title"], "");
+        assert_eq!(value["items"][0]["attachments"][0]["mime_type"], "application/octet-stream");
+        assert_eq!(normalize_document(b"{not json"), "{not json");
     }
 
     #[test]

@@ -21,7 +21,9 @@ use url::Url;
 
 use super::decode::normalize_document;
 use super::sanitize::{first_image, is_tracking_url, sanitize_html};
-use super::text::{clean_text, first_words, html_to_text, summary_from_text, text_to_html, truncate_at_word};
+use super::text::{
+    clean_text, first_words, html_to_text, safe_html_to_text, summary_from_text, text_to_html, truncate_at_word,
+};
 use super::{ReadOptions, SourceError, dates};
 use crate::domain::{Article, ArticleImage, SafeHtml};
 
@@ -148,7 +150,7 @@ impl FeedContext {
         let summary = if !summary_text.is_empty() {
             summary_from_text(&summary_text)
         } else {
-            let from_content = html_to_text(content_html.as_str());
+            let from_content = safe_html_to_text(&content_html);
             if from_content.is_empty() {
                 media_description.as_deref().map(summary_from_text).unwrap_or_default()
             } else {
@@ -506,6 +508,18 @@ mod tests {
         assert_eq!(strip_tracking_parameters(url).as_str(), "https://medium.com/@a/post-1?x=1");
         let url = Url::parse("https://e.org/p?utm_source=feed").expect("valid");
         assert_eq!(strip_tracking_parameters(url).as_str(), "https://e.org/p");
+    }
+
+    #[test]
+    fn sloppy_json_feed() {
+        let json = br#"{"version":"https://jsonfeed.org/version/1","items":[{"id":7,"url":"https://e.org/7",
+            "content_html":"<p>Seven</p>","date_published":"2024-03-12"}]}"#;
+        let articles = parse_feed(json, None, "sloppy.json", &options()).expect("parses");
+        assert_eq!(articles[0].id, "7");
+        assert_eq!(articles[0].source, "sloppy.json");
+        assert_eq!(articles[0].title, "Seven");
+        let error = parse_feed(b"{\"version\": 3", None, "broken.json", &options()).expect_err("broken");
+        assert!(error.to_string().starts_with("broken.json is not an RSS, Atom or JSON feed: "), "{error}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! does not parse is an error naming the file and line and saying what to write instead, rather
 //! than an article that silently goes missing from an issue.
 //!
-//! A file is front matter, TOML between `+++` lines or YAML between `---` lines, then the body
-//! in Markdown (tables, footnotes, strikethrough). Keys: `title` and `date` (required),
+//! Every `*.md` file of the folder is read (not subfolders, not hidden files), in file-name
+//! order. A file is front matter, TOML between `+++` lines or YAML between `---` lines, then
+//! the body in Markdown (tables, footnotes, strikethrough). Keys: `title` and `date` (required),
 //! `author`, `url`, `summary`, `image`, `image_alt`, `tags`, `draft`.
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use super::sanitize::{first_image, sanitize_html};
-use super::text::{clean_text, html_to_text, summary_from_text};
+use super::text::{clean_text, safe_html_to_text, summary_from_text};
 use super::{FolderSource, ReadOptions, SourceError, dates};
 use crate::domain::{Article, ArticleImage};
 
@@ -27,7 +28,9 @@ pub async fn read_folder(folder: &FolderSource, options: &ReadOptions) -> Result
     while let Some(entry) = entries.next_entry().await.map_err(unreadable)? {
         let path = entry.path();
         let is_markdown = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("md"));
-        if !is_markdown {
+        // Hidden files (editor lock files such as `.#post.md`, macOS `._post.md`) are no articles.
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !is_markdown || hidden {
             continue;
         }
         // Follows symlinks, so a linked article counts; subfolders named *.md do not.
@@ -83,7 +86,7 @@ pub fn parse_markdown_article(
     let content_html = sanitize_html(&html, front.url.as_ref());
     let summary = match &front.summary {
         Some(summary) => summary_from_text(summary),
-        None => summary_from_text(&html_to_text(content_html.as_str())),
+        None => summary_from_text(&safe_html_to_text(&content_html)),
     };
     let image = match front.image {
         Some(url) => Some(ArticleImage { url, alt: front.image_alt.unwrap_or_else(|| front.title.clone()) }),
@@ -554,6 +557,7 @@ mod tests {
         write("b.md", "+++\ntitle = \"B\"\ndate = 2024-03-13\n+++\nbody b\n");
         write("a.md", "---\ntitle: A\ndate: 2024-03-12\n---\nbody a\n");
         write("notes.txt", "not an article");
+        write(".#a.md", "an editor's lock file");
         std::fs::create_dir(dir.path().join("sub.md")).expect("mkdir");
         write("sub.md/c.md", "+++\ntitle = \"C\"\ndate = 2024-03-14\n+++\n");
         let folder = FolderSource { path: dir.path().to_path_buf() };

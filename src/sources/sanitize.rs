@@ -15,6 +15,7 @@ use std::collections::HashSet;
 
 use url::Url;
 
+use super::text::{MAX_NESTING, html_to_text, nesting_exceeds, text_to_html};
 use crate::domain::SafeHtml;
 
 /// Sanitises an HTML fragment from a feed or a Markdown file. Relative URLs are resolved
@@ -22,6 +23,11 @@ use crate::domain::SafeHtml;
 pub fn sanitize_html(html: &str, base: Option<&Url>) -> SafeHtml {
     if html.trim().is_empty() {
         return SafeHtml::default();
+    }
+    // Pathologically deep nesting would keep the HTML parser busy for minutes: such a body is
+    // shown as its text.
+    if nesting_exceeds(html, MAX_NESTING) {
+        return SafeHtml::assume_sanitised(text_to_html(&html_to_text(html)));
     }
     let mut builder = ammonia::Builder::default();
     builder
@@ -305,6 +311,13 @@ mod tests {
         assert!(!out.contains("wide.gif"), "{out}");
         assert!(!out.contains("feedburner"), "{out}");
         assert!(out.contains("<img src=\"https://cdn.example.org/photo.jpg\" width=\"600\" alt=\"\">"), "{out}");
+    }
+
+    #[test]
+    fn deep_nesting_becomes_text() {
+        let html =
+            format!("{}<script>x</script>deep &amp; <b>text</b>{}", "<div>".repeat(5_000), "</div>".repeat(5_000));
+        assert_eq!(sanitize_html(&html, None).as_str(), "<p>deep &amp; text</p>");
     }
 
     #[test]

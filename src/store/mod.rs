@@ -30,9 +30,7 @@ impl Store {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(sqlite::SqliteStore::open(url).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Err(StoreError::Unsupported(
-                "PostgreSQL is not supported by this build yet; use sqlite://FILE".into(),
-            ))
+            Err(StoreError::Unsupported("PostgreSQL is not supported by this build yet; use sqlite://FILE".into()))
         } else {
             Err(StoreError::Unsupported(format!(
                 "`{}` is not a database URL; write sqlite://gazette.db",
@@ -65,7 +63,7 @@ delegate! {
     pub async fn subscribers(&self, list: Option<&ListName>, status: Option<SubscriberStatus>) -> Result<Vec<SubscriberRecord>, StoreError>;
     pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError>;
     pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError>;
-    pub async fn first_seen(&self, identities: &[String], now: DateTime<Utc>) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
+    pub async fn first_seen(&self, identities: &[String], now: DateTime<Utc>, record: bool) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
     pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError>;
     pub async fn create_issue(&self, issue: &NewIssue, lists: &[ListName], now: DateTime<Utc>) -> Result<IssueRecord, StoreError>;
     pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError>;

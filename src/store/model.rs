@@ -134,26 +134,4 @@ pub struct Failure {
     pub attempts: u32,
 }
 
-/// A delivery this worker holds a lease on, with what it needs to send it.
-#[derive(Debug, Clone)]
-pub struct Claimed {
-    pub delivery_id: i64,
-    pub subscriber_id: i64,
-    pub email: EmailAddress,
-    pub name: String,
-    pub attributes: BTreeMap<String, String>,
-    /// Attempts made before this one.
-    pub attempts: u32,
-}
-
-/// What became of one claimed delivery.
-#[derive(Debug, Clone)]
-pub enum Outcome {
-    Sent { delivery_id: i64, message_id: String, reply: Option<String> },
-    /// A temporary failure: try again at `retry_at`.
-    Deferred { delivery_id: i64, reply: String, retry_at: DateTime<Utc> },
-    /// A permanent failure (or attempts used up); `bounce` marks the subscriber bounced.
-    Failed { delivery_id: i64, reply: String, bounce: Option<i64> },
-    /// Not attempted after all (the server as a whole failed, or the worker is stopping).
-    Released { delivery_id: i64 },
-}
+pub use crate::domain::{Claimed, Outcome};

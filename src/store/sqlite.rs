@@ -263,29 +263,33 @@ impl SqliteStore {
         &self,
         identities: &[String],
         now: DateTime<Utc>,
+        record: bool,
     ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
-        let mut tx = self.write().await?;
+        let mut tx = if record { self.write().await? } else { self.pool.begin().await? };
         let mut out = HashMap::new();
         for id in identities {
-            sqlx::query("INSERT OR IGNORE INTO article_first_seen (identity, first_seen) VALUES (?, ?)")
+            if record {
+                sqlx::query("INSERT OR IGNORE INTO article_first_seen (identity, first_seen) VALUES (?, ?)")
+                    .bind(id)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let t: Option<i64> = sqlx::query_scalar("SELECT first_seen FROM article_first_seen WHERE identity = ?")
                 .bind(id)
-                .bind(ms(now))
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-            let t: i64 = sqlx::query_scalar("SELECT first_seen FROM article_first_seen WHERE identity = ?")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            out.insert(id.clone(), from_ms(t));
+            if let Some(t) = t {
+                out.insert(id.clone(), from_ms(t));
+            }
         }
         tx.commit().await?;
         Ok(out)
     }
 
     pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
-        let n: Option<i64> = sqlx::query_scalar("SELECT min(number) FROM issues WHERE status = 'sending'")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT min(number) FROM issues WHERE status = 'sending'").fetch_one(&self.pool).await?;
         match n {
             Some(n) => self.issue(u32::try_from(n).map_err(|e| StoreError::Corrupt(e.to_string()))?).await,
             None => Ok(None),
@@ -402,12 +406,14 @@ impl SqliteStore {
 
     pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let done = sqlx::query("UPDATE issues SET status = 'cancelled', finished_at = ? WHERE number = ? AND status = 'sending'")
-            .bind(ms(now))
-            .bind(i64::from(number))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let done = sqlx::query(
+            "UPDATE issues SET status = 'cancelled', finished_at = ? WHERE number = ? AND status = 'sending'",
+        )
+        .bind(ms(now))
+        .bind(i64::from(number))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         sqlx::query(
             "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', lease_owner = NULL, lease_until = NULL, updated_at = ? \
              WHERE issue_number = ? AND state IN ('queued', 'deferred')",
@@ -422,11 +428,13 @@ impl SqliteStore {
 
     /// Puts a finished issue back to sending, so that its deliveries that can still go out do.
     pub async fn reopen_issue(&self, number: u32, _now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = ? AND status = 'sent'")
-            .bind(i64::from(number))
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let done = sqlx::query(
+            "UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = ? AND status = 'sent'",
+        )
+        .bind(i64::from(number))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         Ok(done > 0)
     }
 
@@ -653,19 +661,22 @@ async fn upsert(
                 return Ok(());
             }
             let name: String = e.get(1);
-            let old_attributes: BTreeMap<String, String> = serde_json::from_str(e.get::<&str, _>(2)).unwrap_or_default();
+            let old_attributes: BTreeMap<String, String> =
+                serde_json::from_str(e.get::<&str, _>(2)).unwrap_or_default();
             let new_name = row.name.clone().unwrap_or_else(|| name.clone());
             let mut merged = old_attributes.clone();
             merged.extend(row.attributes.clone());
             let changed = new_name != name || merged != old_attributes || status != SubscriberStatus::Active;
             if changed {
-                sqlx::query("UPDATE subscribers SET name = ?, attributes = ?, status = 'active', updated_at = ? WHERE id = ?")
-                    .bind(&new_name)
-                    .bind(serde_json::to_string(&merged).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-                    .bind(ms(now))
-                    .bind(id)
-                    .execute(&mut **tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE subscribers SET name = ?, attributes = ?, status = 'active', updated_at = ? WHERE id = ?",
+                )
+                .bind(&new_name)
+                .bind(serde_json::to_string(&merged).map_err(|e| StoreError::Corrupt(e.to_string()))?)
+                .bind(ms(now))
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
                 if status != SubscriberStatus::Active {
                     consent(tx, Some(id), ConsentEvent::Import, source, now).await?;
                 }
@@ -723,8 +734,7 @@ async fn join(
 
 fn subscriber_row(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
     let lists: Option<String> = r.get(5);
-    let mut lists: Vec<String> =
-        lists.map(|l| l.split(';').map(str::to_owned).collect()).unwrap_or_default();
+    let mut lists: Vec<String> = lists.map(|l| l.split(';').map(str::to_owned).collect()).unwrap_or_default();
     lists.sort();
     Ok(SubscriberRecord {
         id: r.get(0),
@@ -749,4 +759,3 @@ fn issue_row(r: &SqliteRow) -> Result<IssueRecord, StoreError> {
         counts: DeliveryCounts::default(),
     })
 }
-

@@ -43,11 +43,17 @@ async fn issue(store: &Store, number: u32, lists: &[ListName]) -> IssueRecord {
 #[tokio::test]
 async fn imports_never_bring_back_who_left() {
     let (s, _d) = store().await;
-    let c = s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "import", now()).await.expect("import");
+    let c = s
+        .import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "import", now())
+        .await
+        .expect("import");
     assert_eq!((c.imported, c.updated, c.unchanged), (2, 0, 0));
     let a: EmailAddress = "a@example.org".parse().expect("a");
     s.set_status(&a, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "test", now()).await.expect("status");
-    let c = s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "import", now()).await.expect("import");
+    let c = s
+        .import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "import", now())
+        .await
+        .expect("import");
     assert_eq!((c.refused, c.unchanged), (1, 1));
     assert_eq!(s.subscriber(&a).await.expect("get").map(|r| r.status), Some(SubscriberStatus::Unsubscribed));
 
@@ -77,11 +83,21 @@ async fn one_delivery_per_active_subscriber_across_lists() {
     )
     .await
     .expect("import");
-    s.set_status(&"b@example.org".parse().expect("b"), SubscriberStatus::Bounced, ConsentEvent::Bounce, "t", now()).await.expect("s");
+    s.set_status(&"b@example.org".parse().expect("b"), SubscriberStatus::Bounced, ConsentEvent::Bounce, "t", now())
+        .await
+        .expect("s");
     let lists = [weekly(), "news".parse().expect("l")];
     let i = issue(&s, 1, &lists).await;
     assert_eq!(i.counts.queued, 1);
-    assert!(matches!(s.create_issue(&NewIssue { number: 1, subject: "x".into(), date: now(), articles: vec![], identities: vec![], slot: None }, &lists, now()).await, Err(StoreError::IssueExists(1))));
+    assert!(matches!(
+        s.create_issue(
+            &NewIssue { number: 1, subject: "x".into(), date: now(), articles: vec![], identities: vec![], slot: None },
+            &lists,
+            now()
+        )
+        .await,
+        Err(StoreError::IssueExists(1))
+    ));
     let (next, carried) = s.history().await.expect("history");
     assert_eq!(next, 2);
     assert!(carried.contains("url:https://e.org/1"));
@@ -115,21 +131,41 @@ async fn concurrent_claims_never_share_a_delivery_and_leases_expire() {
     let before = all.len();
     all.dedup();
     assert_eq!((before, all.len()), (200, 200));
-    assert!(s.claim(1, "late", 10, now() + chrono::Duration::seconds(10), Duration::from_secs(30)).await.expect("claim").is_empty());
-    let expired = s.claim(1, "late", 500, now() + chrono::Duration::seconds(31), Duration::from_secs(30)).await.expect("claim");
+    assert!(
+        s.claim(1, "late", 10, now() + chrono::Duration::seconds(10), Duration::from_secs(30))
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+    let expired =
+        s.claim(1, "late", 500, now() + chrono::Duration::seconds(31), Duration::from_secs(30)).await.expect("claim");
     assert_eq!(expired.len(), 200, "a dead worker's leases are taken over once they expire");
 }
 
 #[tokio::test]
 async fn outcomes_are_recorded_and_bounces_mark_the_subscriber() {
     let (s, _d) = store().await;
-    s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"]), row("c@example.org", &["weekly"])], "i", now()).await.expect("import");
+    s.import(
+        &[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"]), row("c@example.org", &["weekly"])],
+        "i",
+        now(),
+    )
+    .await
+    .expect("import");
     issue(&s, 1, &[weekly()]).await;
     let c = s.claim(1, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
     let out = vec![
         Outcome::Sent { delivery_id: c[0].delivery_id, message_id: "<x@e.org>".into(), reply: None },
-        Outcome::Failed { delivery_id: c[1].delivery_id, reply: "550 5.1.1 unknown".into(), bounce: Some(c[1].subscriber_id) },
-        Outcome::Deferred { delivery_id: c[2].delivery_id, reply: "451 later".into(), retry_at: now() + chrono::Duration::seconds(60) },
+        Outcome::Failed {
+            delivery_id: c[1].delivery_id,
+            reply: "550 5.1.1 unknown".into(),
+            bounce: Some(c[1].subscriber_id),
+        },
+        Outcome::Deferred {
+            delivery_id: c[2].delivery_id,
+            reply: "451 later".into(),
+            retry_at: now() + chrono::Duration::seconds(60),
+        },
     ];
     s.record("w", &out, now()).await.expect("record");
     let i = s.issue(1).await.expect("issue").expect("exists");
@@ -143,7 +179,13 @@ async fn outcomes_are_recorded_and_bounces_mark_the_subscriber() {
     let again = s.claim(1, "w", 10, later, Duration::from_secs(30)).await.expect("claim");
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
-    s.record("w", &[Outcome::Sent { delivery_id: again[0].delivery_id, message_id: "<y@e.org>".into(), reply: None }], later).await.expect("r");
+    s.record(
+        "w",
+        &[Outcome::Sent { delivery_id: again[0].delivery_id, message_id: "<y@e.org>".into(), reply: None }],
+        later,
+    )
+    .await
+    .expect("r");
     assert!(s.finish_issue_if_done(1, later).await.expect("finish"));
     assert_eq!(s.issue(1).await.expect("i").map(|i| i.status), Some(crate::domain::IssueStatus::Sent));
 }
@@ -151,9 +193,19 @@ async fn outcomes_are_recorded_and_bounces_mark_the_subscriber() {
 #[tokio::test]
 async fn who_unsubscribes_mid_issue_is_skipped() {
     let (s, _d) = store().await;
-    s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now()).await.expect("import");
+    s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
+        .await
+        .expect("import");
     issue(&s, 1, &[weekly()]).await;
-    s.set_status(&"b@example.org".parse().expect("b"), SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "web", now()).await.expect("s");
+    s.set_status(
+        &"b@example.org".parse().expect("b"),
+        SubscriberStatus::Unsubscribed,
+        ConsentEvent::Unsubscribe,
+        "web",
+        now(),
+    )
+    .await
+    .expect("s");
     let c = s.claim(1, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].email.as_str(), "a@example.org");

@@ -55,7 +55,7 @@ fn an_unknown_template_variable_names_the_template() {
 fn a_malformed_feed_is_exit_2_and_named() {
     let p = Publication::with_config(&feeds_config(&[], ""));
     let feed = p.write("broken.xml", "<rss><channel><item><title>half");
-    let config = feeds_config(&[feed.clone()], "");
+    let config = feeds_config(std::slice::from_ref(&feed), "");
     p.write("gazette.toml", &config);
     let run = p.gazette(&["articles"]);
     assert_eq!(run.code(), 2, "{}", run.stderr());
@@ -66,7 +66,7 @@ fn a_malformed_feed_is_exit_2_and_named() {
 fn a_missing_feed_is_exit_1_unless_optional() {
     let p = Publication::with_config("");
     let missing = p.path().join("gone.xml");
-    p.write("gazette.toml", &feeds_config(&[missing.clone()], ""));
+    p.write("gazette.toml", &feeds_config(std::slice::from_ref(&missing), ""));
     let run = p.gazette(&["articles"]);
     assert_eq!(run.code(), 1, "{}", run.stderr());
     assert!(run.stderr().contains("gone.xml"));

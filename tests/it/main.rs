@@ -5,5 +5,8 @@ mod support;
 
 mod cli_errors;
 mod compose_fixtures;
+mod deliver;
 mod look;
 mod preview;
+mod smtp;
+mod smtp_selftest;

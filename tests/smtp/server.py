@@ -211,6 +211,7 @@ class TestSMTP(SMTP):
         try:
             if self.max_connections and s.conn_now > self.max_connections:
                 s.conn_refused += 1
+                s.write_stats()
                 await self.push("421 4.7.0 too many connections, try again later")
                 if self.transport is not None:
                     self.transport.close()

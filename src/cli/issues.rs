@@ -1,0 +1,153 @@
+//! `gazette issues list|show|resume|cancel`: the issues and their delivery counts.
+
+use std::{path::Path, sync::Arc};
+
+use serde_json::json;
+
+use super::{Failure, Output, output, send, setup};
+use crate::{
+    clock::{Clock, SystemClock},
+    domain::IssueStatus,
+    issue,
+    store::{IssueRecord, Store},
+};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum IssuesCommand {
+    /// Every issue with its delivery counts.
+    List,
+    /// One issue: its articles, counts and failed recipients with the server's reply.
+    Show { number: u32 },
+    /// Deliver what is left of an issue.
+    Resume { number: u32 },
+    /// Stop an issue: what has not gone out yet never will.
+    Cancel { number: u32 },
+}
+
+pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failure> {
+    let cfg = setup::config(config).await?;
+    let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+    match command {
+        IssuesCommand::List => list(&store).await,
+        IssuesCommand::Show { number } => show_output(&store, number, "").await,
+        IssuesCommand::Cancel { number } => {
+            let done = store.cancel_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
+            if !done {
+                let i = existing(&store, number).await?;
+                return Err(Failure::usage(format!("issue #{number} is {}, not sending: nothing to cancel", i.status)));
+            }
+            show_output(&store, number, &format!("Issue #{number} cancelled.\n")).await
+        }
+        IssuesCommand::Resume { number } => {
+            let i = existing(&store, number).await?;
+            if i.status == IssueStatus::Cancelled {
+                return Err(Failure::usage(format!("issue #{number} was cancelled; it cannot be resumed")));
+            }
+            if i.counts.pending() == 0 {
+                return show_output(&store, number, &format!("Issue #{number} has nothing left to send.\n")).await;
+            }
+            drop(cfg);
+            let publication = Arc::new(setup::publication(config).await?);
+            store.reopen_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
+            let summary = send::deliver(publication, &store, &i).await?;
+            let mut out = show_output(
+                &store,
+                number,
+                &format!(
+                    "Issue #{number}: {} sent, {} deferred, {} failed.\n",
+                    summary.sent, summary.deferred, summary.failed
+                ),
+            )
+            .await?;
+            if summary.stopped {
+                out.exit_code = 1;
+            }
+            Ok(out)
+        }
+    }
+}
+
+async fn existing(store: &Store, number: u32) -> Result<IssueRecord, Failure> {
+    store
+        .issue(number)
+        .await
+        .map_err(Failure::from)?
+        .ok_or_else(|| Failure::usage(format!("there is no issue #{number}; `gazette issues list` shows them")))
+}
+
+async fn list(store: &Store) -> Result<Output, Failure> {
+    let issues = store.issues().await.map_err(Failure::from)?;
+    let rows: Vec<Vec<String>> = issues
+        .iter()
+        .map(|i| {
+            vec![
+                format!("#{}", i.number),
+                i.status.to_string(),
+                i.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                i.counts.queued.to_string(),
+                i.counts.sent.to_string(),
+                i.counts.deferred.to_string(),
+                i.counts.failed.to_string(),
+                i.counts.skipped.to_string(),
+                i.subject.clone(),
+            ]
+        })
+        .collect();
+    let human = if rows.is_empty() {
+        "No issue yet: `gazette send` creates the first.\n".into()
+    } else {
+        output::table(
+            &["ISSUE", "STATUS", "CREATED", "QUEUED", "SENT", "DEFERRED", "FAILED", "SKIPPED", "SUBJECT"],
+            &rows,
+        )
+    };
+    let json = json!({
+        "issues": issues.iter().map(|i| json!({
+            "number": i.number,
+            "status": i.status,
+            "created_at": i.created_at.to_rfc3339(),
+            "subject": i.subject,
+            "counts": i.counts,
+        })).collect::<Vec<_>>()
+    });
+    Ok(Output::new(human, json))
+}
+
+/// The `issues show` document, which `send` prints too.
+pub async fn show_output(store: &Store, number: u32, header: &str) -> Result<Output, Failure> {
+    let i = existing(store, number).await?;
+    let failures = store.failures(number).await.map_err(Failure::from)?;
+    let mut human = String::from(header);
+    human.push_str(&format!("{} #{} {} — {}\n", output::bold("Issue"), i.number, i.status, i.subject));
+    human.push_str(&format!(
+        "queued {}  sent {}  deferred {}  failed {}  skipped {}\n",
+        i.counts.queued, i.counts.sent, i.counts.deferred, i.counts.failed, i.counts.skipped
+    ));
+    for a in &i.articles {
+        human.push_str(&format!("  · {}\n", a.title));
+    }
+    if !failures.is_empty() {
+        human.push_str(&output::bold("Failed\n"));
+        let rows: Vec<Vec<String>> = failures
+            .iter()
+            .map(|f| vec![f.email.clone(), f.attempts.to_string(), f.reply.clone().unwrap_or_default()])
+            .collect();
+        human.push_str(&output::table(&["EMAIL", "ATTEMPTS", "REPLY"], &rows));
+    }
+    let json = json!({
+        "number": i.number,
+        "status": i.status,
+        "subject": i.subject,
+        "created_at": i.created_at.to_rfc3339(),
+        "articles": i.articles.iter().map(|a| json!({
+            "title": a.title,
+            "url": a.url.as_ref().map(|u| u.as_str()),
+            "date": a.date.map(|d| d.to_rfc3339()),
+            "author": a.author,
+            "source": a.source,
+        })).collect::<Vec<_>>(),
+        "counts": i.counts,
+        "failures": failures,
+    });
+    Ok(Output::new(human, json))
+}

@@ -1,0 +1,295 @@
+//! `gazette send`: create the next issue and deliver it, or resume the unfinished one.
+
+use std::{io::IsTerminal, path::Path, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{Failure, Output, issues, setup};
+use crate::{
+    clock::{Clock, FixedClock, SystemClock},
+    deliver::{Progress, RunSummary, Stop},
+    domain::{EmailAddress, Outcome},
+    issue::{self, IssueLetters, Plan},
+    store::IssueRecord,
+};
+
+pub struct Options<'a> {
+    pub as_of: Option<&'a str>,
+    pub dry_run: bool,
+    pub to: &'a [String],
+    pub queue_only: bool,
+    pub yes: bool,
+}
+
+pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
+    let publication = Arc::new(setup::publication(config).await?);
+    let now = setup::now(o.as_of, &publication)?;
+    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    // `--as-of` dates the issue and chooses its articles; the ledger keeps real times.
+    let real = SystemClock.now();
+
+    if !o.to.is_empty() {
+        return test_copies(&publication, &store, now, o.to).await;
+    }
+
+    let mut warnings = Vec::new();
+    if !o.dry_run {
+        for s in issue::sync_lists(&publication.config, &store, real).await? {
+            for r in &s.rejected {
+                warnings.push(format!("{}:{}: {} (row left out)", s.file.display(), r.line, r.reason));
+            }
+        }
+    }
+    let plan = issue::plan(&publication, &store, now, !o.dry_run).await?;
+    let issue = match plan {
+        Plan::Nothing(reason) => {
+            let mut out =
+                Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason }));
+            out.warnings = warnings;
+            return Ok(out);
+        }
+        Plan::Resume(issue) => {
+            warnings.push(format!("issue #{} is unfinished: resuming it before anything new", issue.number));
+            *issue
+        }
+        Plan::Create(draft) => {
+            if o.dry_run {
+                let recipients = store
+                    .subscribers(None, Some(crate::domain::SubscriberStatus::Active))
+                    .await
+                    .map_err(Failure::from)?
+                    .into_iter()
+                    .filter(|s| {
+                        publication.config.publication.lists.iter().any(|l| s.lists.iter().any(|x| x == l.as_ref()))
+                    })
+                    .count();
+                let titles: Vec<&str> = draft.selected.articles.iter().map(|a| a.title.as_str()).collect();
+                let human = format!(
+                    "Dry run: issue #{} would carry {} articles to {} subscribers (before list files are synced) through {}:\n  {}\nNothing was changed.\n",
+                    draft.number,
+                    titles.len(),
+                    recipients,
+                    describe_transport(&publication.config),
+                    titles.join("\n  ")
+                );
+                let json = json!({
+                    "issue": null,
+                    "reason": "dry run",
+                    "would_send": { "number": draft.number, "articles": titles, "recipients": recipients },
+                });
+                let mut out = Output::new(human, json);
+                out.warnings = warnings;
+                return Ok(out);
+            }
+            if !o.yes && std::io::stdin().is_terminal() {
+                let question = format!(
+                    "Send issue #{} with {} articles to the lists {}? [y/N] ",
+                    draft.number,
+                    draft.selected.articles.len(),
+                    publication.config.publication.lists.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
+                );
+                if !confirm(question).await {
+                    return Err(Failure::usage("not sent: answer y to send, or pass --yes"));
+                }
+            }
+            match issue::create(&publication, &store, &draft, None, real).await {
+                Ok(i) => i,
+                Err(issue::IssueError::Store(crate::store::StoreError::IssueExists(n))) => store
+                    .issue(n)
+                    .await
+                    .map_err(Failure::from)?
+                    .ok_or_else(|| Failure::unfinished(format!("issue {n} vanished")))?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if o.dry_run {
+        let mut out =
+            issues::show_output(&store, issue.number, "Dry run: the unfinished issue would be resumed.\n").await?;
+        out.warnings = warnings;
+        return Ok(out);
+    }
+    if o.queue_only {
+        let mut out = issues::show_output(
+            &store,
+            issue.number,
+            &format!("Issue #{} queued; `gazette worker` delivers it.\n", issue.number),
+        )
+        .await?;
+        out.warnings = warnings;
+        return Ok(out);
+    }
+
+    let result = deliver(Arc::clone(&publication), &store, &issue).await;
+    let summary = match result {
+        Ok(s) => s,
+        Err(f) => return Err(f),
+    };
+    let header = summary_line(&issue, &summary);
+    let mut out = issues::show_output(&store, issue.number, &header).await?;
+    out.warnings = warnings;
+    if summary.stopped {
+        out.exit_code = 1;
+        out.warnings.push("stopped before the issue was done: run `gazette send` again to resume".into());
+    }
+    Ok(out)
+}
+
+/// Runs the engine on the issue with a progress bar and Ctrl-C/SIGTERM handling.
+pub async fn deliver(
+    publication: Arc<crate::publication::Publication>,
+    store: &crate::store::Store,
+    issue: &IssueRecord,
+) -> Result<RunSummary, Failure> {
+    let transport = issue::transport(&publication.config).await?;
+    let (stop_tx, stop) = Stop::new();
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let progress = Arc::new(Bar::new(issue.counts.pending()));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let result = issue::deliver(publication, store, issue, transport, clock, progress.clone(), stop, true).await;
+    signals.abort();
+    progress.finish();
+    Ok(result?)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn summary_line(issue: &IssueRecord, s: &RunSummary) -> String {
+    let secs = s.elapsed.as_secs_f64().max(0.001);
+    format!(
+        "Issue #{} \"{}\": {} sent, {} deferred, {} failed in {:.1} s ({:.0} messages/s)\n",
+        issue.number,
+        issue.subject,
+        s.sent,
+        s.deferred,
+        s.failed,
+        secs,
+        s.sent as f64 / secs
+    )
+}
+
+fn describe_transport(config: &crate::config::Config) -> String {
+    match config.delivery.transport {
+        crate::config::Transport::Outbox => format!("the outbox {}", config.delivery.outbox.display()),
+        crate::config::Transport::Smtp => "SMTP".into(),
+    }
+}
+
+/// `--to`: a test copy of the next (or unfinished) issue to each address, recorded nowhere.
+async fn test_copies(
+    publication: &Arc<crate::publication::Publication>,
+    store: &crate::store::Store,
+    now: DateTime<Utc>,
+    to: &[String],
+) -> Result<Output, Failure> {
+    let addresses: Vec<EmailAddress> = to
+        .iter()
+        .map(|a| a.parse().map_err(|e| Failure::usage(format!("--to {a}: {e}")).field("--to")))
+        .collect::<Result<_, _>>()?;
+    let issue = match issue::plan(publication, store, now, false).await? {
+        Plan::Resume(i) => *i,
+        Plan::Create(draft) => {
+            let subject = String::new();
+            IssueRecord {
+                number: draft.number,
+                status: crate::domain::IssueStatus::Sending,
+                subject,
+                date: draft.date,
+                articles: draft.selected.articles.clone(),
+                slot: None,
+                created_at: now,
+                finished_at: None,
+                counts: Default::default(),
+            }
+        }
+        Plan::Nothing(reason) => {
+            return Ok(Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason })));
+        }
+    };
+    let transport = issue::transport(&publication.config).await?;
+    transport.check().await.map_err(|e| Failure::unfinished(format!("the mail server failed: {}", e.reply)))?;
+    let clock: Arc<dyn Clock> = Arc::new(FixedClock(now));
+    let letters = IssueLetters::new(Arc::clone(publication), &issue, clock)?;
+    let mut sent = Vec::new();
+    for a in addresses {
+        let (message, id) = letters.message_for(a.clone(), "", Default::default()).map_err(Failure::usage)?;
+        transport.send(message, &id).await.map_err(|e| Failure::unfinished(format!("{a}: {}", e.reply)))?;
+        sent.push(a.to_string());
+    }
+    Ok(Output::new(
+        format!("Test copy of issue #{} sent to {} (recorded nowhere).\n", issue.number, sent.join(", ")),
+        json!({ "issue": null, "reason": "test copy", "test_copies": sent, "number": issue.number }),
+    ))
+}
+
+async fn confirm(question: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        eprint!("{question}");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A progress bar on a terminal; silent otherwise.
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Bar {
+    fn new(total: u64) -> Self {
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Self { bar }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn recorded(&self, outcome: &Outcome) {
+        if let Some(b) = &self.bar
+            && !matches!(outcome, Outcome::Released { .. } | Outcome::Deferred { .. })
+        {
+            b.inc(1);
+        }
+    }
+
+    fn waiting(&self, until: DateTime<Utc>) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("waiting for deferred messages until {}", until.format("%H:%M:%S")));
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! `gazette subscribers …` and `gazette lists`: the subscriber store by hand.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::{Failure, Output, output, setup};
+use crate::{
+    clock::{Clock, SystemClock},
+    csv_import,
+    domain::{EmailAddress, ListName, SubscriberStatus},
+    issue,
+    store::{ConsentEvent, NewSubscriber, Store, SubscriberRecord},
+};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SubscribersCommand {
+    /// Import a CSV (email, name, lists, any other column an attribute).
+    Import {
+        file: PathBuf,
+        /// Add every imported address to this list too.
+        #[arg(long)]
+        list: Option<String>,
+        /// Import nothing if any row is bad.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Add (or update) one subscriber, active.
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "list")]
+        lists: Vec<String>,
+    },
+    /// Unsubscribe one address; `--forget` also erases the personal data.
+    Remove {
+        email: String,
+        #[arg(long)]
+        forget: bool,
+    },
+    /// The subscribers, optionally of one list or status.
+    List {
+        #[arg(long)]
+        list: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Every subscriber as CSV.
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+async fn store(config: &Path) -> Result<Store, Failure> {
+    let cfg = setup::config(config).await?;
+    issue::open_store(&cfg).await.map_err(Failure::from)
+}
+
+fn list_name(s: &str, flag: &str) -> Result<ListName, Failure> {
+    s.parse().map_err(|e| Failure::usage(format!("{flag}: {e}")).field(flag))
+}
+
+fn email(s: &str) -> Result<EmailAddress, Failure> {
+    s.parse().map_err(|e| Failure::usage(format!("EMAIL: {e}")).field("EMAIL"))
+}
+
+pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> Result<Output, Failure> {
+    let now = SystemClock.now();
+    match command {
+        SubscribersCommand::Import { file, list, strict } => {
+            let lists: Vec<ListName> =
+                list.as_deref().map(|l| list_name(l, "--list")).transpose()?.into_iter().collect();
+            let bytes = tokio::fs::read(&file)
+                .await
+                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())).file(&file))?;
+            let parsed = csv_import::parse(&bytes, &lists)
+                .map_err(|e| Failure::usage(format!("{}: {e}", file.display())).file(&file))?;
+            let rejected: Vec<_> =
+                parsed.rejected.iter().map(|r| json!({ "line": r.line, "reason": r.reason })).collect();
+            let warnings: Vec<String> =
+                parsed.rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
+            if strict && !parsed.rejected.is_empty() {
+                let mut f = Failure::usage(format!(
+                    "{} bad rows in {}; nothing imported (--strict):\n{}",
+                    parsed.rejected.len(),
+                    file.display(),
+                    warnings.join("\n")
+                ))
+                .file(&file);
+                f.line = parsed.rejected.first().map(|r| r.line as usize);
+                return Err(f);
+            }
+            let store = store(config).await?;
+            let counts =
+                store.import(&parsed.rows, &format!("import {}", file.display()), now).await.map_err(Failure::from)?;
+            let human = format!(
+                "{} imported, {} updated, {} unchanged, {} left as they are (unsubscribed, bounced or complained), {} rejected\n",
+                counts.imported,
+                counts.updated,
+                counts.unchanged,
+                counts.refused,
+                parsed.rejected.len()
+            );
+            let mut out = Output::new(
+                human,
+                json!({
+                    "imported": counts.imported,
+                    "updated": counts.updated,
+                    "unchanged": counts.unchanged + counts.refused,
+                    "refused": counts.refused,
+                    "rejected": rejected,
+                }),
+            );
+            out.warnings = warnings;
+            Ok(out)
+        }
+        SubscribersCommand::Add { email: e, name, lists } => {
+            let row = NewSubscriber {
+                email: email(&e)?,
+                name: name.map(|n| n.split_whitespace().collect::<Vec<_>>().join(" ")),
+                lists: lists.iter().map(|l| list_name(l, "--list")).collect::<Result<_, _>>()?,
+                attributes: Default::default(),
+            };
+            let store = store(config).await?;
+            let counts = store.import(std::slice::from_ref(&row), "add", now).await.map_err(Failure::from)?;
+            if counts.refused > 0 {
+                return Err(Failure::usage(format!(
+                    "{} unsubscribed, bounced or complained earlier; gazette will not add it back (they can sign up again themselves)",
+                    row.email
+                )));
+            }
+            let record = store.subscriber(&row.email).await.map_err(Failure::from)?;
+            Ok(Output::new(format!("{} is active\n", row.email), json!({ "subscriber": record })))
+        }
+        SubscribersCommand::Remove { email: e, forget } => {
+            let address = email(&e)?;
+            let store = store(config).await?;
+            let known = if forget {
+                store.forget(&address, "command line", now).await
+            } else {
+                store
+                    .set_status(
+                        &address,
+                        SubscriberStatus::Unsubscribed,
+                        ConsentEvent::Unsubscribe,
+                        "command line",
+                        now,
+                    )
+                    .await
+            }
+            .map_err(Failure::from)?;
+            let what = if forget { "unsubscribed and forgotten" } else { "unsubscribed" };
+            let human = if known {
+                format!("{address} {what}\n")
+            } else {
+                format!("{address} was not subscribed (or already {what})\n")
+            };
+            Ok(Output::new(human, json!({ "email": address, "changed": known, "forgotten": forget })))
+        }
+        SubscribersCommand::List { list, status, format } => {
+            let list = list.as_deref().map(|l| list_name(l, "--list")).transpose()?;
+            let status = status
+                .as_deref()
+                .map(|s| {
+                    s.parse::<SubscriberStatus>()
+                        .map_err(|e| Failure::usage(format!("--status: {e}")).field("--status"))
+                })
+                .transpose()?;
+            let store = store(config).await?;
+            let subs = store.subscribers(list.as_ref(), status).await.map_err(Failure::from)?;
+            let format = if json_out { ListFormat::Json } else { format };
+            Ok(render(&subs, format))
+        }
+        SubscribersCommand::Export => {
+            let store = store(config).await?;
+            let subs = store.subscribers(None, None).await.map_err(Failure::from)?;
+            Ok(render(&subs, if json_out { ListFormat::Json } else { ListFormat::Csv }))
+        }
+    }
+}
+
+fn render(subs: &[SubscriberRecord], format: ListFormat) -> Output {
+    let json = json!({ "subscribers": subs });
+    let human = match format {
+        ListFormat::Json => format!("{json:#}\n"),
+        ListFormat::Csv => to_csv(subs),
+        ListFormat::Table => {
+            let rows: Vec<Vec<String>> = subs
+                .iter()
+                .map(|s| vec![s.email.clone(), s.status.to_string(), s.lists.join(";"), s.name.clone()])
+                .collect();
+            output::table(&["EMAIL", "STATUS", "LISTS", "NAME"], &rows)
+        }
+    };
+    Output::new(human, json)
+}
+
+fn to_csv(subs: &[SubscriberRecord]) -> String {
+    let mut keys: Vec<&String> = subs.iter().flat_map(|s| s.attributes.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["email", "name", "status", "lists"];
+    header.extend(keys.iter().map(|k| k.as_str()));
+    let _ = w.write_record(&header);
+    for s in subs {
+        let mut rec = vec![s.email.clone(), s.name.clone(), s.status.to_string(), s.lists.join(";")];
+        rec.extend(keys.iter().map(|k| s.attributes.get(*k).cloned().unwrap_or_default()));
+        let _ = w.write_record(&rec);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+pub async fn lists(config: &Path) -> Result<Output, Failure> {
+    let cfg = setup::config(config).await?;
+    let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+    let counts = store.list_counts().await.map_err(Failure::from)?;
+    let rows: Vec<Vec<String>> = counts
+        .iter()
+        .map(|l| {
+            let mut r = vec![l.name.clone()];
+            r.extend(SubscriberStatus::ALL.iter().map(|s| l.counts.get(s.as_str()).copied().unwrap_or(0).to_string()));
+            r
+        })
+        .collect();
+    let mut header = vec!["LIST"];
+    header.extend(SubscriberStatus::ALL.iter().map(|s| s.as_str()));
+    let human = if rows.is_empty() { "No list yet.\n".into() } else { output::table(&header, &rows) };
+    Ok(Output::new(human, json!({ "lists": counts })))
+}

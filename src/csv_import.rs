@@ -1,0 +1,145 @@
+//! Subscriber CSV files (an import, or a list's file) → subscribers. A header row; `email` is
+//! required, `name` and `lists` (names separated by `;`) are optional, every other column is an
+//! attribute. Each bad row is reported by its line in the file (the header is line 1) with the
+//! reason; the good rows go on.
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+
+use crate::{
+    domain::{EmailAddress, ListName},
+    store::NewSubscriber,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub rows: Vec<NewSubscriber>,
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CsvError {
+    #[error("the header row has no `email` column; the first line must name the columns, e.g. email,name,lists")]
+    NoEmailColumn,
+    #[error("line 1: cannot read the header row: {0}")]
+    Header(String),
+}
+
+/// Parses the whole file. `default_lists` are added to every row (`import --list`, a list file).
+pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError> {
+    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(text);
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| CsvError::Header(e.to_string()))?
+        .iter()
+        .map(|h| h.trim().to_ascii_lowercase())
+        .collect();
+    let email_col = headers.iter().position(|h| h == "email").ok_or(CsvError::NoEmailColumn)?;
+    let mut out = Parsed::default();
+    let mut seen = HashSet::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line() + 1;
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(line, |p| p.line());
+                out.rejected.push(Rejected { line, reason: format!("not valid CSV: {e}") });
+                continue;
+            }
+        }
+        let line = record.position().map_or(line, |p| p.line());
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        match row(&headers, email_col, &record, default_lists) {
+            Ok(r) if !seen.insert(r.email.clone()) => {
+                out.rejected.push(Rejected { line, reason: format!("{} appears earlier in the file", r.email) });
+            }
+            Ok(r) => out.rows.push(r),
+            Err(reason) => out.rejected.push(Rejected { line, reason }),
+        }
+    }
+    Ok(out)
+}
+
+fn row(
+    headers: &[String],
+    email_col: usize,
+    record: &csv::StringRecord,
+    default_lists: &[ListName],
+) -> Result<NewSubscriber, String> {
+    if record.len() != headers.len() {
+        return Err(format!("has {} fields where the header has {}", record.len(), headers.len()));
+    }
+    let email: EmailAddress =
+        record.get(email_col).unwrap_or_default().parse().map_err(|e| format!("email: {e}; fix or remove the row"))?;
+    let mut name = None;
+    let mut lists: Vec<ListName> = default_lists.to_vec();
+    let mut attributes = BTreeMap::new();
+    for (h, v) in headers.iter().zip(record.iter()) {
+        match h.as_str() {
+            "email" => {}
+            // A line break in a name would be a header injection later: fold it away here.
+            "name" => name = Some(v.split_whitespace().collect::<Vec<_>>().join(" ")),
+            "lists" => {
+                for l in v.split(';').map(str::trim).filter(|l| !l.is_empty()) {
+                    let l: ListName = l.parse().map_err(|e| format!("lists: {e}"))?;
+                    if !lists.contains(&l) {
+                        lists.push(l);
+                    }
+                }
+            }
+            key if !key.is_empty() => {
+                attributes.insert(key.to_owned(), v.trim().to_owned());
+            }
+            _ => {}
+        }
+    }
+    Ok(NewSubscriber { email, name, lists, attributes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_columns_and_reports_bad_rows_by_line() {
+        let text = "email,name,lists,city\n\
+                    ann@example.org,Ann,weekly;news,Yerevan\n\
+                    not-an-address,Bob,weekly,\n\
+                    \"eve@example.org\",\"Eve\r\nBcc: x@y.org\",weekly,\n\
+                    ann@example.org,Ann again,,\n\
+                    carl@example.org,Carl,bad list,\n\
+                    short@example.org\n";
+        let p = parse(text.as_bytes(), &[]).expect("parses");
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].attributes.get("city").map(String::as_str), Some("Yerevan"));
+        assert_eq!(p.rows[0].lists.len(), 2);
+        assert_eq!(p.rows[1].name.as_deref(), Some("Eve Bcc: x@y.org"));
+        let lines: Vec<u64> = p.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 6, 7, 8], "{:?}", p.rejected);
+        assert!(p.rejected[0].reason.contains("email"));
+    }
+
+    #[test]
+    fn needs_an_email_column() {
+        assert_eq!(parse(b"name\nAnn\n", &[]).err(), Some(CsvError::NoEmailColumn));
+    }
+
+    #[test]
+    fn default_lists_apply_to_every_row() {
+        let weekly: ListName = "weekly".parse().expect("list");
+        let p = parse(b"email\na@example.org\n", std::slice::from_ref(&weekly)).expect("parses");
+        assert_eq!(p.rows[0].lists, [weekly]);
+    }
+}

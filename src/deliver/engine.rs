@@ -1,0 +1,415 @@
+//! The delivery engine: drains one issue's queue. A claimer takes batches of due deliveries
+//! under a lease, `concurrency` senders each send one message at a time, and a ledger writer
+//! records outcomes in batches. A sender waits until its outcome is recorded before it takes the
+//! next message, so a crash at any moment re-sends at most the messages in flight: one per
+//! sender. Leases are renewed while the engine lives; a dead engine's are taken over when they
+//! expire.
+
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
+
+use super::{DeliverError, SendError, SendErrorKind, Transport, backoff, pace::Pace};
+use crate::{
+    clock::Clock,
+    domain::{Claimed, Outcome},
+};
+
+/// What the engine needs of the delivery ledger.
+pub trait Queue: Clone + Send + Sync + 'static {
+    fn claim(
+        &self,
+        issue: u32,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<Claimed>, String>> + Send;
+    fn renew(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn record(
+        &self,
+        owner: &str,
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, String>> + Send;
+}
+
+/// What the engine needs of composition: each claimed delivery's message and Message-ID.
+pub trait Letters: Send + Sync + 'static {
+    fn letter(&self, claimed: &Claimed) -> Result<(Message, String), String>;
+}
+
+/// Told of every outcome as it is recorded, and of waits for deferred messages.
+pub trait Progress: Send + Sync + 'static {
+    fn recorded(&self, outcome: &Outcome);
+    fn waiting(&self, _until: DateTime<Utc>) {}
+}
+
+impl Progress for () {
+    fn recorded(&self, _: &Outcome) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub retry_backoff: Duration,
+    pub lease: Duration,
+    /// Messages a second at most; 0 = no limit.
+    pub rate: u32,
+    /// This engine's name in the ledger's leases: unique per process.
+    pub owner: String,
+    /// Go on waiting for deferred deliveries until they are due (a `send` finishing its issue);
+    /// without it the run ends when nothing is due now.
+    pub wait_for_deferred: bool,
+}
+
+/// A way to ask a running engine to stop: it stops claiming, lets in-flight sends finish and
+/// hands back what it had claimed.
+#[derive(Debug, Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    pub fn new() -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Self(rx))
+    }
+
+    pub fn never() -> Self {
+        let (tx, rx) = watch::channel(false);
+        // Keeping the sender alive forever would leak; a closed channel reads as "not stopped".
+        drop(tx);
+        Self(rx)
+    }
+
+    fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn wait(&mut self) {
+        while !*self.0.borrow() {
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub released: u64,
+    /// True when a stop request ended the run before the issue was done.
+    pub stopped: bool,
+    pub elapsed: Duration,
+}
+
+pub struct Engine<Q: Queue> {
+    queue: Q,
+    transport: Transport,
+    settings: EngineSettings,
+    clock: Arc<dyn Clock>,
+}
+
+struct Shared<Q: Queue> {
+    queue: Q,
+    transport: Transport,
+    settings: EngineSettings,
+    clock: Arc<dyn Clock>,
+    letters: Arc<dyn Letters>,
+    progress: Arc<dyn Progress>,
+    pace: Pace,
+    halted: AtomicBool,
+    failure: Mutex<Option<DeliverError>>,
+    last_check: Mutex<Option<(Instant, bool)>>,
+    sent: AtomicU64,
+    deferred: AtomicU64,
+    failed: AtomicU64,
+    released: AtomicU64,
+}
+
+impl<Q: Queue> Shared<Q> {
+    async fn halt(&self, error: Option<DeliverError>) {
+        self.halted.store(true, Ordering::SeqCst);
+        if let Some(e) = error {
+            let mut f = self.failure.lock().await;
+            if f.is_none() {
+                *f = Some(e);
+            }
+        }
+    }
+
+    fn halted(&self) -> bool {
+        self.halted.load(Ordering::SeqCst)
+    }
+
+    /// Is the server as a whole still there? Asked once for a burst of broken exchanges.
+    async fn server_alive(&self) -> Result<(), SendError> {
+        let mut last = self.last_check.lock().await;
+        if let Some((at, ok)) = *last
+            && at.elapsed() < Duration::from_secs(2)
+        {
+            return if ok { Ok(()) } else { Err(SendError::server("the server is unreachable")) };
+        }
+        let result = self.transport.check().await;
+        *last = Some((Instant::now(), result.is_ok()));
+        result
+    }
+}
+
+type Record = (Outcome, oneshot::Sender<bool>);
+
+impl<Q: Queue> Engine<Q> {
+    pub fn new(queue: Q, transport: Transport, settings: EngineSettings, clock: Arc<dyn Clock>) -> Self {
+        Self { queue, transport, settings, clock }
+    }
+
+    /// Sends every due delivery of `issue` (and, with `wait_for_deferred`, the deferred ones as
+    /// they come due) until none is left, `stop` is set, or the server as a whole fails.
+    pub async fn run(
+        &self,
+        issue: u32,
+        letters: Arc<dyn Letters>,
+        progress: Arc<dyn Progress>,
+        mut stop: Stop,
+    ) -> Result<RunSummary, DeliverError> {
+        let started = Instant::now();
+        self.transport.check().await.map_err(|e| DeliverError::Server(e.reply))?;
+        let concurrency = self.settings.concurrency.max(1);
+        let shared = Arc::new(Shared {
+            queue: self.queue.clone(),
+            transport: self.transport.clone(),
+            settings: self.settings.clone(),
+            clock: Arc::clone(&self.clock),
+            letters,
+            progress,
+            pace: Pace::new(self.settings.rate),
+            halted: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            last_check: Mutex::new(None),
+            sent: AtomicU64::new(0),
+            deferred: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+        });
+
+        let (work_tx, work_rx) = mpsc::channel::<Claimed>(concurrency);
+        let work_rx = Arc::new(Mutex::new(work_rx));
+        let (record_tx, record_rx) = mpsc::channel::<Record>(concurrency * 2);
+
+        let writer = tokio::spawn(write_outcomes(Arc::clone(&shared), record_rx));
+        let renewer = tokio::spawn(renew_leases(Arc::clone(&shared)));
+        let mut senders = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            senders.push(tokio::spawn(send_loop(Arc::clone(&shared), Arc::clone(&work_rx), record_tx.clone())));
+        }
+        drop(record_tx);
+
+        let stopped = claim_loop(&shared, issue, concurrency, work_tx, &mut stop).await;
+        for s in senders {
+            let _ = s.await;
+        }
+        let _ = writer.await;
+        renewer.abort();
+
+        if let Some(e) = shared.failure.lock().await.take() {
+            return Err(e);
+        }
+        Ok(RunSummary {
+            sent: shared.sent.load(Ordering::SeqCst),
+            deferred: shared.deferred.load(Ordering::SeqCst),
+            failed: shared.failed.load(Ordering::SeqCst),
+            released: shared.released.load(Ordering::SeqCst),
+            stopped,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// Feeds the senders until nothing is left to claim. Returns true when stopped by request.
+async fn claim_loop<Q: Queue>(
+    shared: &Arc<Shared<Q>>,
+    issue: u32,
+    concurrency: usize,
+    work_tx: mpsc::Sender<Claimed>,
+    stop: &mut Stop,
+) -> bool {
+    let s = &shared.settings;
+    loop {
+        if stop.is_set() {
+            shared.halt(None).await;
+            return true;
+        }
+        if shared.halted() {
+            return false;
+        }
+        let now = shared.clock.now();
+        let batch = match shared.queue.claim(issue, &s.owner, concurrency, now, s.lease).await {
+            Ok(b) => b,
+            Err(e) => {
+                shared.halt(Some(DeliverError::Queue(e))).await;
+                return false;
+            }
+        };
+        if batch.is_empty() {
+            let due = match shared.queue.next_due(issue).await {
+                Ok(d) => d,
+                Err(e) => {
+                    shared.halt(Some(DeliverError::Queue(e))).await;
+                    return false;
+                }
+            };
+            let Some(due) = due else { return false };
+            if !s.wait_for_deferred && work_tx.capacity() == work_tx.max_capacity() {
+                // Nothing due now and nothing buffered: what is left waits for a later run.
+                return false;
+            }
+            shared.progress.waiting(due);
+            let wait = (due - shared.clock.now())
+                .to_std()
+                .unwrap_or_default()
+                .clamp(Duration::from_millis(50), Duration::from_secs(1));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.wait() => {}
+            }
+            continue;
+        }
+        for c in batch {
+            tokio::select! {
+                sent = work_tx.send(c) => if sent.is_err() { return false },
+                () = stop.wait() => {
+                    shared.halt(None).await;
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+async fn send_loop<Q: Queue>(
+    shared: Arc<Shared<Q>>,
+    work: Arc<Mutex<mpsc::Receiver<Claimed>>>,
+    records: mpsc::Sender<Record>,
+) {
+    loop {
+        let next = work.lock().await.recv().await;
+        let Some(claimed) = next else { return };
+        let outcome = if shared.halted() {
+            Outcome::Released { delivery_id: claimed.delivery_id }
+        } else {
+            shared.pace.wait().await;
+            deliver_one(&shared, &claimed).await
+        };
+        let (ack_tx, ack_rx) = oneshot::channel();
+        if records.send((outcome, ack_tx)).await.is_err() {
+            return;
+        }
+        // Wait for the ledger before taking more: this is what bounds duplicates after a crash.
+        if !ack_rx.await.unwrap_or(false) {
+            return;
+        }
+    }
+}
+
+async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed) -> Outcome {
+    let s = &shared.settings;
+    let (message, message_id) = match shared.letters.letter(c) {
+        Ok(m) => m,
+        Err(reply) => return Outcome::Failed { delivery_id: c.delivery_id, reply, bounce: None },
+    };
+    let error = match shared.transport.send(message, &message_id).await {
+        Ok(reply) => return Outcome::Sent { delivery_id: c.delivery_id, message_id, reply },
+        Err(e) => e,
+    };
+    match error.kind {
+        SendErrorKind::Permanent => {
+            Outcome::Failed { delivery_id: c.delivery_id, reply: error.reply, bounce: Some(c.subscriber_id) }
+        }
+        SendErrorKind::Server => {
+            shared.halt(Some(DeliverError::Server(error.reply))).await;
+            Outcome::Released { delivery_id: c.delivery_id }
+        }
+        SendErrorKind::Connection if shared.server_alive().await.is_err() => {
+            shared.halt(Some(DeliverError::Server(error.reply))).await;
+            Outcome::Released { delivery_id: c.delivery_id }
+        }
+        SendErrorKind::Temporary | SendErrorKind::Connection => {
+            let attempt = c.attempts + 1;
+            if attempt >= s.max_attempts {
+                Outcome::Failed {
+                    delivery_id: c.delivery_id,
+                    reply: format!("gave up after {attempt} attempts: {}", error.reply),
+                    bounce: None,
+                }
+            } else {
+                let wait =
+                    chrono::Duration::from_std(backoff(s.retry_backoff, attempt)).unwrap_or(chrono::Duration::hours(1));
+                Outcome::Deferred {
+                    delivery_id: c.delivery_id,
+                    reply: error.reply,
+                    retry_at: shared.clock.now() + wait,
+                }
+            }
+        }
+    }
+}
+
+/// Records outcomes in batches: whatever has arrived while the last batch was being written.
+async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver<Record>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
+        let result = shared.queue.record(&shared.settings.owner, &outcomes, shared.clock.now()).await;
+        let ok = result.is_ok();
+        if let Err(e) = result {
+            shared.halt(Some(DeliverError::Queue(e))).await;
+        }
+        for (outcome, ack) in batch {
+            if ok {
+                let counter = match outcome {
+                    Outcome::Sent { .. } => &shared.sent,
+                    Outcome::Deferred { .. } => &shared.deferred,
+                    Outcome::Failed { .. } => &shared.failed,
+                    Outcome::Released { .. } => &shared.released,
+                };
+                counter.fetch_add(1, Ordering::SeqCst);
+                shared.progress.recorded(&outcome);
+            }
+            let _ = ack.send(ok);
+        }
+    }
+}
+
+async fn renew_leases<Q: Queue>(shared: Arc<Shared<Q>>) {
+    let every = (shared.settings.lease / 3).max(Duration::from_millis(200));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = shared.queue.renew(&shared.settings.owner, shared.clock.now(), shared.settings.lease).await {
+            tracing::warn!("cannot renew delivery leases: {e}");
+        }
+    }
+}

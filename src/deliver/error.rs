@@ -1,0 +1,51 @@
+//! Why a send failed, sorted the way the engine acts on it.
+
+/// What a failure means for the delivery and for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendErrorKind {
+    /// A 4xx reply: this message may succeed later.
+    Temporary,
+    /// The exchange broke off (dropped connection, timeout, TLS): the message may succeed later,
+    /// unless the server as a whole is gone, which the engine checks.
+    Connection,
+    /// 5xx to this recipient or message: do not try again.
+    Permanent,
+    /// The server as a whole (unreachable, login or TLS refused): counts against no reader.
+    Server,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{reply}")]
+pub struct SendError {
+    pub kind: SendErrorKind,
+    /// The server's reply (code and text) or what went wrong, never a password.
+    pub reply: String,
+}
+
+impl SendError {
+    pub fn temporary(reply: impl Into<String>) -> Self {
+        Self { kind: SendErrorKind::Temporary, reply: reply.into() }
+    }
+    pub fn connection(reply: impl Into<String>) -> Self {
+        Self { kind: SendErrorKind::Connection, reply: reply.into() }
+    }
+    pub fn permanent(reply: impl Into<String>) -> Self {
+        Self { kind: SendErrorKind::Permanent, reply: reply.into() }
+    }
+    pub fn server(reply: impl Into<String>) -> Self {
+        Self { kind: SendErrorKind::Server, reply: reply.into() }
+    }
+}
+
+/// Why a run stopped before the issue was done.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(
+        "the mail server failed: {0}; nothing was counted against any subscriber, run the same command again to resume"
+    )]
+    Server(String),
+    #[error("the queue failed: {0}")]
+    Queue(String),
+    #[error("cannot set up the transport: {0}")]
+    Setup(String),
+}

@@ -1,0 +1,278 @@
+//! An issue's life: the lists synced from their files, the next issue planned (or the
+//! unfinished one resumed), created with its articles frozen and its deliveries queued, and
+//! delivered by the engine. This is where store, compose and deliver meet.
+
+use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use lettre::Message;
+use secrecy::ExposeSecret;
+
+use crate::{
+    clock::Clock,
+    compose::{self, MessageSettings, PreparedIssue, message},
+    config::{Config, Transport as TransportSetting},
+    csv_import::{self, Rejected},
+    deliver::{
+        self, DeliverError, Engine, EngineSettings, Letters, Outbox, Progress, Queue, RunSummary, Smtp, SmtpSettings,
+        Stop, Transport,
+    },
+    domain::{Claimed, ListName, Outcome},
+    publication::{Draft, History, Publication, PublicationError},
+    sources::SourceError,
+    store::{ImportCounts, IssueRecord, NewIssue, Store, StoreError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Publication(#[from] PublicationError),
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+    #[error("cannot read the list file {}: {source}; fix [[list]] file or create the file", file.display())]
+    ListFile {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", file.display())]
+    ListCsv { file: PathBuf, message: String },
+    #[error("{0}")]
+    Dkim(#[from] deliver::DkimError),
+    #[error("{0}")]
+    Compose(String),
+}
+
+/// What the next `send` will do.
+pub enum Plan {
+    /// An issue is still going out: finish it first.
+    Resume(Box<IssueRecord>),
+    /// A new issue with these articles.
+    Create(Box<Draft>),
+    /// Nothing to send, and why.
+    Nothing(String),
+}
+
+/// What syncing one list file did.
+#[derive(Debug)]
+pub struct ListSync {
+    pub list: ListName,
+    pub file: PathBuf,
+    pub counts: ImportCounts,
+    pub rejected: Vec<Rejected>,
+}
+
+pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
+    Store::open(config.storage.database_url.expose_secret()).await
+}
+
+/// Makes each list that has a file hold exactly the file's (good) rows.
+pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<ListSync>, IssueError> {
+    let mut out = Vec::new();
+    for list in &config.lists {
+        let Some(file) = &list.file else { continue };
+        let bytes =
+            tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.clone(), source })?;
+        let parsed = csv_import::parse(&bytes, std::slice::from_ref(&list.name))
+            .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
+        let counts = store.sync_list(&list.name, &parsed.rows, now).await?;
+        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: parsed.rejected });
+    }
+    Ok(out)
+}
+
+/// The history the next issue is chosen against. `record` notes when undated articles were
+/// first seen (a real send does; a preview does not).
+pub async fn history(
+    store: &Store,
+    articles: &[crate::domain::Article],
+    now: DateTime<Utc>,
+    record: bool,
+) -> Result<History, StoreError> {
+    let (next_number, carried) = store.history().await?;
+    let undated: Vec<String> = articles.iter().filter(|a| a.date.is_none()).map(compose::selection::identity).collect();
+    let first_seen = store.first_seen(&undated, now, record).await?;
+    Ok(History { next_number, carried, first_seen })
+}
+
+/// Decides between resuming, creating and doing nothing.
+pub async fn plan(
+    publication: &Publication,
+    store: &Store,
+    now: DateTime<Utc>,
+    record: bool,
+) -> Result<Plan, IssueError> {
+    if let Some(unfinished) = store.unfinished_issue().await? {
+        return Ok(Plan::Resume(Box::new(unfinished)));
+    }
+    let (articles, warnings) = publication.read_articles().await?;
+    let history = history(store, &articles, now, record).await?;
+    let draft = publication.select(articles, warnings, now, &history);
+    if draft.selected.articles.is_empty() && !publication.config.selection.send_when_empty {
+        let reason = if history.carried.is_empty() {
+            format!("no article within max_age ({}) of {}", publication.config.selection.max_age, now.to_rfc3339())
+        } else {
+            "nothing new since the last issue".to_owned()
+        };
+        return Ok(Plan::Nothing(reason));
+    }
+    Ok(Plan::Create(Box::new(draft)))
+}
+
+/// Creates the issue: articles frozen, one delivery queued per active subscriber.
+pub async fn create(
+    publication: &Publication,
+    store: &Store,
+    draft: &Draft,
+    slot: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<IssueRecord, IssueError> {
+    let prepared = publication.prepare(draft)?;
+    let sample =
+        publication.recipient("reader@example.org".parse().expect("a literal address parses"), "", Default::default());
+    let subject = prepared.personalize(&sample).map_err(PublicationError::from)?.subject;
+    let new = NewIssue {
+        number: draft.number,
+        subject,
+        date: draft.date,
+        articles: draft.selected.articles.clone(),
+        identities: draft
+            .selected
+            .articles
+            .iter()
+            .map(compose::selection::identity)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect(),
+        slot,
+    };
+    Ok(store.create_issue(&new, &publication.config.publication.lists, now).await?)
+}
+
+/// The transport `[delivery]` asks for, with DKIM where `[dkim]` is set.
+pub async fn transport(config: &Config) -> Result<Transport, IssueError> {
+    let dkim = match &config.dkim {
+        Some(d) => Some(deliver::load_dkim(&d.domain, &d.selector, &d.private_key_file).await?),
+        None => None,
+    };
+    let d = &config.delivery;
+    Ok(match d.transport {
+        TransportSetting::Outbox => {
+            Transport::outbox(Outbox::open(&d.outbox).await.map_err(|e| DeliverError::Setup(e.reply))?, dkim)
+        }
+        TransportSetting::Smtp => {
+            let url = d.smtp_url.clone().ok_or_else(|| DeliverError::Setup("delivery.smtp_url is not set".into()))?;
+            let smtp = Smtp::new(&SmtpSettings {
+                url,
+                ca_file: d.ca_file.clone(),
+                timeout: d.timeout.std(),
+                pool_size: u32::try_from(d.concurrency).unwrap_or(u32::MAX),
+            })
+            .await
+            .map_err(|e| DeliverError::Setup(e.reply))?;
+            Transport::smtp(smtp, dkim)
+        }
+    })
+}
+
+/// The name this process's leases carry.
+pub fn owner() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
+    format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>())
+}
+
+/// Each claimed delivery's message, from the issue rendered once.
+pub struct IssueLetters {
+    publication: Arc<Publication>,
+    prepared: PreparedIssue,
+    settings: MessageSettings,
+    number: u32,
+    clock: Arc<dyn Clock>,
+}
+
+impl IssueLetters {
+    pub fn new(publication: Arc<Publication>, issue: &IssueRecord, clock: Arc<dyn Clock>) -> Result<Self, IssueError> {
+        let draft = publication.frozen(issue.number, issue.date, issue.articles.clone());
+        let prepared = publication.prepare(&draft)?;
+        let settings = publication.message_settings();
+        Ok(Self { publication, prepared, settings, number: issue.number, clock })
+    }
+
+    pub fn message_for(
+        &self,
+        email: crate::domain::EmailAddress,
+        name: &str,
+        attributes: std::collections::BTreeMap<String, String>,
+    ) -> Result<(Message, String), String> {
+        let recipient = self.publication.recipient(email, name, attributes);
+        let rendered = self.prepared.personalize(&recipient).map_err(|e| e.to_string())?;
+        let id = self.publication.message_id(self.number, &recipient.email);
+        let message = message::build(&self.settings, &recipient, &rendered, id.clone(), self.clock.now())
+            .map_err(|e| e.to_string())?;
+        Ok((message, id))
+    }
+}
+
+impl Letters for IssueLetters {
+    fn letter(&self, c: &Claimed) -> Result<(Message, String), String> {
+        self.message_for(c.email.clone(), &c.name, c.attributes.clone())
+    }
+}
+
+/// Delivers what is due of `issue` with the publication's `[delivery]` settings.
+#[allow(clippy::too_many_arguments)]
+pub async fn deliver(
+    publication: Arc<Publication>,
+    store: &Store,
+    issue: &IssueRecord,
+    transport: Transport,
+    clock: Arc<dyn Clock>,
+    progress: Arc<dyn Progress>,
+    stop: Stop,
+    wait_for_deferred: bool,
+) -> Result<RunSummary, IssueError> {
+    let d = &publication.config.delivery;
+    let settings = EngineSettings {
+        concurrency: d.concurrency,
+        max_attempts: d.max_attempts,
+        retry_backoff: d.retry_backoff.std(),
+        lease: d.lease.std(),
+        rate: d.rate,
+        owner: owner(),
+        wait_for_deferred,
+    };
+    let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
+    let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
+    let summary = engine.run(issue.number, letters, progress, stop).await?;
+    store.finish_issue_if_done(issue.number, clock.now()).await?;
+    Ok(summary)
+}
+
+impl Queue for Store {
+    async fn claim(
+        &self,
+        issue: u32,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, String> {
+        Store::claim(self, issue, owner, limit, now, lease).await.map_err(|e| e.to_string())
+    }
+
+    async fn renew(&self, owner: &str, now: DateTime<Utc>, lease: Duration) -> Result<(), String> {
+        self.renew_leases(owner, now, lease).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), String> {
+        Store::record(self, owner, outcomes, now).await.map_err(|e| e.to_string())
+    }
+
+    async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, String> {
+        Store::next_due(self, issue).await.map_err(|e| e.to_string())
+    }
+}

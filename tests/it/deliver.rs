@@ -1,0 +1,213 @@
+//! `gazette send` against a real SMTP server on loopback: every subscriber once, with every
+//! header; AUTH and STARTTLS; servers that defer, refuse, drop and stall; a wrong password.
+
+use std::{collections::HashMap, time::Duration};
+
+use mail_parser::MessageParser;
+
+use crate::{
+    smtp::{Options, SmtpServer},
+    support::{Publication, fixture},
+};
+
+pub const AS_OF: &str = "2024-03-16T12:00:00-04:00";
+
+/// A publication reading the seed feed, with a list of `n` subscribers, sending to `smtp_url`.
+pub fn publication(n: usize, smtp_url: &str, delivery: &str) -> Publication {
+    let p = Publication::with_config("");
+    let mut csv = String::from("email,name,lists,city\n");
+    for i in 0..n {
+        csv.push_str(&format!("reader{i}@example.org,Reader {i},,City {i}\n"));
+    }
+    p.write("subscribers/weekly.csv", &csv);
+    let config = format!(
+        "[publication]\nname = \"The Weekly Mirror\"\nfrom = \"The Weekly Mirror <weekly@example.org>\"\n\
+         reply_to = \"editor@example.org\"\nunsubscribe_mailto = \"unsubscribe@example.org\"\n\
+         base_url = \"https://news.example.org\"\ntimezone = \"America/New_York\"\nlists = [\"weekly\"]\n\n\
+         [[source]]\nfeed = {:?}\n\n[[list]]\nname = \"weekly\"\nfile = \"subscribers/weekly.csv\"\n\n\
+         [delivery]\ntransport = \"smtp\"\nsmtp_url = {:?}\nretry_backoff = \"1s\"\n{delivery}\n",
+        fixture("feeds/seed-mirror.xml").display().to_string(),
+        smtp_url,
+    );
+    p.write("gazette.toml", &config);
+    p
+}
+
+fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for m in server.messages() {
+        for r in m.rcpt_tos {
+            *counts.entry(r).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+#[test]
+fn every_subscriber_gets_exactly_one_message_with_every_header() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(25, &server.url(), "concurrency = 4");
+    let run = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok();
+    let doc = run.json();
+    assert_eq!(doc["counts"]["sent"], 25, "{doc:#}");
+    assert_eq!(doc["status"], "sent");
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), 25);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+
+    for m in server.messages() {
+        let msg = m.parsed();
+        let to = msg.to().and_then(|a| a.first()).expect("To");
+        let rcpt = &m.rcpt_tos[0];
+        assert_eq!(to.address(), Some(rcpt.as_str()));
+        assert!(to.name().is_some_and(|n| n.starts_with("Reader ")));
+        assert_eq!(m.mail_from, "weekly@example.org");
+        for h in [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "List-Id",
+            "List-Unsubscribe",
+            "List-Unsubscribe-Post",
+            "Reply-To",
+        ] {
+            assert!(msg.header_raw(h).is_some(), "{h} missing");
+        }
+        let unsub = msg.header_raw("List-Unsubscribe").unwrap_or_default();
+        assert!(unsub.contains("https://news.example.org/unsubscribe/"), "{unsub}");
+        assert_eq!(msg.text_body.len(), 1);
+        assert_eq!(msg.html_body.len(), 1);
+        assert!(msg.body_text(0).is_some_and(|t| t.contains("Armenian Sources Blast")));
+    }
+    let ids: std::collections::HashSet<_> = server.messages().into_iter().filter_map(|m| m.message_id).collect();
+    assert_eq!(ids.len(), 25, "one Message-ID per subscriber");
+
+    // Nothing new: the second send says so and sends nothing.
+    let again = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    assert!(again["issue"].is_null(), "{again:#}");
+    assert!(again["reason"].as_str().is_some_and(|r| r.contains("nothing new")));
+    assert_eq!(server.messages().len(), 25);
+}
+
+#[test]
+fn auth_and_starttls_with_a_trusted_ca() {
+    let server = SmtpServer::start(Options::default().auth("mailer", "s3cret pass").self_signed_tls().require_tls());
+    let ca = server.tls_files().expect("tls").ca().display().to_string();
+    let url = server.url().replace("127.0.0.1", "localhost");
+    let p = publication(3, &url, &format!("ca_file = {ca:?}"));
+    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    assert_eq!(server.messages().len(), 3);
+}
+
+#[test]
+fn a_certificate_that_does_not_verify_is_refused_not_used_in_the_clear() {
+    let server = SmtpServer::start(Options::default().self_signed_tls());
+    let url = server.url().replace("127.0.0.1", "localhost");
+    let p = publication(3, &url, "");
+    let run = p.gazette(&["send", "--as-of", AS_OF, "--json"]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(server.messages().is_empty());
+    let issues = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(issues["counts"]["queued"], 3, "counted against no subscriber: {issues:#}");
+}
+
+#[test]
+fn a_wrong_password_is_exit_1_and_never_printed() {
+    let server = SmtpServer::start(Options::default().auth("mailer", "right"));
+    let url = server.url().replace("right", "hunter2-wrong");
+    let p = publication(2, &url, "");
+    let run = p.gazette(&["send", "--as-of", AS_OF]);
+    assert_eq!(run.code(), 1);
+    let all = format!("{}{}", run.stdout(), run.stderr());
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(all.contains("535") || all.to_lowercase().contains("auth"), "{all}");
+    let show = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(show["counts"]["queued"], 2);
+    assert_eq!(show["counts"]["failed"], 0);
+}
+
+#[test]
+fn temporary_failures_are_retried_until_accepted() {
+    let server = SmtpServer::start(Options::default().tempfail_first(2));
+    let p = publication(5, &server.url(), "concurrency = 2\nmax_attempts = 4");
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 5, "{doc:#}");
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), 5);
+    assert!(counts.values().all(|c| *c == 1));
+}
+
+#[test]
+fn permanent_refusals_are_recorded_and_bounce_the_subscriber() {
+    let server = SmtpServer::start(Options::default().reject("reader1@").reject("reader3@"));
+    let p = publication(5, &server.url(), "");
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(3), Some(2)), "{doc:#}");
+    let failures = doc["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 2);
+    for f in failures {
+        assert!(f["reply"].as_str().is_some_and(|r| r.contains("550")), "{f}");
+        assert_eq!(f["attempts"], 1);
+    }
+    let bounced = p.gazette(&["subscribers", "list", "--status", "bounced", "--json"]).ok().json();
+    assert_eq!(bounced["subscribers"].as_array().map(Vec::len), Some(2));
+    // A list file never brings a bounced address back.
+    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    let bounced = p.gazette(&["subscribers", "list", "--status", "bounced", "--json"]).ok().json();
+    assert_eq!(bounced["subscribers"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn dropped_connections_and_stalls_are_retried_without_duplicates() {
+    let server = SmtpServer::start(Options::default().drop_every(4).stall_every(7, Duration::from_secs(5)));
+    let p = publication(20, &server.url(), "concurrency = 3\ntimeout = \"1s\"\nmax_attempts = 6");
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 20, "{doc:#}");
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), 20);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+}
+
+#[test]
+fn a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(5, &server.url(), "");
+    p.gazette(&["send", "--as-of", AS_OF, "--to", "editor@example.net"]).ok();
+    let got = server.wait_for(1, Duration::from_secs(5));
+    assert_eq!(got[0].rcpt_tos, ["editor@example.net"]);
+    let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
+    assert_eq!(issues["issues"].as_array().map(Vec::len), Some(0));
+    let dry = p.gazette(&["send", "--as-of", AS_OF, "--dry-run", "--json"]).ok().json();
+    assert_eq!(dry["would_send"]["articles"].as_array().map(Vec::len), Some(6), "{dry:#}");
+    assert_eq!(server.messages().len(), 1);
+    let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
+    assert_eq!(issues["issues"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(0, &server.url(), "");
+    p.write(
+        "subscribers/weekly.csv",
+        "email,name\nann@example.org,Ann\n\"eve@example.org\",\"Eve\r\nBcc: victim@example.com\"\n",
+    );
+    let mut config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    config = config.replace("lists = [\"weekly\"]", "lists = [\"weekly\", \"news\"]");
+    config.push_str("\n[[list]]\nname = \"news\"\nfile = \"subscribers/news.csv\"\n");
+    p.write("gazette.toml", &config);
+    p.write("subscribers/news.csv", "email\nann@example.org\n");
+    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    let counts = by_recipient(&server);
+    assert_eq!(counts.get("ann@example.org"), Some(&1));
+    assert_eq!(counts.get("eve@example.org"), Some(&1));
+    assert!(!counts.contains_key("victim@example.com"));
+    for m in server.messages() {
+        let raw = String::from_utf8_lossy(&m.raw).into_owned();
+        let headers = raw.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+        assert!(!headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{headers}");
+        let _ = MessageParser::default().parse(&m.raw).expect("mime");
+    }
+}
