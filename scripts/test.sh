@@ -24,8 +24,8 @@ fi
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
 
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --all-targets --no-fail-fast "$@"
+  cargo nextest run --no-fail-fast "$@"
   cargo test --doc --quiet
 else
-  cargo test --all-targets --no-fail-fast "$@"
+  cargo test --no-fail-fast "$@"
 fi

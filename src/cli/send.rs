@@ -128,6 +128,9 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     };
     let header = summary_line(&issue, &summary);
     let mut out = issues::show_output(&store, issue.number, &header).await?;
+    let secs = summary.elapsed.as_secs_f64();
+    out.json["elapsed_seconds"] = json!(secs);
+    out.json["this_run"] = json!({ "sent": summary.sent, "deferred": summary.deferred, "failed": summary.failed });
     out.warnings = warnings;
     if summary.stopped {
         out.exit_code = 1;
@@ -223,7 +226,10 @@ async fn test_copies(
             }
         }
         Plan::Nothing(reason) => {
-            return Ok(Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason })));
+            return Ok(Output::new(
+                format!("Nothing to send: {reason}.\n"),
+                json!({ "issue": null, "reason": reason }),
+            ));
         }
     };
     let transport = issue::transport(&publication.config).await?;

@@ -168,7 +168,16 @@ impl<Q: Queue> Shared<Q> {
         {
             return if ok { Ok(()) } else { Err(SendError::server("the server is unreachable")) };
         }
-        let result = self.transport.check().await;
+        // A pooled connection the server already closed can fail a single check; the server is
+        // only declared gone when fresh attempts fail too.
+        let mut result = self.transport.check().await;
+        for _ in 0..2 {
+            if result.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            result = self.transport.check().await;
+        }
         *last = Some((Instant::now(), result.is_ok()));
         result
     }

@@ -5,6 +5,7 @@ mod support;
 
 mod cli_errors;
 mod compose_fixtures;
+mod crash;
 mod deliver;
 mod look;
 mod preview;

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Delivery benchmark: gazette sending one 20-article issue to N subscribers (SQLite) into
+# Postfix's smtp-sink on loopback, against Postfix's own smtp-source sending the same number of
+# messages of the same size over the same number of connections into the same sink, in the same
+# run. Prints both rates, their ratio, and gazette's peak resident memory.
+#
+#   bash benches/delivery.sh                 # N=100000, CONN=8
+#   N=1000000 bash benches/delivery.sh       # the memory run
+#
+# Needs Debian's postfix (smtp-sink, smtp-source) and GNU time; installs them when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-100000}
+CONN=${CONN:-8}
+
+need=()
+command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  postfix stop >/dev/null 2>&1 || true
+fi
+export PATH="$PATH:/usr/sbin"
+
+cargo build --release --quiet
+bin=$PWD/target/release/gazette
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+# The sink accepts everything and keeps nothing.
+smtp-sink -u nobody 127.0.0.1:"$port" 1024 &
+sleep 0.5
+
+feeds=""
+for f in tests/fixtures/feeds/*.xml tests/fixtures/feeds/*.json; do
+  feeds+=$'\n[[source]]\nfeed = "'"$PWD/$f"$'"\n'
+done
+cat >"$work/gazette.toml" <<TOML
+[publication]
+name = "Bench Weekly"
+from = "Bench Weekly <weekly@example.org>"
+base_url = "https://news.example.org"
+lists = ["weekly"]
+unsubscribe_mailto = "unsubscribe@example.org"
+
+[selection]
+max_age = "99999d"
+max_items = 20
+
+[[list]]
+name = "weekly"
+
+[delivery]
+transport = "smtp"
+smtp_url = "smtp://127.0.0.1:$port"
+concurrency = $CONN
+$feeds
+TOML
+
+python3 - "$N" >"$work/subscribers.csv" <<'PY'
+import sys
+n = int(sys.argv[1])
+out = sys.stdout
+out.write("email,name,lists\n")
+for i in range(n):
+    out.write(f"reader{i}@example.org,Reader {i},weekly\n")
+PY
+export GAZETTE_SECRET=bench-secret-0123456789abcdef
+t0=$(date +%s.%N)
+"$bin" --config "$work/gazette.toml" subscribers import "$work/subscribers.csv" >/dev/null
+t1=$(date +%s.%N)
+size=$("$bin" --config "$work/gazette.toml" preview --as-of 2026-01-01 --format eml | wc -c)
+
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
+sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["sent"])' "$work/send.json")
+gz_secs=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["elapsed_seconds"])' "$work/send.json")
+rss_kb=$(cat "$work/rss")
+
+s0=$(date +%s.%N)
+smtp-source -s "$CONN" -m "$N" -l "$size" -f weekly@example.org -t reader@example.org 127.0.0.1:"$port"
+s1=$(date +%s.%N)
+
+python3 - "$N" "$sent" "$gz_secs" "$s0" "$s1" "$rss_kb" "$size" "$t0" "$t1" "$CONN" <<'PY'
+import sys
+n, sent, gz, s0, s1, rss, size, t0, t1, conn = sys.argv[1:]
+n, sent, gz, rss, size, conn = int(n), int(sent), float(gz), int(rss), int(size), int(conn)
+src = float(s1) - float(s0)
+g_rate, s_rate = sent / gz, n / src
+print(f"subscribers: {n}, connections: {conn}, message size: {size/1024:.1f} KB")
+print(f"import of {n} subscribers: {float(t1)-float(t0):.1f} s")
+print(f"gazette:     {sent} messages in {gz:.1f} s = {g_rate:.0f} messages/s")
+print(f"smtp-source: {n} messages in {src:.1f} s = {s_rate:.0f} messages/s")
+print(f"ratio gazette / smtp-source: {g_rate / s_rate:.2f}")
+print(f"gazette peak resident memory: {rss/1024:.1f} MB")
+PY
