@@ -22,6 +22,7 @@ fi
 
 # The SMTP test server (tests/smtp/server.py) runs on aiosmtpd.
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install --quiet aiosmtpd
+python3 -c 'import dkim, nacl' 2>/dev/null || python3 -m pip install --quiet dkimpy pynacl   # tests/smtp/dkim_verify.py
 
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --no-fail-fast "$@"

@@ -20,7 +20,7 @@ use crate::{
     domain::{Claimed, ListName, Outcome},
     publication::{Draft, History, Publication, PublicationError},
     sources::SourceError,
-    store::{ImportCounts, IssueRecord, NewIssue, Store, StoreError},
+    store::{ImportCounts, IssueRecord, NewIssue, SlotRef, Store, StoreError},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +128,7 @@ pub async fn create(
     publication: &Publication,
     store: &Store,
     draft: &Draft,
-    slot: Option<String>,
+    slot: Option<SlotRef>,
     now: DateTime<Utc>,
 ) -> Result<IssueRecord, IssueError> {
     let prepared = publication.prepare(draft)?;

@@ -5,12 +5,12 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{Failure, Output, output, setup};
-use crate::{domain::Article, publication::History};
+use crate::domain::Article;
 
 pub async fn run(config: &Path, as_of: Option<&str>, all: bool) -> Result<Output, Failure> {
     let publication = setup::publication(config).await?;
     let now = setup::now(as_of, &publication)?;
-    let draft = publication.draft(now, &History::first()).await?;
+    let draft = setup::draft(&publication, now).await?;
     let tz = publication.config.publication.timezone;
     let settings = &publication.config.selection;
 

@@ -10,6 +10,7 @@ use super::{Failure, Output, output, setup};
 use crate::{
     compose::{GMAIL_CLIP_BYTES, TemplateSet},
     config::LinkSecret,
+    issue,
     publication::{self, History, Publication},
     sources::{self, Fetcher, ReadOptions},
 };
@@ -55,6 +56,21 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         && let Err(e) = tokio::fs::metadata(&d.private_key_file).await
     {
         r.problems.push(format!("dkim.private_key_file: cannot read {}: {e}", d.private_key_file.display()));
+    }
+
+    match issue::open_store(&config).await {
+        Ok(store) => match store.list_counts().await {
+            Ok(_) => r.ok.push("database".into()),
+            Err(e) => r.problems.push(format!("storage.database_url: {e}")),
+        },
+        Err(e) => r.problems.push(format!("storage.database_url: {e}")),
+    }
+    match issue::transport(&config).await {
+        Ok(t) => match t.check().await {
+            Ok(()) => r.ok.push(t.describe()),
+            Err(e) => r.problems.push(format!("delivery: {}", e.reply)),
+        },
+        Err(e) => r.problems.push(e.to_string()),
     }
 
     let mut next_runs = Vec::new();

@@ -3,6 +3,7 @@
 
 mod articles;
 mod check;
+mod daemon;
 mod failure;
 mod init;
 mod issues;
@@ -92,6 +93,17 @@ pub enum Command {
     Subscribers(subscribers::SubscribersCommand),
     /// Each list with its counts by status.
     Lists,
+    /// The daemon: the scheduler and the delivery workers in one process, until SIGINT/SIGTERM.
+    Run,
+    /// Delivery workers alone: drain every issue that is sending, until SIGINT/SIGTERM.
+    Worker,
+}
+
+impl Command {
+    /// Long-running commands log what they do by default; the others only warn.
+    pub fn is_daemon(&self) -> bool {
+        matches!(self, Self::Run | Self::Worker)
+    }
 }
 
 /// Runs one command; what it prints comes back as an `Output`.
@@ -109,5 +121,7 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
         Command::Issues(c) => issues::run(&cli.config, c).await,
         Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,
         Command::Lists => subscribers::lists(&cli.config).await,
+        Command::Run => daemon::run(&cli.config, true).await,
+        Command::Worker => daemon::run(&cli.config, false).await,
     }
 }

@@ -9,7 +9,7 @@ use super::{Failure, Output, setup};
 use crate::{
     compose::{GMAIL_CLIP_BYTES, message},
     domain::EmailAddress,
-    publication::{History, Publication},
+    publication::Publication,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -34,7 +34,7 @@ pub async fn run(
         .transpose()?;
     let (email, name, attributes) = reader(&publication, email).await;
 
-    let draft = publication.draft(now, &History::first()).await?;
+    let draft = setup::draft(&publication, now).await?;
     let prepared = publication.prepare(&draft)?;
     let recipient = publication.recipient(email, &name, attributes);
     let rendered = prepared.personalize(&recipient)?;

@@ -8,7 +8,8 @@ use super::Failure;
 use crate::{
     clock::{self, Clock, FixedClock, SystemClock},
     config::{Config, Environment, LinkSecret},
-    publication::Publication,
+    issue,
+    publication::{Draft, Publication},
 };
 
 pub async fn config(file: &Path) -> Result<Config, Failure> {
@@ -33,4 +34,13 @@ pub fn now(as_of: Option<&str>, publication: &Publication) -> Result<DateTime<Ut
         }
         None => Ok(SystemClock.now()),
     }
+}
+
+/// The next issue as `send` would choose it: against the store's history (what earlier issues
+/// carried, when undated articles were first seen), without recording anything.
+pub async fn draft(publication: &Publication, now: DateTime<Utc>) -> Result<Draft, Failure> {
+    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let (articles, warnings) = publication.read_articles().await?;
+    let history = issue::history(&store, &articles, now, false).await.map_err(Failure::from)?;
+    Ok(publication.select(articles, warnings, now, &history))
 }

@@ -97,11 +97,12 @@ impl Stop {
         Self(rx)
     }
 
-    fn is_set(&self) -> bool {
+    pub fn is_set(&self) -> bool {
         *self.0.borrow()
     }
 
-    async fn wait(&mut self) {
+    /// Returns once a stop is asked for.
+    pub async fn wait(&mut self) {
         while !*self.0.borrow() {
             if self.0.changed().await.is_err() {
                 std::future::pending::<()>().await;

@@ -12,6 +12,8 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("the database holds a value this version cannot read: {0}")]
     Corrupt(String),
+    #[error("the schedule slot {0} was already served (by this or another process)")]
+    SlotTaken(String),
     #[error("issue {0} already exists (another process created it); run the command again to resume it")]
     IssueExists(u32),
 }

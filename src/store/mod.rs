@@ -77,6 +77,11 @@ delegate! {
     pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError>;
     pub async fn release(&self, owner: &str) -> Result<u64, StoreError>;
     pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError>;
+    pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError>;
+    pub async fn record_slot(&self, key: &str, at: DateTime<Utc>, outcome: SlotOutcome, reason: Option<&str>, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    pub async fn slot(&self, key: &str) -> Result<Option<SlotRecord>, StoreError>;
+    pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError>;
+    pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 }
 
 #[cfg(test)]

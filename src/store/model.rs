@@ -82,7 +82,45 @@ pub struct NewIssue {
     pub articles: Vec<Article>,
     /// The identities of the articles, for `since_last_issue`.
     pub identities: Vec<String>,
-    pub slot: Option<String>,
+    pub slot: Option<SlotRef>,
+}
+
+/// The schedule slot an issue is made for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRef {
+    pub key: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What became of a schedule slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotOutcome {
+    /// It made an issue.
+    Issue,
+    /// Nothing new to send (and `send_when_empty` is off), or it was passed over.
+    Skipped,
+    /// The daemon was down for longer than `catch_up`.
+    Missed,
+}
+
+impl SlotOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issue => "issue",
+            Self::Skipped => "skipped",
+            Self::Missed => "missed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlotRecord {
+    pub key: String,
+    pub at: DateTime<Utc>,
+    pub outcome: String,
+    pub issue_number: Option<u32>,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -16,7 +16,7 @@ use sqlx::{
 
 use super::{
     Claimed, ConsentEvent, DeliveryCounts, Failure, ImportCounts, IssueRecord, ListCounts, NewIssue, NewSubscriber,
-    Outcome, StoreError, SubscriberRecord,
+    Outcome, SlotOutcome, SlotRecord, StoreError, SubscriberRecord,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
 
@@ -314,12 +314,28 @@ impl SqliteStore {
         .bind(&issue.subject)
         .bind(ms(issue.date))
         .bind(articles)
-        .bind(&issue.slot)
+        .bind(issue.slot.as_ref().map(|s| &s.key))
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
             return Err(StoreError::IssueExists(issue.number));
+        }
+        if let Some(slot) = &issue.slot {
+            let taken = sqlx::query(
+                "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES (?, ?, 'issue', ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(&slot.key)
+            .bind(ms(slot.at))
+            .bind(i64::from(issue.number))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 0;
+            if taken {
+                return Err(StoreError::SlotTaken(slot.key.clone()));
+            }
         }
         for id in &issue.identities {
             sqlx::query("INSERT OR IGNORE INTO issue_articles (issue_number, identity) VALUES (?, ?)")
@@ -631,6 +647,58 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError> {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT number FROM issues WHERE status = 'sending' ORDER BY number")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().filter_map(|n| u32::try_from(n).ok()).collect())
+    }
+
+    /// Records a slot that made no issue; false when it was already recorded.
+    pub async fn record_slot(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        outcome: SlotOutcome,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO slots (key, at, outcome, reason, recorded_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(key)
+        .bind(ms(at))
+        .bind(outcome.as_str())
+        .bind(reason)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    pub async fn slot(&self, key: &str) -> Result<Option<SlotRecord>, StoreError> {
+        let row = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(slot_row))
+    }
+
+    pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError> {
+        let rows = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots ORDER BY at")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(slot_row).collect())
+    }
+
+    pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<i64> = sqlx::query_scalar("SELECT max(at) FROM slots").fetch_one(&self.pool).await?;
+        Ok(t.map(from_ms))
+    }
+}
+
 async fn list_id(tx: &mut Transaction<'static, Sqlite>, list: &ListName) -> Result<i64, StoreError> {
     sqlx::query("INSERT OR IGNORE INTO lists (name) VALUES (?)").bind(list.as_ref()).execute(&mut **tx).await?;
     Ok(sqlx::query_scalar("SELECT id FROM lists WHERE name = ?").bind(list.as_ref()).fetch_one(&mut **tx).await?)
@@ -760,6 +828,16 @@ fn subscriber_row(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
         attributes: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
         lists,
     })
+}
+
+fn slot_row(r: &SqliteRow) -> SlotRecord {
+    SlotRecord {
+        key: r.get(0),
+        at: from_ms(r.get(1)),
+        outcome: r.get(2),
+        issue_number: r.get::<Option<i64>, _>(3).and_then(|n| u32::try_from(n).ok()),
+        reason: r.get(4),
+    }
 }
 
 fn issue_row(r: &SqliteRow) -> Result<IssueRecord, StoreError> {

@@ -1,0 +1,282 @@
+//! `gazette subscribers …` and `gazette lists` through the real binary on the sample publication:
+//! CSV import with bad rows reported by line (the header is line 1), `--strict`, one subscriber at
+//! a time (`add`, `remove`, `remove --forget`), `list`, `export`, and the rule that neither an
+//! import nor a list file ever brings back an address that left.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::support::{Publication, Run};
+
+/// Line by line: 1 header · 2 good · 3 bad address · 4–5 a name with a line break (good, folded)
+/// · 6–7 an address with a line break (bad, reported at its first line) · 8 a bad list name ·
+/// 9 the address of line 2 again (the domain compared case-insensitively) · 10 good.
+const ROWS: &[&str] = &[
+    "email,name,lists,city",
+    "ann@example.org,Ann,weekly;news,Yerevan",
+    "not-an-address,Bob,weekly,",
+    "\"eve@example.org\",\"Eve",
+    "Smith\",weekly,Paris",
+    "\"mallory@example.org",
+    "Bcc: victim@example.com\",Mal,weekly,",
+    "carl@example.org,Carl,bad list,",
+    "ann@EXAMPLE.org,Ann again,,",
+    "dan@example.org,Dan,,Oslo",
+];
+const BAD_LINES: [u64; 4] = [3, 6, 8, 9];
+
+fn csv_text(line_end: &str) -> String {
+    ROWS.iter().map(|r| format!("{r}{line_end}")).collect()
+}
+
+fn rejected_lines(doc: &Value) -> Vec<u64> {
+    doc["rejected"]
+        .as_array()
+        .expect("rejected is an array")
+        .iter()
+        .map(|r| r["line"].as_u64().expect("line"))
+        .collect()
+}
+
+fn counts(doc: &Value) -> (u64, u64, u64) {
+    let n = |k: &str| doc[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {doc:#}"));
+    (n("imported"), n("updated"), n("unchanged"))
+}
+
+fn subscribers(p: &Publication, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["subscribers", "list", "--json"];
+    all.extend_from_slice(args);
+    p.gazette(&all).ok().json()["subscribers"].as_array().expect("subscribers is an array").clone()
+}
+
+fn emails(subs: &[Value]) -> BTreeSet<String> {
+    subs.iter().map(|s| s["email"].as_str().expect("email").to_owned()).collect()
+}
+
+fn find<'a>(subs: &'a [Value], email: &str) -> &'a Value {
+    subs.iter().find(|s| s["email"] == email).unwrap_or_else(|| panic!("{email} not in {subs:#?}"))
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The rows of a CSV document, header first.
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.expect("valid CSV").iter().map(str::to_owned).collect())
+        .collect()
+}
+
+fn import(p: &Publication, file: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["subscribers", "import", file, "--json"];
+    args.extend_from_slice(extra);
+    p.gazette(&args)
+}
+
+#[test]
+fn import_reports_each_bad_row_by_line_and_imports_the_good_ones() {
+    let p = Publication::sample();
+    let file = p.write("people.csv", &csv_text("\n"));
+    let file = file.to_str().expect("utf-8 path");
+
+    let run = import(&p, file, &[]).ok();
+    let doc = run.json();
+    assert_eq!(counts(&doc), (3, 0, 0), "{doc:#}");
+    assert_eq!(rejected_lines(&doc), BAD_LINES, "{doc:#}");
+    let reasons: Vec<&str> =
+        doc["rejected"].as_array().into_iter().flatten().filter_map(|r| r["reason"].as_str()).collect();
+    assert!(reasons[0].contains("not-an-address"), "{reasons:?}");
+    assert!(reasons[1].contains("line break") || reasons[1].contains("control"), "{reasons:?}");
+    assert!(reasons[2].contains("bad list"), "{reasons:?}");
+    assert!(reasons[3].contains("earlier"), "{reasons:?}");
+    // Each bad row is also a warning naming FILE:LINE on stderr.
+    for line in BAD_LINES {
+        assert!(run.stderr().contains(&format!("people.csv:{line}:")), "line {line}:\n{}", run.stderr());
+    }
+
+    let subs = subscribers(&p, &[]);
+    assert_eq!(emails(&subs), set(&["ann@example.org", "dan@example.org", "eve@example.org"]));
+    assert!(!format!("{subs:?}").contains("victim"), "{subs:#?}");
+    let ann = find(&subs, "ann@example.org");
+    assert_eq!((ann["name"].as_str(), ann["status"].as_str()), (Some("Ann"), Some("active")));
+    assert_eq!(ann["lists"], serde_json::json!(["news", "weekly"]));
+    assert_eq!(ann["attributes"]["city"], "Yerevan");
+    // The line break in a name is folded away, never kept.
+    assert_eq!(find(&subs, "eve@example.org")["name"], "Eve Smith");
+
+    // The same file again changes nothing and says so.
+    let again = import(&p, file, &[]).ok().json();
+    assert_eq!(counts(&again), (0, 0, 3), "{again:#}");
+    assert_eq!(rejected_lines(&again), BAD_LINES);
+
+    // A changed attribute is an update; `--list` adds every row to that list too.
+    let changed = p.write("changed.csv", "email,city\ndan@example.org,Bergen\n");
+    let doc = import(&p, changed.to_str().expect("utf-8 path"), &["--list", "extra"]).ok().json();
+    assert_eq!(counts(&doc), (0, 1, 0), "{doc:#}");
+    assert_eq!(doc["rejected"], serde_json::json!([]));
+    let dan = find(&subscribers(&p, &[]), "dan@example.org").clone();
+    assert_eq!(dan["attributes"]["city"], "Bergen");
+    assert_eq!(dan["name"], "Dan", "a file without a name column keeps the name");
+    assert_eq!(dan["lists"], serde_json::json!(["extra"]));
+}
+
+/// The same file with CRLF line ends (what spreadsheets write) must report the same lines.
+#[test]
+#[ignore = "src/csv_import.rs reports CRLF rows one line early (csv crate Position::line, rust-csv#395)"]
+fn import_of_a_crlf_file_reports_the_same_lines() {
+    let p = Publication::sample();
+    let file = p.write("people.csv", &csv_text("\r\n"));
+    let doc = import(&p, file.to_str().expect("utf-8 path"), &[]).ok().json();
+    assert_eq!(counts(&doc), (3, 0, 0), "{doc:#}");
+    assert_eq!(rejected_lines(&doc), BAD_LINES, "{doc:#}");
+}
+
+#[test]
+fn strict_import_imports_nothing_and_names_every_bad_row() {
+    let p = Publication::sample();
+    let file = p.write("people.csv", &csv_text("\n"));
+    let file = file.to_str().expect("utf-8 path");
+
+    let run = p.gazette(&["subscribers", "import", file, "--strict"]);
+    assert_eq!(run.code(), 2, "{}{}", run.stdout(), run.stderr());
+    for line in BAD_LINES {
+        assert!(run.stderr().contains(&format!("people.csv:{line}:")), "line {line}:\n{}", run.stderr());
+    }
+    assert!(subscribers(&p, &[]).is_empty(), "nothing imported");
+
+    let json = import(&p, file, &["--strict"]);
+    assert_eq!(json.code(), 2);
+    let error = &json.json()["error"];
+    assert_eq!(error["line"], 3, "{error:#}");
+    assert!(error["file"].as_str().is_some_and(|f| f.ends_with("people.csv")), "{error:#}");
+    let message = error["message"].as_str().expect("message");
+    for line in BAD_LINES {
+        assert!(message.contains(&format!("people.csv:{line}:")), "line {line}: {message}");
+    }
+    assert!(subscribers(&p, &[]).is_empty(), "nothing imported");
+
+    // Without a bad row, --strict imports.
+    let good = p.write("good.csv", "email,name\nann@example.org,Ann\n");
+    let doc = import(&p, good.to_str().expect("utf-8 path"), &["--strict"]).ok().json();
+    assert_eq!(counts(&doc), (1, 0, 0), "{doc:#}");
+}
+
+#[test]
+fn add_remove_forget_list_export_and_lists() {
+    let p = Publication::sample();
+    let added = p
+        .gazette(&[
+            "subscribers",
+            "add",
+            "Zoe@Example.ORG",
+            "--name",
+            "Zoe Z",
+            "--list",
+            "weekly",
+            "--list",
+            "news",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let zoe = &added["subscriber"];
+    assert_eq!(zoe["email"], "Zoe@example.org", "the domain is lowercased, the local part kept");
+    assert_eq!((zoe["status"].as_str(), zoe["name"].as_str()), (Some("active"), Some("Zoe Z")));
+    for (email, name) in [("ann@example.org", "Ann"), ("bob@example.org", "Bob")] {
+        p.gazette(&["subscribers", "add", email, "--name", name, "--list", "weekly"]).ok();
+    }
+    let bad = p.gazette(&["subscribers", "add", "not an address"]);
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+
+    // remove: unsubscribed, still listed with that status; removing again changes nothing.
+    let removed = p.gazette(&["subscribers", "remove", "ann@example.org", "--json"]).ok().json();
+    assert_eq!(removed["changed"], true, "{removed:#}");
+    let again = p.gazette(&["subscribers", "remove", "ann@example.org", "--json"]).ok().json();
+    assert_eq!(again["changed"], false, "{again:#}");
+    let unsubscribed = subscribers(&p, &["--status", "unsubscribed"]);
+    assert_eq!(emails(&unsubscribed), set(&["ann@example.org"]));
+    assert_eq!(emails(&subscribers(&p, &["--status", "active"])), set(&["Zoe@example.org", "bob@example.org"]));
+    assert_eq!(emails(&subscribers(&p, &["--list", "news"])), set(&["Zoe@example.org"]));
+    // `add` does not bring an address that left back either.
+    let readd = p.gazette(&["subscribers", "add", "ann@example.org"]);
+    assert_eq!(readd.code(), 2, "{}", readd.stderr());
+    assert!(readd.stderr().contains("ann@example.org"), "{}", readd.stderr());
+
+    // remove --forget: gone from list and export.
+    let forgot = p.gazette(&["subscribers", "remove", "bob@example.org", "--forget", "--json"]).ok().json();
+    assert_eq!((forgot["changed"].as_bool(), forgot["forgotten"].as_bool()), (Some(true), Some(true)), "{forgot:#}");
+    assert_eq!(emails(&subscribers(&p, &[])), set(&["Zoe@example.org", "ann@example.org"]));
+
+    let table = p.gazette(&["subscribers", "list", "--format", "csv"]).ok().stdout();
+    let export = p.gazette(&["subscribers", "export"]).ok().stdout();
+    for text in [&table, &export] {
+        assert!(!text.contains("bob"), "{text}");
+        let rows = csv_rows(text);
+        assert_eq!(rows[0][..4], ["email", "name", "status", "lists"], "{text}");
+        let mut body: Vec<Vec<String>> = rows[1..].to_vec();
+        body.sort();
+        assert_eq!(body.len(), 2, "{text}");
+        assert_eq!(body[0][..4], ["Zoe@example.org", "Zoe Z", "active", "news;weekly"], "{text}");
+        assert_eq!(body[1][..4], ["ann@example.org", "Ann", "unsubscribed", "weekly"], "{text}");
+    }
+    let unsub_csv = p.gazette(&["subscribers", "list", "--status", "unsubscribed", "--format", "csv"]).ok().stdout();
+    assert_eq!(csv_rows(&unsub_csv).len(), 2, "header and ann: {unsub_csv}");
+
+    // An import of both addresses that left brings neither back: reported as left alone.
+    let file = p.write("back.csv", "email,name,lists\nann@example.org,Ann,weekly\nbob@example.org,Bob,weekly\n");
+    let doc = import(&p, file.to_str().expect("utf-8 path"), &[]).ok().json();
+    assert_eq!((doc["imported"].as_u64(), doc["updated"].as_u64()), (Some(0), Some(0)), "{doc:#}");
+    assert_eq!(doc["refused"], 2, "{doc:#}");
+    assert_eq!(doc["unchanged"], 2, "{doc:#}");
+    assert_eq!(emails(&subscribers(&p, &[])), set(&["Zoe@example.org", "ann@example.org"]));
+    assert_eq!(emails(&subscribers(&p, &["--status", "unsubscribed"])), set(&["ann@example.org"]));
+
+    // lists: counts by status for each list.
+    let lists = p.gazette(&["lists", "--json"]).ok().json();
+    let by_name = |name: &str| -> Value {
+        lists["lists"]
+            .as_array()
+            .and_then(|l| l.iter().find(|x| x["name"] == name))
+            .unwrap_or_else(|| panic!("{name} in {lists:#}"))["counts"]
+            .clone()
+    };
+    let weekly = by_name("weekly");
+    assert_eq!((weekly["active"].as_u64(), weekly["unsubscribed"].as_u64()), (Some(1), Some(1)), "{lists:#}");
+    for status in ["unconfirmed", "bounced", "complained"] {
+        assert_eq!(weekly[status], 0, "{lists:#}");
+    }
+    assert_eq!(by_name("news")["active"], 1, "{lists:#}");
+}
+
+#[test]
+fn a_list_file_sync_never_brings_back_who_left() {
+    let p = Publication::sample();
+    // The sample's list file: ada, grace and ken, all on `weekly`.
+    let list_file = p.path().join("subscribers/weekly.csv");
+    let doc = import(&p, list_file.to_str().expect("utf-8 path"), &[]).ok().json();
+    assert_eq!(counts(&doc), (3, 0, 0), "{doc:#}");
+    p.gazette(&["subscribers", "remove", "grace@example.org"]).ok();
+    p.gazette(&["subscribers", "remove", "ken@example.net", "--forget"]).ok();
+
+    // `send` syncs the list file (which still names both) and delivers to the Maildir outbox.
+    let sent = p.gazette(&["send", "--as-of", "2024-03-16", "--json"]).ok().json();
+    assert_eq!(sent["counts"]["sent"], 1, "{sent:#}");
+    let outbox = p.path().join("outbox/new");
+    let mut to = Vec::new();
+    for entry in std::fs::read_dir(&outbox).expect("outbox/new exists") {
+        let raw = std::fs::read(entry.expect("entry").path()).expect("read message");
+        let msg = mail_parser::MessageParser::default().parse(&raw).expect("mime");
+        let addresses = msg.to().expect("To");
+        to.extend(addresses.iter().filter_map(|a| a.address()).map(str::to_owned));
+    }
+    assert_eq!(to, ["ada@example.org"], "nothing for grace (unsubscribed) or ken (forgotten)");
+
+    assert_eq!(emails(&subscribers(&p, &["--status", "unsubscribed"])), set(&["grace@example.org"]));
+    assert_eq!(emails(&subscribers(&p, &["--status", "active"])), set(&["ada@example.org"]));
+    assert_eq!(emails(&subscribers(&p, &[])), set(&["ada@example.org", "grace@example.org"]), "ken stays forgotten");
+}
