@@ -83,7 +83,7 @@ fn main() {
     let started = Instant::now();
     let mut bytes = 0usize;
     for r in &recipients {
-        let m = prepared.personalize(r).expect("personalise");
+        let m = prepared.letter(r).expect("personalise");
         let id = publication.message_id(draft.number, &r.email);
         let msg = message::build(&settings, r, &m, id, now).expect("build");
         bytes += msg.formatted().len();

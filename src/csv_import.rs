@@ -57,7 +57,8 @@ pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError
                 continue;
             }
         }
-        let line = record.position().map_or(line, |p| p.line());
+        // The csv crate miscounts lines in CRLF files; count them from the record's byte offset.
+        let line = record.position().map_or(line, |p| line_at(text, p.byte()));
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -70,6 +71,15 @@ pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError
         }
     }
     Ok(out)
+}
+
+/// The 1-based line of the first character at or after `byte` that is not a line break.
+fn line_at(text: &[u8], byte: u64) -> u64 {
+    let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+    while start < text.len() && matches!(text[start], b'\r' | b'\n') {
+        start += 1;
+    }
+    text[..start].iter().filter(|b| **b == b'\n').count() as u64 + 1
 }
 
 fn row(
@@ -129,6 +139,14 @@ mod tests {
         let lines: Vec<u64> = p.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [3, 6, 7, 8], "{:?}", p.rejected);
         assert!(p.rejected[0].reason.contains("email"));
+    }
+
+    #[test]
+    fn crlf_files_report_the_same_lines() {
+        let text = "email,name\r\nann@example.org,Ann\r\nbad,Bob\r\n\r\nalso-bad,Carl\r\n";
+        let p = parse(text.as_bytes(), &[]).expect("parses");
+        let lines: Vec<u64> = p.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [3, 5]);
     }
 
     #[test]

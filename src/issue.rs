@@ -209,7 +209,7 @@ impl IssueLetters {
         attributes: std::collections::BTreeMap<String, String>,
     ) -> Result<(Message, String), String> {
         let recipient = self.publication.recipient(email, name, attributes);
-        let rendered = self.prepared.personalize(&recipient).map_err(|e| e.to_string())?;
+        let rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
         let id = self.publication.message_id(self.number, &recipient.email);
         let message = message::build(&self.settings, &recipient, &rendered, id.clone(), self.clock.now())
             .map_err(|e| e.to_string())?;

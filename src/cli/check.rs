@@ -52,11 +52,6 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
             r.problems.push(format!("list {}: cannot read {}: {e}", list.name, file.display()));
         }
     }
-    if let Some(d) = &config.dkim
-        && let Err(e) = tokio::fs::metadata(&d.private_key_file).await
-    {
-        r.problems.push(format!("dkim.private_key_file: cannot read {}: {e}", d.private_key_file.display()));
-    }
 
     match issue::open_store(&config).await {
         Ok(store) => match store.list_counts().await {

@@ -131,7 +131,14 @@ impl From<IssueError> for Failure {
             IssueError::Deliver(e) => e.into(),
             IssueError::ListFile { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
             IssueError::ListCsv { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
-            IssueError::Dkim(ref d) => Self::usage(d.to_string()).field("dkim.private_key_file"),
+            IssueError::Dkim(ref d) => {
+                let file = match d {
+                    crate::deliver::DkimError::Read { file, .. } | crate::deliver::DkimError::Key { file, .. } => {
+                        file.clone()
+                    }
+                };
+                Self::usage(d.to_string()).field("dkim.private_key_file").file(file)
+            }
             IssueError::Compose(m) => Self::usage(m),
         }
     }

@@ -49,7 +49,8 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             drop(cfg);
             let publication = Arc::new(setup::publication(config).await?);
             store.reopen_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
-            let summary = send::deliver(publication, &store, &i).await?;
+            let transport = issue::transport(&publication.config).await?;
+            let summary = send::deliver(publication, &store, &i, transport).await?;
             let mut out = show_output(
                 &store,
                 number,

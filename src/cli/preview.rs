@@ -44,7 +44,8 @@ pub async fn run(
         Format::Text => rendered.text.clone().into_bytes(),
         Format::Eml => {
             let id = publication.message_id(draft.number, &recipient.email);
-            message::build(&publication.message_settings(), &recipient, &rendered, id, now)
+            let letter = prepared.letter(&recipient)?;
+            message::build(&publication.message_settings(), &recipient, &letter, id, now)
                 .map_err(|e| Failure::usage(e.to_string()))?
                 .formatted()
         }

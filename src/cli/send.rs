@@ -33,6 +33,9 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         return test_copies(&publication, &store, now, o.to).await;
     }
 
+    // The transport (and the DKIM key) is checked before anything is created, so a bad key or
+    // URL leaves no issue behind.
+    let transport = if o.dry_run { None } else { Some(issue::transport(&publication.config).await?) };
     let mut warnings = Vec::new();
     if !o.dry_run {
         for s in issue::sync_lists(&publication.config, &store, real).await? {
@@ -55,18 +58,10 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         }
         Plan::Create(draft) => {
             if o.dry_run {
-                let recipients = store
-                    .subscribers(None, Some(crate::domain::SubscriberStatus::Active))
-                    .await
-                    .map_err(Failure::from)?
-                    .into_iter()
-                    .filter(|s| {
-                        publication.config.publication.lists.iter().any(|l| s.lists.iter().any(|x| x == l.as_ref()))
-                    })
-                    .count();
+                let recipients = dry_run_recipients(&publication, &store).await?;
                 let titles: Vec<&str> = draft.selected.articles.iter().map(|a| a.title.as_str()).collect();
                 let human = format!(
-                    "Dry run: issue #{} would carry {} articles to {} subscribers (before list files are synced) through {}:\n  {}\nNothing was changed.\n",
+                    "Dry run: issue #{} would carry {} articles to {} subscribers through {}:\n  {}\nNothing was changed.\n",
                     draft.number,
                     titles.len(),
                     recipients,
@@ -121,7 +116,11 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         return Ok(out);
     }
 
-    let result = deliver(Arc::clone(&publication), &store, &issue).await;
+    let transport = match transport {
+        Some(t) => t,
+        None => issue::transport(&publication.config).await?,
+    };
+    let result = deliver(Arc::clone(&publication), &store, &issue, transport).await;
     let summary = match result {
         Ok(s) => s,
         Err(f) => return Err(f),
@@ -144,8 +143,8 @@ pub async fn deliver(
     publication: Arc<crate::publication::Publication>,
     store: &crate::store::Store,
     issue: &IssueRecord,
+    transport: crate::deliver::Transport,
 ) -> Result<RunSummary, Failure> {
-    let transport = issue::transport(&publication.config).await?;
     let (stop_tx, stop) = Stop::new();
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
@@ -298,4 +297,35 @@ impl Progress for Bar {
             b.set_message(format!("waiting for deferred messages until {}", until.format("%H:%M:%S")));
         }
     }
+}
+
+/// Who a real send would queue: active members of the publication's lists, counting the list
+/// files as they are now (a send syncs them first), never an address that left.
+async fn dry_run_recipients(
+    publication: &crate::publication::Publication,
+    store: &crate::store::Store,
+) -> Result<usize, Failure> {
+    use std::collections::HashSet;
+    let lists = &publication.config.publication.lists;
+    let mut who: HashSet<String> = store
+        .subscribers(None, Some(crate::domain::SubscriberStatus::Active))
+        .await
+        .map_err(Failure::from)?
+        .into_iter()
+        .filter(|s| lists.iter().any(|l| s.lists.iter().any(|x| x == l.as_ref())))
+        .map(|s| s.email)
+        .collect();
+    for list in publication.config.lists.iter().filter(|l| lists.contains(&l.name)) {
+        let Some(file) = &list.file else { continue };
+        let Ok(bytes) = tokio::fs::read(file).await else { continue };
+        let Ok(parsed) = crate::csv_import::parse(&bytes, &[]) else { continue };
+        for row in parsed.rows {
+            let left =
+                store.subscriber(&row.email).await.map_err(Failure::from)?.is_some_and(|s| s.status.is_final_no());
+            if !left {
+                who.insert(row.email.to_string());
+            }
+        }
+    }
+    Ok(who.len())
 }

@@ -4,11 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use lettre::message::{
-    Mailbox, Message, MultiPart,
-    header::{self, Header, HeaderName, HeaderValue},
+    Body, Mailbox, Message, MultiPart, SinglePart,
+    header::{self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue},
 };
 
-use super::{personalize::Recipient, render::RenderedIssue};
+use super::personalize::{HtmlPart, Letter, Recipient};
 use crate::{config::Sender, domain::EmailAddress};
 
 /// What every message of a publication shares.
@@ -62,7 +62,7 @@ pub fn message_id(issue: u32, address_tag: &str, from: &EmailAddress) -> String 
 pub fn build(
     settings: &MessageSettings,
     recipient: &Recipient,
-    rendered: &RenderedIssue,
+    rendered: &Letter,
     message_id: String,
     date: DateTime<Utc>,
 ) -> Result<Message, MessageError> {
@@ -87,9 +87,17 @@ pub fn build(
     if let Some(r) = &settings.reply_to {
         builder = builder.reply_to(Mailbox::new(None, r.to_lettre()));
     }
-    builder
-        .multipart(MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone()))
-        .map_err(|e| fail(e.to_string()))
+    let html = match &rendered.html {
+        HtmlPart::Text(h) => Body::new(h.clone()),
+        // Made by `qp::encode_piece`: valid quoted-printable with lines of at most 76 characters.
+        HtmlPart::QuotedPrintable(b) => {
+            Body::dangerous_pre_encoded(b.clone(), ContentTransferEncoding::QuotedPrintable)
+        }
+    };
+    let alternative = MultiPart::alternative()
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text.clone()))
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html));
+    builder.multipart(alternative).map_err(|e| fail(e.to_string()))
 }
 
 /// `Name <slug.host>`: RFC 2919 wants an id under a domain the publisher controls.

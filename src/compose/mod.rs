@@ -7,13 +7,14 @@
 pub mod context;
 pub mod message;
 pub mod personalize;
+pub mod qp;
 pub mod render;
 pub mod selection;
 pub mod templates;
 pub mod text;
 
 pub use message::{MessageError, MessageSettings};
-pub use personalize::{PreparedIssue, Recipient};
+pub use personalize::{HtmlPart, Letter, PreparedIssue, Recipient};
 pub use render::{RenderError, RenderedIssue};
 pub use selection::{LeftOut, Reason, Selected, select};
 pub use templates::{TemplateError, TemplateSet};

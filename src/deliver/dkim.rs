@@ -37,12 +37,20 @@ pub async fn load_dkim(domain: &str, selector: &str, file: &Path) -> Result<Dkim
     let text =
         tokio::fs::read_to_string(file).await.map_err(|source| DkimError::Read { file: file.to_owned(), source })?;
     let trimmed = text.trim();
-    let key = if trimmed.starts_with("-----BEGIN") {
+    let bad = |message: String| DkimError::Key { file: file.to_owned(), message };
+    let key = if trimmed.starts_with("-----BEGIN PRIVATE KEY") {
+        // PKCS#8: lettre reads PKCS#1, so the key is re-encoded (in memory only).
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::pkcs8::DecodePrivateKey;
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(trimmed).map_err(|e| bad(e.to_string()))?;
+        let pkcs1 = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| bad(e.to_string()))?;
+        DkimSigningKey::new(&pkcs1, DkimSigningAlgorithm::Rsa)
+    } else if trimmed.starts_with("-----BEGIN") {
         DkimSigningKey::new(trimmed, DkimSigningAlgorithm::Rsa)
     } else {
         DkimSigningKey::new(trimmed, DkimSigningAlgorithm::Ed25519)
     }
-    .map_err(|e| DkimError::Key { file: file.to_owned(), message: e.to_string() })?;
+    .map_err(|e| bad(e.to_string()))?;
     Ok(DkimConfig::new(
         selector.to_owned(),
         domain.to_owned(),

@@ -109,6 +109,11 @@ fn sample_issue_as_eml_has_every_header_and_both_parts() {
     assert!(html.contains(&unsubscribe_link), "the HTML footer links to the same unsubscribe URL");
     assert!(text.contains(&unsubscribe_link), "the text footer lists the unsubscribe URL");
     assert!(html.contains("grace@example.org"));
+    let preview_html = p
+        .gazette(&["preview", "--as-of", "2024-03-16", "--format", "html", "--subscriber", "grace@example.org"])
+        .ok()
+        .stdout();
+    assert_eq!(html.replace("\r\n", "\n"), preview_html, "the mailed HTML decodes to exactly the previewed one");
 
     // The same issue for the same reader is the same message.
     let again = p.path().join("again.eml");

@@ -127,7 +127,6 @@ fn import_reports_each_bad_row_by_line_and_imports_the_good_ones() {
 
 /// The same file with CRLF line ends (what spreadsheets write) must report the same lines.
 #[test]
-#[ignore = "src/csv_import.rs reports CRLF rows one line early (csv crate Position::line, rust-csv#395)"]
 fn import_of_a_crlf_file_reports_the_same_lines() {
     let p = Publication::sample();
     let file = p.write("people.csv", &csv_text("\r\n"));
