@@ -72,18 +72,18 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 size=$("$bin" --config "$work/gazette.toml" preview --as-of 2026-01-01 --format eml | wc -c)
 
-/usr/bin/time -f "%M" -o "$work/rss" "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
+/usr/bin/time -f "%M %U %S %e" -o "$work/rss" "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
 sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["sent"])' "$work/send.json")
 gz_secs=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["elapsed_seconds"])' "$work/send.json")
-rss_kb=$(cat "$work/rss")
+read -r rss_kb cpu_user cpu_sys _ < "$work/rss"
 
 s0=$(date +%s.%N)
 smtp-source -s "$CONN" -m "$N" -l "$size" -f weekly@example.org -t reader@example.org 127.0.0.1:"$port"
 s1=$(date +%s.%N)
 
-python3 - "$N" "$sent" "$gz_secs" "$s0" "$s1" "$rss_kb" "$size" "$t0" "$t1" "$CONN" <<'PY'
+python3 - "$N" "$sent" "$gz_secs" "$s0" "$s1" "$rss_kb" "$size" "$t0" "$t1" "$CONN" "$cpu_user" "$cpu_sys" <<'PY'
 import sys
-n, sent, gz, s0, s1, rss, size, t0, t1, conn = sys.argv[1:]
+n, sent, gz, s0, s1, rss, size, t0, t1, conn, cu, cs = sys.argv[1:]
 n, sent, gz, rss, size, conn = int(n), int(sent), float(gz), int(rss), int(size), int(conn)
 src = float(s1) - float(s0)
 g_rate, s_rate = sent / gz, n / src
@@ -93,4 +93,5 @@ print(f"gazette:     {sent} messages in {gz:.1f} s = {g_rate:.0f} messages/s")
 print(f"smtp-source: {n} messages in {src:.1f} s = {s_rate:.0f} messages/s")
 print(f"ratio gazette / smtp-source: {g_rate / s_rate:.2f}")
 print(f"gazette peak resident memory: {rss/1024:.1f} MB")
+print(f"gazette CPU: {float(cu):.1f} s user + {float(cs):.1f} s system for the whole send command")
 PY

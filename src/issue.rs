@@ -211,7 +211,7 @@ impl IssueLetters {
         let recipient = self.publication.recipient(email, name, attributes);
         let rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
         let id = self.publication.message_id(self.number, &recipient.email);
-        let message = message::build(&self.settings, &recipient, &rendered, id.clone(), self.clock.now())
+        let message = message::build(&self.settings, &recipient, rendered, id.clone(), self.clock.now())
             .map_err(|e| e.to_string())?;
         Ok((message, id))
     }

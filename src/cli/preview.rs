@@ -45,7 +45,7 @@ pub async fn run(
         Format::Eml => {
             let id = publication.message_id(draft.number, &recipient.email);
             let letter = prepared.letter(&recipient)?;
-            message::build(&publication.message_settings(), &recipient, &letter, id, now)
+            message::build(&publication.message_settings(), &recipient, letter, id, now)
                 .map_err(|e| Failure::usage(e.to_string()))?
                 .formatted()
         }

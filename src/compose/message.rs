@@ -62,7 +62,7 @@ pub fn message_id(issue: u32, address_tag: &str, from: &EmailAddress) -> String 
 pub fn build(
     settings: &MessageSettings,
     recipient: &Recipient,
-    rendered: &Letter,
+    rendered: Letter,
     message_id: String,
     date: DateTime<Utc>,
 ) -> Result<Message, MessageError> {
@@ -75,10 +75,11 @@ pub fn build(
     if let Some(mailto) = &settings.unsubscribe_mailto {
         unsubscribe.push_str(&format!(", <mailto:{mailto}?subject=unsubscribe>"));
     }
+    let subject = super::render::one_line(&rendered.subject);
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(super::render::one_line(&rendered.subject))
+        .subject(subject)
         .date(date.into())
         .message_id(Some(message_id))
         .header(ListId(super::render::one_line(&settings.list_id)))
@@ -87,16 +88,14 @@ pub fn build(
     if let Some(r) = &settings.reply_to {
         builder = builder.reply_to(Mailbox::new(None, r.to_lettre()));
     }
-    let html = match &rendered.html {
-        HtmlPart::Text(h) => Body::new(h.clone()),
+    let body = |part: HtmlPart| match part {
+        HtmlPart::Text(t) => Body::new(t),
         // Made by `qp::encode_piece`: valid quoted-printable with lines of at most 76 characters.
-        HtmlPart::QuotedPrintable(b) => {
-            Body::dangerous_pre_encoded(b.clone(), ContentTransferEncoding::QuotedPrintable)
-        }
+        HtmlPart::QuotedPrintable(b) => Body::dangerous_pre_encoded(b, ContentTransferEncoding::QuotedPrintable),
     };
     let alternative = MultiPart::alternative()
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text.clone()))
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(html));
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body(rendered.text)))
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(body(rendered.html)));
     builder.multipart(alternative).map_err(|e| fail(e.to_string()))
 }
 

@@ -37,11 +37,11 @@ pub struct PreparedIssue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Letter {
     pub subject: String,
-    pub text: String,
+    pub text: HtmlPart,
     pub html: HtmlPart,
 }
 
-/// The HTML part: as text, or already quoted-printable encoded from shared pieces.
+/// A body part: as text, or already quoted-printable encoded from shared pieces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HtmlPart {
     Text(String),
@@ -93,8 +93,18 @@ impl EncodedHtml {
 
 #[derive(Debug, Clone)]
 enum Mode {
-    Shared { slots: Vec<Slot>, subject: Slotted, html: Slotted, text: SlottedText, encoded_html: EncodedHtml },
-    PerReader { templates: Box<TemplateSet>, context: Box<DigestContext> },
+    Shared {
+        slots: Vec<Slot>,
+        subject: Slotted,
+        html: Slotted,
+        text: SlottedText,
+        encoded_html: EncodedHtml,
+        encoded_text: Vec<EncodedText>,
+    },
+    PerReader {
+        templates: Box<TemplateSet>,
+        context: Box<DigestContext>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +160,48 @@ impl SlottedText {
     }
 }
 
+/// The text part encoded once: whole lines are shared; a line with a reader's value is filled
+/// in, wrapped and encoded per reader.
+#[derive(Debug, Clone)]
+enum EncodedText {
+    Encoded(Vec<u8>),
+    Line(Slotted),
+}
+
+impl EncodedText {
+    fn new(text: &SlottedText) -> Vec<Self> {
+        text.parts
+            .iter()
+            .map(|p| match p {
+                TextPart::Literal(s) => {
+                    let mut bytes = Vec::new();
+                    super::qp::encode_piece(s, &mut bytes);
+                    Self::Encoded(bytes)
+                }
+                TextPart::Line(l) => Self::Line(l.clone()),
+            })
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Encoded(b) => b.len(),
+            Self::Line(l) => l.literal_len,
+        }
+    }
+
+    fn fill_into(&self, values: &[&str], out: &mut Vec<u8>) {
+        match self {
+            Self::Encoded(b) => out.extend_from_slice(b),
+            Self::Line(line) => {
+                let mut wrapped = String::new();
+                text::wrap_into(&line.fill(values), &mut wrapped);
+                super::qp::encode_piece(&wrapped, out);
+            }
+        }
+    }
+}
+
 /// Rendered text cut at the placeholders.
 #[derive(Debug, Clone, Default)]
 struct Slotted {
@@ -194,12 +246,14 @@ impl PreparedIssue {
         ctx.subscriber.attributes = attributes;
         let whole = render::render_all(templates, ctx)?;
         let html = Slotted::parse(&whole.html);
+        let text = SlottedText::parse(&whole.text);
         Ok(Self {
             mode: Mode::Shared {
                 subject: Slotted::parse(&whole.subject),
                 encoded_html: EncodedHtml::new(&html),
+                encoded_text: EncodedText::new(&text),
                 html,
-                text: SlottedText::parse(&whole.text),
+                text,
                 slots,
             },
         })
@@ -252,21 +306,25 @@ impl PreparedIssue {
     /// which spares encoding tens of kilobytes per reader.
     pub fn letter(&self, r: &Recipient) -> Result<Letter, RenderError> {
         match &self.mode {
-            Mode::Shared { slots, subject, text, encoded_html, .. } => {
+            Mode::Shared { slots, subject, encoded_text, encoded_html, .. } => {
                 let values = slot_values(slots, r);
                 let escaped: Vec<String> = values.iter().map(|v| escape_html(v)).collect();
                 let escaped: Vec<&str> = escaped.iter().map(String::as_str).collect();
                 let one_line: Vec<String> = values.iter().map(|v| render::one_line(v)).collect();
                 let one_line: Vec<&str> = one_line.iter().map(String::as_str).collect();
+                let mut text = Vec::with_capacity(encoded_text.iter().map(EncodedText::len).sum::<usize>() + 256);
+                for part in encoded_text {
+                    part.fill_into(&values, &mut text);
+                }
                 Ok(Letter {
                     subject: subject.fill(&one_line),
-                    text: text.fill(&values),
+                    text: HtmlPart::QuotedPrintable(text),
                     html: HtmlPart::QuotedPrintable(encoded_html.fill(&escaped)),
                 })
             }
             Mode::PerReader { .. } => {
                 let r = self.personalize(r)?;
-                Ok(Letter { subject: r.subject, text: r.text, html: HtmlPart::Text(r.html) })
+                Ok(Letter { subject: r.subject, text: HtmlPart::Text(r.text), html: HtmlPart::Text(r.html) })
             }
         }
     }

@@ -53,6 +53,7 @@ pub fn inline_css(html: &str) -> Result<String, String> {
         .keep_style_tags(false)
         .keep_at_rules(true)
         .keep_link_tags(false)
+        .minify_css(true)
         .load_remote_stylesheets(false)
         .build()
         .inline(html)

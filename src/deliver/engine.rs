@@ -271,7 +271,7 @@ async fn claim_loop<Q: Queue>(
             return false;
         }
         let now = shared.clock.now();
-        let batch = match shared.queue.claim(issue, &s.owner, concurrency, now, s.lease).await {
+        let batch = match shared.queue.claim(issue, &s.owner, concurrency * 2, now, s.lease).await {
             Ok(b) => b,
             Err(e) => {
                 shared.halt(Some(DeliverError::Queue(e))).await;

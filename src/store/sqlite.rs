@@ -561,21 +561,32 @@ impl SqliteStore {
         }
         let mut tx = self.write().await?;
         let now_ms = ms(now);
+        // Sent is by far the most common outcome: one statement records a whole batch of them.
+        let sent: Vec<serde_json::Value> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Sent { delivery_id, message_id, reply } => {
+                    Some(serde_json::json!({ "id": delivery_id, "mid": message_id, "reply": reply }))
+                }
+                _ => None,
+            })
+            .collect();
+        if !sent.is_empty() {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, message_id = j.mid, last_reply = j.reply, \
+                 sent_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL \
+                 FROM (SELECT value ->> '$.id' AS id, value ->> '$.mid' AS mid, value ->> '$.reply' AS reply FROM json_each(?)) AS j \
+                 WHERE deliveries.id = j.id",
+            )
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(serde_json::Value::Array(sent).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         for o in outcomes {
             match o {
-                Outcome::Sent { delivery_id, message_id, reply } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, message_id = ?, last_reply = ?, sent_at = ?, \
-                         updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                    )
-                    .bind(message_id)
-                    .bind(reply)
-                    .bind(now_ms)
-                    .bind(now_ms)
-                    .bind(delivery_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                Outcome::Sent { .. } => {}
                 Outcome::Deferred { delivery_id, reply, retry_at } => {
                     sqlx::query(
                         "UPDATE deliveries SET state = 'deferred', attempts = attempts + 1, last_reply = ?, next_attempt_at = ?, \
