@@ -302,13 +302,26 @@ async fn claim_loop<Q: Queue>(
             }
             continue;
         }
-        for c in batch {
-            tokio::select! {
-                sent = work_tx.send(c) => if sent.is_err() { return false },
-                () = stop.wait() => {
-                    shared.halt(None).await;
-                    return true;
+        let mut batch = batch.into_iter();
+        while let Some(c) = batch.next() {
+            let id = c.delivery_id;
+            let stopped = tokio::select! {
+                sent = work_tx.send(c) => if sent.is_err() { return false } else { false },
+                () = stop.wait() => true,
+            };
+            if stopped {
+                // What was claimed but never handed to a sender goes back to the queue now,
+                // not when its lease runs out.
+                shared.halt(None).await;
+                let rest: Vec<Outcome> = std::iter::once(id)
+                    .chain(batch.map(|c| c.delivery_id))
+                    .map(|delivery_id| Outcome::Released { delivery_id })
+                    .collect();
+                if let Err(e) = shared.queue.record(&s.owner, &rest, shared.clock.now()).await {
+                    tracing::warn!("claimed deliveries not released ({e}); they return when their lease expires");
                 }
+                shared.released.fetch_add(rest.len() as u64, Ordering::SeqCst);
+                return true;
             }
         }
     }

@@ -6,6 +6,7 @@ mod support;
 mod cli_errors;
 mod compose_fixtures;
 mod crash;
+mod daemon;
 mod deliver;
 mod dkim;
 mod look;

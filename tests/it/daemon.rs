@@ -1,0 +1,159 @@
+//! `gazette run` as a real process on a schedule of a few seconds, against a real SMTP server:
+//! new articles make exactly one issue, quiet ticks send nothing, and SIGTERM in the middle of a
+//! send followed by a restart loses and duplicates nothing.
+
+use std::{
+    collections::HashMap,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+
+use crate::{
+    smtp::{Options, SmtpServer},
+    support::Publication,
+};
+
+fn feed(items: &[(&str, chrono::DateTime<Utc>)]) -> String {
+    let mut xml = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel><title>Ticks</title><link>https://ticks.example.org/</link><description>d</description>\n",
+    );
+    for (title, date) in items {
+        let slug = title.to_lowercase().replace(' ', "-");
+        xml.push_str(&format!(
+            "<item><title>{title}</title><link>https://ticks.example.org/{slug}</link><pubDate>{}</pubDate><description>About {title}.</description></item>\n",
+            date.to_rfc2822()
+        ));
+    }
+    xml.push_str("</channel></rss>\n");
+    xml
+}
+
+fn publication(server: &SmtpServer, subscribers: usize, delivery: &str) -> Publication {
+    let p = Publication::with_config("");
+    let mut csv = String::from("email\n");
+    for i in 0..subscribers {
+        csv.push_str(&format!("reader{i}@example.org\n"));
+    }
+    p.write("list.csv", &csv);
+    p.write("feed.xml", &feed(&[]));
+    p.write(
+        "gazette.toml",
+        &format!(
+            "[publication]\nname = \"Ticks\"\nfrom = \"Ticks <ticks@example.org>\"\nbase_url = \"https://ticks.example.org\"\nlists = [\"weekly\"]\n\
+             [[source]]\nfeed = \"feed.xml\"\n[selection]\nmax_age = \"7d\"\n\
+             [schedule]\ncron = \"*/2 * * * * *\"\ncatch_up = \"1m\"\n\
+             [[list]]\nname = \"weekly\"\nfile = \"list.csv\"\n\
+             [delivery]\ntransport = \"smtp\"\nsmtp_url = {:?}\nretry_backoff = \"1s\"\n{delivery}\n",
+            server.url()
+        ),
+    );
+    p
+}
+
+fn start(p: &Publication) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(p.path().join("gazette.toml"))
+        .arg("run")
+        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gazette run")
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "gazette run did not stop within 20 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Messages received per (issue, recipient), read from the Message-IDs.
+fn per_issue(server: &SmtpServer) -> HashMap<(String, String), usize> {
+    let mut out = HashMap::new();
+    for m in server.messages() {
+        let issue = m
+            .message_id
+            .clone()
+            .unwrap_or_default()
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .trim_start_matches('<')
+            .to_owned();
+        for r in &m.rcpt_tos {
+            *out.entry((issue.clone(), r.clone())).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn new_articles_make_one_issue_and_quiet_ticks_send_nothing() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(&server, 5, "");
+    let mut child = start(&p);
+    // A few empty ticks first: each is recorded as skipped, nothing is sent.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(server.messages().is_empty());
+    p.write("feed.xml", &feed(&[("First news", Utc::now() - chrono::Duration::hours(1))]));
+    wait_until("the first issue", Duration::from_secs(20), || server.messages().len() >= 5);
+    // Several more ticks with nothing new.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(server.messages().len(), 5, "quiet ticks sent something");
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status:?}");
+    let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
+    assert_eq!(issues["issues"].as_array().map(Vec::len), Some(1), "{issues:#}");
+    let counts = per_issue(&server);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+}
+
+#[test]
+fn sigterm_mid_send_then_restart_loses_and_duplicates_nothing() {
+    let server = SmtpServer::start(Options::default());
+    let n = 150;
+    let p = publication(&server, n, "rate = 40\nconcurrency = 4");
+    let mut child = start(&p);
+    p.write("feed.xml", &feed(&[("Big news", Utc::now() - chrono::Duration::hours(1))]));
+    wait_until("the send to start", Duration::from_secs(20), || server.messages().len() >= 20);
+    let status = terminate(&mut child);
+    assert!(status.success(), "a graceful stop exits 0: {status:?}");
+    let at_stop = server.messages().len();
+    assert!(at_stop < n, "the stop came too late to test anything ({at_stop} of {n})");
+    let show = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(show["status"], "sending");
+    assert_eq!(show["counts"]["sent"].as_u64(), Some(at_stop as u64), "every message received was recorded: {show:#}");
+
+    let mut again = start(&p);
+    wait_until("the rest of the issue", Duration::from_secs(30), || server.messages().len() >= n);
+    std::thread::sleep(Duration::from_secs(3));
+    terminate(&mut again);
+    let counts = per_issue(&server);
+    assert_eq!(counts.len(), n, "every subscriber got issue 1");
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "duplicates: {:?}",
+        counts.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>()
+    );
+    let show = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(show["status"], "sent");
+}
