@@ -15,7 +15,7 @@ use super::{
     templates::{DIGEST_HTML, DIGEST_TEXT, SUBJECT, TemplateSet},
     text,
 };
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, SafeHtml};
 
 /// One reader's values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,12 +79,14 @@ impl EncodedHtml {
         Self { parts, encoded_len }
     }
 
-    fn fill(&self, escaped: &[&str]) -> Vec<u8> {
+    fn fill<S: AsRef<str>>(&self, escaped: &[S]) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.encoded_len + 256);
         for p in &self.parts {
             match p {
                 EncodedPart::Encoded(b) => out.extend_from_slice(b),
-                EncodedPart::Slot(i) => super::qp::encode_piece(escaped.get(*i).copied().unwrap_or_default(), &mut out),
+                EncodedPart::Slot(i) => {
+                    super::qp::encode_piece(escaped.get(*i).map(AsRef::as_ref).unwrap_or_default(), &mut out)
+                }
             }
         }
         out
@@ -148,7 +150,7 @@ impl SlottedText {
         Self { parts }
     }
 
-    fn fill(&self, values: &[&str]) -> String {
+    fn fill<S: AsRef<str>>(&self, values: &[S]) -> String {
         let mut out = String::new();
         for p in &self.parts {
             match p {
@@ -190,7 +192,7 @@ impl EncodedText {
         }
     }
 
-    fn fill_into(&self, values: &[&str], out: &mut Vec<u8>) {
+    fn fill_into<S: AsRef<str>>(&self, values: &[S], out: &mut Vec<u8>) {
         match self {
             Self::Encoded(b) => out.extend_from_slice(b),
             Self::Line(line) => {
@@ -268,23 +270,11 @@ impl PreparedIssue {
     pub fn personalize(&self, r: &Recipient) -> Result<RenderedIssue, RenderError> {
         match &self.mode {
             Mode::Shared { slots, subject, html, text, .. } => {
-                let values: Vec<&str> = slots
-                    .iter()
-                    .map(|s| match s {
-                        Slot::Email => r.email.as_str(),
-                        Slot::Name => r.name.as_str(),
-                        Slot::UnsubscribeUrl => r.unsubscribe_url.as_str(),
-                        Slot::Attribute(k) => r.attributes.get(k).map(String::as_str).unwrap_or_default(),
-                    })
-                    .collect();
-                let escaped: Vec<String> = values.iter().map(|v| escape_html(v)).collect();
-                let escaped: Vec<&str> = escaped.iter().map(String::as_str).collect();
-                let one_line: Vec<String> = values.iter().map(|v| render::one_line(v)).collect();
-                let one_line: Vec<&str> = one_line.iter().map(String::as_str).collect();
+                let v = Values::new(slots, r);
                 Ok(RenderedIssue {
-                    subject: subject.fill(&one_line),
-                    html: html.fill(&escaped),
-                    text: text.fill(&values),
+                    subject: subject.fill(&v.one_line()),
+                    html: html.fill(&v.escaped()),
+                    text: text.fill(&v.raw),
                 })
             }
             Mode::PerReader { templates, context } => {
@@ -307,19 +297,15 @@ impl PreparedIssue {
     pub fn letter(&self, r: &Recipient) -> Result<Letter, RenderError> {
         match &self.mode {
             Mode::Shared { slots, subject, encoded_text, encoded_html, .. } => {
-                let values = slot_values(slots, r);
-                let escaped: Vec<String> = values.iter().map(|v| escape_html(v)).collect();
-                let escaped: Vec<&str> = escaped.iter().map(String::as_str).collect();
-                let one_line: Vec<String> = values.iter().map(|v| render::one_line(v)).collect();
-                let one_line: Vec<&str> = one_line.iter().map(String::as_str).collect();
+                let v = Values::new(slots, r);
                 let mut text = Vec::with_capacity(encoded_text.iter().map(EncodedText::len).sum::<usize>() + 256);
                 for part in encoded_text {
-                    part.fill_into(&values, &mut text);
+                    part.fill_into(&v.raw, &mut text);
                 }
                 Ok(Letter {
-                    subject: subject.fill(&one_line),
+                    subject: subject.fill(&v.one_line()),
                     text: HtmlPart::QuotedPrintable(text),
-                    html: HtmlPart::QuotedPrintable(encoded_html.fill(&escaped)),
+                    html: HtmlPart::QuotedPrintable(encoded_html.fill(&v.escaped())),
                 })
             }
             Mode::PerReader { .. } => {
@@ -330,16 +316,34 @@ impl PreparedIssue {
     }
 }
 
-fn slot_values<'a>(slots: &[Slot], r: &'a Recipient) -> Vec<&'a str> {
-    slots
-        .iter()
-        .map(|s| match s {
-            Slot::Email => r.email.as_str(),
-            Slot::Name => r.name.as_str(),
-            Slot::UnsubscribeUrl => r.unsubscribe_url.as_str(),
-            Slot::Attribute(k) => r.attributes.get(k).map(String::as_str).unwrap_or_default(),
-        })
-        .collect()
+/// One reader's values in slot order, and the forms each part wants them in.
+struct Values<'a> {
+    raw: Vec<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    fn new(slots: &[Slot], r: &'a Recipient) -> Self {
+        let raw = slots
+            .iter()
+            .map(|s| match s {
+                Slot::Email => r.email.as_str(),
+                Slot::Name => r.name.as_str(),
+                Slot::UnsubscribeUrl => r.unsubscribe_url.as_str(),
+                Slot::Attribute(k) => r.attributes.get(k).map(String::as_str).unwrap_or_default(),
+            })
+            .collect();
+        Self { raw }
+    }
+
+    /// For HTML text and quoted attributes.
+    fn escaped(&self) -> Vec<String> {
+        self.raw.iter().map(|v| SafeHtml::escape(v)).collect()
+    }
+
+    /// For a header: on one line.
+    fn one_line(&self) -> Vec<String> {
+        self.raw.iter().map(|v| render::one_line(v)).collect()
+    }
 }
 
 impl Slotted {
@@ -361,12 +365,12 @@ impl Slotted {
         Self { parts, literal_len }
     }
 
-    fn fill(&self, values: &[&str]) -> String {
+    fn fill<S: AsRef<str>>(&self, values: &[S]) -> String {
         let extra: usize = self
             .parts
             .iter()
             .map(|p| match p {
-                Part::Slot(i) => values.get(*i).map_or(0, |v| v.len()),
+                Part::Slot(i) => values.get(*i).map_or(0, |v| v.as_ref().len()),
                 Part::Literal(_) => 0,
             })
             .sum();
@@ -374,7 +378,7 @@ impl Slotted {
         for p in &self.parts {
             match p {
                 Part::Literal(s) => out.push_str(s),
-                Part::Slot(i) => out.push_str(values.get(*i).copied().unwrap_or_default()),
+                Part::Slot(i) => out.push_str(values.get(*i).map(AsRef::as_ref).unwrap_or_default()),
             }
         }
         out
@@ -454,23 +458,6 @@ fn slot_for(ident: &str, slots: &mut Vec<Slot>) -> bool {
         slots.push(slot);
     }
     true
-}
-
-/// Escapes a reader's value for HTML text or a quoted attribute. Only the five characters that
-/// matter are touched, so a link stays readable (tera's own escaper also rewrites `/`).
-fn escape_html(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -18,6 +18,23 @@ impl SafeHtml {
         Self(html)
     }
 
+    /// Text escaped for HTML element content or a quoted attribute value. Only the five
+    /// characters that matter are touched, so a link stays readable.
+    pub fn escape(text: &str) -> String {
+        let mut out = String::with_capacity(text.len() + 16);
+        for c in text.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

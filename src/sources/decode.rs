@@ -9,6 +9,7 @@
 //! UTF-8 text become U+FFFD); else Windows-1252 (the superset of Latin-1 that browsers use).
 //! JSON is always UTF-8 (RFC 8259).
 
+use super::text::tag_end;
 use encoding_rs::{Encoding, UTF_8, WINDOWS_1252};
 
 /// The document as UTF-8, with any declaration removed (so the parser does not re-decode it)
@@ -215,21 +216,6 @@ fn lone_thumbnail(text: &str) -> Option<(usize, &str)> {
         length += text[length..].find(closing)? + closing.len();
     }
     Some((length, url))
-}
-
-/// The index of the `>` closing a start tag, minding quoted attribute values.
-fn tag_end(tag: &str) -> Option<usize> {
-    let mut quote = None;
-    for (index, c) in tag.char_indices() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, '>') => return Some(index),
-            _ => {}
-        }
-    }
-    None
 }
 
 /// `name="value"` in a start tag's attributes: the value with its quotes, as written.

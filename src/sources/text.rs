@@ -162,7 +162,7 @@ fn markup_to_text(html: &str) -> String {
 }
 
 /// The index of the `>` that ends a tag, minding quoted attribute values.
-fn tag_end(tag: &str) -> Option<usize> {
+pub(super) fn tag_end(tag: &str) -> Option<usize> {
     let mut quote = None;
     for (index, c) in tag.char_indices() {
         match (quote, c) {
@@ -304,22 +304,6 @@ fn decode_reference(name: &str) -> Option<Cow<'static, str>> {
     Some(Cow::Borrowed(text))
 }
 
-/// Escapes text for HTML element content.
-pub fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// Plain text as HTML paragraphs (blank lines separate them; single newlines become `<br>`).
 pub fn text_to_html(text: &str) -> String {
     let text = decode_entities(text);
@@ -329,7 +313,7 @@ pub fn text_to_html(text: &str) -> String {
         .map(str::trim)
         .filter(|paragraph| !paragraph.is_empty())
         .map(|paragraph| {
-            let lines: Vec<String> = paragraph.lines().map(|l| escape_html(l.trim())).collect();
+            let lines: Vec<String> = paragraph.lines().map(|l| crate::domain::SafeHtml::escape(l.trim())).collect();
             format!("<p>{}</p>", lines.join("<br>"))
         })
         .collect::<Vec<_>>()

@@ -80,8 +80,9 @@ impl SqliteStore {
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.write().await?;
         let mut counts = ImportCounts::default();
+        let mut ids = ListIds::new();
         for row in rows {
-            upsert(&mut tx, row, source, now, &mut counts).await?;
+            upsert(&mut tx, row, source, now, &mut counts, &mut ids).await?;
         }
         tx.commit().await?;
         Ok(counts)
@@ -97,13 +98,14 @@ impl SqliteStore {
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.write().await?;
         let mut counts = ImportCounts::default();
+        let mut ids = ListIds::new();
         let source = format!("list file {list}");
         for row in rows {
             let mut row = row.clone();
             if !row.lists.contains(list) {
                 row.lists.push(list.clone());
             }
-            upsert(&mut tx, &row, &source, now, &mut counts).await?;
+            upsert(&mut tx, &row, &source, now, &mut counts, &mut ids).await?;
         }
         let list_id = list_id(&mut tx, list).await?;
         let keep: HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
@@ -740,6 +742,7 @@ async fn upsert(
     source: &str,
     now: DateTime<Utc>,
     counts: &mut ImportCounts,
+    ids: &mut ListIds,
 ) -> Result<(), StoreError> {
     let existing = sqlx::query("SELECT id, name, attributes, status FROM subscribers WHERE email = ? OR email = ?")
         .bind(row.email.as_str())
@@ -778,7 +781,7 @@ async fn upsert(
             }
             let mut joined = false;
             for l in &row.lists {
-                joined |= join(tx, id, l, now).await?;
+                joined |= join(tx, id, l, now, ids).await?;
             }
             if changed || joined {
                 counts.updated += 1;
@@ -805,18 +808,29 @@ async fn upsert(
         }
     };
     for l in &row.lists {
-        join(tx, id, l, now).await?;
+        join(tx, id, l, now, ids).await?;
     }
     Ok(())
 }
+
+/// List ids met during one transaction: an import of a million rows names the same few lists.
+type ListIds = HashMap<ListName, i64>;
 
 async fn join(
     tx: &mut Transaction<'static, Sqlite>,
     subscriber: i64,
     list: &ListName,
     now: DateTime<Utc>,
+    ids: &mut ListIds,
 ) -> Result<bool, StoreError> {
-    let list = list_id(tx, list).await?;
+    let list = match ids.get(list) {
+        Some(id) => *id,
+        None => {
+            let id = list_id(tx, list).await?;
+            ids.insert(list.clone(), id);
+            id
+        }
+    };
     Ok(sqlx::query("INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) VALUES (?, ?, ?)")
         .bind(list)
         .bind(subscriber)
