@@ -3,15 +3,16 @@
 
 use std::path::Path;
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::{Failure, Output, output, setup};
 use crate::{
+    clock::{Clock, SystemClock},
     compose::{GMAIL_CLIP_BYTES, TemplateSet},
     config::LinkSecret,
     issue,
     publication::{self, History, Publication},
+    schedule,
     sources::{self, Fetcher, ReadOptions},
 };
 
@@ -71,8 +72,8 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
     let mut next_runs = Vec::new();
     if let Some(s) = &config.schedule {
         let tz = config.publication.timezone;
-        for t in s.cron.after(&Utc::now().with_timezone(&tz)).take(5) {
-            next_runs.push(json!({ "local": t.to_rfc3339(), "utc": t.with_timezone(&Utc).to_rfc3339() }));
+        for slot in schedule::next_slots(&s.cron, tz, SystemClock.now(), 5) {
+            next_runs.push(json!({ "local": slot.at.with_timezone(&tz).to_rfc3339(), "utc": slot.at.to_rfc3339() }));
         }
         r.ok.push(format!("schedule `{}` in {}", s.expression, tz.name()));
     }
@@ -94,7 +95,7 @@ async fn render_sample(config: crate::config::Config, r: &mut Report) {
         Ok(p) => p,
         Err(e) => return r.problems.push(e.to_string()),
     };
-    let Ok(draft) = publication.draft(Utc::now(), &History::first()).await else {
+    let Ok(draft) = publication.draft(SystemClock.now(), &History::first()).await else {
         return; // the source problem is reported above
     };
     let rendered = publication.prepare(&draft).and_then(|p| {

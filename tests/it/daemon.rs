@@ -157,3 +157,32 @@ fn sigterm_mid_send_then_restart_loses_and_duplicates_nothing() {
     let show = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
     assert_eq!(show["status"], "sent");
 }
+
+#[test]
+fn queue_only_then_a_worker_delivers_the_issue() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(&server, 12, "");
+    p.write("feed.xml", &feed(&[("Queued news", Utc::now() - chrono::Duration::hours(1))]));
+    let queued = p.gazette(&["send", "--queue-only", "--json"]).ok().json();
+    assert_eq!(queued["counts"]["queued"], 12, "{queued:#}");
+    assert!(server.messages().is_empty(), "--queue-only sent something");
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(p.path().join("gazette.toml"))
+        .arg("worker")
+        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gazette worker");
+    wait_until("the worker to deliver", Duration::from_secs(20), || server.messages().len() >= 12);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(terminate(&mut worker).success());
+    assert_eq!(server.messages().len(), 12);
+    let show = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(show["status"], "sent");
+    // A worker has no schedule of its own: no second issue appeared.
+    let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
+    assert_eq!(issues["issues"].as_array().map(Vec::len), Some(1));
+}
