@@ -109,7 +109,8 @@ pub async fn plan(
     if let Some(unfinished) = store.unfinished_issue().await? {
         return Ok(Plan::Resume(Box::new(unfinished)));
     }
-    let (articles, warnings) = publication.read_articles().await?;
+    let (articles, warnings) =
+        if record { read_articles_cached(publication, store, now).await? } else { publication.read_articles().await? };
     let history = history(store, &articles, now, record).await?;
     let draft = publication.select(articles, warnings, now, &history);
     if draft.selected.articles.is_empty() && !publication.config.selection.send_when_empty {
@@ -121,6 +122,64 @@ pub async fn plan(
         return Ok(Plan::Nothing(reason));
     }
     Ok(Plan::Create(Box::new(draft)))
+}
+
+/// Reads the sources like `Publication::read_articles`, but fetches feeds over HTTP with a
+/// conditional GET against the body kept from the last fetch, and keeps the new one.
+pub async fn read_articles_cached(
+    publication: &Publication,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(Vec<crate::domain::Article>, Vec<crate::publication::SourceWarning>), IssueError> {
+    use crate::sources::{self, CachedFeed, FetchOutcome, Location, ReadOptions, Source};
+    let options = ReadOptions { timezone: publication.config.publication.timezone };
+    let mut articles = Vec::new();
+    let mut warnings = Vec::new();
+    for source in publication.sources() {
+        let read = match &source {
+            Source::Feed(feed) => match &feed.location {
+                Location::Url(url) => {
+                    let previous = store.cached_feed(url.as_str()).await?.map(|e| CachedFeed {
+                        body: e.body,
+                        etag: e.etag,
+                        last_modified: e.last_modified,
+                    });
+                    match publication.fetcher().fetch(url, previous.as_ref()).await {
+                        Ok(FetchOutcome::Fresh(fresh)) => {
+                            let entry = crate::store::FeedCacheEntry {
+                                body: fresh.body.clone(),
+                                etag: fresh.etag.clone(),
+                                last_modified: fresh.last_modified.clone(),
+                            };
+                            let parsed =
+                                sources::parse_feed(&fresh.body, Some(url), url.host_str().unwrap_or("feed"), &options);
+                            if parsed.is_ok() {
+                                store.cache_feed(url.as_str(), &entry, now).await?;
+                            }
+                            parsed
+                        }
+                        Ok(FetchOutcome::NotModified) => match &previous {
+                            Some(p) => {
+                                sources::parse_feed(&p.body, Some(url), url.host_str().unwrap_or("feed"), &options)
+                            }
+                            None => sources::read(&source, publication.fetcher(), &options).await,
+                        },
+                        Err(e) => Err(e),
+                    }
+                }
+                Location::File(_) => sources::read(&source, publication.fetcher(), &options).await,
+            },
+            Source::Folder(_) => sources::read(&source, publication.fetcher(), &options).await,
+        };
+        match read {
+            Ok(mut a) => articles.append(&mut a),
+            Err(error) if source.optional() => {
+                warnings.push(crate::publication::SourceWarning { source: source.describe(), error })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok((articles, warnings))
 }
 
 /// Creates the issue: articles frozen, one delivery queued per active subscriber.

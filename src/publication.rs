@@ -76,6 +76,10 @@ impl Publication {
         source_list(&self.config)
     }
 
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
+    }
+
     /// Reads every source, in order. A source that fails stops here unless it is optional.
     pub async fn read_articles(&self) -> Result<(Vec<Article>, Vec<SourceWarning>), SourceError> {
         let options = ReadOptions { timezone: self.config.publication.timezone };

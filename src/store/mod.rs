@@ -82,6 +82,8 @@ delegate! {
     pub async fn slot(&self, key: &str) -> Result<Option<SlotRecord>, StoreError>;
     pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError>;
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError>;
+    pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -173,3 +173,11 @@ pub struct Failure {
 }
 
 pub use crate::domain::{Claimed, Outcome};
+
+/// A feed's last body and the validators that came with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedCacheEntry {
+    pub body: Vec<u8>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}

@@ -15,8 +15,8 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, ConsentEvent, DeliveryCounts, Failure, ImportCounts, IssueRecord, ListCounts, NewIssue, NewSubscriber,
-    Outcome, SlotOutcome, SlotRecord, StoreError, SubscriberRecord,
+    Claimed, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, ImportCounts, IssueRecord, ListCounts, NewIssue,
+    NewSubscriber, Outcome, SlotOutcome, SlotRecord, StoreError, SubscriberRecord,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
 
@@ -704,6 +704,30 @@ impl SqliteStore {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.iter().map(slot_row).collect())
+    }
+
+    pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError> {
+        let row = sqlx::query("SELECT body, etag, last_modified FROM feed_cache WHERE url = ?")
+            .bind(url)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| FeedCacheEntry { body: r.get(0), etag: r.get(1), last_modified: r.get(2) }))
+    }
+
+    pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO feed_cache (url, etag, last_modified, body, fetched_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, \
+             body = excluded.body, fetched_at = excluded.fetched_at",
+        )
+        .bind(url)
+        .bind(&entry.etag)
+        .bind(&entry.last_modified)
+        .bind(&entry.body)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {

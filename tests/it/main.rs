@@ -9,6 +9,7 @@ mod crash;
 mod daemon;
 mod deliver;
 mod dkim;
+mod feed_cache;
 mod look;
 mod preview;
 mod smtp;
