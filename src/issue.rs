@@ -323,8 +323,8 @@ impl Queue for Store {
         Store::claim(self, issue, owner, limit, now, lease).await.map_err(|e| e.to_string())
     }
 
-    async fn renew(&self, owner: &str, now: DateTime<Utc>, lease: Duration) -> Result<(), String> {
-        self.renew_leases(owner, now, lease).await.map(|_| ()).map_err(|e| e.to_string())
+    async fn renew(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), String> {
+        self.renew_leases(owner, ids, now, lease).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), String> {

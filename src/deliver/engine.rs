@@ -37,6 +37,7 @@ pub trait Queue: Clone + Send + Sync + 'static {
     fn renew(
         &self,
         owner: &str,
+        ids: &[i64],
         now: DateTime<Utc>,
         lease: Duration,
     ) -> impl Future<Output = Result<(), String>> + Send;
@@ -144,6 +145,8 @@ struct Shared<Q: Queue> {
     deferred: AtomicU64,
     failed: AtomicU64,
     released: AtomicU64,
+    /// Deliveries claimed and not yet recorded: the leases to renew.
+    held: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl<Q: Queue> Shared<Q> {
@@ -218,6 +221,7 @@ impl<Q: Queue> Engine<Q> {
             deferred: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             released: AtomicU64::new(0),
+            held: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
 
         let (work_tx, work_rx) = mpsc::channel::<Claimed>(concurrency);
@@ -271,13 +275,18 @@ async fn claim_loop<Q: Queue>(
             return false;
         }
         let now = shared.clock.now();
-        let batch = match shared.queue.claim(issue, &s.owner, concurrency * 2, now, s.lease).await {
+        // Claims come in batches of several messages per sender: each claim is a write transaction,
+        // and claimed-but-unsent deliveries are handed back on a stop (or at the lease's end).
+        let batch = match shared.queue.claim(issue, &s.owner, concurrency * 8, now, s.lease).await {
             Ok(b) => b,
             Err(e) => {
                 shared.halt(Some(DeliverError::Queue(e))).await;
                 return false;
             }
         };
+        if let Ok(mut held) = shared.held.lock() {
+            held.extend(batch.iter().map(|c| c.delivery_id));
+        }
         if batch.is_empty() {
             let due = match shared.queue.next_due(issue).await {
                 Ok(d) => d,
@@ -408,6 +417,11 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
         let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
         let result = shared.queue.record(&shared.settings.owner, &outcomes, shared.clock.now()).await;
         let ok = result.is_ok();
+        if let Ok(mut held) = shared.held.lock() {
+            for o in &outcomes {
+                held.remove(&o.delivery_id());
+            }
+        }
         if let Err(e) = result {
             shared.halt(Some(DeliverError::Queue(e))).await;
         }
@@ -431,7 +445,10 @@ async fn renew_leases<Q: Queue>(shared: Arc<Shared<Q>>) {
     let every = (shared.settings.lease / 3).max(Duration::from_millis(200));
     loop {
         tokio::time::sleep(every).await;
-        if let Err(e) = shared.queue.renew(&shared.settings.owner, shared.clock.now(), shared.settings.lease).await {
+        let ids: Vec<i64> = shared.held.lock().map(|h| h.iter().copied().collect()).unwrap_or_default();
+        if let Err(e) =
+            shared.queue.renew(&shared.settings.owner, &ids, shared.clock.now(), shared.settings.lease).await
+        {
             tracing::warn!("cannot renew delivery leases: {e}");
         }
     }

@@ -44,3 +44,14 @@ pub enum Outcome {
         delivery_id: i64,
     },
 }
+
+impl Outcome {
+    pub fn delivery_id(&self) -> i64 {
+        match self {
+            Self::Sent { delivery_id, .. }
+            | Self::Deferred { delivery_id, .. }
+            | Self::Failed { delivery_id, .. }
+            | Self::Released { delivery_id } => *delivery_id,
+        }
+    }
+}

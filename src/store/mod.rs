@@ -73,7 +73,7 @@ delegate! {
     pub async fn reopen_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn claim(&self, number: u32, owner: &str, limit: usize, now: DateTime<Utc>, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
-    pub async fn renew_leases(&self, owner: &str, now: DateTime<Utc>, lease: Duration) -> Result<u64, StoreError>;
+    pub async fn renew_leases(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<u64, StoreError>;
     pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError>;
     pub async fn release(&self, owner: &str) -> Result<u64, StoreError>;
     pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError>;

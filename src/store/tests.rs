@@ -213,3 +213,25 @@ async fn who_unsubscribes_mid_issue_is_skipped() {
     assert_eq!(i.counts.skipped, 1);
     let _ = DeliveryState::Skipped;
 }
+
+#[tokio::test]
+async fn renewed_leases_keep_other_workers_off() {
+    let (s, _d) = store().await;
+    s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
+        .await
+        .expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    let mine = s.claim(1, "w1", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    let ids: Vec<i64> = mine.iter().map(|c| c.delivery_id).collect();
+    let later = now() + chrono::Duration::seconds(20);
+    assert_eq!(s.renew_leases("w1", &ids, later, Duration::from_secs(30)).await.expect("renew"), 2);
+    assert_eq!(
+        s.renew_leases("w2", &ids, later, Duration::from_secs(30)).await.expect("renew"),
+        0,
+        "only the holder renews"
+    );
+    let past_first_lease = now() + chrono::Duration::seconds(40);
+    assert!(s.claim(1, "w2", 10, past_first_lease, Duration::from_secs(30)).await.expect("claim").is_empty());
+    let past_renewal = now() + chrono::Duration::seconds(51);
+    assert_eq!(s.claim(1, "w2", 10, past_renewal, Duration::from_secs(30)).await.expect("claim").len(), 2);
+}
