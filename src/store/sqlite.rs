@@ -63,9 +63,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 8 MB of page cache a connection: the ledger's hot pages stay in memory, and three
+            // 4 MB of page cache a connection: the ledger's hot pages stay in memory, and three
             // connections stay well inside a worker's memory budget.
-            .pragma("cache_size", "-8000")
+            .pragma("cache_size", "-4000")
             .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new().max_connections(3).connect_with(options).await.map_err(StoreError::Open)?;
         MIGRATIONS.run(&pool).await.map_err(StoreError::Migrate)?;
