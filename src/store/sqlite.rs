@@ -67,8 +67,23 @@ impl SqliteStore {
             // connections stay well inside a worker's memory budget.
             .pragma("cache_size", "-4000")
             .pragma("temp_store", "memory");
-        let pool = SqlitePoolOptions::new().max_connections(3).connect_with(options).await.map_err(StoreError::Open)?;
-        MIGRATIONS.run(&pool).await.map_err(StoreError::Migrate)?;
+        // Two processes opening a new file at once race to create it, set WAL and migrate it;
+        // sqlx takes no lock on SQLite, so the loser (whose migration rolls back) tries again.
+        let mut attempt = 0;
+        let pool = loop {
+            let opened = match SqlitePoolOptions::new().max_connections(3).connect_with(options.clone()).await {
+                Ok(pool) => MIGRATIONS.run(&pool).await.map(|()| pool).map_err(StoreError::Migrate),
+                Err(e) => Err(StoreError::Open(e)),
+            };
+            match opened {
+                Ok(pool) => break pool,
+                Err(_) if attempt < 5 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         Ok(Self { pool })
     }
 

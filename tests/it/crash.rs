@@ -3,13 +3,12 @@
 //! what was in flight at a kill; two processes never send the same pair.
 
 use std::{
-    collections::HashMap,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use crate::{
-    deliver::{AS_OF, publication},
+    deliver::{AS_OF, by_recipient, publication},
     smtp::{Options, SmtpServer},
     support::Publication,
 };
@@ -27,16 +26,6 @@ fn spawn_send(p: &Publication) -> std::process::Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn gazette")
-}
-
-fn received(server: &SmtpServer) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for m in server.messages() {
-        for r in m.rcpt_tos {
-            *counts.entry(r).or_insert(0) += 1;
-        }
-    }
-    counts
 }
 
 #[test]
@@ -75,7 +64,7 @@ fn killed_at_random_moments_and_resumed_every_subscriber_gets_the_issue() {
         break;
     }
     assert!(started.elapsed() < Duration::from_secs(240));
-    let counts = received(&server);
+    let counts = by_recipient(&server);
     assert_eq!(counts.len(), n, "every subscriber got the issue");
     let duplicates: usize = counts.values().map(|c| c - 1).sum();
     eprintln!("{kills} kills, {duplicates} duplicates");
@@ -102,7 +91,7 @@ fn two_processes_on_one_store_never_send_the_same_pair() {
         }
         assert!(status.success(), "a send failed: {err}");
     }
-    let counts = received(&server);
+    let counts = by_recipient(&server);
     assert_eq!(counts.len(), n);
     let duplicates: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
     assert!(duplicates.is_empty(), "{duplicates:?}");

@@ -33,7 +33,7 @@ pub fn publication(n: usize, smtp_url: &str, delivery: &str) -> Publication {
     p
 }
 
-fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
+pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for m in server.messages() {
         for r in m.rcpt_tos {
