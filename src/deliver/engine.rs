@@ -91,13 +91,6 @@ impl Stop {
         (tx, Self(rx))
     }
 
-    pub fn never() -> Self {
-        let (tx, rx) = watch::channel(false);
-        // Keeping the sender alive forever would leak; a closed channel reads as "not stopped".
-        drop(tx);
-        Self(rx)
-    }
-
     pub fn is_set(&self) -> bool {
         *self.0.borrow()
     }

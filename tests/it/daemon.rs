@@ -52,17 +52,19 @@ fn publication(server: &SmtpServer, subscribers: usize, delivery: &str) -> Publi
     p
 }
 
-fn start(p: &Publication) -> Child {
+/// Starts `gazette run` or `gazette worker`. Its logs are dropped: a pipe nobody reads would
+/// fill and stall the daemon.
+fn start(p: &Publication, command: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_gazette"))
         .arg("--config")
         .arg(p.path().join("gazette.toml"))
-        .arg("run")
+        .arg(command)
         .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .expect("start gazette run")
+        .expect("start the gazette daemon")
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {
@@ -110,7 +112,7 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 fn new_articles_make_one_issue_and_quiet_ticks_send_nothing() {
     let server = SmtpServer::start(Options::default());
     let p = publication(&server, 5, "");
-    let mut child = start(&p);
+    let mut child = start(&p, "run");
     // A few empty ticks first: each is recorded as skipped, nothing is sent.
     std::thread::sleep(Duration::from_secs(3));
     assert!(server.messages().is_empty());
@@ -132,7 +134,7 @@ fn sigterm_mid_send_then_restart_loses_and_duplicates_nothing() {
     let server = SmtpServer::start(Options::default());
     let n = 150;
     let p = publication(&server, n, "rate = 40\nconcurrency = 4");
-    let mut child = start(&p);
+    let mut child = start(&p, "run");
     p.write("feed.xml", &feed(&[("Big news", Utc::now() - chrono::Duration::hours(1))]));
     wait_until("the send to start", Duration::from_secs(20), || server.messages().len() >= 20);
     let status = terminate(&mut child);
@@ -143,7 +145,7 @@ fn sigterm_mid_send_then_restart_loses_and_duplicates_nothing() {
     assert_eq!(show["status"], "sending");
     assert_eq!(show["counts"]["sent"].as_u64(), Some(at_stop as u64), "every message received was recorded: {show:#}");
 
-    let mut again = start(&p);
+    let mut again = start(&p, "run");
     wait_until("the rest of the issue", Duration::from_secs(30), || server.messages().len() >= n);
     std::thread::sleep(Duration::from_secs(3));
     terminate(&mut again);
@@ -166,16 +168,7 @@ fn queue_only_then_a_worker_delivers_the_issue() {
     let queued = p.gazette(&["send", "--queue-only", "--json"]).ok().json();
     assert_eq!(queued["counts"]["queued"], 12, "{queued:#}");
     assert!(server.messages().is_empty(), "--queue-only sent something");
-    let mut worker = Command::new(env!("CARGO_BIN_EXE_gazette"))
-        .arg("--config")
-        .arg(p.path().join("gazette.toml"))
-        .arg("worker")
-        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gazette worker");
+    let mut worker = start(&p, "worker");
     wait_until("the worker to deliver", Duration::from_secs(20), || server.messages().len() >= 12);
     std::thread::sleep(Duration::from_secs(2));
     assert!(terminate(&mut worker).success());
