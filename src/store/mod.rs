@@ -2,12 +2,13 @@
 //! module that speaks SQL. SQLite is the embedded default (created and migrated on first use);
 //! the backend is chosen from the URL's scheme. Callers see typed values, never rows.
 
+mod bucket;
 mod error;
 mod model;
 mod sqlite;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     time::Duration,
 };
 
@@ -84,6 +85,10 @@ delegate! {
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError>;
     pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError>;
+    pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&str>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
+    pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;
+    pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    pub async fn take_tokens(&self, name: &str, per_second: f64, burst: f64, want: u32, now: DateTime<Utc>) -> Result<Grant, StoreError>;
 }
 
 #[cfg(test)]

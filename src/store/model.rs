@@ -1,6 +1,6 @@
 //! The values the store takes and gives back.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -180,4 +180,36 @@ pub struct FeedCacheEntry {
     pub body: Vec<u8>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+}
+
+/// What a sign-up from the web form found, so the caller can decide whether to mail a
+/// confirmation without ever telling the visitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signup {
+    /// The address's status before this request; `None` for an address never seen.
+    pub before: Option<SubscriberStatus>,
+    /// Sign-up requests for this address in the 24 hours before this one (for any client).
+    pub recent_requests: u32,
+}
+
+/// What a confirmation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// The address is active now (it was not before).
+    Confirmed,
+    /// It was already active; the lists named were joined.
+    AlreadyActive,
+    /// The address left after the link was made: an old link cannot bring it back.
+    Stale,
+    /// No such address (never signed up, or forgotten).
+    Unknown,
+}
+
+/// A share of the global send rate, taken from the bucket all workers draw from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// Sends this process may start now.
+    pub granted: u32,
+    /// When none were granted: how long until one will be.
+    pub retry_in: Duration,
 }

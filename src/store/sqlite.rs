@@ -15,8 +15,8 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, ImportCounts, IssueRecord, ListCounts, NewIssue,
-    NewSubscriber, Outcome, SlotOutcome, SlotRecord, StoreError, SubscriberRecord,
+    Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, IssueRecord,
+    ListCounts, NewIssue, NewSubscriber, Outcome, Signup, SlotOutcome, SlotRecord, StoreError, SubscriberRecord,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
 
@@ -765,6 +765,139 @@ impl SqliteStore {
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<i64> = sqlx::query_scalar("SELECT max(at) FROM slots").fetch_one(&self.pool).await?;
         Ok(t.map(from_ms))
+    }
+}
+
+impl SqliteStore {
+    /// A sign-up from the web form. An unknown address is stored as unconfirmed; any other is
+    /// left as it is (a request is not consent). The request joins the consent record either way.
+    pub async fn request_subscription(
+        &self,
+        email: &EmailAddress,
+        name: Option<&str>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Signup, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT id, status FROM subscribers WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (id, before) = match row {
+            Some(r) => (r.get::<i64, _>(0), Some(parse::<SubscriberStatus>(r.get::<&str, _>(1))?)),
+            None => {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at) \
+                     VALUES (?, ?, '{}', 'unconfirmed', ?, ?) RETURNING id",
+                )
+                .bind(email.as_str())
+                .bind(name.unwrap_or_default())
+                .bind(ms(now))
+                .bind(ms(now))
+                .fetch_one(&mut *tx)
+                .await?;
+                (id, None)
+            }
+        };
+        let recent: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM consent_events WHERE subscriber_id = ? AND event = 'subscribe' AND at > ?",
+        )
+        .bind(id)
+        .bind(ms(now) - 24 * 3600 * 1000)
+        .fetch_one(&mut *tx)
+        .await?;
+        consent(&mut tx, Some(id), ConsentEvent::Subscribe, source, now).await?;
+        tx.commit().await?;
+        Ok(Signup { before, recent_requests: u32::try_from(recent).unwrap_or(u32::MAX) })
+    }
+
+    /// Acts on a confirmation link made at `issued`: the address becomes active and joins
+    /// `lists`, unless it left after the link was made.
+    pub async fn confirm_subscription(
+        &self,
+        email: &EmailAddress,
+        lists: &[ListName],
+        issued: DateTime<Utc>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Confirmation, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT id, status FROM subscribers WHERE email = ?")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else { return Ok(Confirmation::Unknown) };
+        let id: i64 = row.get(0);
+        let status: SubscriberStatus = parse(row.get::<&str, _>(1))?;
+        let left_since: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM consent_events WHERE subscriber_id = ? \
+             AND event IN ('unsubscribe', 'bounce', 'complaint', 'forget') AND at >= ?",
+        )
+        .bind(id)
+        .bind(ms(issued))
+        .fetch_one(&mut *tx)
+        .await?;
+        if left_since > 0 && status != SubscriberStatus::Active {
+            return Ok(Confirmation::Stale);
+        }
+        let outcome = if status == SubscriberStatus::Active {
+            Confirmation::AlreadyActive
+        } else {
+            sqlx::query("UPDATE subscribers SET status = 'active', updated_at = ? WHERE id = ?")
+                .bind(ms(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            consent(&mut tx, Some(id), ConsentEvent::Confirm, source, now).await?;
+            Confirmation::Confirmed
+        };
+        let mut ids = ListIds::new();
+        for l in lists {
+            join(&mut tx, id, l, now, &mut ids).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Subscribers by status, for metrics.
+    pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows =
+            sqlx::query("SELECT status, count(*) FROM subscribers GROUP BY status").fetch_all(&self.pool).await?;
+        let mut out: BTreeMap<String, u64> = SubscriberStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+        for r in rows {
+            out.insert(r.get(0), u64::try_from(r.get::<i64, _>(1)).unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Takes up to `want` sends from the bucket `name`, which refills at `per_second` and holds
+    /// at most `burst`. Every process on the store draws from the same bucket.
+    pub async fn take_tokens(
+        &self,
+        name: &str,
+        per_second: f64,
+        burst: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, StoreError> {
+        let mut tx = self.write().await?;
+        let row = sqlx::query("SELECT tokens, updated_at FROM rate_buckets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let (tokens, updated) = row.map_or((burst, ms(now)), |r| (r.get::<f64, _>(0), r.get::<i64, _>(1)));
+        let (grant, left) = super::bucket::take(tokens, updated, per_second, burst, want, ms(now));
+        sqlx::query(
+            "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(left)
+        .bind(ms(now).max(updated))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(grant)
     }
 }
 

@@ -235,3 +235,61 @@ async fn renewed_leases_keep_other_workers_off() {
     let past_renewal = now() + chrono::Duration::seconds(51);
     assert_eq!(s.claim(1, "w2", 10, past_renewal, Duration::from_secs(30)).await.expect("claim").len(), 2);
 }
+
+#[tokio::test]
+async fn a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving() {
+    let (s, _d) = store().await;
+    let a: EmailAddress = "reader@example.org".parse().expect("a");
+    let first = s.request_subscription(&a, Some("Reader"), "web 127.0.0.1", now()).await.expect("signup");
+    assert_eq!(first, Signup { before: None, recent_requests: 0 });
+    let again = s.request_subscription(&a, None, "web 127.0.0.1", now()).await.expect("signup");
+    assert_eq!(again, Signup { before: Some(SubscriberStatus::Unconfirmed), recent_requests: 1 });
+    let later = now() + chrono::Duration::days(2);
+    let after_a_day = s.request_subscription(&a, None, "web", later).await.expect("signup");
+    assert_eq!(after_a_day.recent_requests, 0, "requests older than a day no longer count");
+    assert_eq!(s.subscriber(&a).await.expect("get").map(|r| r.status), Some(SubscriberStatus::Unconfirmed));
+
+    let issue_none = issue(&s, 1, &[weekly()]).await;
+    assert_eq!(issue_none.counts.total(), 0, "an unconfirmed address gets no issue");
+
+    let issued = now();
+    let c = s.confirm_subscription(&a, &[weekly()], issued, "web", later).await.expect("confirm");
+    assert_eq!(c, Confirmation::Confirmed);
+    let c = s.confirm_subscription(&a, &[weekly()], issued, "web", later).await.expect("confirm");
+    assert_eq!(c, Confirmation::AlreadyActive, "confirming twice changes nothing");
+    let rec = s.subscriber(&a).await.expect("get").expect("stored");
+    assert_eq!(
+        (rec.status, rec.lists.clone(), rec.name.as_str()),
+        (SubscriberStatus::Active, vec!["weekly".to_owned()], "Reader")
+    );
+
+    let left_at = later + chrono::Duration::hours(1);
+    s.set_status(&a, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "web", left_at).await.expect("leave");
+    let replay = s.confirm_subscription(&a, &[weekly()], issued, "web", left_at).await.expect("confirm");
+    assert_eq!(replay, Confirmation::Stale, "a link made before leaving cannot bring the address back");
+    let fresh = s
+        .confirm_subscription(&a, &[weekly()], left_at + chrono::Duration::minutes(1), "web", left_at)
+        .await
+        .expect("confirm");
+    assert_eq!(fresh, Confirmation::Confirmed, "a link asked for after leaving may");
+
+    let nobody: EmailAddress = "nobody@example.org".parse().expect("n");
+    assert_eq!(s.confirm_subscription(&nobody, &[], issued, "web", later).await.expect("c"), Confirmation::Unknown);
+    let counts = s.status_counts().await.expect("counts");
+    assert_eq!(counts.get("active"), Some(&1));
+    assert_eq!(counts.get("bounced"), Some(&0));
+}
+
+#[tokio::test]
+async fn the_rate_bucket_is_shared_and_refills_with_time() {
+    let (s, _d) = store().await;
+    let t0 = now();
+    let g = s.take_tokens("smtp", 10.0, 5.0, 100, t0).await.expect("take");
+    assert_eq!(g.granted, 5, "a new bucket starts full");
+    let g = s.take_tokens("smtp", 10.0, 5.0, 100, t0).await.expect("take");
+    assert_eq!((g.granted, g.retry_in), (0, Duration::from_millis(100)));
+    let g = s.take_tokens("smtp", 10.0, 5.0, 2, t0 + chrono::Duration::milliseconds(350)).await.expect("take");
+    assert_eq!(g.granted, 2);
+    let g = s.take_tokens("other", 10.0, 5.0, 1, t0).await.expect("take");
+    assert_eq!(g.granted, 1, "buckets are separate");
+}
