@@ -15,3 +15,4 @@ pub mod schedule;
 pub mod sources;
 pub mod store;
 pub mod tokens;
+pub mod web;
