@@ -4,14 +4,23 @@
 # messages of the same size over the same number of connections into the same sink, in the same
 # run. Prints both rates, their ratio, and gazette's peak resident memory.
 #
-#   bash benches/delivery.sh                 # N=100000, CONN=8
-#   N=1000000 bash benches/delivery.sh       # the memory run
+#   bash benches/delivery.sh                       # N=100000, CONN=8, SQLite
+#   N=1000000 bash benches/delivery.sh             # the memory run
+#   DB=postgres WORKERS=2 bash benches/delivery.sh # PostgreSQL, the issue queued by `send
+#                                                  # --queue-only` and drained by 2 workers
+#
+# With WORKERS, the CONN connections are split between the workers, so gazette and smtp-source
+# always use the same number of connections. PostgreSQL is the one on 127.0.0.1:5432 (user
+# postgres); a database is created for the run and dropped after it.
 #
 # Needs Debian's postfix (smtp-sink, smtp-source) and GNU time; installs them when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${N:-100000}
 CONN=${CONN:-8}
+DB=${DB:-sqlite}
+WORKERS=${WORKERS:-1}
+export DB WORKERS
 
 need=()
 command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
@@ -25,7 +34,12 @@ export PATH="$PATH:/usr/sbin"
 cargo build --release --quiet
 bin=$PWD/target/release/gazette
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+pgdb=gazette_bench_$$
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"; [ "$DB" = postgres ] && psql -qh 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1; true' EXIT
+if [ "$DB" = postgres ]; then
+  psql -qh 127.0.0.1 -U postgres -c "CREATE DATABASE $pgdb" >/dev/null
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$pgdb"
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 # The sink accepts everything and keeps nothing.
@@ -54,7 +68,7 @@ name = "weekly"
 [delivery]
 transport = "smtp"
 smtp_url = "smtp://127.0.0.1:$port"
-concurrency = $CONN
+concurrency = $(( CONN / WORKERS ))
 $feeds
 TOML
 
@@ -68,7 +82,18 @@ for i in range(n):
 PY
 export GAZETTE_SECRET=bench-secret-0123456789abcdef
 t0=$(date +%s.%N)
-if [ "$N" -le 200000 ]; then
+if [ "$DB" = postgres ]; then
+  # The store is created and migrated by gazette itself; the rows are then made in the server.
+  "$bin" --config "$work/gazette.toml" lists >/dev/null
+  psql -qh 127.0.0.1 -U postgres -d "$pgdb" >/dev/null <<SQL
+INSERT INTO lists (name) VALUES ('weekly') ON CONFLICT DO NOTHING;
+INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at)
+  SELECT 'reader' || i || '@example.org', 'Reader ' || i, '{}', 'active', 0, 0 FROM generate_series(0, $N - 1) AS i;
+INSERT INTO memberships (list_id, subscriber_id, created_at)
+  SELECT (SELECT id FROM lists WHERE name = 'weekly'), id, 0 FROM subscribers;
+ANALYZE;
+SQL
+elif [ "$N" -le 200000 ]; then
   "$bin" --config "$work/gazette.toml" subscribers import "$work/subscribers.csv" >/dev/null
 else
   # The CSV import goes row by row (about 2,500 rows a second); for the memory run the
@@ -90,10 +115,37 @@ fi
 t1=$(date +%s.%N)
 size=$("$bin" --config "$work/gazette.toml" preview --as-of 2026-01-01 --format eml | wc -c)
 
-/usr/bin/time -f "%M %U %S %e" -o "$work/rss" "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
-sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["sent"])' "$work/send.json")
-gz_secs=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["elapsed_seconds"])' "$work/send.json")
-read -r rss_kb cpu_user cpu_sys _ < "$work/rss"
+if [ "$DB" = sqlite ]; then
+  /usr/bin/time -f "%M %U %S %e" -o "$work/rss" "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
+  sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["sent"])' "$work/send.json")
+  gz_secs=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["elapsed_seconds"])' "$work/send.json")
+  read -r rss_kb cpu_user cpu_sys _ < "$work/rss"
+else
+  # Queue the issue, then time the workers from their start until the issue is sent.
+  "$bin" --config "$work/gazette.toml" send --queue-only --as-of 2026-01-01 --yes >/dev/null
+  w0=$(date +%s.%N)
+  pids=()
+  for i in $(seq 1 "$WORKERS"); do
+    RUST_LOG=warn /usr/bin/time -f "%M %U %S %e" -o "$work/rss.$i" "$bin" --config "$work/gazette.toml" worker 2>"$work/worker.$i.log" &
+    pids+=($!)
+  done
+  until [ "$(psql -qtAh 127.0.0.1 -U postgres -d "$pgdb" -c "SELECT status FROM issues WHERE number = 1")" = sent ]; do
+    sleep 0.05
+  done
+  w1=$(date +%s.%N)
+  # SIGTERM reaches gazette, not time(1): time waits for it and then writes its figures.
+  pkill -TERM -f "$bin --config $work/gazette.toml worker" || true
+  wait "${pids[@]}" 2>/dev/null || true
+  sent=$(psql -qtAh 127.0.0.1 -U postgres -d "$pgdb" -c "SELECT count(*) FROM deliveries WHERE state = 'sent'")
+  gz_secs=$(python3 -c "print($w1 - $w0)")
+  rss_kb=0; cpu_user=0; cpu_sys=0
+  for i in $(seq 1 "$WORKERS"); do
+    read -r r u s _ < <(tail -n1 "$work/rss.$i")
+    echo "worker $i: peak resident memory $((r / 1024)) MB, CPU ${u}s user + ${s}s system"
+    [ "$r" -gt "$rss_kb" ] && rss_kb=$r
+    cpu_user=$(python3 -c "print($cpu_user + $u)"); cpu_sys=$(python3 -c "print($cpu_sys + $s)")
+  done
+fi
 
 s0=$(date +%s.%N)
 smtp-source -s "$CONN" -m "$N" -l "$size" -f weekly@example.org -t reader@example.org 127.0.0.1:"$port"
@@ -105,11 +157,13 @@ n, sent, gz, s0, s1, rss, size, t0, t1, conn, cu, cs = sys.argv[1:]
 n, sent, gz, rss, size, conn = int(n), int(sent), float(gz), int(rss), int(size), int(conn)
 src = float(s1) - float(s0)
 g_rate, s_rate = sent / gz, n / src
+import os
+print(f"store: {os.environ.get('DB', 'sqlite')}, workers: {os.environ.get('WORKERS', '1')}")
 print(f"subscribers: {n}, connections: {conn}, message size: {size/1024:.1f} KB")
 print(f"import of {n} subscribers: {float(t1)-float(t0):.1f} s")
 print(f"gazette:     {sent} messages in {gz:.1f} s = {g_rate:.0f} messages/s")
 print(f"smtp-source: {n} messages in {src:.1f} s = {s_rate:.0f} messages/s")
 print(f"ratio gazette / smtp-source: {g_rate / s_rate:.2f}")
-print(f"gazette peak resident memory: {rss/1024:.1f} MB")
+print(f"gazette peak resident memory (the largest process): {rss/1024:.1f} MB")
 print(f"gazette CPU: {float(cu):.1f} s user + {float(cs):.1f} s system for the whole send command")
 PY

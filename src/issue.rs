@@ -45,6 +45,13 @@ pub enum IssueError {
     Dkim(#[from] deliver::DkimError),
     #[error("{0}")]
     Compose(String),
+    #[error("the test copy to {to} did not go out: {reply}")]
+    TestCopy {
+        to: crate::domain::EmailAddress,
+        reply: String,
+        /// The server refused this address for good (5xx), rather than failing for a while.
+        refused: bool,
+    },
 }
 
 /// What the next `send` will do.
@@ -67,7 +74,8 @@ pub struct ListSync {
 }
 
 pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
-    Store::open(config.storage.database_url.expose_secret()).await
+    let options = crate::store::StoreOptions { pool_size: config.storage.pool_size };
+    Store::open_with(config.storage.database_url.expose_secret(), options).await
 }
 
 /// Makes each list that has a file hold exactly the file's (good) rows.
@@ -282,6 +290,30 @@ impl Letters for IssueLetters {
     }
 }
 
+/// Sends a test copy of `issue` to each of `to`, as a reader without a name would get it.
+/// Recorded nowhere: no delivery, no consent event, nothing in the ledger. Stops at the first
+/// address that does not go out.
+pub async fn send_test_copies(
+    publication: Arc<Publication>,
+    issue: &IssueRecord,
+    transport: &Transport,
+    to: &[crate::domain::EmailAddress],
+    clock: Arc<dyn Clock>,
+) -> Result<(), IssueError> {
+    transport.check().await.map_err(|e| DeliverError::Server(e.reply))?;
+    let letters = IssueLetters::new(publication, issue, clock)?;
+    for address in to {
+        let (message, id) =
+            letters.message_for(address.clone(), "", Default::default()).map_err(IssueError::Compose)?;
+        transport.send(message, &id).await.map_err(|e| IssueError::TestCopy {
+            to: address.clone(),
+            refused: e.kind == deliver::SendErrorKind::Permanent,
+            reply: e.reply,
+        })?;
+    }
+    Ok(())
+}
+
 /// Delivers what is due of `issue` with the publication's `[delivery]` settings.
 #[allow(clippy::too_many_arguments)]
 pub async fn deliver(
@@ -334,4 +366,16 @@ impl Queue for Store {
     async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, String> {
         Store::next_due(self, issue).await.map_err(|e| e.to_string())
     }
+
+    async fn take_sends(&self, per_second: u32, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
+        let per_second = f64::from(per_second);
+        // The bucket holds a tenth of a second's sends: processes that start together cannot
+        // burst past the rate by more than that.
+        let burst = (per_second / 10.0).max(1.0);
+        let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await.map_err(|e| e.to_string())?;
+        Ok((grant.granted, grant.retry_in))
+    }
 }
+
+/// The bucket every process sending for this publication draws from.
+const SEND_BUCKET: &str = "smtp";

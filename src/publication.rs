@@ -16,7 +16,7 @@ use crate::{
     config::{Config, FeedLocation, LinkSecret, SourceSetting},
     domain::{Article, EmailAddress},
     sources::{self, Fetcher, ReadOptions, Source, SourceError},
-    tokens::{Claims, Purpose, Signer},
+    tokens::{Claims, Signer},
 };
 
 /// What earlier issues leave behind for the next one. Without a store: issue 1, nothing carried.
@@ -143,7 +143,24 @@ impl Publication {
             subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
             unsubscribe_url: String::new(),
             archive_url: self.link("archive"),
+            web_page: false,
         }
+    }
+
+    /// An issue that went out, as its archive web page: the digest's HTML as it was mailed,
+    /// with the subject it was sent with and no reader in it (`web_page` is set, the reader's
+    /// values are empty and the unsubscribe link leads to the publication's page).
+    pub fn archive_page(
+        &self,
+        number: u32,
+        date: DateTime<Utc>,
+        subject: &str,
+        articles: Vec<Article>,
+    ) -> Result<String, PublicationError> {
+        let mut ctx = self.context(&self.frozen(number, date, articles));
+        ctx.issue.subject = subject.to_owned();
+        ctx.unsubscribe_url = self.link("");
+        Ok(compose::render::web_page(&self.templates, ctx)?)
     }
 
     /// An absolute link under `base_url`.
@@ -152,7 +169,7 @@ impl Publication {
     }
 
     pub fn unsubscribe_url(&self, email: &EmailAddress) -> String {
-        let token = self.signer.sign(&Claims { purpose: Purpose::Unsubscribe, email: email.clone(), expires: None });
+        let token = self.signer.sign(&Claims::unsubscribe(email.clone()));
         self.link(&format!("unsubscribe/{token}"))
     }
 

@@ -1,9 +1,12 @@
-//! `gazette run` and `gazette worker`.
+//! `gazette run` and `gazette worker`. `run` serves the web beside the scheduler and the
+//! workers; one stop request (SIGINT/SIGTERM) stops all three.
 
 use std::{path::Path, sync::Arc};
 
 use serde_json::json;
-use tracing::info;
+use tracing::{error, info, warn};
+
+use tokio::task::JoinHandle;
 
 use super::{Failure, Output, setup};
 use crate::{
@@ -11,9 +14,12 @@ use crate::{
     daemon::{self, Roles},
     deliver::Stop,
     issue,
+    publication::Publication,
+    store::Store,
+    web::{self, ServeError},
 };
 
-pub async fn run(config: &Path, scheduler: bool) -> Result<Output, Failure> {
+pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result<Output, Failure> {
     let publication = Arc::new(setup::publication(config).await?);
     if scheduler && publication.config.schedule.is_none() {
         return Err(Failure::usage(format!(
@@ -25,11 +31,16 @@ pub async fn run(config: &Path, scheduler: bool) -> Result<Output, Failure> {
     let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
     let transport = issue::transport(&publication.config).await?;
     let (stop_tx, stop) = Stop::new();
-    let signals = tokio::spawn(async move {
-        super::send::wait_for_signal().await;
-        info!("stopping: letting messages in flight finish");
-        let _ = stop_tx.send(true);
-    });
+    let stop_tx = Arc::new(stop_tx);
+    let signals = {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            super::send::wait_for_signal().await;
+            info!("stopping: letting messages in flight finish");
+            let _ = stop_tx.send(true);
+        })
+    };
+    let web = if scheduler { start_web(&publication, &store, listen, stop.clone()).await? } else { None };
     if let Some(s) = &publication.config.schedule {
         let tz = publication.config.publication.timezone;
         let next = crate::schedule::next_slots(&s.cron, tz, SystemClock.now(), 1);
@@ -40,7 +51,39 @@ pub async fn run(config: &Path, scheduler: bool) -> Result<Output, Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let roles = Roles { scheduler, workers: true };
     let result = daemon::run(publication, store, transport, clock, stop, roles).await;
+    // Whatever ended the daemon ends the web too.
+    let _ = stop_tx.send(true);
+    if let Some(web) = web {
+        match web.await {
+            Ok(Err(e)) => warn!("{e}"),
+            Err(e) => warn!("the web server stopped abnormally: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     signals.abort();
     result?;
     Ok(Output::new(String::new(), json!({ "stopped": true })))
+}
+
+/// Starts the web server of `gazette run`. An address that cannot be bound stops `run` when it
+/// was asked for with `--listen`; from `[web] listen` it is logged and delivery goes on: the
+/// issues must not wait for a free port.
+async fn start_web(
+    publication: &Arc<Publication>,
+    store: &Store,
+    listen: Option<&str>,
+    mut stop: Stop,
+) -> Result<Option<JoinHandle<Result<(), ServeError>>>, Failure> {
+    let addr = super::serve::listen_addr(publication, listen)?;
+    let listener = match web::server::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if listen.is_some() => return Err(Failure::unfinished(e.to_string()).field("--listen")),
+        Err(e) => {
+            error!("the web server is not running: {e}");
+            return Ok(None);
+        }
+    };
+    let state = super::serve::state(publication.clone(), store.clone()).await?;
+    super::serve::announce(&listener);
+    Ok(Some(tokio::spawn(web::serve(state, listener, async move { stop.wait().await }))))
 }

@@ -140,6 +140,7 @@ impl From<IssueError> for Failure {
                 Self::usage(d.to_string()).field("dkim.private_key_file").file(file)
             }
             IssueError::Compose(m) => Self::usage(m),
+            IssueError::TestCopy { .. } => Self::unfinished(e.to_string()),
         }
     }
 }

@@ -7,9 +7,11 @@ mod daemon;
 mod failure;
 mod init;
 mod issues;
+mod migrate;
 mod output;
 mod preview;
 mod send;
+mod serve;
 mod setup;
 mod subscribers;
 
@@ -93,16 +95,37 @@ pub enum Command {
     Subscribers(subscribers::SubscribersCommand),
     /// Each list with its counts by status.
     Lists,
-    /// The daemon: the scheduler and the delivery workers in one process, until SIGINT/SIGTERM.
-    Run,
+    /// The daemon: the scheduler, the delivery workers and the web server in one process, until
+    /// SIGINT/SIGTERM.
+    Run {
+        /// Serve the web here instead of [web] listen (ADDR:PORT; port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Delivery workers alone: drain every issue that is sending, until SIGINT/SIGTERM.
     Worker,
+    /// Copy every subscriber, issue and ledger row into another, empty store (e.g. SQLite to
+    /// PostgreSQL). The source is left as it was.
+    MigrateStore {
+        /// The store to copy from; by default the config's [storage] database_url.
+        #[arg(long)]
+        from: Option<String>,
+        /// The new store: postgres://USER@HOST/DB or sqlite://FILE.
+        #[arg(long)]
+        to: String,
+    },
+    /// The web server alone: sign-up, confirmation and unsubscribe pages, the archive.
+    Serve {
+        /// Listen here instead of [web] listen (ADDR:PORT; port 0 picks a free one).
+        #[arg(long)]
+        listen: Option<String>,
+    },
 }
 
 impl Command {
     /// Long-running commands log what they do by default; the others only warn.
     pub fn is_daemon(&self) -> bool {
-        matches!(self, Self::Run | Self::Worker)
+        matches!(self, Self::Run { .. } | Self::Worker | Self::Serve { .. })
     }
 }
 
@@ -121,7 +144,9 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
         Command::Issues(c) => issues::run(&cli.config, c).await,
         Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,
         Command::Lists => subscribers::lists(&cli.config).await,
-        Command::Run => daemon::run(&cli.config, true).await,
-        Command::Worker => daemon::run(&cli.config, false).await,
+        Command::Run { listen } => daemon::run(&cli.config, true, listen.as_deref()).await,
+        Command::Worker => daemon::run(&cli.config, false, None).await,
+        Command::MigrateStore { from, to } => migrate::run(&cli.config, from.as_deref(), &to).await,
+        Command::Serve { listen } => serve::run(&cli.config, listen.as_deref()).await,
     }
 }

@@ -10,7 +10,7 @@ use crate::{
     clock::{Clock, FixedClock, SystemClock},
     deliver::{Progress, RunSummary, Stop},
     domain::{EmailAddress, Outcome},
-    issue::{self, IssueLetters, Plan},
+    issue::{self, Plan},
     store::IssueRecord,
 };
 
@@ -232,15 +232,9 @@ async fn test_copies(
         }
     };
     let transport = issue::transport(&publication.config).await?;
-    transport.check().await.map_err(|e| Failure::unfinished(format!("the mail server failed: {}", e.reply)))?;
     let clock: Arc<dyn Clock> = Arc::new(FixedClock(now));
-    let letters = IssueLetters::new(Arc::clone(publication), &issue, clock)?;
-    let mut sent = Vec::new();
-    for a in addresses {
-        let (message, id) = letters.message_for(a.clone(), "", Default::default()).map_err(Failure::usage)?;
-        transport.send(message, &id).await.map_err(|e| Failure::unfinished(format!("{a}: {}", e.reply)))?;
-        sent.push(a.to_string());
-    }
+    issue::send_test_copies(Arc::clone(publication), &issue, &transport, &addresses, clock).await?;
+    let sent: Vec<String> = addresses.iter().map(ToString::to_string).collect();
     Ok(Output::new(
         format!("Test copy of issue #{} sent to {} (recorded nowhere).\n", issue.number, sent.join(", ")),
         json!({ "issue": null, "reason": "test copy", "test_copies": sent, "number": issue.number }),

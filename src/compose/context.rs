@@ -91,6 +91,9 @@ pub struct DigestContext {
     pub subscriber: SubscriberContext,
     pub unsubscribe_url: String,
     pub archive_url: String,
+    /// True when the issue is rendered as its archive web page, where there is no reader:
+    /// templates leave out the reader's parts (the footer's address, the unsubscribe link).
+    pub web_page: bool,
 }
 
 impl DigestContext {

@@ -485,6 +485,7 @@ mod tests {
             subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
             unsubscribe_url: String::new(),
             archive_url: "https://news.example.org/archive".into(),
+            web_page: false,
         }
     }
 

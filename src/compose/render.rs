@@ -46,6 +46,17 @@ pub(crate) fn render_all(templates: &TemplateSet, mut ctx: DigestContext) -> Res
     Ok(RenderedIssue { subject, html, text })
 }
 
+/// The HTML part alone, as the issue's archive web page: `web_page` set, the subject as given
+/// (the one the issue went out with), the CSS inlined as in the message.
+pub fn web_page(templates: &TemplateSet, mut ctx: DigestContext) -> Result<String, RenderError> {
+    ctx.web_page = true;
+    let html = templates.tera.render(DIGEST_HTML, &ctx.to_tera()).map_err(|e| RenderError::Template {
+        file: templates.origin(DIGEST_HTML),
+        message: templates::error_chain(&e),
+    })?;
+    inline_css(&html).map_err(|message| RenderError::Inline { file: templates.origin(DIGEST_HTML), message })
+}
+
 /// Moves the `<style>` rules onto the elements, keeping `@media` rules (dark mode, phones) in a
 /// style element; never fetches a remote stylesheet.
 pub fn inline_css(html: &str) -> Result<String, String> {

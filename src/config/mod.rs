@@ -137,12 +137,18 @@ pub struct Dkim {
 #[derive(Debug, Clone)]
 pub struct Storage {
     pub database_url: SecretString,
+    /// Connections to a PostgreSQL server at most, for this process.
+    pub pool_size: u32,
 }
 
 #[derive(Debug, Clone)]
 pub struct Web {
     pub listen: SocketAddr,
     pub subscribe_rate: Rate,
+    /// Mail a welcome email when a reader confirms.
+    pub welcome: bool,
+    /// The client is the last address of `X-Forwarded-For` (behind a reverse proxy that sets it).
+    pub trust_forwarded: bool,
 }
 
 /// What the process environment contributes; read once in `main` so tests can pass their own.

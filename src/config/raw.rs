@@ -219,12 +219,18 @@ struct RawDkim {
 struct RawStorage {
     #[serde(default = "default_database_url")]
     database_url: String,
+    #[serde(default = "default_pool_size")]
+    pool_size: Spanned<i64>,
 }
 
 impl Default for RawStorage {
     fn default() -> Self {
-        Self { database_url: default_database_url() }
+        Self { database_url: default_database_url(), pool_size: default_pool_size() }
     }
+}
+
+fn default_pool_size() -> Spanned<i64> {
+    Spanned::new(0..0, 10)
 }
 
 fn default_database_url() -> String {
@@ -238,11 +244,20 @@ struct RawWeb {
     listen: Spanned<String>,
     #[serde(default = "default_subscribe_rate")]
     subscribe_rate: Rate,
+    #[serde(default)]
+    welcome: bool,
+    #[serde(default)]
+    trust_forwarded: bool,
 }
 
 impl Default for RawWeb {
     fn default() -> Self {
-        Self { listen: default_listen(), subscribe_rate: default_subscribe_rate() }
+        Self {
+            listen: default_listen(),
+            subscribe_rate: default_subscribe_rate(),
+            welcome: false,
+            trust_forwarded: false,
+        }
     }
 }
 
@@ -468,6 +483,11 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         None => None,
     };
 
+    // Beyond any server's connection limit, a number is a typo rather than a setting.
+    let pool_size = u32::try_from(positive(&raw.storage.pool_size, &at, "storage.pool_size")?)
+        .ok()
+        .filter(|n| *n <= 1000)
+        .ok_or_else(|| at.error(Some(raw.storage.pool_size.span()), "storage.pool_size", "must be at most 1000"))?;
     let database_url = env.database_url.clone().unwrap_or(raw.storage.database_url);
     let database_url = anchor_sqlite_url(&database_url, &folder);
 
@@ -495,8 +515,13 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         templates_dir: raw.templates.map(|t| resolve(&t.dir)),
         delivery,
         dkim,
-        storage: Storage { database_url: SecretString::from(database_url) },
-        web: Web { listen, subscribe_rate: raw.web.subscribe_rate },
+        storage: Storage { database_url: SecretString::from(database_url), pool_size },
+        web: Web {
+            listen,
+            subscribe_rate: raw.web.subscribe_rate,
+            welcome: raw.web.welcome,
+            trust_forwarded: raw.web.trust_forwarded,
+        },
     })
 }
 

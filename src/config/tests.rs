@@ -170,3 +170,18 @@ fn dkim_must_align_with_from() {
         invalid(&format!("{MINIMAL}[dkim]\ndomain = \"other.org\"\nselector = \"s\"\nprivate_key_file = \"k.pem\"\n"));
     assert_eq!(field.as_deref(), Some("dkim.domain"));
 }
+
+#[test]
+fn the_pool_size_defaults_to_ten_and_must_be_a_positive_number() {
+    assert_eq!(parse(MINIMAL).expect("minimal parses").storage.pool_size, 10);
+    let c =
+        parse(&format!("{MINIMAL}[storage]\ndatabase_url = \"postgres://db/news\"\npool_size = 4\n")).expect("parses");
+    assert_eq!(c.storage.pool_size, 4);
+    let (line, field, message) = invalid(&format!("{MINIMAL}[storage]\npool_size = 0\n"));
+    assert_eq!((line, field.as_deref()), (Some(5), Some("storage.pool_size")));
+    assert!(message.contains("at least 1"), "{message}");
+    let (line, field, _) = invalid(&format!("{MINIMAL}[storage]\n\npool_size = 100000\n"));
+    assert_eq!((line, field.as_deref()), (Some(6), Some("storage.pool_size")));
+    let (line, field, _) = invalid(&format!("{MINIMAL}[storage]\npool_size = \"ten\"\n"));
+    assert_eq!((line, field.as_deref()), (Some(5), Some("storage.pool_size")));
+}

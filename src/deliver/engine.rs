@@ -18,7 +18,10 @@ use chrono::{DateTime, Utc};
 use lettre::Message;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
-use super::{DeliverError, SendError, SendErrorKind, Transport, backoff, pace::Pace};
+use super::{
+    DeliverError, SendError, SendErrorKind, Transport, backoff,
+    pace::{self, Allowance, Pace},
+};
 use crate::{
     clock::Clock,
     domain::{Claimed, Outcome},
@@ -48,6 +51,14 @@ pub trait Queue: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), String>> + Send;
     fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, String>> + Send;
+    /// Takes up to `want` sends from the rate of `per_second` that every process on this queue
+    /// shares; answers how many were granted, or how long until one will be.
+    fn take_sends(
+        &self,
+        per_second: u32,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<pace::Grant, String>> + Send;
 }
 
 /// What the engine needs of composition: each claimed delivery's message and Message-ID.
@@ -131,6 +142,7 @@ struct Shared<Q: Queue> {
     letters: Arc<dyn Letters>,
     progress: Arc<dyn Progress>,
     pace: Pace,
+    allowance: Allowance,
     halted: AtomicBool,
     failure: Mutex<Option<DeliverError>>,
     last_check: Mutex<Option<(Instant, bool)>>,
@@ -155,6 +167,13 @@ impl<Q: Queue> Shared<Q> {
 
     fn halted(&self) -> bool {
         self.halted.load(Ordering::SeqCst)
+    }
+
+    /// Pays for one send from the rate all processes on the queue share.
+    async fn take_send(&self) -> Result<(), String> {
+        let rate = self.settings.rate;
+        // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
+        self.allowance.take(|want| self.queue.take_sends(rate, want, chrono::Utc::now())).await
     }
 
     /// Is the server as a whole still there? Asked once for a burst of broken exchanges.
@@ -207,6 +226,7 @@ impl<Q: Queue> Engine<Q> {
             letters,
             progress,
             pace: Pace::new(self.settings.rate),
+            allowance: Allowance::new(self.settings.rate),
             halted: AtomicBool::new(false),
             failure: Mutex::new(None),
             last_check: Mutex::new(None),
@@ -341,7 +361,13 @@ async fn send_loop<Q: Queue>(
             Outcome::Released { delivery_id: claimed.delivery_id }
         } else {
             shared.pace.wait().await;
-            deliver_one(&shared, &claimed).await
+            match shared.take_send().await {
+                Ok(()) => deliver_one(&shared, &claimed).await,
+                Err(e) => {
+                    shared.halt(Some(DeliverError::Queue(e))).await;
+                    Outcome::Released { delivery_id: claimed.delivery_id }
+                }
+            }
         };
         let (ack_tx, ack_rx) = oneshot::channel();
         if records.send((outcome, ack_tx)).await.is_err() {
@@ -420,13 +446,14 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
         }
         for (outcome, ack) in batch {
             if ok {
-                let counter = match outcome {
-                    Outcome::Sent { .. } => &shared.sent,
-                    Outcome::Deferred { .. } => &shared.deferred,
-                    Outcome::Failed { .. } => &shared.failed,
-                    Outcome::Released { .. } => &shared.released,
+                let (counter, label) = match outcome {
+                    Outcome::Sent { .. } => (&shared.sent, "sent"),
+                    Outcome::Deferred { .. } => (&shared.deferred, "deferred"),
+                    Outcome::Failed { .. } => (&shared.failed, "failed"),
+                    Outcome::Released { .. } => (&shared.released, "released"),
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
+                crate::metrics::delivery(label);
                 shared.progress.recorded(&outcome);
             }
             let _ = ack.send(ok);

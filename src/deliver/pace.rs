@@ -1,4 +1,5 @@
-//! The `rate` limit: sends are spaced so that no more than `rate` start in any second.
+//! The `rate` limit: sends are spaced so that no more than `rate` start in any second, and every
+//! send is paid for from the allowance all processes on the queue share.
 
 use std::time::Duration;
 
@@ -31,9 +32,89 @@ impl Pace {
     }
 }
 
+/// This process's share of the global rate: sends granted by the shared bucket and not yet
+/// started. Grants are fetched in small chunks (a tenth of a second's worth), so a process that
+/// stops wastes little and processes that run together split the rate between them.
+#[derive(Debug)]
+pub struct Allowance {
+    per_second: u32,
+    left: Mutex<u32>,
+}
+
+/// What the shared bucket answered: sends granted, or how long to wait for the next one.
+pub type Grant = (u32, Duration);
+
+impl Allowance {
+    /// `per_second == 0` means no limit: nothing is asked of the bucket.
+    pub fn new(per_second: u32) -> Self {
+        Self { per_second, left: Mutex::new(0) }
+    }
+
+    /// The most one request may ask for.
+    pub fn chunk(&self) -> u32 {
+        (self.per_second / 10).max(1)
+    }
+
+    /// Takes one send from the allowance, asking the bucket through `fetch` when none is left.
+    pub async fn take<F, Fut>(&self, mut fetch: F) -> Result<(), String>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<Grant, String>>,
+    {
+        if self.per_second == 0 {
+            return Ok(());
+        }
+        // Held across the fetch on purpose: one request to the bucket at a time per process.
+        let mut left = self.left.lock().await;
+        while *left == 0 {
+            let (granted, retry_in) = fetch(self.chunk()).await?;
+            if granted == 0 {
+                tokio::time::sleep(retry_in.max(Duration::from_millis(1))).await;
+            }
+            *left += granted;
+        }
+        *left -= 1;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    };
+
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_allowance_asks_for_chunks_and_waits_when_refused() {
+        let allowance = Allowance::new(100);
+        let asks = Arc::new(AtomicU32::new(0));
+        let start = Instant::now();
+        for _ in 0..25 {
+            let asks = Arc::clone(&asks);
+            allowance
+                .take(move |want| {
+                    let n = asks.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        assert_eq!(want, 10);
+                        // Every other request is refused for 50 ms.
+                        Ok(if n % 2 == 0 { (0, Duration::from_millis(50)) } else { (want, Duration::ZERO) })
+                    }
+                })
+                .await
+                .expect("take");
+        }
+        assert_eq!(asks.load(Ordering::SeqCst), 6, "25 sends in chunks of 10 take three grants");
+        assert_eq!(start.elapsed(), Duration::from_millis(150));
+    }
+
+    #[tokio::test]
+    async fn no_limit_asks_nothing() {
+        let allowance = Allowance::new(0);
+        allowance.take(|_| async { Err::<Grant, _>("asked".to_owned()) }).await.expect("no request");
+    }
 
     #[tokio::test(start_paused = true)]
     async fn spaces_sends_evenly() {

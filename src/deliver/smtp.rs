@@ -197,7 +197,10 @@ impl Smtp {
             Some(c) => c,
             None => self.connect().await?,
         };
-        let Ok(result) = tokio::time::timeout(self.inner.timeout, conn.send(envelope, bytes)).await else {
+        let started = std::time::Instant::now();
+        let exchange = tokio::time::timeout(self.inner.timeout, conn.send(envelope, bytes)).await;
+        crate::metrics::smtp_send(started.elapsed(), matches!(exchange, Ok(Ok(_))));
+        let Ok(result) = exchange else {
             return Err(SendError::connection(format!(
                 "{} did not answer within {:?}",
                 self.server(),

@@ -16,4 +16,14 @@ pub enum StoreError {
     SlotTaken(String),
     #[error("issue {0} already exists (another process created it); run the command again to resume it")]
     IssueExists(u32),
+    #[error(
+        "the database `{name}` does not exist and could not be created: {source}; create it (createdb {name}) or let the user of [storage] database_url create databases"
+    )]
+    CreateDatabase {
+        name: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the database stayed busy with other writers ({0}); run the command again")]
+    Contended(String),
 }

@@ -5,7 +5,9 @@
 mod bucket;
 mod error;
 mod model;
+mod postgres;
 mod sqlite;
+mod transfer;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -16,6 +18,7 @@ use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
 pub use model::*;
+pub use transfer::TransferReport;
 
 use crate::domain::{EmailAddress, ListName, SubscriberStatus};
 
@@ -23,18 +26,38 @@ use crate::domain::{EmailAddress, ListName, SubscriberStatus};
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
+}
+
+/// How a store is opened, beyond its URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Connections to a PostgreSQL server at most (`[storage] pool_size`); SQLite keeps its own
+    /// three, since it has one writer at a time whatever the number.
+    pub pool_size: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { pool_size: 10 }
+    }
 }
 
 impl Store {
     /// Opens (creating and migrating when needed) the store at `url`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, StoreOptions::default()).await
+    }
+
+    /// Opens the store at `url` with `options`.
+    pub async fn open_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             Ok(Self::Sqlite(sqlite::SqliteStore::open(url).await?))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Err(StoreError::Unsupported("PostgreSQL is not supported by this build yet; use sqlite://FILE".into()))
+            Ok(Self::Postgres(postgres::PgStore::open(url, options.pool_size).await?))
         } else {
             Err(StoreError::Unsupported(format!(
-                "`{}` is not a database URL; write sqlite://gazette.db",
+                "`{}` is not a database URL; write sqlite://gazette.db or postgres://user@host/database",
                 url.split(['/', '@']).next().unwrap_or_default()
             )))
         }
@@ -48,6 +71,7 @@ macro_rules! delegate {
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     match self {
                         Self::Sqlite(s) => s.$name($($arg),*).await,
+                        Self::Postgres(s) => s.$name($($arg),*).await,
                     }
                 }
             )+
@@ -89,6 +113,11 @@ delegate! {
     pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;
     pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
     pub async fn take_tokens(&self, name: &str, per_second: f64, burst: f64, want: u32, now: DateTime<Utc>) -> Result<Grant, StoreError>;
+    pub async fn ping(&self) -> Result<(), StoreError>;
+    pub async fn subscribers_page(&self, list: Option<&ListName>, status: Option<SubscriberStatus>, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<SubscriberRecord>, StoreError>;
+    pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError>;
+    pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError>;
 }
 
 #[cfg(test)]

@@ -165,6 +165,20 @@ pub struct IssueRecord {
     pub counts: DeliveryCounts,
 }
 
+/// An issue that went out, or is going out (a delivery of it was sent), as the archive shows
+/// it: no delivery counts.
+#[derive(Debug, Clone)]
+pub struct SentIssue {
+    pub number: u32,
+    pub subject: String,
+    pub date: DateTime<Utc>,
+    pub articles: Vec<Article>,
+    /// When its last delivery was final; while it is going out, when it was created.
+    pub sent_at: DateTime<Utc>,
+    /// Every delivery is final (the issue is `sent`): nothing about it changes any more.
+    pub finished: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     pub email: String,

@@ -16,7 +16,8 @@ use sqlx::{
 
 use super::{
     Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, IssueRecord,
-    ListCounts, NewIssue, NewSubscriber, Outcome, Signup, SlotOutcome, SlotRecord, StoreError, SubscriberRecord,
+    ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
+    SubscriberRecord,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
 
@@ -24,7 +25,7 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(super) pool: SqlitePool,
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -899,6 +900,92 @@ impl SqliteStore {
         tx.commit().await?;
         Ok(grant)
     }
+}
+
+impl SqliteStore {
+    /// Answers when the database does, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// One page of subscribers in address order: at most `limit`, each after `after`.
+    pub async fn subscribers_page(
+        &self,
+        list: Option<&ListName>,
+        status: Option<SubscriberStatus>,
+        after: Option<&EmailAddress>,
+        limit: u32,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+             (SELECT group_concat(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
+             FROM subscribers s WHERE s.email > ? AND s.email NOT LIKE 'forgotten:%' \
+             AND (? IS NULL OR s.status = ?) \
+             AND (? IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                                       WHERE m.subscriber_id = s.id AND l.name = ?)) \
+             ORDER BY s.email LIMIT ?",
+        )
+        .bind(after.map_or("", EmailAddress::as_str))
+        .bind(status.map(SubscriberStatus::as_str))
+        .bind(status.map(SubscriberStatus::as_str))
+        .bind(list.map(AsRef::<str>::as_ref))
+        .bind(list.map(AsRef::<str>::as_ref))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(subscriber_row).collect()
+    }
+
+    /// Issues by status, for metrics.
+    pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows = sqlx::query("SELECT status, count(*) FROM issues GROUP BY status").fetch_all(&self.pool).await?;
+        let mut out: BTreeMap<String, u64> = IssueStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+        for r in rows {
+            out.insert(r.get(0), u64::try_from(r.get::<i64, _>(1)).unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// The issues that went out or are going out (at least one delivery sent: a reader may
+    /// already hold it), newest first, without their delivery counts (which cost a walk of
+    /// the ledger).
+    pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
+             WHERE status = 'sent' OR (status = 'sending' AND EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')) \
+             ORDER BY number DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(sent_issue_row).collect()
+    }
+
+    /// One issue, if it went out or is going out.
+    pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError> {
+        let row = sqlx::query(
+            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
+             WHERE number = ? AND (status = 'sent' OR (status = 'sending' AND EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')))",
+        )
+        .bind(i64::from(number))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(sent_issue_row).transpose()
+    }
+}
+
+fn sent_issue_row(r: &SqliteRow) -> Result<SentIssue, StoreError> {
+    let created_at = from_ms(r.get(4));
+    Ok(SentIssue {
+        number: u32::try_from(r.get::<i64, _>(0)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        subject: r.get(1),
+        date: from_ms(r.get(2)),
+        articles: serde_json::from_str(r.get::<&str, _>(3)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        sent_at: r.get::<Option<i64>, _>(5).map_or(created_at, from_ms),
+        finished: r.get::<&str, _>(6) == IssueStatus::Sent.as_str(),
+    })
 }
 
 async fn list_id(tx: &mut Transaction<'static, Sqlite>, list: &ListName) -> Result<i64, StoreError> {

@@ -1,19 +1,153 @@
+//! The store's behaviour, the same tests on each backend: every test below runs as
+//! `sqlite::NAME` on a temporary file and as `postgres::NAME` on a database of its own, created
+//! for it on the PostgreSQL server and dropped afterwards. Then the tests that only PostgreSQL
+//! needs: two stores on one database, opening a new database together, and the indexes the hot
+//! statements use at a million deliveries.
+
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{TimeZone, Utc};
+use sqlx::{Connection, PgConnection};
 
 use super::*;
 use crate::domain::DeliveryState;
+
+/// Where the tests find a PostgreSQL server they may create databases on.
+const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 18, 9, 0, 0).single().expect("date")
 }
 
-async fn store() -> (Store, tempfile::TempDir) {
+/// A database of its own on the test server, dropped (with any connection still open to it)
+/// when this is.
+struct TestDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    fn server() -> String {
+        std::env::var("GAZETTE_TEST_POSTGRES").ok().filter(|v| !v.trim().is_empty()).unwrap_or(DEFAULT_SERVER.into())
+    }
+
+    async fn admin(server: &str) -> PgConnection {
+        PgConnection::connect(server).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is not reachable at {server} ({e}): run `bash scripts/test.sh`, which installs and starts it, \
+                 or point $GAZETTE_TEST_POSTGRES at a server where this user may create databases"
+            )
+        })
+    }
+
+    /// A name and URL only: the database is made by whoever opens it first.
+    fn named() -> Self {
+        let server = Self::server();
+        let name = format!("gazette_t_{:016x}", rand::random::<u64>());
+        let mut url = url::Url::parse(&server).expect("$GAZETTE_TEST_POSTGRES is a URL");
+        url.set_path(&format!("/{name}"));
+        Self { server, name, url: url.to_string() }
+    }
+
+    async fn create() -> Self {
+        let db = Self::named();
+        let mut admin = Self::admin(&db.server).await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {}", db.name)))
+            .execute(&mut admin)
+            .await
+            .expect("create the test database");
+        admin.close().await.expect("close");
+        db
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Dropped inside the test's runtime, which cannot be blocked on: a thread of its own
+        // with a runtime of its own does the work.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&server).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut admin)
+                    .await?;
+                admin.close().await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) && !std::thread::panicking() {
+            panic!("could not drop the test database {}: {dropped:?}", self.name);
+        }
+    }
+}
+
+/// A store of one backend on a fresh database, and what keeps that database alive.
+struct TestStore {
+    store: Store,
+    _db: Backing,
+}
+
+enum Backing {
+    File(#[allow(dead_code)] tempfile::TempDir),
+    Server(#[allow(dead_code)] TestDatabase),
+}
+
+async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().expect("tmp");
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
-    (Store::open(&url).await.expect("open"), dir)
+    TestStore { store: Store::open(&url).await.expect("open"), _db: Backing::File(dir) }
 }
+
+async fn postgres() -> TestStore {
+    let db = TestDatabase::create().await;
+    let store = Store::open_with(&db.url, StoreOptions { pool_size: 4 }).await.expect("open");
+    TestStore { store, _db: Backing::Server(db) }
+}
+
+/// Runs each named `async fn(Store)` as a test on each backend.
+macro_rules! on_each_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let t = super::sqlite().await;
+                    super::$name(t.store.clone()).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let t = super::postgres().await;
+                    super::$name(t.store.clone()).await;
+                }
+            )+
+        }
+    };
+}
+
+on_each_backend!(
+    imports_never_bring_back_who_left,
+    list_sync_removes_who_the_file_no_longer_names,
+    one_delivery_per_active_subscriber_across_lists,
+    concurrent_claims_never_share_a_delivery_and_leases_expire,
+    outcomes_are_recorded_and_bounces_mark_the_subscriber,
+    who_unsubscribes_mid_issue_is_skipped,
+    renewed_leases_keep_other_workers_off,
+    a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving,
+    the_rate_bucket_is_shared_and_refills_with_time,
+    an_import_means_what_its_rows_one_by_one_would,
+    slots_feeds_and_first_sightings_are_kept_once,
+    cancelled_reopened_and_sent_issues_read_back_alike,
+    the_next_due_time_and_a_release_follow_the_leases,
+    writers_at_once_take_their_turn,
+    an_issue_is_on_the_archive_from_its_first_delivery_sent,
+);
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
     NewSubscriber {
@@ -40,9 +174,7 @@ async fn issue(store: &Store, number: u32, lists: &[ListName]) -> IssueRecord {
     store.create_issue(&new, lists, now()).await.expect("issue")
 }
 
-#[tokio::test]
-async fn imports_never_bring_back_who_left() {
-    let (s, _d) = store().await;
+async fn imports_never_bring_back_who_left(s: Store) {
     let c = s
         .import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "import", now())
         .await
@@ -63,9 +195,7 @@ async fn imports_never_bring_back_who_left() {
     assert!(s.subscribers(None, None).await.expect("list").iter().all(|r| r.email != "b@example.org"));
 }
 
-#[tokio::test]
-async fn list_sync_removes_who_the_file_no_longer_names() {
-    let (s, _d) = store().await;
+async fn list_sync_removes_who_the_file_no_longer_names(s: Store) {
     s.sync_list(&weekly(), &[row("a@example.org", &[]), row("b@example.org", &[])], now()).await.expect("sync");
     let c = s.sync_list(&weekly(), &[row("a@example.org", &[])], now()).await.expect("sync");
     assert_eq!(c.removed, 1);
@@ -73,9 +203,7 @@ async fn list_sync_removes_who_the_file_no_longer_names() {
     assert_eq!(members.len(), 1);
 }
 
-#[tokio::test]
-async fn one_delivery_per_active_subscriber_across_lists() {
-    let (s, _d) = store().await;
+async fn one_delivery_per_active_subscriber_across_lists(s: Store) {
     s.import(
         &[row("a@example.org", &["weekly", "news"]), row("b@example.org", &["news"]), row("c@example.org", &["other"])],
         "import",
@@ -103,9 +231,7 @@ async fn one_delivery_per_active_subscriber_across_lists() {
     assert!(carried.contains("url:https://e.org/1"));
 }
 
-#[tokio::test]
-async fn concurrent_claims_never_share_a_delivery_and_leases_expire() {
-    let (s, _d) = store().await;
+async fn concurrent_claims_never_share_a_delivery_and_leases_expire(s: Store) {
     let rows: Vec<_> = (0..200).map(|i| row(&format!("r{i}@example.org"), &["weekly"])).collect();
     s.import(&rows, "import", now()).await.expect("import");
     issue(&s, 1, &[weekly()]).await;
@@ -142,9 +268,7 @@ async fn concurrent_claims_never_share_a_delivery_and_leases_expire() {
     assert_eq!(expired.len(), 200, "a dead worker's leases are taken over once they expire");
 }
 
-#[tokio::test]
-async fn outcomes_are_recorded_and_bounces_mark_the_subscriber() {
-    let (s, _d) = store().await;
+async fn outcomes_are_recorded_and_bounces_mark_the_subscriber(s: Store) {
     s.import(
         &[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"]), row("c@example.org", &["weekly"])],
         "i",
@@ -190,9 +314,7 @@ async fn outcomes_are_recorded_and_bounces_mark_the_subscriber() {
     assert_eq!(s.issue(1).await.expect("i").map(|i| i.status), Some(crate::domain::IssueStatus::Sent));
 }
 
-#[tokio::test]
-async fn who_unsubscribes_mid_issue_is_skipped() {
-    let (s, _d) = store().await;
+async fn who_unsubscribes_mid_issue_is_skipped(s: Store) {
     s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
         .await
         .expect("import");
@@ -214,9 +336,7 @@ async fn who_unsubscribes_mid_issue_is_skipped() {
     let _ = DeliveryState::Skipped;
 }
 
-#[tokio::test]
-async fn renewed_leases_keep_other_workers_off() {
-    let (s, _d) = store().await;
+async fn renewed_leases_keep_other_workers_off(s: Store) {
     s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
         .await
         .expect("import");
@@ -236,9 +356,7 @@ async fn renewed_leases_keep_other_workers_off() {
     assert_eq!(s.claim(1, "w2", 10, past_renewal, Duration::from_secs(30)).await.expect("claim").len(), 2);
 }
 
-#[tokio::test]
-async fn a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving() {
-    let (s, _d) = store().await;
+async fn a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving(s: Store) {
     let a: EmailAddress = "reader@example.org".parse().expect("a");
     let first = s.request_subscription(&a, Some("Reader"), "web 127.0.0.1", now()).await.expect("signup");
     assert_eq!(first, Signup { before: None, recent_requests: 0 });
@@ -280,9 +398,7 @@ async fn a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving
     assert_eq!(counts.get("bounced"), Some(&0));
 }
 
-#[tokio::test]
-async fn the_rate_bucket_is_shared_and_refills_with_time() {
-    let (s, _d) = store().await;
+async fn the_rate_bucket_is_shared_and_refills_with_time(s: Store) {
     let t0 = now();
     let g = s.take_tokens("smtp", 10.0, 5.0, 100, t0).await.expect("take");
     assert_eq!(g.granted, 5, "a new bucket starts full");
@@ -292,4 +408,484 @@ async fn the_rate_bucket_is_shared_and_refills_with_time() {
     assert_eq!(g.granted, 2);
     let g = s.take_tokens("other", 10.0, 5.0, 1, t0).await.expect("take");
     assert_eq!(g.granted, 1, "buckets are separate");
+}
+
+async fn an_import_means_what_its_rows_one_by_one_would(s: Store) {
+    let mut ann = row("ann@example.org", &["weekly"]);
+    ann.attributes.insert("city".into(), "Oslo".into());
+    let mut again = row("ann@example.org", &["news"]);
+    again.name = None;
+    again.attributes.insert("plan".into(), "pro".into());
+    // The same address twice in one file: the second row updates what the first created.
+    let c = s.import(&[ann.clone(), row("bob@example.org", &[]), again], "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.updated, c.unchanged, c.refused), (2, 1, 0, 0));
+    let a = s.subscriber(&"ann@example.org".parse().expect("a")).await.expect("get").expect("stored");
+    assert_eq!(a.name, "ann", "a row without a name keeps the stored one");
+    assert_eq!(a.lists, ["news", "weekly"]);
+    assert_eq!(
+        a.attributes,
+        BTreeMap::from([("city".to_owned(), "Oslo".to_owned()), ("plan".to_owned(), "pro".to_owned())])
+    );
+    let c = s.import(&[ann.clone()], "import", now()).await.expect("import");
+    assert_eq!((c.updated, c.unchanged), (0, 1), "nothing new: unchanged");
+
+    // A web sign-up not yet confirmed is made active by an import: the publisher vouches.
+    let web: EmailAddress = "web@example.org".parse().expect("w");
+    s.request_subscription(&web, Some("Web"), "web", now()).await.expect("signup");
+    let c = s.add_one("web@example.org").await;
+    assert_eq!((c.imported, c.updated), (0, 1));
+    assert_eq!(s.subscriber(&web).await.expect("get").map(|r| r.status), Some(SubscriberStatus::Active));
+    let c = s.add_one("new@example.org").await;
+    assert_eq!(c.imported, 1);
+
+    let counts = s.list_counts().await.expect("counts");
+    let names: Vec<&str> = counts.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["news", "weekly"]);
+    assert_eq!(counts[1].counts.get("active"), Some(&3));
+    let everyone = s.subscribers(None, Some(SubscriberStatus::Active)).await.expect("list");
+    assert_eq!(everyone.len(), 4);
+    let weekly_only = s.subscribers(Some(&weekly()), None).await.expect("list");
+    assert_eq!(
+        weekly_only.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+        ["ann@example.org", "web@example.org", "new@example.org"]
+    );
+
+    let page = s.subscribers_page(None, None, None, 2).await.expect("page");
+    let first: Vec<&str> = page.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(first, ["ann@example.org", "bob@example.org"]);
+    let after: EmailAddress = "bob@example.org".parse().expect("b");
+    let page = s.subscribers_page(None, None, Some(&after), 10).await.expect("page");
+    assert_eq!(page.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(), ["new@example.org", "web@example.org"]);
+}
+
+trait AddOne {
+    async fn add_one(&self, email: &str) -> ImportCounts;
+}
+
+impl AddOne for Store {
+    async fn add_one(&self, email: &str) -> ImportCounts {
+        self.import(&[row(email, &["weekly"])], "add", now()).await.expect("add")
+    }
+}
+
+async fn slots_feeds_and_first_sightings_are_kept_once(s: Store) {
+    let at = now();
+    assert!(
+        s.record_slot("2024-03-18T09:00:00 UTC", at, SlotOutcome::Skipped, Some("nothing new"), at)
+            .await
+            .expect("slot")
+    );
+    assert!(!s.record_slot("2024-03-18T09:00:00 UTC", at, SlotOutcome::Missed, None, at).await.expect("slot"));
+    let later = at + chrono::Duration::days(7);
+    assert!(s.record_slot("2024-03-25T09:00:00 UTC", later, SlotOutcome::Missed, None, later).await.expect("slot"));
+    let slot = s.slot("2024-03-18T09:00:00 UTC").await.expect("slot").expect("kept");
+    assert_eq!((slot.outcome.as_str(), slot.reason.as_deref(), slot.at), ("skipped", Some("nothing new"), at));
+    assert_eq!(s.slots().await.expect("slots").len(), 2);
+    assert_eq!(s.last_slot_at().await.expect("last"), Some(later));
+
+    assert_eq!(s.cached_feed("https://e.org/feed").await.expect("feed"), None);
+    let entry = FeedCacheEntry { body: vec![0, 159, 255], etag: Some("\"v1\"".into()), last_modified: None };
+    s.cache_feed("https://e.org/feed", &entry, at).await.expect("cache");
+    let newer = FeedCacheEntry { body: b"<rss/>".to_vec(), etag: None, last_modified: Some("Mon".into()) };
+    s.cache_feed("https://e.org/feed", &newer, later).await.expect("cache");
+    assert_eq!(s.cached_feed("https://e.org/feed").await.expect("feed"), Some(newer));
+
+    let ids = vec!["url:a".to_owned(), "url:b".to_owned()];
+    assert!(s.first_seen(&ids, at, false).await.expect("seen").is_empty(), "a preview records nothing");
+    let seen = s.first_seen(&ids[..1], at, true).await.expect("seen");
+    assert_eq!(seen.get("url:a"), Some(&at));
+    let seen = s.first_seen(&ids, later, true).await.expect("seen");
+    assert_eq!((seen.get("url:a"), seen.get("url:b")), (Some(&at), Some(&later)), "the first sighting stands");
+}
+
+async fn cancelled_reopened_and_sent_issues_read_back_alike(s: Store) {
+    let rows: Vec<_> =
+        ["c@example.org", "a@example.org", "b@example.org"].iter().map(|e| row(e, &["weekly"])).collect();
+    s.import(&rows, "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    assert_eq!(s.unfinished_issue().await.expect("u").map(|i| i.number), Some(1));
+    assert!(s.cancel_issue(1, now()).await.expect("cancel"));
+    assert!(!s.cancel_issue(1, now()).await.expect("cancel"), "only once");
+    let cancelled = s.issue(1).await.expect("i").expect("i");
+    assert_eq!((cancelled.status, cancelled.counts.skipped), (crate::domain::IssueStatus::Cancelled, 3));
+    let (next, carried) = s.history().await.expect("history");
+    assert_eq!(next, 2);
+    assert!(carried.is_empty(), "a cancelled issue carried nothing");
+    assert!(s.unfinished_issue().await.expect("u").is_none());
+
+    let two = issue(&s, 2, &[weekly()]).await;
+    assert_eq!(s.sending_issues().await.expect("sending"), [2]);
+    let c = s.claim(2, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    let outcomes: Vec<Outcome> = c
+        .iter()
+        .map(|c| Outcome::Failed { delivery_id: c.delivery_id, reply: format!("550 {}", c.email), bounce: None })
+        .collect();
+    s.record("w", &outcomes, now()).await.expect("record");
+    let failures = s.failures(2).await.expect("failures");
+    let emails: Vec<&str> = failures.iter().map(|f| f.email.as_str()).collect();
+    assert_eq!(emails, ["a@example.org", "b@example.org", "c@example.org"]);
+    assert_eq!(failures[0].attempts, 1);
+    assert!(s.finish_issue_if_done(2, now()).await.expect("finish"));
+    let sent = s.sent_issues().await.expect("sent");
+    assert_eq!(sent.iter().map(|i| i.number).collect::<Vec<_>>(), [2]);
+    assert_eq!(s.sent_issue(2).await.expect("sent").map(|i| (i.subject, i.sent_at)), Some((two.subject, now())));
+    assert!(s.sent_issue(1).await.expect("sent").is_none());
+    let by_status = s.issue_status_counts().await.expect("counts");
+    assert_eq!(
+        (by_status.get("sent"), by_status.get("cancelled"), by_status.get("sending")),
+        (Some(&1), Some(&1), Some(&0))
+    );
+    assert!(s.reopen_issue(2, now()).await.expect("reopen"));
+    assert_eq!(
+        s.issues().await.expect("issues").iter().map(|i| i.status.as_str()).collect::<Vec<_>>(),
+        ["cancelled", "sending"]
+    );
+    s.ping().await.expect("ping");
+}
+
+async fn an_issue_is_on_the_archive_from_its_first_delivery_sent(s: Store) {
+    let rows: Vec<_> = ["a@example.org", "b@example.org"].iter().map(|e| row(e, &["weekly"])).collect();
+    s.import(&rows, "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    assert!(s.sent_issue(1).await.expect("read").is_none(), "queued, nothing out yet");
+    assert!(s.sent_issues().await.expect("read").is_empty());
+    let c = s.claim(1, "w", 1, now(), Duration::from_secs(30)).await.expect("claim");
+    let sent = Outcome::Sent { delivery_id: c[0].delivery_id, message_id: "<m@e.org>".into(), reply: None };
+    s.record("w", &[sent], now()).await.expect("record");
+    let going = s.sent_issue(1).await.expect("read").expect("going out: a reader holds it");
+    assert!(!going.finished);
+    assert_eq!(s.sent_issues().await.expect("read").len(), 1);
+    assert!(s.cancel_issue(1, now()).await.expect("cancel"));
+    assert!(s.sent_issue(1).await.expect("read").is_none(), "a cancelled issue leaves the archive");
+    assert!(s.sent_issues().await.expect("read").is_empty());
+}
+
+async fn the_next_due_time_and_a_release_follow_the_leases(s: Store) {
+    s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
+        .await
+        .expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    assert_eq!(s.next_due(1).await.expect("due"), Some(now()));
+    let held = s.claim(1, "w", 1, now(), Duration::from_secs(30)).await.expect("claim");
+    assert_eq!(s.next_due(1).await.expect("due"), Some(now()), "the other delivery is still due");
+    let retry_at = now() + chrono::Duration::seconds(90);
+    let rest = s.claim(1, "w", 1, now(), Duration::from_secs(30)).await.expect("claim");
+    s.record("w", &[Outcome::Deferred { delivery_id: rest[0].delivery_id, reply: "451".into(), retry_at }], now())
+        .await
+        .expect("record");
+    assert_eq!(
+        s.next_due(1).await.expect("due"),
+        Some(now() + chrono::Duration::seconds(30)),
+        "a held delivery is due again when its lease ends, before the deferred one"
+    );
+    assert_eq!(s.release("someone else").await.expect("release"), 0);
+    assert_eq!(s.release("w").await.expect("release"), 1);
+    assert_eq!(s.next_due(1).await.expect("due"), Some(now()), "released: due at once");
+    let again = s.claim(1, "v", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    assert_eq!(again.iter().map(|c| c.delivery_id).collect::<Vec<_>>(), [held[0].delivery_id]);
+    s.record(
+        "v",
+        &[Outcome::Sent {
+            delivery_id: held[0].delivery_id,
+            message_id: "<m@e.org>".into(),
+            reply: Some("250 ok".into()),
+        }],
+        now(),
+    )
+    .await
+    .expect("record");
+    assert_eq!(s.next_due(1).await.expect("due"), Some(retry_at));
+    s.record("v", &[Outcome::Released { delivery_id: rest[0].delivery_id }], now()).await.expect("record");
+    assert_eq!(s.next_due(1).await.expect("due"), Some(retry_at));
+}
+
+/// What `BEGIN IMMEDIATE` gives SQLite, row locks and `ON CONFLICT` must give PostgreSQL: the
+/// same outcome as if the writers had come one after another.
+async fn writers_at_once_take_their_turn(s: Store) {
+    let rows: Vec<_> = (0..300).map(|i| row(&format!("r{i}@example.org"), &[])).collect();
+    let syncs: Vec<_> = (0..3)
+        .map(|_| {
+            let (s, rows) = (s.clone(), rows.clone());
+            tokio::spawn(async move { s.sync_list(&weekly(), &rows, now()).await.expect("sync") })
+        })
+        .collect();
+    let mut imported = Vec::new();
+    for t in syncs {
+        let c = t.await.expect("task");
+        assert_eq!(c.imported + c.unchanged, 300, "{c:?}");
+        imported.push(c.imported);
+    }
+    imported.sort_unstable();
+    assert_eq!(imported, [0, 0, 300], "one sync added the addresses, the others found them");
+
+    let new: EmailAddress = "new@example.org".parse().expect("n");
+    let signups: Vec<_> = (0..6)
+        .map(|_| {
+            let (s, new) = (s.clone(), new.clone());
+            tokio::spawn(async move { s.request_subscription(&new, None, "web", now()).await.expect("signup") })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for t in signups {
+        let got = t.await.expect("task");
+        seen.push((got.recent_requests, got.before));
+    }
+    seen.sort_unstable_by_key(|(n, _)| *n);
+    let expected: Vec<_> =
+        (0..6).map(|n| (n, if n == 0 { None } else { Some(SubscriberStatus::Unconfirmed) })).collect();
+    assert_eq!(seen, expected, "one request stored the address; each later one saw those before it");
+
+    let leaving: Vec<_> = (0..4)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let a: EmailAddress = "r7@example.org".parse().expect("a");
+                s.set_status(&a, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "web", now())
+                    .await
+                    .expect("leave")
+            })
+        })
+        .collect();
+    let mut changed = 0;
+    for t in leaving {
+        changed += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(changed, 1, "one unsubscription, however many clicks");
+}
+
+async fn open_pg(url: &str) -> Store {
+    Store::open_with(url, StoreOptions { pool_size: 4 }).await.expect("open")
+}
+
+fn pool(store: &Store) -> &sqlx::PgPool {
+    match store {
+        Store::Postgres(pg) => &pg.pool,
+        Store::Sqlite(_) => panic!("a PostgreSQL store was expected"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_two_stores_never_share_a_delivery_and_take_over_a_dead_ones_leases() {
+    let db = TestDatabase::create().await;
+    // Two pools on one database: two processes, as far as PostgreSQL can tell.
+    let (a, b) = (open_pg(&db.url).await, open_pg(&db.url).await);
+    let rows: Vec<_> = (0..1000).map(|i| row(&format!("r{i}@example.org"), &["weekly"])).collect();
+    a.import(&rows, "import", now()).await.expect("import");
+    issue(&a, 1, &[weekly()]).await;
+    let mut tasks = Vec::new();
+    for (name, store) in [("a", &a), ("b", &b)] {
+        for w in 0..3 {
+            let s = store.clone();
+            let owner = format!("{name}{w}");
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = s.claim(1, &owner, 16, now(), Duration::from_secs(30)).await.expect("claim");
+                    if batch.is_empty() {
+                        break (owner, mine);
+                    }
+                    mine.extend(batch.into_iter().map(|c| c.delivery_id));
+                }
+            }));
+        }
+    }
+    let (mut all, mut by_store) = (Vec::new(), [0usize; 2]);
+    for t in tasks {
+        let (owner, mine) = t.await.expect("task");
+        by_store[usize::from(owner.starts_with('b'))] += mine.len();
+        all.extend(mine);
+    }
+    all.sort_unstable();
+    let claimed = all.len();
+    all.dedup();
+    assert_eq!((claimed, all.len()), (1000, 1000), "every delivery claimed, none twice");
+    assert!(by_store.iter().all(|n| *n > 0), "both stores took part: {by_store:?}");
+
+    // A worker killed while it holds leases: what it held comes back once they end, to another.
+    issue(&a, 2, &[weekly()]).await;
+    let dead = open_pg(&db.url).await;
+    let mut held: Vec<i64> = dead
+        .claim(2, "dead", 5000, now(), Duration::from_secs(30))
+        .await
+        .expect("claim")
+        .iter()
+        .map(|c| c.delivery_id)
+        .collect();
+    assert_eq!(held.len(), 1000);
+    pool(&dead).close().await;
+    drop(dead);
+    let during = now() + chrono::Duration::seconds(10);
+    assert!(b.claim(2, "b", 5000, during, Duration::from_secs(30)).await.expect("claim").is_empty());
+    assert_eq!(b.next_due(2).await.expect("due"), Some(now() + chrono::Duration::seconds(30)));
+    let after = now() + chrono::Duration::seconds(31);
+    let taken = b.claim(2, "b", 5000, after, Duration::from_secs(30)).await.expect("claim");
+    let mut taken_ids: Vec<i64> = taken.iter().map(|c| c.delivery_id).collect();
+    taken_ids.sort_unstable();
+    held.sort_unstable();
+    assert_eq!(taken_ids, held, "the dead worker's deliveries, every one, and only those");
+    assert_eq!(a.renew_leases("dead", &held, after, Duration::from_secs(30)).await.expect("renew"), 0);
+    let sent: Vec<Outcome> = taken
+        .iter()
+        .map(|c| Outcome::Sent {
+            delivery_id: c.delivery_id,
+            message_id: format!("<{}@e.org>", c.delivery_id),
+            reply: None,
+        })
+        .collect();
+    b.record("b", &sent, after).await.expect("record");
+    assert!(a.finish_issue_if_done(2, after).await.expect("finish"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_processes_opening_a_new_database_together_create_and_migrate_it_once() {
+    let db = TestDatabase::named();
+    let opening: Vec<_> = (0..4)
+        .map(|_| {
+            let url = db.url.clone();
+            tokio::spawn(async move { Store::open_with(&url, StoreOptions { pool_size: 2 }).await })
+        })
+        .collect();
+    let mut stores = Vec::new();
+    for o in opening {
+        stores.push(o.await.expect("task").expect("every process opens the new database"));
+    }
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(pool(&stores[0]))
+        .await
+        .expect("migrations");
+    assert_eq!(usize::try_from(applied).ok(), Some(super::postgres::MIGRATIONS.iter().count()));
+    for s in &stores {
+        s.ping().await.expect("ping");
+    }
+    // Opening again migrates nothing and changes nothing.
+    open_pg(&db.url).await;
+}
+
+/// A publication at scale: 200,000 subscribers on two lists, 1,000,000 deliveries over five
+/// issues (four sent, one going out with deferred and leased deliveries), a consent record.
+const SEED: &str = "
+INSERT INTO lists (name) VALUES ('weekly'), ('news');
+INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at)
+SELECT 'reader' || g || '@example.org', 'Reader ' || g, '{\"city\":\"City ' || g || '\"}',
+       CASE WHEN g % 20 = 0 THEN 'unsubscribed' WHEN g % 50 = 1 THEN 'bounced' ELSE 'active' END,
+       1700000000000, 1700000000000
+FROM generate_series(1, 200000) g;
+INSERT INTO memberships (list_id, subscriber_id, created_at) SELECT 1, g, 0 FROM generate_series(1, 200000) g;
+INSERT INTO memberships (list_id, subscriber_id, created_at) SELECT 2, g, 0 FROM generate_series(1, 200000, 3) g;
+INSERT INTO consent_events (subscriber_id, event, source, at)
+SELECT g, 'import', 'import', 1700000000000 FROM generate_series(1, 200000) g;
+INSERT INTO consent_events (subscriber_id, event, source, at)
+SELECT g, 'unsubscribe', 'web', 1700000100000 FROM generate_series(20, 200000, 20) g;
+INSERT INTO issues (number, status, subject, issue_date, articles, created_at)
+SELECT n, CASE WHEN n < 5 THEN 'sent' ELSE 'sending' END, 's', 0, '[]', 0 FROM generate_series(1, 5) n;
+INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, lease_owner, lease_until, updated_at)
+SELECT n, g,
+       CASE WHEN n < 5 THEN (CASE WHEN g % 97 = 0 THEN 'failed' ELSE 'sent' END)
+            WHEN g <= 120000 THEN 'sent' WHEN g % 10 = 0 THEN 'deferred' ELSE 'queued' END,
+       1,
+       CASE WHEN n = 5 AND g % 10 = 0 THEN 1710000600000 ELSE 1710000000000 END,
+       CASE WHEN n = 5 AND g > 120000 AND g <= 120500 THEN 'w1' END,
+       CASE WHEN n = 5 AND g > 120000 AND g <= 120500 THEN 1710000030000 END,
+       0
+FROM generate_series(1, 5) n, generate_series(1, 200000) g;
+";
+
+/// The tables each node of an EXPLAIN (FORMAT JSON) plan reads whole.
+fn seq_scans(plan: &serde_json::Value, out: &mut Vec<String>) {
+    if plan.get("Node Type").and_then(|t| t.as_str()) == Some("Seq Scan") {
+        out.push(plan.get("Relation Name").and_then(|r| r.as_str()).unwrap_or_default().to_owned());
+    }
+    for child in plan.get("Plans").and_then(|p| p.as_array()).into_iter().flatten() {
+        seq_scans(child, out);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
+    let t = postgres().await;
+    let mut conn = pool(&t.store).acquire().await.expect("connection");
+    // Foreign keys are checked row by row; these rows are consistent by construction.
+    sqlx::raw_sql("SET session_replication_role = replica").execute(&mut *conn).await.expect("seed");
+    sqlx::raw_sql(SEED).execute(&mut *conn).await.expect("seed");
+    sqlx::raw_sql("SET session_replication_role = origin").execute(&mut *conn).await.expect("seed");
+    sqlx::raw_sql("VACUUM ANALYZE").execute(&mut *conn).await.expect("analyze");
+
+    let array =
+        |ids: &[i64]| format!("ARRAY[{}]::bigint[]", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+    let texts = |n: usize, s: &str| format!("ARRAY[{}]::text[]", vec![format!("'{s}'"); n].join(","));
+    let queued: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM deliveries WHERE issue_number = 5 AND state = 'queued' LIMIT 64")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("ids");
+    let (deliveries, n) = (array(&queued), queued.len());
+    let people = array(&(1..=64).map(|i| i * 3001).collect::<Vec<_>>());
+    let hot: Vec<(&str, &str, String)> = vec![
+        ("claim", super::postgres::CLAIM, "'w9', 1710000060000, 5, 1710000030000, 64".into()),
+        ("claim_people", super::postgres::CLAIM_PEOPLE, people.clone()),
+        ("skip_left", super::postgres::SKIP_LEFT, format!("1, {deliveries}, {}", texts(n, "subscriber is bounced"))),
+        ("renew_leases", super::postgres::RENEW_LEASES, format!("1710000060000, {deliveries}, 'w1'")),
+        (
+            "record_sent",
+            super::postgres::RECORD_SENT,
+            format!("1, {deliveries}, {}, {}", texts(n, "<m@e.org>"), texts(n, "250 ok")),
+        ),
+        (
+            "record_deferred",
+            super::postgres::RECORD_DEFERRED,
+            format!("1, {deliveries}, {}, {}, 'w1'", texts(n, "451"), array(&vec![1710000600000; n])),
+        ),
+        ("record_failed", super::postgres::RECORD_FAILED, format!("1, {deliveries}, {}", texts(n, "550"))),
+        ("record_bounces", super::postgres::RECORD_BOUNCES, format!("1, {people}")),
+        ("record_released", super::postgres::RECORD_RELEASED, format!("{deliveries}, 'w1'")),
+        ("release", super::postgres::RELEASE, "'w1'".into()),
+        ("next_due", super::postgres::NEXT_DUE, "5".into()),
+        ("finish_issue", super::postgres::FINISH_ISSUE, "1, 5".into()),
+        ("queue_issue", super::postgres::QUEUE_ISSUE, "6, 1, ARRAY['weekly', 'news']".into()),
+        ("counts_sending", super::postgres::COUNTS, "5".into()),
+        ("counts_sent", super::postgres::COUNTS, "3".into()),
+        ("cancel_deliveries", super::postgres::CANCEL_DELIVERIES, "1, 5".into()),
+        ("subscriber_by_email", super::postgres::SUBSCRIBER_BY_EMAIL, "'reader77@example.org'".into()),
+        ("lock_subscriber", super::postgres::LOCK_SUBSCRIBER, "'reader77@example.org'".into()),
+        (
+            "lock_subscribers",
+            super::postgres::LOCK_SUBSCRIBERS,
+            "ARRAY['reader1@example.org', 'forgotten:00ff']".into(),
+        ),
+        ("recent_signups", super::postgres::RECENT_SIGNUPS, "77, 1700000000000".into()),
+        ("left_since", super::postgres::LEFT_SINCE, "77, 1700000000000".into()),
+    ];
+    // The check itself: a statement that has to read the whole ledger is caught.
+    let plan: serde_json::Value =
+        sqlx::query_scalar("EXPLAIN (FORMAT JSON) SELECT count(*) FROM deliveries WHERE attempts = 3")
+            .fetch_one(&mut *conn)
+            .await
+            .expect("explain");
+    let mut scans = Vec::new();
+    seq_scans(&plan[0]["Plan"], &mut scans);
+    assert_eq!(scans, ["deliveries"], "{plan:#}");
+
+    let mut whole_reads = Vec::new();
+    for (name, sql, args) in &hot {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE {name} AS {sql}"))).execute(&mut *conn).await.expect(name);
+        // The plan for these values, and the generic plan PostgreSQL settles on for a statement
+        // prepared once and run many times.
+        for mode in ["auto", "force_generic_plan"] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SET plan_cache_mode = {mode}")))
+                .execute(&mut *conn)
+                .await
+                .expect("mode");
+            let plan: serde_json::Value =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) EXECUTE {name}({args})")))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .expect(name);
+            let mut scans = Vec::new();
+            seq_scans(&plan[0]["Plan"], &mut scans);
+            if scans.iter().any(|t| ["deliveries", "subscribers", "consent_events"].contains(&t.as_str())) {
+                whole_reads.push(format!("{name} ({mode}) reads {scans:?}:\n{plan:#}"));
+            }
+        }
+    }
+    assert!(whole_reads.is_empty(), "{}", whole_reads.join("\n\n"));
 }

@@ -1,23 +1,55 @@
 //! The web side: the publication's page and sign-up form, confirmation and unsubscribe links,
 //! the archive, health and metrics, and the admin API. Served by `gazette serve` alone or
 //! inside `gazette run`.
+//!
+//! The reader's pages (`pages`, `archive`) share one layout (`views`), answer errors with the
+//! publication's error page (`error`), and take small bodies; every response carries the
+//! security headers (`security`). `server` binds, serves and stops.
 
 mod api;
 mod archive;
+pub mod error;
+pub mod limit;
+pub mod mail;
 mod ops;
-mod pages;
+pub mod pages;
+pub mod security;
+pub mod server;
 mod state;
+pub mod views;
 
+pub use error::WebError;
+pub use server::{ServeError, serve};
 pub use state::AppState;
 
-use axum::Router;
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    middleware,
+    response::{IntoResponse, Response},
+};
+
+/// The largest body a reader's page accepts: a sign-up form is a few hundred bytes.
+pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
 
 /// Every route, with the state they share.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let public = Router::new()
         .merge(pages::routes())
         .merge(archive::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), error::lay_out))
+        .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(PUBLIC_BODY_LIMIT));
+    Router::new()
+        .merge(public)
         .merge(ops::routes())
         .nest("/api", api::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn(ops::track_requests))
         .with_state(state)
+}
+
+async fn not_found(State(state): State<AppState>) -> Response {
+    let problem = WebError::NotFound.problem();
+    error::page(&state, &problem, axum::http::StatusCode::NOT_FOUND.into_response())
 }

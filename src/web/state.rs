@@ -1,8 +1,16 @@
 //! What every handler shares: the publication (config, templates, signer), the store, the
-//! transport that mails confirmations, and the clock.
+//! transport that mails confirmations, the clock, the web's templates, the sign-up limiter and
+//! the background sender of the web's mail.
 
 use std::sync::Arc;
 
+use secrecy::SecretString;
+
+use super::{
+    limit::Limiter,
+    mail::Postman,
+    views::{ViewError, Views},
+};
 use crate::{clock::Clock, deliver::Transport, publication::Publication, store::Store};
 
 #[derive(Clone)]
@@ -11,4 +19,40 @@ pub struct AppState {
     pub store: Store,
     pub transport: Arc<Transport>,
     pub clock: Arc<dyn Clock>,
+    pub views: Arc<Views>,
+    /// Sign-up attempts per client, from `[web] subscribe_rate`.
+    pub limiter: Arc<Limiter>,
+    pub postman: Postman,
+    /// `$GAZETTE_ADMIN_TOKEN`: the admin API answers only requests that carry it; without it,
+    /// none.
+    pub admin_token: Option<SecretString>,
+}
+
+impl AppState {
+    /// Loads the web's templates (with the publication's overrides) and sets up the rest.
+    pub async fn new(
+        publication: Arc<Publication>,
+        store: Store,
+        transport: Arc<Transport>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ViewError> {
+        let config = &publication.config;
+        let views = Views::load(config.templates_dir.as_deref(), &config.publication).await?;
+        let limiter = Limiter::new(config.web.subscribe_rate);
+        Ok(Self {
+            postman: Postman::new(transport.clone()),
+            views: Arc::new(views),
+            limiter: Arc::new(limiter),
+            publication,
+            store,
+            transport,
+            clock,
+            admin_token: None,
+        })
+    }
+
+    pub fn with_admin_token(mut self, token: Option<SecretString>) -> Self {
+        self.admin_token = token;
+        self
+    }
 }

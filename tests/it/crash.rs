@@ -1,6 +1,6 @@
 //! Crashes and races: `gazette send` SIGKILLed at random moments and resumed, and two `send`
 //! processes on one store at once. Every subscriber ends with a copy; duplicates never exceed
-//! what was in flight at a kill; two processes never send the same pair.
+//! what was in flight at a kill; two processes never send the same pair. Both on each backend.
 
 use std::{
     process::{Command, Stdio},
@@ -8,7 +8,7 @@ use std::{
 };
 
 use crate::{
-    deliver::{AS_OF, by_recipient, publication},
+    deliver::{AS_OF, Backend, by_recipient, on_each_backend, publication_on},
     smtp::{Options, SmtpServer},
     support::Publication,
 };
@@ -20,6 +20,8 @@ fn spawn_send(p: &Publication) -> std::process::Child {
         .arg("--config")
         .arg(p.path().join("gazette.toml"))
         .args(["send", "--as-of", AS_OF, "--yes"])
+        // The config names the store.
+        .env_remove("DATABASE_URL")
         .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -28,11 +30,15 @@ fn spawn_send(p: &Publication) -> std::process::Child {
         .expect("spawn gazette")
 }
 
-#[test]
-fn killed_at_random_moments_and_resumed_every_subscriber_gets_the_issue() {
+on_each_backend!(
+    killed_at_random_moments_and_resumed_every_subscriber_gets_the_issue,
+    two_processes_on_one_store_never_send_the_same_pair,
+);
+
+fn killed_at_random_moments_and_resumed_every_subscriber_gets_the_issue(backend: Backend) {
     let n = 1500;
     let server = SmtpServer::start(Options::default());
-    let p = publication(n, &server.url(), &format!("concurrency = {CONCURRENCY}\nlease = \"2s\""));
+    let p = publication_on(backend, n, &server.url(), &format!("concurrency = {CONCURRENCY}\nlease = \"2s\""));
     let mut kills = 0;
     let started = Instant::now();
     loop {
@@ -75,11 +81,10 @@ fn killed_at_random_moments_and_resumed_every_subscriber_gets_the_issue() {
     assert_eq!(doc["status"], "sent");
 }
 
-#[test]
-fn two_processes_on_one_store_never_send_the_same_pair() {
+fn two_processes_on_one_store_never_send_the_same_pair(backend: Backend) {
     let n = 600;
     let server = SmtpServer::start(Options::default());
-    let p = publication(n, &server.url(), "concurrency = 4");
+    let p = publication_on(backend, n, &server.url(), "concurrency = 4");
     let a = spawn_send(&p);
     let b = spawn_send(&p);
     for mut child in [a, b] {

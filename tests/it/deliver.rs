@@ -1,11 +1,14 @@
 //! `gazette send` against a real SMTP server on loopback: every subscriber once, with every
 //! header; AUTH and STARTTLS; servers that defer, refuse, drop and stall; a wrong password.
+//! Each test runs twice: as `sqlite::NAME` on the embedded store and as `postgres::NAME` on a
+//! PostgreSQL database of its own.
 
 use std::{collections::HashMap, time::Duration};
 
 use mail_parser::MessageParser;
 
 use crate::{
+    postgres::TestDatabase,
     smtp::{Options, SmtpServer},
     support::{Publication, fixture},
 };
@@ -33,6 +36,78 @@ pub fn publication(n: usize, smtp_url: &str, delivery: &str) -> Publication {
     p
 }
 
+/// Where a test publication keeps its store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A publication and the database that holds its store, dropped together.
+pub struct Stored {
+    publication: Publication,
+    _database: Option<TestDatabase>,
+}
+
+impl std::ops::Deref for Stored {
+    type Target = Publication;
+
+    fn deref(&self) -> &Publication {
+        &self.publication
+    }
+}
+
+/// `publication`, with its store on `backend`.
+pub fn publication_on(backend: Backend, n: usize, smtp_url: &str, delivery: &str) -> Stored {
+    let publication = publication(n, smtp_url, delivery);
+    let database = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let db = TestDatabase::create();
+            let config = std::fs::read_to_string(publication.path().join("gazette.toml")).expect("config");
+            publication
+                .write("gazette.toml", &format!("{config}\n[storage]\ndatabase_url = {:?}\npool_size = 4\n", db.url()));
+            Some(db)
+        }
+    };
+    Stored { publication, _database: database }
+}
+
+/// Runs each named `fn(Backend)` as a test on each backend.
+macro_rules! on_each_backend {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Backend::Sqlite);
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(super::Backend::Postgres);
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_each_backend;
+
+on_each_backend!(
+    every_subscriber_gets_exactly_one_message_with_every_header,
+    auth_and_starttls_with_a_trusted_ca,
+    a_certificate_that_does_not_verify_is_refused_not_used_in_the_clear,
+    a_wrong_password_is_exit_1_and_never_printed,
+    temporary_failures_are_retried_until_accepted,
+    permanent_refusals_are_recorded_and_bounce_the_subscriber,
+    dropped_connections_and_stalls_are_retried_without_duplicates,
+    a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere,
+    subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers,
+);
+
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
     for m in server.messages() {
@@ -43,10 +118,9 @@ pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
     counts
 }
 
-#[test]
-fn every_subscriber_gets_exactly_one_message_with_every_header() {
+fn every_subscriber_gets_exactly_one_message_with_every_header(backend: Backend) {
     let server = SmtpServer::start(Options::default());
-    let p = publication(25, &server.url(), "concurrency = 4");
+    let p = publication_on(backend, 25, &server.url(), "concurrency = 4");
     let run = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok();
     let doc = run.json();
     assert_eq!(doc["counts"]["sent"], 25, "{doc:#}");
@@ -91,21 +165,19 @@ fn every_subscriber_gets_exactly_one_message_with_every_header() {
     assert_eq!(server.messages().len(), 25);
 }
 
-#[test]
-fn auth_and_starttls_with_a_trusted_ca() {
+fn auth_and_starttls_with_a_trusted_ca(backend: Backend) {
     let server = SmtpServer::start(Options::default().auth("mailer", "s3cret pass").self_signed_tls().require_tls());
     let ca = server.tls_files().expect("tls").ca().display().to_string();
     let url = server.url().replace("127.0.0.1", "localhost");
-    let p = publication(3, &url, &format!("ca_file = {ca:?}"));
+    let p = publication_on(backend, 3, &url, &format!("ca_file = {ca:?}"));
     p.gazette(&["send", "--as-of", AS_OF]).ok();
     assert_eq!(server.messages().len(), 3);
 }
 
-#[test]
-fn a_certificate_that_does_not_verify_is_refused_not_used_in_the_clear() {
+fn a_certificate_that_does_not_verify_is_refused_not_used_in_the_clear(backend: Backend) {
     let server = SmtpServer::start(Options::default().self_signed_tls());
     let url = server.url().replace("127.0.0.1", "localhost");
-    let p = publication(3, &url, "");
+    let p = publication_on(backend, 3, &url, "");
     let run = p.gazette(&["send", "--as-of", AS_OF, "--json"]);
     assert_eq!(run.code(), 1, "{}", run.stderr());
     assert!(server.messages().is_empty());
@@ -113,11 +185,10 @@ fn a_certificate_that_does_not_verify_is_refused_not_used_in_the_clear() {
     assert_eq!(issues["counts"]["queued"], 3, "counted against no subscriber: {issues:#}");
 }
 
-#[test]
-fn a_wrong_password_is_exit_1_and_never_printed() {
+fn a_wrong_password_is_exit_1_and_never_printed(backend: Backend) {
     let server = SmtpServer::start(Options::default().auth("mailer", "right"));
     let url = server.url().replace("right", "hunter2-wrong");
-    let p = publication(2, &url, "");
+    let p = publication_on(backend, 2, &url, "");
     let run = p.gazette(&["send", "--as-of", AS_OF]);
     assert_eq!(run.code(), 1);
     let all = format!("{}{}", run.stdout(), run.stderr());
@@ -128,10 +199,9 @@ fn a_wrong_password_is_exit_1_and_never_printed() {
     assert_eq!(show["counts"]["failed"], 0);
 }
 
-#[test]
-fn temporary_failures_are_retried_until_accepted() {
+fn temporary_failures_are_retried_until_accepted(backend: Backend) {
     let server = SmtpServer::start(Options::default().tempfail_first(2));
-    let p = publication(5, &server.url(), "concurrency = 2\nmax_attempts = 4");
+    let p = publication_on(backend, 5, &server.url(), "concurrency = 2\nmax_attempts = 4");
     let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 5, "{doc:#}");
     let counts = by_recipient(&server);
@@ -139,10 +209,9 @@ fn temporary_failures_are_retried_until_accepted() {
     assert!(counts.values().all(|c| *c == 1));
 }
 
-#[test]
-fn permanent_refusals_are_recorded_and_bounce_the_subscriber() {
+fn permanent_refusals_are_recorded_and_bounce_the_subscriber(backend: Backend) {
     let server = SmtpServer::start(Options::default().reject("reader1@").reject("reader3@"));
-    let p = publication(5, &server.url(), "");
+    let p = publication_on(backend, 5, &server.url(), "");
     let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(3), Some(2)), "{doc:#}");
     let failures = doc["failures"].as_array().expect("failures");
@@ -159,10 +228,9 @@ fn permanent_refusals_are_recorded_and_bounce_the_subscriber() {
     assert_eq!(bounced["subscribers"].as_array().map(Vec::len), Some(2));
 }
 
-#[test]
-fn dropped_connections_and_stalls_are_retried_without_duplicates() {
+fn dropped_connections_and_stalls_are_retried_without_duplicates(backend: Backend) {
     let server = SmtpServer::start(Options::default().drop_every(4).stall_every(7, Duration::from_secs(5)));
-    let p = publication(20, &server.url(), "concurrency = 3\ntimeout = \"1s\"\nmax_attempts = 6");
+    let p = publication_on(backend, 20, &server.url(), "concurrency = 3\ntimeout = \"1s\"\nmax_attempts = 6");
     let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 20, "{doc:#}");
     let counts = by_recipient(&server);
@@ -170,10 +238,9 @@ fn dropped_connections_and_stalls_are_retried_without_duplicates() {
     assert!(counts.values().all(|c| *c == 1), "{counts:?}");
 }
 
-#[test]
-fn a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere() {
+fn a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere(backend: Backend) {
     let server = SmtpServer::start(Options::default());
-    let p = publication(5, &server.url(), "");
+    let p = publication_on(backend, 5, &server.url(), "");
     p.gazette(&["send", "--as-of", AS_OF, "--to", "editor@example.net"]).ok();
     let got = server.wait_for(1, Duration::from_secs(5));
     assert_eq!(got[0].rcpt_tos, ["editor@example.net"]);
@@ -186,10 +253,9 @@ fn a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere() {
     assert_eq!(issues["issues"].as_array().map(Vec::len), Some(0));
 }
 
-#[test]
-fn subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers() {
+fn subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers(backend: Backend) {
     let server = SmtpServer::start(Options::default());
-    let p = publication(0, &server.url(), "");
+    let p = publication_on(backend, 0, &server.url(), "");
     p.write(
         "subscribers/weekly.csv",
         "email,name\nann@example.org,Ann\n\"eve@example.org\",\"Eve\r\nBcc: victim@example.com\"\n",

@@ -1,8 +1,11 @@
 //! End-to-end tests: the real `gazette` binary on real files, its output read back with a real
 //! MIME parser, the digest rendered by a real browser and scored by SpamAssassin.
 
+mod postgres;
 mod support;
 
+mod archive;
+mod browser;
 mod cli_errors;
 mod compose_fixtures;
 mod crash;
@@ -11,7 +14,11 @@ mod deliver;
 mod dkim;
 mod feed_cache;
 mod look;
+mod migrate;
 mod preview;
 mod smtp;
 mod smtp_selftest;
 mod subscribers;
+mod web;
+mod web_api;
+mod workers;

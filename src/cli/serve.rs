@@ -1,0 +1,64 @@
+//! `gazette serve`: the web alone, on `[web] listen` or `--listen`, until SIGINT/SIGTERM. It
+//! prints `listening on http://ADDR` once bound (with port 0, the port the system chose).
+
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use secrecy::SecretString;
+use serde_json::json;
+use tracing::info;
+
+use super::{Failure, Output, setup};
+use crate::{
+    clock::{Clock, SystemClock},
+    issue,
+    publication::Publication,
+    store::Store,
+    web::{self, AppState},
+};
+
+pub async fn run(config: &Path, listen: Option<&str>) -> Result<Output, Failure> {
+    let publication = Arc::new(setup::publication(config).await?);
+    let addr = listen_addr(&publication, listen)?;
+    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let listener = web::server::bind(addr).await.map_err(|e| Failure::unfinished(e.to_string()).field("web.listen"))?;
+    let state = state(publication, store).await?;
+    announce(&listener);
+    web::serve(state, listener, super::send::wait_for_signal())
+        .await
+        .map_err(|e| Failure::unfinished(e.to_string()))?;
+    Ok(Output::new(String::new(), json!({ "stopped": true })))
+}
+
+/// `--listen`, else `[web] listen`.
+pub(super) fn listen_addr(publication: &Publication, listen: Option<&str>) -> Result<SocketAddr, Failure> {
+    match listen {
+        Some(l) => l.parse().map_err(|_| {
+            Failure::usage(format!("--listen {l}: write an address and port, like 127.0.0.1:8080")).field("--listen")
+        }),
+        None => Ok(publication.config.web.listen),
+    }
+}
+
+/// What the web's handlers share, for `serve` and `run`.
+pub(super) async fn state(publication: Arc<Publication>, store: Store) -> Result<AppState, Failure> {
+    let transport = Arc::new(issue::transport(&publication.config).await?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(publication, store, transport, clock).await.map_err(|e| match &e {
+        web::views::ViewError::Read { file, .. } | web::views::ViewError::Syntax { file, .. } => {
+            Failure::usage(e.to_string()).file(file.clone())
+        }
+    })?;
+    let admin_token = std::env::var("GAZETTE_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    if admin_token.is_none() {
+        tracing::warn!("GAZETTE_ADMIN_TOKEN is not set: the admin API (/api/) is off and answers 401");
+    }
+    Ok(state.with_admin_token(admin_token.map(SecretString::from)))
+}
+
+/// Says where the web is, on stderr (stdout is kept for the one document `--json` prints).
+pub(super) fn announce(listener: &tokio::net::TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        eprintln!("listening on http://{addr}");
+        info!(%addr, "web server started");
+    }
+}

@@ -1,0 +1,148 @@
+//! What a running gazette counts, in Prometheus's text format: issues by status, deliveries by
+//! outcome, the time one SMTP exchange takes, subscribers by status, and web requests by route.
+//! Code anywhere records through the functions here (cheap no-ops until a recorder is
+//! installed); the web server installs the recorder once and serves `render()` at `/metrics`.
+//! No label ever holds an address, a name or a token: only fixed words, route patterns and
+//! status codes.
+
+use std::{collections::BTreeMap, sync::OnceLock, time::Duration};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Deliveries recorded in the ledger, by `outcome` (sent, deferred, failed, released).
+pub const DELIVERIES: &str = "gazette_deliveries_total";
+/// One SMTP exchange (MAIL, RCPT, DATA) on an open connection, by `result` (ok, error).
+pub const SMTP_SECONDS: &str = "gazette_smtp_send_seconds";
+/// Subscribers by `status`, refreshed from the store at most every 30 seconds.
+pub const SUBSCRIBERS: &str = "gazette_subscribers";
+/// Issues by `status` (sending, sent, cancelled), refreshed with the subscribers.
+pub const ISSUES: &str = "gazette_issues";
+/// Web requests by `route` (the pattern, not the path), `method` and `status`.
+pub const HTTP_REQUESTS: &str = "gazette_http_requests_total";
+/// Time to answer a web request, by `route`.
+pub const HTTP_SECONDS: &str = "gazette_http_request_duration_seconds";
+
+const OUTCOMES: &[&str] = &["sent", "deferred", "failed", "released"];
+const SMTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+const HTTP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// Histograms keep their samples in buckets that only upkeep folds away.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the process's recorder on the first call and hands back its handle; later calls
+/// return the same one. `None` when another recorder was installed first (metrics then go to
+/// that one and `/metrics` has nothing to show).
+pub fn install() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let installed = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(SMTP_SECONDS.to_owned()), SMTP_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(HTTP_SECONDS.to_owned()), HTTP_BUCKETS))
+                .and_then(PrometheusBuilder::install_recorder);
+            let handle = match installed {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!("metrics are off: {e}");
+                    return None;
+                }
+            };
+            describe();
+            spawn_upkeep(handle.clone());
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// Everything recorded so far, in Prometheus's text format; empty without a recorder.
+pub fn render() -> String {
+    install().map(PrometheusHandle::render).unwrap_or_default()
+}
+
+fn describe() {
+    ::metrics::describe_counter!(DELIVERIES, "Deliveries recorded in the ledger, by outcome.");
+    ::metrics::describe_histogram!(
+        SMTP_SECONDS,
+        ::metrics::Unit::Seconds,
+        "One SMTP exchange (MAIL, RCPT, DATA) on an open connection."
+    );
+    ::metrics::describe_gauge!(SUBSCRIBERS, "Subscribers by status.");
+    ::metrics::describe_gauge!(ISSUES, "Issues by status.");
+    ::metrics::describe_counter!(HTTP_REQUESTS, "Web requests by route pattern, method and status.");
+    ::metrics::describe_histogram!(HTTP_SECONDS, ::metrics::Unit::Seconds, "Time to answer a web request.");
+    // Every outcome shows from the start, at zero, so a rate over it is defined.
+    for outcome in OUTCOMES {
+        ::metrics::counter!(DELIVERIES, "outcome" => *outcome).increment(0);
+    }
+}
+
+/// Upkeep on a thread of its own: it is a few microseconds of work every few seconds, and a
+/// thread outlives any one runtime (tests start many).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        }
+    });
+    if let Err(e) = started {
+        tracing::warn!("metrics upkeep did not start ({e}); histograms grow until the next scrape");
+    }
+}
+
+/// A delivery's outcome, once the ledger has it.
+pub fn delivery(outcome: &'static str) {
+    ::metrics::counter!(DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// One SMTP exchange and whether the server took the message.
+pub fn smtp_send(elapsed: Duration, ok: bool) {
+    let result = if ok { "ok" } else { "error" };
+    ::metrics::histogram!(SMTP_SECONDS, "result" => result).record(elapsed.as_secs_f64());
+}
+
+/// Subscribers by status, as the store counts them.
+pub fn subscribers(counts: &BTreeMap<String, u64>) {
+    for (status, n) in counts {
+        ::metrics::gauge!(SUBSCRIBERS, "status" => status.clone()).set(*n as f64);
+    }
+}
+
+/// Issues by status, as the store counts them.
+pub fn issues(counts: &BTreeMap<String, u64>) {
+    for (status, n) in counts {
+        ::metrics::gauge!(ISSUES, "status" => status.clone()).set(*n as f64);
+    }
+}
+
+/// One web request: `route` is the pattern that matched (`/archive/{number}`), never the path.
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    ::metrics::counter!(
+        HTTP_REQUESTS,
+        "route" => route.to_owned(),
+        "method" => method.to_owned(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    ::metrics::histogram!(HTTP_SECONDS, "route" => route.to_owned()).record(elapsed.as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_what_was_recorded_with_fixed_labels() {
+        assert!(install().is_some());
+        delivery("sent");
+        smtp_send(Duration::from_millis(12), true);
+        subscribers(&BTreeMap::from([("active".to_owned(), 3)]));
+        http_request("/archive/{number}", "GET", 200, Duration::from_millis(2));
+        let text = render();
+        assert!(text.contains("gazette_deliveries_total{outcome=\"sent\"}"), "{text}");
+        assert!(text.contains("gazette_deliveries_total{outcome=\"failed\"} 0"), "{text}");
+        assert!(text.contains("gazette_subscribers{status=\"active\"} 3"), "{text}");
+        assert!(text.contains("gazette_smtp_send_seconds_bucket{result=\"ok\",le=\"0.025\"}"), "{text}");
+        assert!(text.contains("route=\"/archive/{number}\""), "{text}");
+    }
+}

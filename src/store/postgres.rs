@@ -1,0 +1,1326 @@
+//! The PostgreSQL store: the same schema and behaviour as the SQLite one, for more than one
+//! machine. Workers claim deliveries with `FOR UPDATE SKIP LOCKED` under a lease committed before
+//! any sending; where SQLite serialises writers with `BEGIN IMMEDIATE`, this store uses row locks,
+//! `ON CONFLICT` and, for imports, a transaction-scoped advisory lock, and runs a transaction
+//! again when PostgreSQL reports a deadlock or a serialisation failure.
+//!
+//! The hot statements are constants so that the index test (`tests.rs`) explains the very text
+//! this store runs.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    str::FromStr,
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::{
+    Connection, PgConnection, PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+};
+
+use super::{
+    Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, IssueRecord,
+    ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
+    SubscriberRecord,
+};
+use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
+
+pub(super) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How often a transaction that lost a deadlock or a serialisation conflict is run again.
+const RETRIES: u32 = 5;
+
+/// Rows written per statement by imports: big enough that a million rows take a few hundred
+/// statements, small enough that the arrays stay a few megabytes.
+const IMPORT_CHUNK: usize = 5000;
+
+/// The advisory lock imports and list syncs take in turn, as they do under SQLite's write lock:
+/// two of them at once would only wait on each other's rows.
+const IMPORT_LOCK: i64 = 0x6761_7a65_7474_6501;
+
+// The hot statements, in the words the index test explains.
+
+/// Takes up to $5 due, unleased deliveries of issue $3 for owner $1 until $2 ($4 is now).
+pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_number = $3 AND state IN ('queued', 'deferred') \
+                  AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4) \
+                  LIMIT $5 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, subscriber_id, attempts";
+/// The claimed deliveries' subscribers.
+pub(super) const CLAIM_PEOPLE: &str =
+    "SELECT id, email, name, attributes, status FROM subscribers WHERE id = ANY($1::bigint[])";
+/// Claimed deliveries whose subscriber left since the issue was queued.
+pub(super) const SKIP_LEFT: &str = "UPDATE deliveries AS d SET state = 'skipped', last_reply = u.reply, \
+     lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+     FROM UNNEST($2::bigint[], $3::text[]) AS u(id, reply) WHERE d.id = u.id";
+pub(super) const RENEW_LEASES: &str = "UPDATE deliveries SET lease_until = $1 \
+     WHERE id = ANY($2::bigint[]) AND lease_owner = $3 AND state IN ('queued', 'deferred')";
+pub(super) const RECORD_SENT: &str = "UPDATE deliveries AS d SET state = 'sent', attempts = d.attempts + 1, \
+     message_id = u.message_id, last_reply = u.reply, sent_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS u(id, message_id, reply) WHERE d.id = u.id";
+pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries AS d SET state = 'deferred', attempts = d.attempts + 1, \
+     last_reply = u.reply, next_attempt_at = u.retry_at, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM UNNEST($2::bigint[], $3::text[], $4::bigint[]) AS u(id, reply, retry_at) \
+     WHERE d.id = u.id AND d.lease_owner = $5 AND d.state <> 'sent'";
+pub(super) const RECORD_FAILED: &str = "UPDATE deliveries AS d SET state = 'failed', attempts = d.attempts + 1, \
+     last_reply = u.reply, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM UNNEST($2::bigint[], $3::text[]) AS u(id, reply) WHERE d.id = u.id AND d.state <> 'sent'";
+pub(super) const RECORD_BOUNCES: &str = "UPDATE subscribers SET status = 'bounced', updated_at = $1 \
+     WHERE id = ANY($2::bigint[]) AND status = 'active' RETURNING id";
+pub(super) const RECORD_RELEASED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+     WHERE id = ANY($1::bigint[]) AND lease_owner = $2";
+/// Every lease `owner` holds; a lease only ever sits on a delivery still to send.
+pub(super) const RELEASE: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+     WHERE lease_owner = $1 AND lease_until IS NOT NULL";
+/// The earliest moment a delivery of issue $1 can be claimed: min over the deliveries still to
+/// send of max(next_attempt_at, lease_until), written as two index walks that each stop early.
+pub(super) const NEXT_DUE: &str = "SELECT LEAST( \
+     (SELECT min(next_attempt_at) FROM deliveries WHERE issue_number = $1 AND state IN ('queued', 'deferred') \
+      AND (lease_until IS NULL OR lease_until <= next_attempt_at)), \
+     (SELECT min(lease_until) FROM deliveries WHERE issue_number = $1 AND state IN ('queued', 'deferred') \
+      AND lease_until > next_attempt_at))";
+pub(super) const FINISH_ISSUE: &str = "UPDATE issues SET status = 'sent', finished_at = $1 \
+     WHERE number = $2 AND status = 'sending' \
+     AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_number = $2 AND state IN ('queued', 'deferred'))";
+/// One delivery per active subscriber of the lists $3 (one for someone on two of them).
+pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
+     SELECT $1, s.id, 'queued', 0, $2, $2 FROM subscribers s WHERE s.status = 'active' \
+     AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                 WHERE m.subscriber_id = s.id AND l.name = ANY($3::text[])) \
+     ORDER BY s.id";
+pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
+pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
+     lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
+pub(super) const SUBSCRIBER_BY_EMAIL: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+     (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
+     FROM subscribers s WHERE s.email = $1";
+/// One subscriber, locked until the transaction ends: the web's sign-ups, confirmations and
+/// unsubscriptions of one address take their turn.
+pub(super) const LOCK_SUBSCRIBER: &str = "SELECT id, status FROM subscribers WHERE email = $1 FOR UPDATE";
+/// The rows an import chunk may touch (addresses and their forgotten forms), locked in id order
+/// so that two writers never wait on each other in a circle.
+pub(super) const LOCK_SUBSCRIBERS: &str = "SELECT id, email, name, attributes, status FROM subscribers \
+     WHERE email = ANY($1::text[]) ORDER BY id FOR UPDATE";
+pub(super) const RECENT_SIGNUPS: &str =
+    "SELECT count(*) FROM consent_events WHERE subscriber_id = $1 AND event = 'subscribe' AND at > $2";
+pub(super) const LEFT_SINCE: &str = "SELECT count(*) FROM consent_events WHERE subscriber_id = $1 \
+     AND event IN ('unsubscribe', 'bounce', 'complaint', 'forget') AND at >= $2";
+
+const INSERT_SUBSCRIBERS: &str = "INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at) \
+     SELECT u.email, u.name, u.attributes, 'active', $4, $4 \
+     FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(email, name, attributes) ORDER BY u.email \
+     ON CONFLICT (email) DO NOTHING RETURNING id, email";
+const UPDATE_SUBSCRIBERS: &str = "UPDATE subscribers AS s SET name = u.name, attributes = u.attributes, \
+     status = 'active', updated_at = $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, name, attributes) \
+     WHERE s.id = u.id";
+const JOIN_LISTS: &str = "INSERT INTO memberships (list_id, subscriber_id, created_at) \
+     SELECT u.list_id, u.subscriber_id, $3 FROM UNNEST($1::bigint[], $2::bigint[]) AS u(list_id, subscriber_id) \
+     ORDER BY u.list_id, u.subscriber_id ON CONFLICT DO NOTHING RETURNING subscriber_id";
+const CONSENT_MANY: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) \
+     SELECT u.id, $1, u.source, $2 FROM UNNEST($3::bigint[], $4::text[]) AS u(id, source)";
+const SUBSCRIBERS: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+     (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
+     FROM subscribers s WHERE s.email NOT LIKE 'forgotten:%' \
+     AND ($1::text IS NULL OR s.status = $1) \
+     AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                                      WHERE m.subscriber_id = s.id AND l.name = $2)) \
+     ORDER BY s.id";
+const ISSUE_COLUMNS: &str = "number, status, subject, issue_date, articles, slot, created_at, finished_at";
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub(super) pool: PgPool,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// What a forgotten address is kept as; the same digest as the SQLite store's, so that a
+/// database copied from one backend to the other still recognises it.
+fn forgotten(email: &EmailAddress) -> String {
+    let digest = Sha256::digest(email.as_str().as_bytes());
+    format!("forgotten:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+}
+
+fn issue_number(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or_default()
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A deadlock or a serialisation failure: nothing was written, and the same transaction run
+/// again will most likely go through.
+fn transient(e: &StoreError) -> bool {
+    match e {
+        StoreError::Query(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
+        _ => false,
+    }
+}
+
+fn database_code(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+/// Runs `$body` in a transaction on `$store`'s pool, with `$tx` bound to it, and commits what
+/// it returns `Ok`; an `Err` rolls back. A deadlock or serialisation failure (which wrote
+/// nothing) runs the body again in a new transaction, a few times, after a short random pause.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident| $body:block) => {{
+        let mut attempt: u32 = 0;
+        loop {
+            let mut $tx = $store.pool.begin().await?;
+            let result: Result<_, StoreError> = async { $body }.await;
+            let result = match result {
+                Ok(value) => $tx.commit().await.map(|()| value).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if attempt < RETRIES && transient(&e) => {
+                    attempt += 1;
+                    let pause = 10 * u64::from(attempt) + rand::random::<u64>() % 20;
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+impl PgStore {
+    /// Connects with at most `pool_size` connections, creating the database when it does not
+    /// exist yet and migrating it.
+    pub async fn open(url: &str, pool_size: u32) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(StoreError::Open)?.application_name("gazette");
+        migrate(&options).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Open)?;
+        Ok(Self { pool })
+    }
+
+    pub async fn import(
+        &self,
+        rows: &[NewSubscriber],
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        in_tx!(self, |tx| {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
+            let mut counts = ImportCounts::default();
+            upsert(&mut tx, rows, source, now, &mut counts, &mut ListIds::new()).await?;
+            Ok(counts)
+        })
+    }
+
+    /// Makes the list's members exactly `rows` (adding, updating, and removing memberships the
+    /// file no longer names). Never brings back an address that left.
+    pub async fn sync_list(
+        &self,
+        list: &ListName,
+        rows: &[NewSubscriber],
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let source = format!("list file {list}");
+        let rows: Vec<NewSubscriber> = rows
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if !r.lists.contains(list) {
+                    r.lists.push(list.clone());
+                }
+                r
+            })
+            .collect();
+        let keep: HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+        in_tx!(self, |tx| {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
+            let mut counts = ImportCounts::default();
+            let mut ids = ListIds::new();
+            upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await?;
+            let list_id = list_id(&mut tx, list, &mut ids).await?;
+            let members = sqlx::query(
+                "SELECT s.id, s.email FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = $1",
+            )
+            .bind(list_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let gone: Vec<i64> =
+                members.iter().filter(|m| !keep.contains(m.get::<&str, _>(1))).map(|m| m.get::<i64, _>(0)).collect();
+            if !gone.is_empty() {
+                counts.removed +=
+                    sqlx::query("DELETE FROM memberships WHERE list_id = $1 AND subscriber_id = ANY($2::bigint[])")
+                        .bind(list_id)
+                        .bind(&gone)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+            }
+            Ok(counts)
+        })
+    }
+
+    pub async fn set_status(
+        &self,
+        email: &EmailAddress,
+        status: SubscriberStatus,
+        event: ConsentEvent,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        in_tx!(self, |tx| {
+            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+            let Some(row) = row else { return Ok(false) };
+            let id: i64 = row.get(0);
+            let current: SubscriberStatus = parse(row.get::<&str, _>(1))?;
+            if current == status {
+                return Ok(false);
+            }
+            sqlx::query("UPDATE subscribers SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status.as_str())
+                .bind(ms(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            consent(&mut tx, id, event, source, now).await?;
+            Ok(true)
+        })
+    }
+
+    pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        in_tx!(self, |tx| {
+            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+            let Some(row) = row else { return Ok(false) };
+            let id: i64 = row.get(0);
+            sqlx::query(
+                "UPDATE subscribers SET email = $1, name = '', attributes = '{}', status = 'unsubscribed', updated_at = $2 \
+                 WHERE id = $3",
+            )
+            .bind(forgotten(email))
+            .bind(ms(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM memberships WHERE subscriber_id = $1").bind(id).execute(&mut *tx).await?;
+            consent(&mut tx, id, ConsentEvent::Forget, source, now).await?;
+            Ok(true)
+        })
+    }
+
+    pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError> {
+        let row = sqlx::query(SUBSCRIBER_BY_EMAIL).bind(email.as_str()).fetch_optional(&self.pool).await?;
+        row.as_ref().map(subscriber_row).transpose()
+    }
+
+    pub async fn subscribers(
+        &self,
+        list: Option<&ListName>,
+        status: Option<SubscriberStatus>,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        sqlx::query(SUBSCRIBERS)
+            .bind(status.map(SubscriberStatus::as_str))
+            .bind(list.map(AsRef::<str>::as_ref))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(subscriber_row)
+            .collect()
+    }
+
+    /// One page of subscribers in address order: at most `limit`, each after `after`.
+    pub async fn subscribers_page(
+        &self,
+        list: Option<&ListName>,
+        status: Option<SubscriberStatus>,
+        after: Option<&EmailAddress>,
+        limit: u32,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        // The email column sorts bytewise (COLLATE "C"), as SQLite does, so pages end and
+        // resume at the same addresses on both backends, and the unique index serves the order.
+        sqlx::query(
+            "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+             (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
+             FROM subscribers s WHERE s.email > $1 AND s.email NOT LIKE 'forgotten:%' \
+             AND ($2::text IS NULL OR s.status = $2) \
+             AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                                              WHERE m.subscriber_id = s.id AND l.name = $3)) \
+             ORDER BY s.email LIMIT $4",
+        )
+        .bind(after.map_or("", EmailAddress::as_str))
+        .bind(status.map(SubscriberStatus::as_str))
+        .bind(list.map(AsRef::<str>::as_ref))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(subscriber_row)
+        .collect()
+    }
+
+    pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT l.name, s.status, count(s.id) FROM lists l \
+             LEFT JOIN memberships m ON m.list_id = l.id LEFT JOIN subscribers s ON s.id = m.subscriber_id \
+             GROUP BY l.name, s.status ORDER BY l.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<ListCounts> = Vec::new();
+        for r in rows {
+            let name: String = r.get(0);
+            if out.last().is_none_or(|l| l.name != name) {
+                out.push(ListCounts {
+                    name: name.clone(),
+                    counts: SubscriberStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect(),
+                });
+            }
+            if let (Some(status), Some(last)) = (r.get::<Option<String>, _>(1), out.last_mut()) {
+                last.counts.insert(status, count(r.get(2)));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError> {
+        let max: Option<i64> = sqlx::query_scalar("SELECT max(number) FROM issues").fetch_one(&self.pool).await?;
+        let carried: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number \
+             WHERE i.status <> 'cancelled'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((issue_number(max.unwrap_or(0) + 1)?, carried.into_iter().collect()))
+    }
+
+    pub async fn first_seen(
+        &self,
+        identities: &[String],
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        if record {
+            // The first writer's time stands; a later one's is ignored.
+            sqlx::query(
+                "INSERT INTO article_first_seen (identity, first_seen) SELECT u.identity, $2 \
+                 FROM UNNEST($1::text[]) AS u(identity) ON CONFLICT DO NOTHING",
+            )
+            .bind(identities)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await?;
+        }
+        let rows = sqlx::query("SELECT identity, first_seen FROM article_first_seen WHERE identity = ANY($1::text[])")
+            .bind(identities)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get::<String, _>(0), from_ms(r.get(1)))).collect())
+    }
+
+    pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
+        let n: Option<i64> =
+            sqlx::query_scalar("SELECT min(number) FROM issues WHERE status = 'sending'").fetch_one(&self.pool).await?;
+        match n {
+            Some(n) => self.issue(issue_number(n)?).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Creates the issue and queues one delivery per active subscriber of `lists` (one for
+    /// someone on two of them), all in one transaction. A second process creating the same
+    /// number, or serving the same slot, waits on the first and then finds it taken.
+    pub async fn create_issue(
+        &self,
+        issue: &NewIssue,
+        lists: &[ListName],
+        now: DateTime<Utc>,
+    ) -> Result<IssueRecord, StoreError> {
+        let articles = to_json(&issue.articles)?;
+        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
+        let number = i64::from(issue.number);
+        in_tx!(self, |tx| {
+            let inserted = sqlx::query(
+                "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) \
+                 VALUES ($1, 'sending', $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )
+            .bind(number)
+            .bind(&issue.subject)
+            .bind(ms(issue.date))
+            .bind(&articles)
+            .bind(issue.slot.as_ref().map(|s| &s.key))
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::IssueExists(issue.number));
+            }
+            if let Some(slot) = &issue.slot {
+                let taken = sqlx::query(
+                    "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&slot.key)
+                .bind(ms(slot.at))
+                .bind(number)
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 0;
+                if taken {
+                    return Err(StoreError::SlotTaken(slot.key.clone()));
+                }
+            }
+            sqlx::query(
+                "INSERT INTO issue_articles (issue_number, identity) SELECT $1, u.identity \
+                 FROM UNNEST($2::text[]) AS u(identity) ON CONFLICT DO NOTHING",
+            )
+            .bind(number)
+            .bind(&issue.identities)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(QUEUE_ISSUE).bind(number).bind(ms(now)).bind(&names).execute(&mut *tx).await?;
+            Ok(())
+        })?;
+        self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))
+    }
+
+    pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE number = $1")))
+            .bind(i64::from(number))
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut issue = issue_row(&row)?;
+        issue.counts = self.counts(number).await?;
+        Ok(Some(issue))
+    }
+
+    async fn counts(&self, number: u32) -> Result<DeliveryCounts, StoreError> {
+        let rows = sqlx::query(COUNTS).bind(i64::from(number)).fetch_all(&self.pool).await?;
+        let mut counts = DeliveryCounts::default();
+        for r in rows {
+            counts.add(parse(r.get::<&str, _>(0))?, count(r.get(1)));
+        }
+        Ok(counts)
+    }
+
+    pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ISSUE_COLUMNS} FROM issues ORDER BY number")))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut issue = issue_row(&r)?;
+            issue.counts = self.counts(issue.number).await?;
+            out.push(issue);
+        }
+        Ok(out)
+    }
+
+    pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.email, d.last_reply, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_number = $1 AND d.state = 'failed' ORDER BY s.email",
+        )
+        .bind(i64::from(number))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Failure {
+                email: r.get(0),
+                reply: r.get(1),
+                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        in_tx!(self, |tx| {
+            let done = sqlx::query(
+                "UPDATE issues SET status = 'cancelled', finished_at = $1 WHERE number = $2 AND status = 'sending'",
+            )
+            .bind(ms(now))
+            .bind(i64::from(number))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(CANCEL_DELIVERIES).bind(ms(now)).bind(i64::from(number)).execute(&mut *tx).await?;
+            Ok(done > 0)
+        })
+    }
+
+    /// Puts a finished issue back to sending, so that its deliveries that can still go out do.
+    pub async fn reopen_issue(&self, number: u32, _now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = $1 AND status = 'sent'",
+        )
+        .bind(i64::from(number))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = sqlx::query(FINISH_ISSUE).bind(ms(now)).bind(i64::from(number)).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Takes up to `limit` due deliveries of the issue under a lease, committed before this
+    /// returns. Rows another worker is claiming at this instant are skipped, not waited for;
+    /// expired leases are taken over. Deliveries whose subscriber is no longer active are marked
+    /// skipped instead: they get nothing more.
+    pub async fn claim(
+        &self,
+        number: u32,
+        owner: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let now_ms = ms(now);
+        let mut claimed = in_tx!(self, |tx| {
+            let rows = sqlx::query(CLAIM)
+                .bind(owner)
+                .bind(now_ms + lease_ms(lease))
+                .bind(i64::from(number))
+                .bind(now_ms)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut *tx)
+                .await?;
+            let ids: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(1)).collect();
+            let people: HashMap<i64, PgRow> = sqlx::query(CLAIM_PEOPLE)
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| (r.get::<i64, _>(0), r))
+                .collect();
+            let mut claimed = Vec::with_capacity(rows.len());
+            let (mut left, mut why) = (Vec::new(), Vec::new());
+            for r in rows {
+                let delivery_id: i64 = r.get(0);
+                let subscriber_id: i64 = r.get(1);
+                let s = people
+                    .get(&subscriber_id)
+                    .ok_or_else(|| StoreError::Corrupt("a delivery without its subscriber".into()))?;
+                let status: SubscriberStatus = parse(s.get::<&str, _>(4))?;
+                if status != SubscriberStatus::Active {
+                    // Left (or bounced) since the issue was queued: they get nothing more from it.
+                    left.push(delivery_id);
+                    why.push(format!("subscriber is {status}"));
+                    continue;
+                }
+                claimed.push(Claimed {
+                    delivery_id,
+                    subscriber_id,
+                    email: parse(s.get::<&str, _>(1))?,
+                    name: s.get(2),
+                    attributes: serde_json::from_str(s.get::<&str, _>(3)).unwrap_or_default(),
+                    attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
+                });
+            }
+            if !left.is_empty() {
+                sqlx::query(SKIP_LEFT).bind(now_ms).bind(&left).bind(&why).execute(&mut *tx).await?;
+            }
+            Ok(claimed)
+        })?;
+        claimed.sort_by_key(|c| c.delivery_id);
+        Ok(claimed)
+    }
+
+    /// Extends the leases `owner` holds on `ids` (the deliveries it has claimed and not yet
+    /// recorded).
+    pub async fn renew_leases(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        Ok(sqlx::query(RENEW_LEASES)
+            .bind(ms(now) + lease_ms(lease))
+            .bind(ids)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
+    /// Writes a batch of outcomes in one transaction, one statement per kind of outcome.
+    pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let now_ms = ms(now);
+        let mut sent = (Vec::new(), Vec::new(), Vec::new());
+        let mut deferred = (Vec::new(), Vec::new(), Vec::new());
+        let mut failed = (Vec::new(), Vec::new());
+        let mut bounces: Vec<(i64, &str)> = Vec::new();
+        let mut released = Vec::new();
+        for o in outcomes {
+            match o {
+                Outcome::Sent { delivery_id, message_id, reply } => {
+                    sent.0.push(*delivery_id);
+                    sent.1.push(message_id.as_str());
+                    sent.2.push(reply.as_deref());
+                }
+                Outcome::Deferred { delivery_id, reply, retry_at } => {
+                    deferred.0.push(*delivery_id);
+                    deferred.1.push(reply.as_str());
+                    deferred.2.push(ms(*retry_at));
+                }
+                Outcome::Failed { delivery_id, reply, bounce } => {
+                    failed.0.push(*delivery_id);
+                    failed.1.push(reply.as_str());
+                    if let Some(subscriber_id) = bounce
+                        && !bounces.iter().any(|(id, _)| id == subscriber_id)
+                    {
+                        bounces.push((*subscriber_id, reply.as_str()));
+                    }
+                }
+                Outcome::Released { delivery_id } => released.push(*delivery_id),
+            }
+        }
+        in_tx!(self, |tx| {
+            if !sent.0.is_empty() {
+                sqlx::query(RECORD_SENT)
+                    .bind(now_ms)
+                    .bind(&sent.0)
+                    .bind(&sent.1)
+                    .bind(&sent.2)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !deferred.0.is_empty() {
+                sqlx::query(RECORD_DEFERRED)
+                    .bind(now_ms)
+                    .bind(&deferred.0)
+                    .bind(&deferred.1)
+                    .bind(&deferred.2)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !failed.0.is_empty() {
+                sqlx::query(RECORD_FAILED).bind(now_ms).bind(&failed.0).bind(&failed.1).execute(&mut *tx).await?;
+            }
+            if !bounces.is_empty() {
+                let ids: Vec<i64> = bounces.iter().map(|(id, _)| *id).collect();
+                let changed: HashSet<i64> = sqlx::query_scalar(RECORD_BOUNCES)
+                    .bind(now_ms)
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect();
+                let (ids, replies): (Vec<i64>, Vec<&str>) =
+                    bounces.iter().filter(|(id, _)| changed.contains(id)).copied().unzip();
+                consent_many(&mut tx, &ids, ConsentEvent::Bounce, &replies, now).await?;
+            }
+            if !released.is_empty() {
+                sqlx::query(RECORD_RELEASED).bind(&released).bind(owner).execute(&mut *tx).await?;
+            }
+            Ok(())
+        })
+    }
+
+    pub async fn release(&self, owner: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(RELEASE).bind(owner).execute(&self.pool).await?.rows_affected())
+    }
+
+    pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<i64> = sqlx::query_scalar(NEXT_DUE).bind(i64::from(number)).fetch_one(&self.pool).await?;
+        Ok(t.map(from_ms))
+    }
+
+    pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError> {
+        let rows: Vec<i64> = sqlx::query_scalar("SELECT number FROM issues WHERE status = 'sending' ORDER BY number")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().filter_map(|n| u32::try_from(n).ok()).collect())
+    }
+
+    /// Records a slot that made no issue; false when it was already recorded.
+    pub async fn record_slot(
+        &self,
+        key: &str,
+        at: DateTime<Utc>,
+        outcome: SlotOutcome,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO slots (key, at, outcome, reason, recorded_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(key)
+        .bind(ms(at))
+        .bind(outcome.as_str())
+        .bind(reason)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    pub async fn slot(&self, key: &str) -> Result<Option<SlotRecord>, StoreError> {
+        let row = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(slot_row))
+    }
+
+    pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError> {
+        let rows = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots ORDER BY at")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(slot_row).collect())
+    }
+
+    pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let t: Option<i64> = sqlx::query_scalar("SELECT max(at) FROM slots").fetch_one(&self.pool).await?;
+        Ok(t.map(from_ms))
+    }
+
+    pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError> {
+        let row = sqlx::query("SELECT body, etag, last_modified FROM feed_cache WHERE url = $1")
+            .bind(url)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| FeedCacheEntry { body: r.get(0), etag: r.get(1), last_modified: r.get(2) }))
+    }
+
+    pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO feed_cache (url, etag, last_modified, body, fetched_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, \
+             body = excluded.body, fetched_at = excluded.fetched_at",
+        )
+        .bind(url)
+        .bind(&entry.etag)
+        .bind(&entry.last_modified)
+        .bind(&entry.body)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A sign-up from the web form. An unknown address is stored as unconfirmed; any other is
+    /// left as it is (a request is not consent). The request joins the consent record either way.
+    /// Two requests for one address take their turn on its row; two for a new address race to
+    /// insert it, and the loser carries on with the winner's row.
+    pub async fn request_subscription(
+        &self,
+        email: &EmailAddress,
+        name: Option<&str>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Signup, StoreError> {
+        in_tx!(self, |tx| {
+            let mut found = None;
+            for _ in 0..RETRIES {
+                let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+                if let Some(r) = row {
+                    found = Some((r.get::<i64, _>(0), Some(parse::<SubscriberStatus>(r.get::<&str, _>(1))?)));
+                    break;
+                }
+                let id: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at) \
+                     VALUES ($1, $2, '{}', 'unconfirmed', $3, $3) ON CONFLICT (email) DO NOTHING RETURNING id",
+                )
+                .bind(email.as_str())
+                .bind(name.unwrap_or_default())
+                .bind(ms(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(id) = id {
+                    found = Some((id, None));
+                    break;
+                }
+            }
+            let Some((id, before)) = found else {
+                return Err(StoreError::Contended(format!("{email} kept changing while it signed up")));
+            };
+            let recent: i64 = sqlx::query_scalar(RECENT_SIGNUPS)
+                .bind(id)
+                .bind(ms(now) - 24 * 3600 * 1000)
+                .fetch_one(&mut *tx)
+                .await?;
+            consent(&mut tx, id, ConsentEvent::Subscribe, source, now).await?;
+            Ok(Signup { before, recent_requests: u32::try_from(recent).unwrap_or(u32::MAX) })
+        })
+    }
+
+    /// Acts on a confirmation link made at `issued`: the address becomes active and joins
+    /// `lists`, unless it left after the link was made. The address's row is locked first, so a
+    /// departure cannot slip in between the check and the change.
+    pub async fn confirm_subscription(
+        &self,
+        email: &EmailAddress,
+        lists: &[ListName],
+        issued: DateTime<Utc>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Confirmation, StoreError> {
+        in_tx!(self, |tx| {
+            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+            let Some(row) = row else { return Ok(Confirmation::Unknown) };
+            let id: i64 = row.get(0);
+            let status: SubscriberStatus = parse(row.get::<&str, _>(1))?;
+            let left_since: i64 = sqlx::query_scalar(LEFT_SINCE).bind(id).bind(ms(issued)).fetch_one(&mut *tx).await?;
+            if left_since > 0 && status != SubscriberStatus::Active {
+                return Ok(Confirmation::Stale);
+            }
+            let outcome = if status == SubscriberStatus::Active {
+                Confirmation::AlreadyActive
+            } else {
+                sqlx::query("UPDATE subscribers SET status = 'active', updated_at = $1 WHERE id = $2")
+                    .bind(ms(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                consent(&mut tx, id, ConsentEvent::Confirm, source, now).await?;
+                Confirmation::Confirmed
+            };
+            let mut ids = ListIds::new();
+            let mut list_ids = Vec::with_capacity(lists.len());
+            for l in lists {
+                list_ids.push(list_id(&mut tx, l, &mut ids).await?);
+            }
+            sqlx::query(JOIN_LISTS)
+                .bind(&list_ids)
+                .bind(vec![id; list_ids.len()])
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+            Ok(outcome)
+        })
+    }
+
+    /// Subscribers by status, for metrics.
+    pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows =
+            sqlx::query("SELECT status, count(*) FROM subscribers GROUP BY status").fetch_all(&self.pool).await?;
+        let mut out: BTreeMap<String, u64> = SubscriberStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+        for r in rows {
+            out.insert(r.get(0), count(r.get(1)));
+        }
+        Ok(out)
+    }
+
+    /// Issues by status, for metrics.
+    pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows = sqlx::query("SELECT status, count(*) FROM issues GROUP BY status").fetch_all(&self.pool).await?;
+        let mut out: BTreeMap<String, u64> = IssueStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
+        for r in rows {
+            out.insert(r.get(0), count(r.get(1)));
+        }
+        Ok(out)
+    }
+
+    /// The issues that went out or are going out (at least one delivery sent: a reader may
+    /// already hold it), newest first, without their delivery counts (which cost a walk of
+    /// the ledger).
+    pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError> {
+        sqlx::query(
+            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
+             WHERE status = 'sent' OR (status = 'sending' AND EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')) \
+             ORDER BY number DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(sent_issue_row)
+        .collect()
+    }
+
+    /// One issue, if it went out or is going out.
+    pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError> {
+        let row = sqlx::query(
+            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
+             WHERE number = $1 AND (status = 'sent' OR (status = 'sending' AND EXISTS \
+                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')))",
+        )
+        .bind(i64::from(number))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(sent_issue_row).transpose()
+    }
+
+    /// Answers when the database does, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Takes up to `want` sends from the bucket `name`, which refills at `per_second` and holds
+    /// at most `burst`. Every process on the store draws from the same bucket: its row is locked
+    /// from the read to the write, so two takers never spend the same tokens.
+    pub async fn take_tokens(
+        &self,
+        name: &str,
+        per_second: f64,
+        burst: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, StoreError> {
+        let now_ms = ms(now);
+        in_tx!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .bind(burst)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query("SELECT tokens, updated_at FROM rate_buckets WHERE name = $1 FOR UPDATE")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            let (tokens, updated): (f64, i64) = (row.get(0), row.get(1));
+            let (grant, left) = super::bucket::take(tokens, updated, per_second, burst, want, now_ms);
+            sqlx::query("UPDATE rate_buckets SET tokens = $1, updated_at = $2 WHERE name = $3")
+                .bind(left)
+                .bind(now_ms.max(updated))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            Ok(grant)
+        })
+    }
+}
+
+/// Creates the database when it does not exist, then migrates it on a connection of its own.
+/// sqlx holds a PostgreSQL advisory lock (per database) while it migrates, so processes that
+/// start together on a new database take turns and the later ones find the work done; the lock
+/// is a session's, so it dies with the connection if this process does.
+async fn migrate(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let single = |options: PgConnectOptions| PgPoolOptions::new().max_connections(1).connect_with(options);
+    let pool = match single(options.clone()).await {
+        Ok(pool) => pool,
+        Err(e) if database_code(&e).as_deref() == Some("3D000") => {
+            create_database(options).await?;
+            single(options.clone()).await.map_err(StoreError::Open)?
+        }
+        Err(e) => return Err(StoreError::Open(e)),
+    };
+    let migrated = MIGRATIONS.run(&pool).await.map_err(StoreError::Migrate);
+    // Closing ends the session, and with it the migration lock, even when a migration failed
+    // halfway and sqlx returned without unlocking.
+    pool.close().await;
+    migrated
+}
+
+async fn create_database(options: &PgConnectOptions) -> Result<(), StoreError> {
+    let name = options.get_database().unwrap_or_default().to_owned();
+    let cannot = |source| StoreError::CreateDatabase { name: name.clone(), source };
+    let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await.map_err(cannot)?;
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""))))
+        .execute(&mut admin)
+        .await;
+    let _ = admin.close().await;
+    match created {
+        Ok(_) => Ok(()),
+        // Another process created it first.
+        Err(e) if matches!(database_code(&e).as_deref(), Some("42P04" | "23505")) => Ok(()),
+        Err(e) => Err(cannot(e)),
+    }
+}
+
+async fn consent(
+    conn: &mut PgConnection,
+    subscriber: i64,
+    event: ConsentEvent,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO consent_events (subscriber_id, event, source, at) VALUES ($1, $2, $3, $4)")
+        .bind(subscriber)
+        .bind(event.as_str())
+        .bind(source)
+        .bind(ms(now))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One consent event per subscriber in `ids`, each with its own source.
+async fn consent_many(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    event: ConsentEvent,
+    sources: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(CONSENT_MANY).bind(event.as_str()).bind(ms(now)).bind(ids).bind(sources).execute(conn).await?;
+    Ok(())
+}
+
+/// List ids met during one transaction: an import of a million rows names the same few lists.
+type ListIds = HashMap<ListName, i64>;
+
+async fn list_id(conn: &mut PgConnection, list: &ListName, ids: &mut ListIds) -> Result<i64, StoreError> {
+    if let Some(id) = ids.get(list) {
+        return Ok(*id);
+    }
+    // Two statements, not one: a list another transaction creates meanwhile is waited for by the
+    // insert, and only a new statement's snapshot sees it.
+    sqlx::query("INSERT INTO lists (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(list.as_ref())
+        .execute(&mut *conn)
+        .await?;
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM lists WHERE name = $1").bind(list.as_ref()).fetch_one(&mut *conn).await?;
+    ids.insert(list.clone(), id);
+    Ok(id)
+}
+
+/// Adds or updates subscribers from an import, a list file or a command, with the meaning of
+/// writing the rows one by one: new addresses are active (the publisher vouches for their
+/// consent); one that left stays as it is. Rows go in chunks in which no address repeats, a few
+/// statements a chunk.
+async fn upsert(
+    conn: &mut PgConnection,
+    rows: &[NewSubscriber],
+    source: &str,
+    now: DateTime<Utc>,
+    counts: &mut ImportCounts,
+    ids: &mut ListIds,
+) -> Result<(), StoreError> {
+    let mut start = 0;
+    while start < rows.len() {
+        let mut seen = HashSet::new();
+        let mut end = start;
+        while end < rows.len() && end - start < IMPORT_CHUNK && seen.insert(rows[end].email.as_str()) {
+            end += 1;
+        }
+        let mut chunk: Vec<&NewSubscriber> = rows[start..end].iter().collect();
+        // Addresses another writer (a web sign-up) inserted since the chunk was read are written
+        // again as the existing rows they now are.
+        for _ in 0..RETRIES {
+            if chunk.is_empty() {
+                break;
+            }
+            chunk = upsert_chunk(conn, &chunk, source, now, counts, ids).await?;
+        }
+        if !chunk.is_empty() {
+            return Err(StoreError::Contended("subscribers kept being added while this import ran".into()));
+        }
+        start = end;
+    }
+    Ok(())
+}
+
+/// Writes rows with distinct addresses; returns those that another transaction inserted first.
+async fn upsert_chunk<'r>(
+    conn: &mut PgConnection,
+    rows: &[&'r NewSubscriber],
+    source: &str,
+    now: DateTime<Utc>,
+    counts: &mut ImportCounts,
+    ids: &mut ListIds,
+) -> Result<Vec<&'r NewSubscriber>, StoreError> {
+    let now_ms = ms(now);
+    let keys: Vec<String> = rows.iter().flat_map(|r| [r.email.as_str().to_owned(), forgotten(&r.email)]).collect();
+    let found: HashMap<String, PgRow> = sqlx::query(LOCK_SUBSCRIBERS)
+        .bind(&keys)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.get::<String, _>(1), r))
+        .collect();
+
+    let mut updates = (Vec::new(), Vec::new(), Vec::new());
+    let mut reactivated = Vec::new();
+    // Existing rows to count once their memberships are known: (id, changed, row).
+    let mut existing = Vec::new();
+    let mut fresh = Vec::new();
+    for &row in rows {
+        let Some(e) = found.get(row.email.as_str()).or_else(|| found.get(&forgotten(&row.email))) else {
+            fresh.push(row);
+            continue;
+        };
+        let id: i64 = e.get(0);
+        let status: SubscriberStatus = parse(e.get::<&str, _>(4))?;
+        if status.is_final_no() {
+            counts.refused += 1;
+            continue;
+        }
+        let name: &str = e.get(2);
+        let old_attributes: BTreeMap<String, String> = serde_json::from_str(e.get::<&str, _>(3)).unwrap_or_default();
+        let new_name = row.name.clone().unwrap_or_else(|| name.to_owned());
+        let mut merged = old_attributes.clone();
+        merged.extend(row.attributes.clone());
+        let changed = new_name != name || merged != old_attributes || status != SubscriberStatus::Active;
+        if changed {
+            updates.0.push(id);
+            updates.1.push(new_name);
+            updates.2.push(to_json(&merged)?);
+            if status != SubscriberStatus::Active {
+                reactivated.push(id);
+            }
+        }
+        existing.push((id, changed, row));
+    }
+    if !updates.0.is_empty() {
+        sqlx::query(UPDATE_SUBSCRIBERS)
+            .bind(&updates.0)
+            .bind(&updates.1)
+            .bind(&updates.2)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await?;
+        consent_many(conn, &reactivated, ConsentEvent::Import, &vec![source; reactivated.len()], now).await?;
+    }
+
+    let mut conflicted = Vec::new();
+    let mut added: Vec<(i64, &NewSubscriber)> = Vec::new();
+    if !fresh.is_empty() {
+        let mut columns = (Vec::new(), Vec::new(), Vec::new());
+        for row in &fresh {
+            columns.0.push(row.email.as_str());
+            columns.1.push(row.name.clone().unwrap_or_default());
+            columns.2.push(to_json(&row.attributes)?);
+        }
+        let inserted: HashMap<String, i64> = sqlx::query(INSERT_SUBSCRIBERS)
+            .bind(&columns.0)
+            .bind(&columns.1)
+            .bind(&columns.2)
+            .bind(now_ms)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0)))
+            .collect();
+        for row in fresh {
+            match inserted.get(row.email.as_str()) {
+                Some(id) => added.push((*id, row)),
+                None => conflicted.push(row),
+            }
+        }
+        added.sort_by_key(|(id, _)| *id);
+        let new_ids: Vec<i64> = added.iter().map(|(id, _)| *id).collect();
+        let event = if source == "add" { ConsentEvent::Add } else { ConsentEvent::Import };
+        consent_many(conn, &new_ids, event, &vec![source; new_ids.len()], now).await?;
+        counts.imported += new_ids.len() as u64;
+    }
+
+    let mut pairs = (Vec::new(), Vec::new());
+    for (id, row) in existing.iter().map(|(id, _, row)| (*id, *row)).chain(added.iter().copied()) {
+        for l in &row.lists {
+            pairs.0.push(list_id(conn, l, ids).await?);
+            pairs.1.push(id);
+        }
+    }
+    let joined: HashSet<i64> = if pairs.0.is_empty() {
+        HashSet::new()
+    } else {
+        sqlx::query_scalar(JOIN_LISTS)
+            .bind(&pairs.0)
+            .bind(&pairs.1)
+            .bind(now_ms)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    for (id, changed, _) in existing {
+        if changed || joined.contains(&id) {
+            counts.updated += 1;
+        } else {
+            counts.unchanged += 1;
+        }
+    }
+    Ok(conflicted)
+}
+
+fn subscriber_row(r: &PgRow) -> Result<SubscriberRecord, StoreError> {
+    let lists: Option<String> = r.get(5);
+    let mut lists: Vec<String> = lists.map(|l| l.split(';').map(str::to_owned).collect()).unwrap_or_default();
+    lists.sort();
+    Ok(SubscriberRecord {
+        id: r.get(0),
+        email: r.get(1),
+        name: r.get(2),
+        status: parse(r.get::<&str, _>(3))?,
+        attributes: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
+        lists,
+    })
+}
+
+fn slot_row(r: &PgRow) -> SlotRecord {
+    SlotRecord {
+        key: r.get(0),
+        at: from_ms(r.get(1)),
+        outcome: r.get(2),
+        issue_number: r.get::<Option<i64>, _>(3).and_then(|n| u32::try_from(n).ok()),
+        reason: r.get(4),
+    }
+}
+
+fn issue_row(r: &PgRow) -> Result<IssueRecord, StoreError> {
+    Ok(IssueRecord {
+        number: issue_number(r.get(0))?,
+        status: parse::<IssueStatus>(r.get::<&str, _>(1))?,
+        subject: r.get(2),
+        date: from_ms(r.get(3)),
+        articles: serde_json::from_str(r.get::<&str, _>(4)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        slot: r.get(5),
+        created_at: from_ms(r.get(6)),
+        finished_at: r.get::<Option<i64>, _>(7).map(from_ms),
+        counts: DeliveryCounts::default(),
+    })
+}
+
+fn sent_issue_row(r: &PgRow) -> Result<SentIssue, StoreError> {
+    let created_at = from_ms(r.get(4));
+    Ok(SentIssue {
+        number: issue_number(r.get(0))?,
+        subject: r.get(1),
+        date: from_ms(r.get(2)),
+        articles: serde_json::from_str(r.get::<&str, _>(3)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        sent_at: r.get::<Option<i64>, _>(5).map_or(created_at, from_ms),
+        finished: r.get::<&str, _>(6) == IssueStatus::Sent.as_str(),
+    })
+}

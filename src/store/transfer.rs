@@ -1,0 +1,382 @@
+//! Moving a publication from one store to another (`gazette migrate-store`): every table, row by
+//! row in the order foreign keys need, into an empty destination, inside one transaction there,
+//! so that a failure half-way leaves the destination as it was. Both backends share one schema
+//! (the same tables, columns and unix-millisecond times), so rows travel as plain values.
+
+use futures_util::TryStreamExt;
+use serde::Serialize;
+use sqlx::{Row, postgres::PgRow, sqlite::SqliteRow};
+
+use super::{Store, StoreError};
+
+/// How a column travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int,
+    Text,
+    Blob,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+struct Table {
+    name: &'static str,
+    /// The columns, the first being (the start of) the key rows are read in order of.
+    columns: &'static [(&'static str, Kind)],
+    /// The identity column whose sequence follows the copied ids on PostgreSQL.
+    identity: Option<&'static str>,
+}
+
+use Kind::{Blob, Int, Text};
+
+/// Parents before children. `rate_buckets` is left out: it only paces the sends of the moment.
+const TABLES: &[Table] = &[
+    Table { name: "lists", columns: &[("id", Int), ("name", Text)], identity: Some("id") },
+    Table {
+        name: "subscribers",
+        columns: &[
+            ("id", Int),
+            ("email", Text),
+            ("name", Text),
+            ("attributes", Text),
+            ("status", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+        identity: Some("id"),
+    },
+    Table {
+        name: "memberships",
+        columns: &[("list_id", Int), ("subscriber_id", Int), ("created_at", Int)],
+        identity: None,
+    },
+    Table {
+        name: "consent_events",
+        columns: &[("id", Int), ("subscriber_id", Int), ("event", Text), ("source", Text), ("at", Int)],
+        identity: Some("id"),
+    },
+    Table {
+        name: "issues",
+        columns: &[
+            ("number", Int),
+            ("status", Text),
+            ("subject", Text),
+            ("issue_date", Int),
+            ("articles", Text),
+            ("slot", Text),
+            ("created_at", Int),
+            ("finished_at", Int),
+        ],
+        identity: None,
+    },
+    Table { name: "issue_articles", columns: &[("issue_number", Int), ("identity", Text)], identity: None },
+    Table {
+        name: "deliveries",
+        columns: &[
+            ("id", Int),
+            ("issue_number", Int),
+            ("subscriber_id", Int),
+            ("state", Text),
+            ("attempts", Int),
+            ("next_attempt_at", Int),
+            ("lease_owner", Text),
+            ("lease_until", Int),
+            ("last_reply", Text),
+            ("message_id", Text),
+            ("updated_at", Int),
+            ("sent_at", Int),
+        ],
+        identity: Some("id"),
+    },
+    Table { name: "article_first_seen", columns: &[("identity", Text), ("first_seen", Int)], identity: None },
+    Table {
+        name: "slots",
+        columns: &[
+            ("key", Text),
+            ("at", Int),
+            ("outcome", Text),
+            ("issue_number", Int),
+            ("reason", Text),
+            ("recorded_at", Int),
+        ],
+        identity: None,
+    },
+    Table {
+        name: "feed_cache",
+        columns: &[("url", Text), ("etag", Text), ("last_modified", Text), ("body", Blob), ("fetched_at", Int)],
+        identity: None,
+    },
+];
+
+/// Rows a statement inserts at once: well inside both backends' limits on bound values.
+const BATCH: usize = 500;
+
+/// What was copied, table by table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TransferReport {
+    pub tables: Vec<(String, u64)>,
+}
+
+impl TransferReport {
+    pub fn total(&self) -> u64 {
+        self.tables.iter().map(|(_, n)| n).sum()
+    }
+}
+
+fn select(table: &Table, cast: impl Fn(&str, Kind) -> String) -> String {
+    let columns: Vec<String> = table.columns.iter().map(|(c, k)| cast(c, *k)).collect();
+    let key = table.columns.first().map_or("1", |(c, _)| c);
+    let second = if table.identity.is_none() && table.columns.len() > 1 {
+        format!(", {}", table.columns[1].0)
+    } else {
+        String::new()
+    };
+    format!("SELECT {} FROM {} ORDER BY {key}{second}", columns.join(", "), table.name)
+}
+
+fn sqlite_value(row: &SqliteRow, i: usize, kind: Kind) -> Result<Value, sqlx::Error> {
+    Ok(match kind {
+        Int => row.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::Int),
+        Text => row.try_get::<Option<String>, _>(i)?.map_or(Value::Null, Value::Text),
+        Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Value::Null, Value::Blob),
+    })
+}
+
+fn pg_value(row: &PgRow, i: usize, kind: Kind) -> Result<Value, sqlx::Error> {
+    Ok(match kind {
+        Int => row.try_get::<Option<i64>, _>(i)?.map_or(Value::Null, Value::Int),
+        Text => row.try_get::<Option<String>, _>(i)?.map_or(Value::Null, Value::Text),
+        Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Value::Null, Value::Blob),
+    })
+}
+
+/// The source's open, read-only transaction.
+enum Reader {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl Reader {
+    async fn begin(store: &Store) -> Result<Self, StoreError> {
+        Ok(match store {
+            Store::Sqlite(s) => Self::Sqlite(s.pool.begin().await?),
+            Store::Postgres(s) => {
+                Self::Postgres(s.pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await?)
+            }
+        })
+    }
+}
+
+/// The destination's open transaction.
+enum Writer {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>, std::collections::HashMap<String, String>),
+}
+
+impl Writer {
+    async fn begin(store: &Store) -> Result<Self, StoreError> {
+        match store {
+            Store::Sqlite(s) => Ok(Self::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?)),
+            Store::Postgres(s) => {
+                let mut tx = s.pool.begin().await?;
+                // The destination's own column types, so text travels into JSON columns and
+                // integers into narrower ones by an explicit cast.
+                let types = sqlx::query(
+                    "SELECT table_name || '.' || column_name, udt_name FROM information_schema.columns \
+                     WHERE table_schema = current_schema()",
+                )
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+                .collect();
+                Ok(Self::Postgres(tx, types))
+            }
+        }
+    }
+
+    async fn is_empty(&mut self) -> Result<bool, StoreError> {
+        let sql =
+            "SELECT (SELECT count(*) FROM subscribers) + (SELECT count(*) FROM issues) + (SELECT count(*) FROM lists)";
+        let n: i64 = match self {
+            Self::Sqlite(tx) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await?,
+            Self::Postgres(tx, _) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await?,
+        };
+        Ok(n == 0)
+    }
+
+    async fn insert(&mut self, table: &Table, rows: &[Vec<Value>]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = table.columns.iter().map(|(c, _)| *c).collect();
+        let width = names.len();
+        let mut sql = format!("INSERT INTO {} ({}) VALUES ", table.name, names.join(", "));
+        for r in 0..rows.len() {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for (c, column) in names.iter().enumerate() {
+                if c > 0 {
+                    sql.push_str(", ");
+                }
+                let n = r * width + c + 1;
+                match self {
+                    Self::Sqlite(_) => sql.push_str(&format!("?{n}")),
+                    Self::Postgres(_, types) => {
+                        let ty = types.get(&format!("{}.{column}", table.name)).map_or("text", String::as_str);
+                        sql.push_str(&format!("${n}::{ty}"));
+                    }
+                }
+            }
+            sql.push(')');
+        }
+        // Table and column names come from the constant list above; every value is bound.
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            Self::Sqlite(tx) => {
+                let mut q = sqlx::query(sql);
+                for v in rows.iter().flatten() {
+                    q = match v {
+                        Value::Null => q.bind(None::<i64>),
+                        Value::Int(i) => q.bind(*i),
+                        Value::Text(t) => q.bind(t.clone()),
+                        Value::Blob(b) => q.bind(b.clone()),
+                    };
+                }
+                q.execute(&mut **tx).await?;
+            }
+            Self::Postgres(tx, _) => {
+                let mut q = sqlx::query(sql);
+                for (i, v) in rows.iter().flatten().enumerate() {
+                    let kind = table.columns[i % width].1;
+                    q = match (v, kind) {
+                        (Value::Null, Int) => q.bind(None::<i64>),
+                        (Value::Null, Text) => q.bind(None::<String>),
+                        (Value::Null, Blob) => q.bind(None::<Vec<u8>>),
+                        (Value::Int(i), _) => q.bind(*i),
+                        (Value::Text(t), _) => q.bind(t.clone()),
+                        (Value::Blob(b), _) => q.bind(b.clone()),
+                    };
+                }
+                q.execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn count(&mut self, table: &Table) -> Result<u64, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {}", table.name));
+        let n: i64 = match self {
+            Self::Sqlite(tx) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await?,
+            Self::Postgres(tx, _) => sqlx::query_scalar(sql).fetch_one(&mut **tx).await?,
+        };
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Postgres(mut tx, _) => {
+                // Ids were copied as they were: new rows must be numbered after them.
+                for t in TABLES {
+                    if let Some(id) = t.identity {
+                        let sql = sqlx::AssertSqlSafe(format!(
+                            "SELECT setval(pg_get_serial_sequence('{0}', '{id}'), coalesce((SELECT max({id}) FROM {0}), 0) + 1, false)",
+                            t.name
+                        ));
+                        sqlx::query(sql).execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Copies every row of this store into `dest`, which must hold no subscribers, lists or
+    /// issues. `progress` hears each table's name and the rows copied so far.
+    pub async fn copy_into(
+        &self,
+        dest: &Store,
+        mut progress: impl FnMut(&str, u64),
+    ) -> Result<TransferReport, StoreError> {
+        let mut writer = Writer::begin(dest).await?;
+        if !writer.is_empty().await? {
+            return Err(StoreError::Unsupported(
+                "the destination already holds subscribers or issues; migrate into a new, empty database".into(),
+            ));
+        }
+        // One snapshot of the source for every table, so rows written meanwhile by a process
+        // that was not stopped cannot leave a child without its parent.
+        let mut source = Reader::begin(self).await?;
+        let mut report = TransferReport::default();
+        for table in TABLES {
+            let mut copied = 0u64;
+            let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
+            match &mut source {
+                Reader::Sqlite(tx) => {
+                    let sql = sqlx::AssertSqlSafe(select(table, |c, _| c.to_owned()));
+                    let mut rows = sqlx::query(sql).fetch(&mut **tx);
+                    while let Some(row) = rows.try_next().await? {
+                        let values = table
+                            .columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, k))| sqlite_value(&row, i, *k))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        batch.push(values);
+                        if batch.len() == BATCH {
+                            writer.insert(table, &batch).await?;
+                            copied += batch.len() as u64;
+                            batch.clear();
+                            progress(table.name, copied);
+                        }
+                    }
+                }
+                Reader::Postgres(tx) => {
+                    let sql = sqlx::AssertSqlSafe(select(table, |c, k| match k {
+                        Int => format!("{c}::bigint"),
+                        Text => format!("{c}::text"),
+                        Blob => c.to_owned(),
+                    }));
+                    let mut rows = sqlx::query(sql).fetch(&mut **tx);
+                    while let Some(row) = rows.try_next().await? {
+                        let values = table
+                            .columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, k))| pg_value(&row, i, *k))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        batch.push(values);
+                        if batch.len() == BATCH {
+                            writer.insert(table, &batch).await?;
+                            copied += batch.len() as u64;
+                            batch.clear();
+                            progress(table.name, copied);
+                        }
+                    }
+                }
+            }
+            writer.insert(table, &batch).await?;
+            copied += batch.len() as u64;
+            progress(table.name, copied);
+            let landed = writer.count(table).await?;
+            if landed != copied {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: {copied} rows read but {landed} in the destination; nothing was kept",
+                    table.name
+                )));
+            }
+            report.tables.push((table.name.to_owned(), copied));
+        }
+        writer.commit().await?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,166 @@
+//! What can go wrong while answering a page, and the status each answer carries. A `WebError`
+//! becomes a response that says what happened without telling the visitor anything about the
+//! store or the server; `pages_with_layout` (see `mod.rs`) turns it into the publication's own
+//! error page. The cause chain is logged once here, never with a token or an address.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+
+use crate::{store::StoreError, tokens::TokenError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("no such page")]
+    NotFound,
+    #[error("{0}")]
+    BadInput(String),
+    #[error("this link does not work: {0}")]
+    Link(#[from] TokenError),
+    #[error("this link was made before you left, so it cannot sign you up again")]
+    StaleLink,
+    #[error("too many requests")]
+    TooMany,
+    #[error("template {name}: {message}")]
+    Template { name: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl WebError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Link(TokenError::Invalid) => StatusCode::BAD_REQUEST,
+            Self::Link(TokenError::Expired) | Self::StaleLink => StatusCode::GONE,
+            Self::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            Self::Template { .. } | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the visitor reads: the reason where it is theirs to act on, nothing of the inside.
+    pub fn problem(&self) -> Problem {
+        let (title, detail) = match self {
+            Self::NotFound => ("Page not found", "There is nothing at this address.".to_owned()),
+            Self::BadInput(why) => ("Please check the form", why.clone()),
+            Self::Link(TokenError::Invalid) => (
+                "This link does not work",
+                "The link is incomplete or was not made by this publication. Copy the whole link from the email and try again.".to_owned(),
+            ),
+            Self::Link(TokenError::Expired) => (
+                "This link has expired",
+                "Confirmation links work for 7 days. Sign up again and we will send a new one.".to_owned(),
+            ),
+            Self::StaleLink => (
+                "This link can no longer be used",
+                "You left after this link was sent, so it cannot sign you up again. Sign up again if you want to come back.".to_owned(),
+            ),
+            Self::TooMany => ("Too many attempts", "Please wait a minute and try again.".to_owned()),
+            Self::Template { .. } | Self::Store(_) => {
+                ("Something went wrong", "We could not finish this. Please try again in a few minutes.".to_owned())
+            }
+        };
+        Problem { status: self.status(), title: title.to_owned(), detail }
+    }
+}
+
+/// An error page to be laid out: carried in the response's extensions until the layout layer
+/// renders it with the publication's templates.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    pub status: StatusCode,
+    pub title: String,
+    pub detail: String,
+}
+
+impl Problem {
+    /// The page for a status a layer answered with (body too large, timeout, rate limit).
+    pub fn for_status(status: StatusCode) -> Self {
+        let (title, detail) = match status {
+            StatusCode::NOT_FOUND => ("Page not found", "There is nothing at this address."),
+            StatusCode::METHOD_NOT_ALLOWED => ("Not allowed", "This page cannot be used that way."),
+            StatusCode::PAYLOAD_TOO_LARGE => ("Too much data", "The form sent more than this page accepts."),
+            StatusCode::REQUEST_TIMEOUT => ("Too slow", "The request took too long. Please try again."),
+            StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", "Please wait a minute and try again."),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ("Please check the form", "Send the form as a web form or as JSON."),
+            s if s.is_client_error() => ("Please check the form", "The request could not be read."),
+            _ => ("Something went wrong", "We could not finish this. Please try again in a few minutes."),
+        };
+        Self { status, title: title.to_owned(), detail: detail.to_owned() }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::error!(error = %chain(&self), "request failed");
+        }
+        let problem = self.problem();
+        let mut response = (problem.status, problem.detail.clone()).into_response();
+        response.extensions_mut().insert(problem);
+        response
+    }
+}
+
+/// An error and its causes on one line, for the log.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+/// Lays out error answers as the publication's error page: a `WebError` (which says what went
+/// wrong) or a plain-text answer from an extractor or a layer (body too large, a bad form).
+/// Answers that are already pages or JSON are left alone.
+pub async fn lay_out(
+    axum::extract::State(state): axum::extract::State<super::AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|t| t.starts_with("text/plain"));
+    let problem = match response.extensions().get::<Problem>() {
+        Some(p) => p.clone(),
+        None if plain => Problem::for_status(status),
+        None => return response,
+    };
+    page(&state, &problem, response)
+}
+
+/// The error page for `problem`, keeping the headers of the answer it replaces.
+pub fn page(state: &super::AppState, problem: &Problem, original: Response) -> Response {
+    let mut ctx = state.views.context();
+    ctx.insert("problem_title", &problem.title);
+    ctx.insert("problem_detail", &problem.detail);
+    match state.views.render(super::views::ERROR, &ctx) {
+        Ok(html) => {
+            let (mut parts, _) = original.into_parts();
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            parts.headers.remove(axum::http::header::CONTENT_TYPE);
+            let mut response = (problem.status, html).into_response();
+            for (name, value) in parts.headers.iter() {
+                response.headers_mut().entry(name.clone()).or_insert_with(|| value.clone());
+            }
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %chain(&e), "the error page did not render");
+            original
+        }
+    }
+}

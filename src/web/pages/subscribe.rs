@@ -1,0 +1,198 @@
+//! `POST /subscribe`: a sign-up from the form (or JSON). Whatever the address (new, waiting for
+//! its confirmation, subscribed, gone), the visitor gets the same answer, with the same status,
+//! after the same work on the request path: the store records the request, and the mail, if
+//! any, is made and sent in the background. Attempts are limited per client, and confirmations
+//! per address.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
+};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::warn;
+
+use crate::{
+    compose::render::one_line,
+    domain::{EmailAddress, ListName, SubscriberStatus},
+    tokens::Claims,
+    web::{AppState, error::WebError, limit::ClientIp, mail, views},
+};
+
+/// Confirmation emails to one address in any 24 hours, whoever asks.
+pub const MAX_CONFIRMATIONS_PER_DAY: u32 = 3;
+/// How long a confirmation link works (SPEC: 7 days).
+pub const CONFIRM_VALID_DAYS: i64 = 7;
+const MAX_NAME_CHARS: usize = 200;
+
+/// The fields as sent; every one is checked before use.
+#[derive(Debug, Default, Deserialize)]
+struct RawSignup {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    list: Option<String>,
+}
+
+/// A sign-up as the rest of the web takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signup {
+    pub email: EmailAddress,
+    pub name: Option<String>,
+    pub list: Option<ListName>,
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ClientIp(client): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = is_json(&headers);
+    match accept(&state, client, json, &body).await {
+        Ok(()) if json => Json(json!({ "status": "check_inbox", "message": CHECK_INBOX_TEXT })).into_response(),
+        Ok(()) => {
+            let ctx = state.views.context();
+            state.views.render(views::CHECK_INBOX, &ctx).into_response()
+        }
+        Err(e) if json => (e.status(), Json(json!({ "error": e.problem().detail }))).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+const CHECK_INBOX_TEXT: &str =
+    "Check your inbox: we have sent a link to the address you gave. Open it to confirm your subscription.";
+
+async fn accept(state: &AppState, client: std::net::IpAddr, json: bool, body: &[u8]) -> Result<(), WebError> {
+    if !state.limiter.allow(client, std::time::Instant::now()) {
+        return Err(WebError::TooMany);
+    }
+    let raw = if json {
+        serde_json::from_slice::<RawSignup>(body)
+            .map_err(|_| WebError::BadInput("Send a JSON object with an email.".into()))?
+    } else {
+        parse_form(body)
+    };
+    let open = super::open_lists(&state.publication.config);
+    let signup = parse(raw, &open)?;
+    let now = state.clock.now();
+    let found = state.store.request_subscription(&signup.email, signup.name.as_deref(), "web", now).await?;
+    let refused = matches!(found.before, Some(SubscriberStatus::Bounced | SubscriberStatus::Complained));
+    if refused || found.recent_requests >= MAX_CONFIRMATIONS_PER_DAY {
+        return Ok(());
+    }
+    // Only a new address is greeted by the name typed: anyone may type any name for an address
+    // that is already known.
+    let name = if found.before.is_none() { signup.name.clone() } else { None };
+    let state = state.clone();
+    tokio::spawn(async move { send_confirmation(&state, &signup, name.as_deref(), now) });
+    Ok(())
+}
+
+fn send_confirmation(state: &AppState, signup: &Signup, name: Option<&str>, now: DateTime<Utc>) {
+    let claims =
+        Claims::confirm(signup.email.clone(), signup.list.clone(), now, chrono::Duration::days(CONFIRM_VALID_DAYS));
+    let url = state.publication.link(&format!("confirm/{}", state.publication.signer.sign(&claims)));
+    match mail::confirmation(&state.publication, &state.views, &signup.email, name, signup.list.as_ref(), &url, now) {
+        Ok(m) => state.postman.post(m),
+        Err(e) => warn!(error = %e, "confirmation email not made"),
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn parse_form(body: &[u8]) -> RawSignup {
+    let mut raw = RawSignup::default();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        match k.as_ref() {
+            "email" => raw.email = v.into_owned(),
+            "name" => raw.name = Some(v.into_owned()),
+            "list" => raw.list = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    raw
+}
+
+/// Checks every field: the address, a name on one line, a list the web may join.
+fn parse(raw: RawSignup, open: &[ListName]) -> Result<Signup, WebError> {
+    let email: EmailAddress = raw
+        .email
+        .trim()
+        .parse()
+        .map_err(|_| WebError::BadInput("That does not look like an email address. Please check it.".into()))?;
+    let name = raw.name.map(|n| one_line(&n)).filter(|n| !n.is_empty());
+    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME_CHARS) {
+        return Err(WebError::BadInput(format!("Please keep the name under {MAX_NAME_CHARS} characters.")));
+    }
+    let list = match raw.list.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(l) => {
+            let list: Option<ListName> = l.parse().ok();
+            match list {
+                Some(list) if open.contains(&list) => Some(list),
+                _ => return Err(WebError::BadInput("There is no such list to join.".into())),
+            }
+        }
+    };
+    if open.is_empty() {
+        return Err(WebError::BadInput("Sign-ups are closed for now.".into()));
+    }
+    Ok(Signup { email, name, list })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> Vec<ListName> {
+        vec!["weekly".parse().expect("list"), "daily".parse().expect("list")]
+    }
+
+    #[test]
+    fn reads_the_form() {
+        let raw = parse_form(b"email=ann%40example.org&name=Ann+Lee&list=daily&extra=1");
+        let s = parse(raw, &open()).expect("valid");
+        assert_eq!(s.email.as_str(), "ann@example.org");
+        assert_eq!(s.name.as_deref(), Some("Ann Lee"));
+        assert_eq!(s.list.map(|l| l.to_string()).as_deref(), Some("daily"));
+    }
+
+    #[test]
+    fn folds_a_name_and_refuses_bad_fields() {
+        let s = parse(parse_form(b"email=ann@example.org&name=Ann%0D%0ABcc:+x@y&list="), &open()).expect("valid");
+        assert_eq!(s.name.as_deref(), Some("Ann Bcc: x@y"));
+        assert_eq!(s.list, None);
+        assert!(matches!(parse(parse_form(b"email=not-an-address"), &open()), Err(WebError::BadInput(_))));
+        assert!(matches!(
+            parse(parse_form(b"email=a@example.org%0d%0aBcc:b@example.org"), &open()),
+            Err(WebError::BadInput(_))
+        ));
+        assert!(matches!(parse(parse_form(b"email=a@example.org&list=vip"), &open()), Err(WebError::BadInput(_))));
+        assert!(matches!(parse(parse_form(b"email=a@example.org"), &[]), Err(WebError::BadInput(_))));
+        let long = format!("email=a@example.org&name={}", "x".repeat(201));
+        assert!(matches!(parse(parse_form(long.as_bytes()), &open()), Err(WebError::BadInput(_))));
+    }
+
+    #[test]
+    fn tells_json_from_a_form() {
+        let mut h = HeaderMap::new();
+        assert!(!is_json(&h));
+        h.insert(header::CONTENT_TYPE, "application/json; charset=utf-8".parse().expect("value"));
+        assert!(is_json(&h));
+        h.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded".parse().expect("value"));
+        assert!(!is_json(&h));
+    }
+}
