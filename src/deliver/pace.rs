@@ -100,7 +100,7 @@ mod tests {
                     async move {
                         assert_eq!(want, 10);
                         // Every other request is refused for 50 ms.
-                        Ok(if n % 2 == 0 { (0, Duration::from_millis(50)) } else { (want, Duration::ZERO) })
+                        Ok(if n.is_multiple_of(2) { (0, Duration::from_millis(50)) } else { (want, Duration::ZERO) })
                     }
                 })
                 .await

@@ -47,10 +47,8 @@ fn a_sqlite_publication_moves_to_postgresql_without_losing_a_row() {
     use_store(&p, &config, db.url());
     let after = snapshot(&p);
     assert_eq!(before, after, "the same store, read back from PostgreSQL");
-    let bounced = &subscribers(&after[0])
-        .iter()
-        .find(|s| s["email"] == "reader7@example.org")
-        .expect("reader7")["status"];
+    let bounced =
+        &subscribers(&after[0]).iter().find(|s| s["email"] == "reader7@example.org").expect("reader7")["status"];
     assert_eq!(bounced, "bounced");
 
     // New rows are numbered after the copied ones.

@@ -220,7 +220,7 @@ async fn subscribers_are_added_listed_by_page_shown_and_removed() {
 
     // Without `lists`, the publication's lists that no file decides.
     let (_, body) = admin(&server, Method::GET, "/api/subscribers/r0@example.org", None).await;
-    assert_eq!(body["subscriber"]["lists"], json!(["weekly"]));
+    assert_eq!(body["subscriber"]["lists"], json!(["readers", "weekly"]));
 
     // Pages of two, in address order, until `next` is null.
     let mut seen = Vec::new();

@@ -8,11 +8,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{
-    compose::context,
-    domain::IssueStatus,
-    web::{AppState, error::WebError, views},
-};
+use crate::web::{AppState, error::WebError, views};
 
 /// Issues listed on the front page; the archive has them all.
 const LATEST: usize = 5;
@@ -25,14 +21,12 @@ struct IssueLine {
 }
 
 pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebError> {
-    let tz = state.publication.config.publication.timezone;
-    let mut issues: Vec<_> =
-        state.store.issues().await?.into_iter().filter(|i| i.status != IssueStatus::Cancelled).collect();
-    issues.sort_by_key(|i| std::cmp::Reverse(i.number));
-    let lines: Vec<IssueLine> = issues
+    // Only issues that went out: the same list the archive shows, so every link resolves.
+    let lines: Vec<IssueLine> = crate::web::archive::sent_issues(&state)
+        .await?
         .into_iter()
         .take(LATEST)
-        .map(|i| IssueLine { number: i.number, subject: i.subject, date: context::local(i.date, tz) })
+        .map(|i| IssueLine { number: i.number, subject: i.subject, date: i.date })
         .collect();
     let mut ctx = state.views.context();
     ctx.insert("issues", &lines);

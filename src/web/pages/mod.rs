@@ -15,7 +15,6 @@ use axum::{
 use super::AppState;
 use crate::{config::Config, domain::ListName};
 
-
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::page))
