@@ -46,6 +46,7 @@ pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError
     let mut out = Parsed::default();
     let mut seen = HashSet::new();
     let mut record = csv::StringRecord::new();
+    let mut lines = LineCounter::default();
     loop {
         let line = reader.position().line() + 1;
         match reader.read_record(&mut record) {
@@ -58,7 +59,7 @@ pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError
             }
         }
         // The csv crate miscounts lines in CRLF files; count them from the record's byte offset.
-        let line = record.position().map_or(line, |p| line_at(text, p.byte()));
+        let line = record.position().map_or(line, |p| lines.line_at(text, p.byte()));
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
@@ -73,13 +74,30 @@ pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError
     Ok(out)
 }
 
-/// The 1-based line of the first character at or after `byte` that is not a line break.
-fn line_at(text: &[u8], byte: u64) -> u64 {
-    let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
-    while start < text.len() && matches!(text[start], b'\r' | b'\n') {
-        start += 1;
+/// Line numbers from byte offsets that only grow: each call counts the line breaks since the
+/// last one, so a file of a million rows is read once, not once a row.
+#[derive(Debug, Default)]
+struct LineCounter {
+    /// Bytes counted so far, and the line breaks among them.
+    counted: usize,
+    breaks: u64,
+}
+
+impl LineCounter {
+    /// The 1-based line of the first character at or after `byte` that is not a line break.
+    fn line_at(&mut self, text: &[u8], byte: u64) -> u64 {
+        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
+        while start < text.len() && matches!(text[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start < self.counted {
+            // Never happens with the csv reader's offsets; start over rather than miscount.
+            *self = Self::default();
+        }
+        self.breaks += text[self.counted..start].iter().filter(|b| **b == b'\n').count() as u64;
+        self.counted = start;
+        self.breaks + 1
     }
-    text[..start].iter().filter(|b| **b == b'\n').count() as u64 + 1
 }
 
 fn row(

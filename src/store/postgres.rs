@@ -127,6 +127,17 @@ const SUBSCRIBERS: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes,
      AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
                                       WHERE m.subscriber_id = s.id AND l.name = $2)) \
      ORDER BY s.id";
+/// The admin API's pages of subscribers, in address order from after $1. The email column
+/// sorts bytewise (COLLATE "C"), as SQLite does, so pages end and resume at the same addresses on
+/// both backends, and its unique index serves the order.
+pub(super) const SUBSCRIBERS_PAGE: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+     (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
+     FROM subscribers s WHERE s.email > $1 AND s.email NOT LIKE 'forgotten:%' \
+     AND ($2::text IS NULL OR s.status = $2) \
+     AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                                      WHERE m.subscriber_id = s.id AND l.name = $3)) \
+     ORDER BY s.email LIMIT $4";
+
 const ISSUE_COLUMNS: &str = "number, status, subject, issue_date, articles, slot, created_at, finished_at";
 
 #[derive(Debug, Clone)]
@@ -364,26 +375,16 @@ impl PgStore {
         after: Option<&EmailAddress>,
         limit: u32,
     ) -> Result<Vec<SubscriberRecord>, StoreError> {
-        // The email column sorts bytewise (COLLATE "C"), as SQLite does, so pages end and
-        // resume at the same addresses on both backends, and the unique index serves the order.
-        sqlx::query(
-            "SELECT s.id, s.email, s.name, s.status, s.attributes, \
-             (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
-             FROM subscribers s WHERE s.email > $1 AND s.email NOT LIKE 'forgotten:%' \
-             AND ($2::text IS NULL OR s.status = $2) \
-             AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
-                                              WHERE m.subscriber_id = s.id AND l.name = $3)) \
-             ORDER BY s.email LIMIT $4",
-        )
-        .bind(after.map_or("", EmailAddress::as_str))
-        .bind(status.map(SubscriberStatus::as_str))
-        .bind(list.map(AsRef::<str>::as_ref))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(subscriber_row)
-        .collect()
+        sqlx::query(SUBSCRIBERS_PAGE)
+            .bind(after.map_or("", EmailAddress::as_str))
+            .bind(status.map(SubscriberStatus::as_str))
+            .bind(list.map(AsRef::<str>::as_ref))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(subscriber_row)
+            .collect()
     }
 
     pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError> {

@@ -854,6 +854,8 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         ),
         ("recent_signups", super::postgres::RECENT_SIGNUPS, "77, 1700000000000".into()),
         ("left_since", super::postgres::LEFT_SINCE, "77, 1700000000000".into()),
+        ("page", super::postgres::SUBSCRIBERS_PAGE, "'reader5@example.org', NULL, NULL, 50".into()),
+        ("page_of_a_list", super::postgres::SUBSCRIBERS_PAGE, "'reader5@example.org', 'active', 'news', 50".into()),
     ];
     // The check itself: a statement that has to read the whole ledger is caught.
     let plan: serde_json::Value =
