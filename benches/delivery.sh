@@ -38,7 +38,7 @@ pgdb=gazette_bench_$$
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"; [ "$DB" = postgres ] && psql -qh 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1; true' EXIT
 if [ "$DB" = postgres ]; then
   psql -qh 127.0.0.1 -U postgres -c "CREATE DATABASE $pgdb" >/dev/null
-  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$pgdb"
+  export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$pgdb${PGOPTS:-}"
 fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
@@ -134,7 +134,7 @@ else
   done
   w1=$(date +%s.%N)
   # SIGTERM reaches gazette, not time(1): time waits for it and then writes its figures.
-  pkill -TERM -f "$bin --config $work/gazette.toml worker" || true
+  pkill -TERM -f "^$bin --config $work/gazette.toml worker" || true
   wait "${pids[@]}" 2>/dev/null || true
   sent=$(psql -qtAh 127.0.0.1 -U postgres -d "$pgdb" -c "SELECT count(*) FROM deliveries WHERE state = 'sent'")
   gz_secs=$(python3 -c "print($w1 - $w0)")
