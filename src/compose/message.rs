@@ -5,10 +5,13 @@
 use chrono::{DateTime, Utc};
 use lettre::message::{
     Body, Mailbox, Message, MultiPart, SinglePart,
-    header::{self, ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue},
+    header::{self, ContentTransferEncoding, ContentType},
 };
 
-use super::personalize::{HtmlPart, Letter, Recipient};
+use super::{
+    headers::{ListId, ListUnsubscribe, ListUnsubscribePost},
+    personalize::{HtmlPart, Letter, Recipient},
+};
 use crate::{config::Sender, domain::EmailAddress};
 
 /// What every message of a publication shares.
@@ -26,31 +29,6 @@ pub enum MessageError {
     #[error("cannot build the message for {email}: {message}")]
     Build { email: String, message: String },
 }
-
-macro_rules! text_header {
-    ($ty:ident, $name:literal) => {
-        #[derive(Debug, Clone)]
-        struct $ty(String);
-
-        impl Header for $ty {
-            fn name() -> HeaderName {
-                HeaderName::new_from_ascii_str($name)
-            }
-
-            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-                Ok(Self(s.to_owned()))
-            }
-
-            fn display(&self) -> HeaderValue {
-                HeaderValue::new(Self::name(), self.0.clone())
-            }
-        }
-    };
-}
-
-text_header!(ListId, "List-Id");
-text_header!(ListUnsubscribe, "List-Unsubscribe");
-text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
 
 /// The Message-ID of an issue's copy for one reader: the same every time it is built, so a
 /// copy sent again after a crash is recognisably the same message.

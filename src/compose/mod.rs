@@ -5,6 +5,7 @@
 //! articles, the history of past issues and subscribers.
 
 pub mod context;
+pub mod headers;
 pub mod message;
 pub mod personalize;
 pub mod qp;

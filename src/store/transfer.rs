@@ -3,7 +3,7 @@
 //! so that a failure half-way leaves the destination as it was. Both backends share one schema
 //! (the same tables, columns and unix-millisecond times), so rows travel as plain values.
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt, stream::BoxStream};
 use serde::Serialize;
 use sqlx::{Row, postgres::PgRow, sqlite::SqliteRow};
 
@@ -154,6 +154,11 @@ fn pg_value(row: &PgRow, i: usize, kind: Kind) -> Result<Value, sqlx::Error> {
         Text => row.try_get::<Option<String>, _>(i)?.map_or(Value::Null, Value::Text),
         Blob => row.try_get::<Option<Vec<u8>>, _>(i)?.map_or(Value::Null, Value::Blob),
     })
+}
+
+/// One row's values, column by column, read with `get`.
+fn values(table: &Table, get: impl Fn(usize, Kind) -> Result<Value, sqlx::Error>) -> Result<Vec<Value>, sqlx::Error> {
+    table.columns.iter().enumerate().map(|(i, (_, k))| get(i, *k)).collect()
 }
 
 /// The source's open, read-only transaction.
@@ -320,25 +325,13 @@ impl Store {
         for table in TABLES {
             let mut copied = 0u64;
             let mut batch: Vec<Vec<Value>> = Vec::with_capacity(BATCH);
-            match &mut source {
+            let mut rows: BoxStream<'_, Result<Vec<Value>, sqlx::Error>> = match &mut source {
                 Reader::Sqlite(tx) => {
                     let sql = sqlx::AssertSqlSafe(select(table, |c, _| c.to_owned()));
-                    let mut rows = sqlx::query(sql).fetch(&mut **tx);
-                    while let Some(row) = rows.try_next().await? {
-                        let values = table
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (_, k))| sqlite_value(&row, i, *k))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        batch.push(values);
-                        if batch.len() == BATCH {
-                            writer.insert(table, &batch).await?;
-                            copied += batch.len() as u64;
-                            batch.clear();
-                            progress(table.name, copied);
-                        }
-                    }
+                    sqlx::query(sql)
+                        .fetch(&mut **tx)
+                        .map(|row| row.and_then(|row| values(table, |i, k| sqlite_value(&row, i, k))))
+                        .boxed()
                 }
                 Reader::Postgres(tx) => {
                     let sql = sqlx::AssertSqlSafe(select(table, |c, k| match k {
@@ -346,24 +339,22 @@ impl Store {
                         Text => format!("{c}::text"),
                         Blob => c.to_owned(),
                     }));
-                    let mut rows = sqlx::query(sql).fetch(&mut **tx);
-                    while let Some(row) = rows.try_next().await? {
-                        let values = table
-                            .columns
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (_, k))| pg_value(&row, i, *k))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        batch.push(values);
-                        if batch.len() == BATCH {
-                            writer.insert(table, &batch).await?;
-                            copied += batch.len() as u64;
-                            batch.clear();
-                            progress(table.name, copied);
-                        }
-                    }
+                    sqlx::query(sql)
+                        .fetch(&mut **tx)
+                        .map(|row| row.and_then(|row| values(table, |i, k| pg_value(&row, i, k))))
+                        .boxed()
+                }
+            };
+            while let Some(values) = rows.try_next().await? {
+                batch.push(values);
+                if batch.len() == BATCH {
+                    writer.insert(table, &batch).await?;
+                    copied += batch.len() as u64;
+                    batch.clear();
+                    progress(table.name, copied);
                 }
             }
+            drop(rows);
             writer.insert(table, &batch).await?;
             copied += batch.len() as u64;
             progress(table.name, copied);

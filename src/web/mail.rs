@@ -15,10 +15,7 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use lettre::message::{
-    Mailbox, Message, MultiPart, SinglePart,
-    header::{ContentType, Header, HeaderName, HeaderValue},
-};
+use lettre::message::{Mailbox, Message, MultiPart, SinglePart, header::ContentType};
 use tera::Context;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -28,7 +25,10 @@ use super::{
     views::{self, Views},
 };
 use crate::{
-    compose::{render, text},
+    compose::{
+        headers::{AutoSubmitted, ListUnsubscribe, ListUnsubscribePost},
+        render, text,
+    },
     deliver::{SendErrorKind, Transport},
     domain::{EmailAddress, ListName},
     publication::Publication,
@@ -111,31 +111,6 @@ fn render_pair(views: &Views, ctx: &Context, html: &'static str, txt: &'static s
     let text = text::layout(&views.render_text(txt, ctx)?);
     Ok(Parts { subject, html: page, text })
 }
-
-macro_rules! text_header {
-    ($ty:ident, $name:literal) => {
-        #[derive(Debug, Clone)]
-        struct $ty(String);
-
-        impl Header for $ty {
-            fn name() -> HeaderName {
-                HeaderName::new_from_ascii_str($name)
-            }
-
-            fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-                Ok(Self(s.to_owned()))
-            }
-
-            fn display(&self) -> HeaderValue {
-                HeaderValue::new(Self::name(), self.0.clone())
-            }
-        }
-    };
-}
-
-text_header!(ListUnsubscribe, "List-Unsubscribe");
-text_header!(ListUnsubscribePost, "List-Unsubscribe-Post");
-text_header!(AutoSubmitted, "Auto-Submitted");
 
 fn build(
     publication: &Publication,
