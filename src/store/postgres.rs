@@ -73,7 +73,8 @@ pub(super) const RECORD_RELEASED: &str = "UPDATE deliveries SET lease_owner = NU
      WHERE id = ANY($1::bigint[]) AND lease_owner = $2";
 /// Every lease `owner` holds; a lease only ever sits on a delivery still to send.
 pub(super) const RELEASE: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
-     WHERE lease_owner = $1 AND lease_until IS NOT NULL";
+     WHERE issue_number IN (SELECT number FROM issues WHERE status = 'sending') \
+     AND state IN ('queued', 'deferred') AND lease_owner = $1 AND lease_until IS NOT NULL";
 /// The earliest moment a delivery of issue $1 can be claimed: min over the deliveries still to
 /// send of max(next_attempt_at, lease_until), written as two index walks that each stop early.
 pub(super) const NEXT_DUE: &str = "SELECT LEAST( \
