@@ -369,9 +369,9 @@ impl Queue for Store {
 
     async fn take_sends(&self, per_second: u32, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
         let per_second = f64::from(per_second);
-        // The bucket holds a tenth of a second's sends: processes that start together cannot
+        // The bucket holds a fiftieth of a second's sends: processes that start together cannot
         // burst past the rate by more than that.
-        let burst = (per_second / 10.0).max(1.0);
+        let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
         let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await.map_err(|e| e.to_string())?;
         Ok((grant.granted, grant.retry_in))
     }

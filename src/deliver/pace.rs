@@ -33,13 +33,16 @@ impl Pace {
 }
 
 /// This process's share of the global rate: sends granted by the shared bucket and not yet
-/// started. Grants are fetched in small chunks (a tenth of a second's worth), so a process that
-/// stops wastes little and processes that run together split the rate between them.
+/// started. Grants are fetched in small chunks (a fiftieth of a second's worth): what processes
+/// hold unspent is what they can send above the rate in one second, so it is kept small.
 #[derive(Debug)]
 pub struct Allowance {
     per_second: u32,
     left: Mutex<u32>,
 }
+
+/// The chunks a second's sends are fetched in; also the bucket's size in seconds (1/50).
+pub const CHUNKS_PER_SECOND: u32 = 50;
 
 /// What the shared bucket answered: sends granted, or how long to wait for the next one.
 pub type Grant = (u32, Duration);
@@ -52,7 +55,7 @@ impl Allowance {
 
     /// The most one request may ask for.
     pub fn chunk(&self) -> u32 {
-        (self.per_second / 10).max(1)
+        (self.per_second / CHUNKS_PER_SECOND).max(1)
     }
 
     /// Takes one send from the allowance, asking the bucket through `fetch` when none is left.
@@ -89,7 +92,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_allowance_asks_for_chunks_and_waits_when_refused() {
-        let allowance = Allowance::new(100);
+        let allowance = Allowance::new(500);
         let asks = Arc::new(AtomicU32::new(0));
         let start = Instant::now();
         for _ in 0..25 {

@@ -18,7 +18,9 @@ use crate::{
 
 const SUBSCRIBERS: usize = 20_000;
 const CONCURRENCY: usize = 4;
-const RATE: usize = 800;
+/// Well under what four processes reach on two cores, so that the rate, not the machine, paces
+/// the run: without the shared bucket each process alone would send at this rate.
+const RATE: usize = 200;
 
 fn start(p: &Publication, db: &TestDatabase, command: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_gazette"))
@@ -82,7 +84,7 @@ fn three_workers_and_a_daemon_share_one_issue_and_one_rate_through_a_kill() {
     let mut workers: Vec<Child> = (0..3).map(|_| start(&p, &db, "worker")).collect();
     let started = Instant::now();
     while server.accepted() < SUBSCRIBERS / 2 {
-        assert!(started.elapsed() < Duration::from_secs(120), "half the issue took too long");
+        assert!(started.elapsed() < Duration::from_secs(150), "half the issue took too long");
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut victim = workers.remove(0);
@@ -91,7 +93,7 @@ fn three_workers_and_a_daemon_share_one_issue_and_one_rate_through_a_kill() {
     let at_kill = server.accepted();
 
     while server.accepted() < SUBSCRIBERS {
-        assert!(started.elapsed() < Duration::from_secs(180), "the issue was not finished");
+        assert!(started.elapsed() < Duration::from_secs(240), "the issue was not finished");
         std::thread::sleep(Duration::from_millis(50));
     }
     // Let the survivors record their last outcomes and finish the issue.
@@ -113,10 +115,14 @@ fn three_workers_and_a_daemon_share_one_issue_and_one_rate_through_a_kill() {
     let average = times.len() as f64 / span.max(1e-3);
     let peak = busiest(&times, 1.0);
     eprintln!("average {average:.0} msg/s over {span:.1} s; busiest second {peak}; rate {RATE}");
-    // The bucket lets a tenth of a second's sends through at once, and the server's clock
-    // stamps a message after its last byte: allow that much over the rate in one second.
-    assert!(peak <= RATE + RATE / 10 + CONCURRENCY * 4, "busiest second {peak} > rate {RATE}");
+    // Over the rate in one second: the bucket's fiftieth of a second, what each of the four
+    // processes holds unspent (as much again), and the server stamping a message after its last
+    // byte, so a window can catch what every sender started just before it.
+    let slack = RATE / 50 * 5 + CONCURRENCY * 4;
+    assert!(peak <= RATE + slack, "busiest second {peak} > rate {RATE} + {slack}");
     assert!(average <= RATE as f64 * 1.02, "average {average:.0} > rate {RATE}");
+    // And the rate was what held them back: a run the machine slowed down proves nothing.
+    assert!(average >= RATE as f64 * 0.7, "average {average:.0}: the run was not paced by the rate");
 
     let run = Command::new(env!("CARGO_BIN_EXE_gazette"))
         .arg("--config")
