@@ -379,3 +379,19 @@ impl Queue for Store {
 
 /// The bucket every process sending for this publication draws from.
 const SEND_BUCKET: &str = "smtp";
+
+/// An issue's frozen articles as `issues show --json` and the admin API give them.
+pub fn articles_json(articles: &[crate::domain::Article]) -> Vec<serde_json::Value> {
+    articles
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "title": a.title,
+                "url": a.url.as_ref().map(|u| u.as_str()),
+                "date": a.date.map(|d| d.to_rfc3339()),
+                "author": a.author,
+                "source": a.source,
+            })
+        })
+        .collect()
+}

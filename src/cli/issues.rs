@@ -140,13 +140,7 @@ pub async fn show_output(store: &Store, number: u32, header: &str) -> Result<Out
         "status": i.status,
         "subject": i.subject,
         "created_at": i.created_at.to_rfc3339(),
-        "articles": i.articles.iter().map(|a| json!({
-            "title": a.title,
-            "url": a.url.as_ref().map(|u| u.as_str()),
-            "date": a.date.map(|d| d.to_rfc3339()),
-            "author": a.author,
-            "source": a.source,
-        })).collect::<Vec<_>>(),
+        "articles": crate::issue::articles_json(&i.articles),
         "counts": i.counts,
         "failures": failures,
     });

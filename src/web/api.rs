@@ -126,16 +126,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cur = c.source();
-    }
-    out
-}
+use super::error::chain;
 
 /// Proof that the request carries the admin token. Every handler takes it first, so nothing is
 /// read or parsed for a caller without it.
@@ -366,13 +357,7 @@ async fn show_issue(_: Admin, State(state): State<AppState>, Path(n): Path<Strin
         "created_at": i.created_at.to_rfc3339(),
         "finished_at": i.finished_at.map(|t| t.to_rfc3339()),
         "web_url": state.publication.link(&format!("archive/{}", i.number)),
-        "articles": i.articles.iter().map(|a| json!({
-            "title": a.title,
-            "url": a.url.as_ref().map(|u| u.as_str()),
-            "date": a.date.map(|d| d.to_rfc3339()),
-            "author": a.author,
-            "source": a.source,
-        })).collect::<Vec<_>>(),
+        "articles": crate::issue::articles_json(&i.articles),
         "counts": i.counts,
         "failures": failures,
     })))

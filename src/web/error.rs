@@ -105,7 +105,7 @@ impl IntoResponse for WebError {
 }
 
 /// An error and its causes on one line, for the log.
-fn chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
