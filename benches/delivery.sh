@@ -44,7 +44,42 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 
 # The sink accepts everything and keeps nothing.
 smtp-sink -u nobody 127.0.0.1:"$port" 1024 &
+sink_pid=$!
 sleep 0.5
+
+# CPU seconds used so far by a process and its children, living and reaped: where the time of
+# a run goes between gazette, the sink and the PostgreSQL server.
+cpu_of() {
+  python3 - "$1" <<'PY'
+import os, sys
+hz = os.sysconf("SC_CLK_TCK")
+def stat(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()
+def tree(pid):
+    yield pid
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            kids = open(f"/proc/{pid}/task/{t}/children").read().split()
+        except OSError:
+            kids = []
+        for k in kids:
+            yield from tree(int(k))
+root = int(sys.argv[1])
+total = 0
+for pid in tree(root):
+    try:
+        f = stat(pid)
+    except OSError:
+        continue
+    total += int(f[11]) + int(f[12])
+    if pid == root:
+        total += int(f[13]) + int(f[14])
+print(total / hz)
+PY
+}
+pg_pid=$(head -n1 /var/run/postgresql/*.pid 2>/dev/null | head -n1 || true)
+pg_cpu() { if [ -n "$pg_pid" ]; then cpu_of "$pg_pid"; else echo 0; fi; }
 
 feeds=""
 for f in tests/fixtures/feeds/*.xml tests/fixtures/feeds/*.json; do
@@ -115,6 +150,20 @@ fi
 t1=$(date +%s.%N)
 size=$("$bin" --config "$work/gazette.toml" preview --as-of 2026-01-01 --format eml | wc -c)
 
+# smtp-source runs before gazette and again after it, and the baseline is their mean: the load
+# of a shared machine drifts over minutes, and a baseline on one side only would carry the drift.
+source_run() {
+  local a b c0 c1
+  a=$(date +%s.%N); c0=$(cpu_of "$sink_pid")
+  /usr/bin/time -f "%U %S" -o "$work/source.cpu" \
+    smtp-source -s "$CONN" -m "$N" -l "$size" -f weekly@example.org -t reader@example.org 127.0.0.1:"$port"
+  b=$(date +%s.%N); c1=$(cpu_of "$sink_pid")
+  read -r su ss < <(tail -n1 "$work/source.cpu")
+  echo "smtp-source ($1): $(python3 -c "print(round($b - $a, 1))") s, its CPU ${su}s user + ${ss}s system, smtp-sink CPU $(python3 -c "print(round($c1 - $c0, 1))") s" >&2
+  python3 -c "print($b - $a)"
+}
+source_before=$(source_run before)
+
 if [ "$DB" = sqlite ]; then
   /usr/bin/time -f "%M %U %S %e" -o "$work/rss" "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
   sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["sent"])' "$work/send.json")
@@ -124,6 +173,7 @@ else
   # Queue the issue, then time the workers from their start until the issue is sent.
   "$bin" --config "$work/gazette.toml" send --queue-only --as-of 2026-01-01 --yes >/dev/null
   w0=$(date +%s.%N)
+  pg0=$(pg_cpu); sink0=$(cpu_of "$sink_pid")
   pids=()
   for i in $(seq 1 "$WORKERS"); do
     RUST_LOG=warn /usr/bin/time -f "%M %U %S %e" -o "$work/rss.$i" "$bin" --config "$work/gazette.toml" worker 2>"$work/worker.$i.log" &
@@ -133,6 +183,8 @@ else
     sleep 0.05
   done
   w1=$(date +%s.%N)
+  pg1=$(pg_cpu); sink1=$(cpu_of "$sink_pid")
+  echo "during the workers' run: PostgreSQL server CPU $(python3 -c "print(round($pg1 - $pg0, 1))") s, smtp-sink CPU $(python3 -c "print(round($sink1 - $sink0, 1))") s"
   # SIGTERM reaches gazette, not time(1): time waits for it and then writes its figures.
   pkill -TERM -f "^$bin --config $work/gazette.toml worker" || true
   wait "${pids[@]}" 2>/dev/null || true
@@ -147,22 +199,19 @@ else
   done
 fi
 
-s0=$(date +%s.%N)
-smtp-source -s "$CONN" -m "$N" -l "$size" -f weekly@example.org -t reader@example.org 127.0.0.1:"$port"
-s1=$(date +%s.%N)
-
-python3 - "$N" "$sent" "$gz_secs" "$s0" "$s1" "$rss_kb" "$size" "$t0" "$t1" "$CONN" "$cpu_user" "$cpu_sys" <<'PY'
+source_after=$(source_run after)
+python3 - "$N" "$sent" "$gz_secs" "$source_before" "$source_after" "$rss_kb" "$size" "$t0" "$t1" "$CONN" "$cpu_user" "$cpu_sys" <<'PY'
 import sys
-n, sent, gz, s0, s1, rss, size, t0, t1, conn, cu, cs = sys.argv[1:]
+n, sent, gz, sb, sa, rss, size, t0, t1, conn, cu, cs = sys.argv[1:]
 n, sent, gz, rss, size, conn = int(n), int(sent), float(gz), int(rss), int(size), int(conn)
-src = float(s1) - float(s0)
+src = (float(sb) + float(sa)) / 2
 g_rate, s_rate = sent / gz, n / src
 import os
 print(f"store: {os.environ.get('DB', 'sqlite')}, workers: {os.environ.get('WORKERS', '1')}")
 print(f"subscribers: {n}, connections: {conn}, message size: {size/1024:.1f} KB")
 print(f"import of {n} subscribers: {float(t1)-float(t0):.1f} s")
 print(f"gazette:     {sent} messages in {gz:.1f} s = {g_rate:.0f} messages/s")
-print(f"smtp-source: {n} messages in {src:.1f} s = {s_rate:.0f} messages/s")
+print(f"smtp-source: {n} messages in {src:.1f} s (mean of {float(sb):.1f} s before and {float(sa):.1f} s after) = {s_rate:.0f} messages/s")
 print(f"ratio gazette / smtp-source: {g_rate / s_rate:.2f}")
 print(f"gazette peak resident memory (the largest process): {rss/1024:.1f} MB")
 print(f"gazette CPU: {float(cu):.1f} s user + {float(cs):.1f} s system for the whole send command")

@@ -1,9 +1,10 @@
 //! The delivery engine: drains one issue's queue. A claimer takes batches of due deliveries
 //! under a lease, `concurrency` senders each send one message at a time, and a ledger writer
-//! records outcomes in batches. A sender waits until its outcome is recorded before it takes the
-//! next message, so a crash at any moment re-sends at most the messages in flight: one per
-//! sender. Leases are renewed while the engine lives; a dead engine's are taken over when they
-//! expire.
+//! records outcomes in batches. A sender hands the server no message until its last outcome is
+//! recorded, so a crash at any moment re-sends at most the messages in flight: one per sender.
+//! While the record is written, the sender composes its next message and has its envelope
+//! accepted, so the ledger's latency is hidden behind the server's. Leases are renewed while the
+//! engine lives; a dead engine's are taken over when they expire.
 
 use std::{
     future::Future,
@@ -237,7 +238,9 @@ impl<Q: Queue> Engine<Q> {
             held: std::sync::Mutex::new(std::collections::HashSet::new()),
         });
 
-        let (work_tx, work_rx) = mpsc::channel::<Claimed>(concurrency);
+        // Room for a whole claim: the next claim is made while a batch is still queued for the
+        // senders, so they never wait on the claim's round trip.
+        let (work_tx, work_rx) = mpsc::channel::<Claimed>(claim_size(concurrency));
         let work_rx = Arc::new(Mutex::new(work_rx));
         let (record_tx, record_rx) = mpsc::channel::<Record>(concurrency * 2);
 
@@ -270,6 +273,11 @@ impl<Q: Queue> Engine<Q> {
     }
 }
 
+/// Deliveries claimed at once: several per sender, because each claim is a write transaction.
+fn claim_size(concurrency: usize) -> usize {
+    concurrency * 8
+}
+
 /// Feeds the senders until nothing is left to claim. Returns true when stopped by request.
 async fn claim_loop<Q: Queue>(
     shared: &Arc<Shared<Q>>,
@@ -288,9 +296,8 @@ async fn claim_loop<Q: Queue>(
             return false;
         }
         let now = shared.clock.now();
-        // Claims come in batches of several messages per sender: each claim is a write transaction,
-        // and claimed-but-unsent deliveries are handed back on a stop (or at the lease's end).
-        let batch = match shared.queue.claim(issue, &s.owner, concurrency * 8, now, s.lease).await {
+        // Claimed-but-unsent deliveries are handed back on a stop (or at the lease's end).
+        let batch = match shared.queue.claim(issue, &s.owner, claim_size(concurrency), now, s.lease).await {
             Ok(b) => b,
             Err(e) => {
                 shared.halt(Some(DeliverError::Queue(e))).await;
@@ -349,44 +356,73 @@ async fn claim_loop<Q: Queue>(
     }
 }
 
+/// The record of a sender's last message, which must be in the ledger before the sender hands
+/// the server another one: that is what bounds duplicates after a crash to one per sender. The
+/// next message is composed and its envelope sent while the record is written.
+#[derive(Default)]
+struct Fence(Option<oneshot::Receiver<bool>>);
+
+impl Fence {
+    /// Waits for the record; false when it could not be written (the engine is halting).
+    async fn pass(&mut self) -> bool {
+        match self.0.take() {
+            Some(ack) => ack.await.unwrap_or(false),
+            None => true,
+        }
+    }
+}
+
 async fn send_loop<Q: Queue>(
     shared: Arc<Shared<Q>>,
     work: Arc<Mutex<mpsc::Receiver<Claimed>>>,
     records: mpsc::Sender<Record>,
 ) {
+    let mut fence = Fence::default();
     loop {
         let next = work.lock().await.recv().await;
-        let Some(claimed) = next else { return };
+        let Some(claimed) = next else { break };
         let outcome = if shared.halted() {
             Outcome::Released { delivery_id: claimed.delivery_id }
         } else {
             shared.pace.wait().await;
             match shared.take_send().await {
-                Ok(()) => deliver_one(&shared, &claimed).await,
+                Ok(()) => deliver_one(&shared, &claimed, &mut fence).await,
                 Err(e) => {
                     shared.halt(Some(DeliverError::Queue(e))).await;
                     Outcome::Released { delivery_id: claimed.delivery_id }
                 }
             }
         };
+        // An outcome that handed nothing over leaves the fence up; it comes down before the next.
+        if !fence.pass().await {
+            return;
+        }
         let (ack_tx, ack_rx) = oneshot::channel();
         if records.send((outcome, ack_tx)).await.is_err() {
             return;
         }
-        // Wait for the ledger before taking more: this is what bounds duplicates after a crash.
-        if !ack_rx.await.unwrap_or(false) {
-            return;
-        }
+        fence.0 = Some(ack_rx);
     }
+    fence.pass().await;
 }
 
-async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed) -> Outcome {
+async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fence) -> Outcome {
     let s = &shared.settings;
     let (message, message_id) = match shared.letters.letter(c) {
         Ok(m) => m,
         Err(reply) => return Outcome::Failed { delivery_id: c.delivery_id, reply, bounce: None },
     };
-    let error = match shared.transport.send(message, &message_id).await {
+    let sent = match shared.transport.stage(message, &message_id).await {
+        Ok(staged) => {
+            if !fence.pass().await {
+                // The ledger is failing: the staged message is dropped undelivered.
+                return Outcome::Released { delivery_id: c.delivery_id };
+            }
+            staged.hand_over().await
+        }
+        Err(e) => Err(e),
+    };
+    let error = match sent {
         Ok(reply) => return Outcome::Sent { delivery_id: c.delivery_id, message_id, reply },
         Err(e) => e,
     };

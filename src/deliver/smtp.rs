@@ -19,7 +19,8 @@ use lettre::{
     transport::smtp::{
         authentication::{Credentials, Mechanism},
         client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters},
-        extension::ClientId,
+        commands::{Data, Ehlo, Mail, Rcpt},
+        extension::{ClientId, Extension, MailBodyParameter, MailParameter},
     },
 };
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
@@ -56,7 +57,7 @@ struct Inner {
     credentials: Option<Credentials>,
     timeout: Duration,
     hello: ClientId,
-    idle: Mutex<Vec<AsyncSmtpConnection>>,
+    idle: Mutex<Vec<Connection>>,
     pool_size: usize,
 }
 
@@ -142,13 +143,13 @@ impl Smtp {
 
     /// Connects, greets, upgrades to TLS and logs in, sending nothing.
     pub async fn check(&self) -> Result<(), SendError> {
-        let mut conn = self.connect().await?;
-        let _ = tokio::time::timeout(self.inner.timeout, conn.quit()).await;
+        let mut c = self.connect().await?;
+        let _ = tokio::time::timeout(self.inner.timeout, c.conn.quit()).await;
         Ok(())
     }
 
     /// Opens a ready connection; every failure here is the server's as a whole.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Connection, SendError> {
         let i = &self.inner;
         let server = self.server();
         let fail = |what: String| SendError::server(format!("{server}: {what}"));
@@ -179,47 +180,158 @@ impl Smtp {
                     return Err(fail("the server does not offer STARTTLS and ?tls=required insists".into()));
                 }
             }
+            // lettre keeps only the extensions it acts on; PIPELINING is read from a second EHLO.
+            let hello = conn.command(Ehlo::new(i.hello.clone())).await.map_err(|e| fail(describe(&e)))?;
+            let pipelining = hello.message().any(|line| line.trim().eq_ignore_ascii_case("PIPELINING"));
             if let Some(c) = &i.credentials {
                 conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
                     .await
                     .map_err(|e| fail(format!("login refused: {}", describe(&e))))?;
             }
-            Ok(conn)
+            Ok(Connection { conn, pipelining })
         };
         tokio::time::timeout(i.timeout, work)
             .await
             .unwrap_or_else(|_| Err(fail(format!("no answer within {:?}", i.timeout))))
     }
 
+    /// Sends one message: its envelope, then its content.
     pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<String, SendError> {
+        self.open(envelope, bytes).await?.finish(bytes).await
+    }
+
+    /// Starts a mail transaction for `bytes` and has the server accept its envelope (MAIL, RCPT
+    /// and DATA), handing over nothing yet: until [`OpenMail::finish`] ends the content, the
+    /// server delivers nothing, and dropping the transaction drops the message.
+    pub async fn open(&self, envelope: &Envelope, bytes: &[u8]) -> Result<OpenMail, SendError> {
         let pooled = self.inner.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
         let mut conn = match pooled {
             Some(c) => c,
             None => self.connect().await?,
         };
         let started = std::time::Instant::now();
-        let exchange = tokio::time::timeout(self.inner.timeout, conn.send(envelope, bytes)).await;
-        crate::metrics::smtp_send(started.elapsed(), matches!(exchange, Ok(Ok(_))));
-        let Ok(result) = exchange else {
-            return Err(SendError::connection(format!(
-                "{} did not answer within {:?}",
-                self.server(),
-                self.inner.timeout
-            )));
-        };
-        let outcome = match result {
-            Ok(response) => Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" "))),
-            Err(e) if e.is_permanent() => Err(SendError::permanent(describe(&e))),
-            Err(e) if e.is_transient() => Err(SendError::temporary(describe(&e))),
-            Err(e) => Err(SendError::connection(describe(&e))),
-        };
-        if !conn.has_broken()
+        let exchange = tokio::time::timeout(self.inner.timeout, conn.announce(envelope, bytes)).await;
+        match exchange.unwrap_or_else(|_| Err(self.silent())) {
+            Ok(()) => Ok(OpenMail { conn, smtp: self.clone(), spent: started.elapsed() }),
+            Err(e) => {
+                crate::metrics::smtp_send(started.elapsed(), false);
+                // The connection is not reused. Without pipelining the server is between commands
+                // (or gone) and gets a polite QUIT, as lettre gives; with it, replies may still be
+                // on their way (a server that took DATA after refusing the recipient would take a
+                // QUIT for content), so the connection is just closed: an unfinished DATA delivers
+                // nothing.
+                if !conn.pipelining {
+                    let _ = tokio::time::timeout(self.inner.timeout, conn.conn.abort()).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn silent(&self) -> SendError {
+        SendError::connection(format!("{} did not answer within {:?}", self.server(), self.inner.timeout))
+    }
+
+    fn keep(&self, conn: Connection) {
+        if !conn.conn.has_broken()
             && let Ok(mut idle) = self.inner.idle.lock()
             && idle.len() < self.inner.pool_size
         {
             idle.push(conn);
         }
-        outcome
+    }
+}
+
+/// A mail transaction whose envelope the server accepted, waiting for its content.
+pub struct OpenMail {
+    conn: Connection,
+    smtp: Smtp,
+    /// Time spent with the server so far, for the latency histogram.
+    spent: Duration,
+}
+
+impl std::fmt::Debug for OpenMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OpenMail({})", self.smtp.server())
+    }
+}
+
+impl OpenMail {
+    /// Sends the content and its final dot: from the server's reply on, the message is theirs.
+    pub async fn finish(mut self, bytes: &[u8]) -> Result<String, SendError> {
+        let started = std::time::Instant::now();
+        let exchange = tokio::time::timeout(self.smtp.inner.timeout, self.conn.conn.message(bytes)).await;
+        crate::metrics::smtp_send(self.spent + started.elapsed(), matches!(exchange, Ok(Ok(_))));
+        match exchange {
+            Ok(Ok(response)) => {
+                self.smtp.keep(self.conn);
+                Ok(format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" ")))
+            }
+            Ok(Err(e)) => {
+                let _ = tokio::time::timeout(self.smtp.inner.timeout, self.conn.conn.abort()).await;
+                Err(classify(&e))
+            }
+            Err(_) => Err(self.smtp.silent()),
+        }
+    }
+}
+
+/// An open, greeted (and where asked, encrypted and logged-in) connection.
+struct Connection {
+    conn: AsyncSmtpConnection,
+    /// The server takes MAIL, RCPT and DATA in one write (RFC 2920): one round trip, not three.
+    pipelining: bool,
+}
+
+impl Connection {
+    /// MAIL, RCPT and DATA, with the parameters lettre's own `send` would give them.
+    async fn announce(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
+        let conn = &mut self.conn;
+        let mut options = Vec::new();
+        let non_ascii = |a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii();
+        if envelope.from().is_some_and(non_ascii) || envelope.to().iter().any(non_ascii) {
+            // Refused here rather than by the server, as lettre does, so the reply says why.
+            if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+                return Err(SendError::connection("the address is not ASCII and the server does not offer SMTPUTF8"));
+            }
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !bytes.is_ascii() {
+            if !conn.server_info().supports_feature(Extension::EightBitMime) {
+                return Err(SendError::connection("the message is not ASCII and the server does not offer 8BITMIME"));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        let mail = Mail::new(envelope.from().cloned(), options);
+        let rcpts = envelope.to().iter().map(|to| Rcpt::new(to.clone(), Vec::new()));
+        let check = |r: Result<_, lettre::transport::smtp::Error>| r.map(|_| ()).map_err(|e| classify(&e));
+        if self.pipelining {
+            // The replies come back in order; the first refusal is the answer, and the
+            // connection is not reused after one, so the replies left unread do not matter.
+            let batch = std::iter::once(mail.to_string()).chain(rcpts.map(|r| r.to_string())).collect::<String>()
+                + &Data.to_string();
+            check(conn.command(batch).await)?;
+            for _ in envelope.to() {
+                check(conn.read_response().await)?;
+            }
+            check(conn.read_response().await)
+        } else {
+            check(conn.command(mail).await)?;
+            for rcpt in rcpts {
+                check(conn.command(rcpt).await)?;
+            }
+            check(conn.command(Data).await)
+        }
+    }
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    if e.is_permanent() {
+        SendError::permanent(describe(e))
+    } else if e.is_transient() {
+        SendError::temporary(describe(e))
+    } else {
+        SendError::connection(describe(e))
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lettre::{Message, message::dkim::DkimConfig};
 
-use super::{Outbox, SendError, Smtp};
+use super::{Outbox, SendError, Smtp, smtp::OpenMail};
 
 #[derive(Clone)]
 pub struct Transport {
@@ -44,14 +44,44 @@ impl Transport {
     }
 
     /// Sends one message; the reply is the server's, for the ledger.
-    pub async fn send(&self, mut message: Message, message_id: &str) -> Result<Option<String>, SendError> {
+    pub async fn send(&self, message: Message, message_id: &str) -> Result<Option<String>, SendError> {
+        self.stage(message, message_id).await?.hand_over().await
+    }
+
+    /// Takes a message as far as it can go without delivering it: signed and formatted, and for
+    /// SMTP with its envelope accepted. [`Staged::hand_over`] delivers it; dropping it does not.
+    pub async fn stage(&self, mut message: Message, message_id: &str) -> Result<Staged, SendError> {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
         let bytes = message.formatted();
-        match &self.kind {
-            Kind::Smtp(s) => s.send(message.envelope(), &bytes).await.map(Some),
-            Kind::Outbox(o) => o.deliver(message_id, &bytes).await.map(|()| None),
+        let to = match &self.kind {
+            Kind::Smtp(s) => To::Smtp(Box::new(s.open(message.envelope(), &bytes).await?)),
+            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.to_owned()),
+        };
+        Ok(Staged { to, bytes })
+    }
+}
+
+/// A message ready to hand over, nothing of it delivered yet.
+#[derive(Debug)]
+pub struct Staged {
+    to: To,
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum To {
+    Smtp(Box<OpenMail>),
+    Outbox(Outbox, String),
+}
+
+impl Staged {
+    /// Delivers the message; the reply is the server's, for the ledger.
+    pub async fn hand_over(self) -> Result<Option<String>, SendError> {
+        match self.to {
+            To::Smtp(open) => open.finish(&self.bytes).await.map(Some),
+            To::Outbox(o, message_id) => o.deliver(&message_id, &self.bytes).await.map(|()| None),
         }
     }
 }

@@ -106,6 +106,7 @@ on_each_backend!(
     dropped_connections_and_stalls_are_retried_without_duplicates,
     a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere,
     subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers,
+    a_pipelining_server_gets_each_envelope_in_one_write_and_every_fault_is_handled,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -128,6 +129,7 @@ fn every_subscriber_gets_exactly_one_message_with_every_header(backend: Backend)
     let counts = by_recipient(&server);
     assert_eq!(counts.len(), 25);
     assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+    assert_eq!(server.stats().pipelined_mail, 0, "a server that does not offer PIPELINING gets one command at a time");
 
     for m in server.messages() {
         let msg = m.parsed();
@@ -236,6 +238,26 @@ fn dropped_connections_and_stalls_are_retried_without_duplicates(backend: Backen
     let counts = by_recipient(&server);
     assert_eq!(counts.len(), 20);
     assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+}
+
+/// With PIPELINING offered, MAIL, RCPT and DATA go in one write; a refusal in the middle of a
+/// pipelined group, a 4xx at the end and a dropped connection each end as they do without it.
+fn a_pipelining_server_gets_each_envelope_in_one_write_and_every_fault_is_handled(backend: Backend) {
+    let server = SmtpServer::start(Options::default().pipelining().reject("reader2@").tempfail_first(1).drop_every(5));
+    let p = publication_on(backend, 12, &server.url(), "concurrency = 3\nmax_attempts = 5");
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(11), Some(1)), "{doc:#}");
+    let failures = doc["failures"].as_array().expect("failures");
+    assert!(failures[0]["reply"].as_str().is_some_and(|r| r.contains("550")), "{doc:#}");
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), 11, "{counts:?}");
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+    let bounced = p.gazette(&["subscribers", "list", "--status", "bounced", "--json"]).ok().json();
+    assert_eq!(bounced["subscribers"].as_array().map(Vec::len), Some(1), "{bounced:#}");
+    // Every transaction reached the server pipelined: 12 first tries, 11 retries after the
+    // tempfail, and those the dropped connections cost again.
+    let stats = server.stats();
+    assert!(stats.pipelined_mail >= 23, "{stats:?}\n{}", server.log_tail(40));
 }
 
 fn a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere(backend: Backend) {

@@ -59,6 +59,7 @@ pub struct Options {
     stall_every: u32,
     stall: Duration,
     max_connections: u32,
+    pipelining: bool,
 }
 
 impl Options {
@@ -138,6 +139,12 @@ impl Options {
         self
     }
 
+    /// Offer PIPELINING; `Stats::pipelined_mail` then counts the transactions sent pipelined.
+    pub fn pipelining(mut self) -> Self {
+        self.pipelining = true;
+        self
+    }
+
     fn args(&self, tls: Option<&TlsFiles>) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut flag = |name: &str, value: String| {
@@ -177,6 +184,9 @@ impl Options {
         if self.implicit_tls {
             a.push("--implicit-tls".to_owned());
         }
+        if self.pipelining {
+            a.push("--pipelining".to_owned());
+        }
         a
     }
 }
@@ -211,6 +221,8 @@ pub struct Stats {
     pub connections_total: u64,
     pub refused_connections: u64,
     pub messages_accepted: u64,
+    /// MAIL commands that arrived with the next command behind them (with `pipelining`).
+    pub pipelined_mail: u64,
 }
 
 /// A running `tests/smtp/server.py`; stopped (SIGTERM, then SIGKILL) when dropped.
@@ -366,6 +378,7 @@ impl SmtpServer {
             connections_total: n("connections_total"),
             refused_connections: n("refused_connections"),
             messages_accepted: n("messages_accepted"),
+            pipelined_mail: n("pipelined_mail"),
         }
     }
 
