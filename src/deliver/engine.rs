@@ -509,3 +509,130 @@ async fn renew_leases<Q: Queue>(shared: Arc<Shared<Q>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeMap, sync::atomic::AtomicUsize};
+
+    use super::*;
+    use crate::{clock::SystemClock, deliver::Outbox};
+
+    /// A ledger of `n` deliveries whose writes take `record_delay`, watching how far the
+    /// messages handed to the transport run ahead of the outcomes recorded.
+    #[derive(Clone)]
+    struct SlowLedger {
+        left: Arc<std::sync::Mutex<Vec<i64>>>,
+        recorded_sent: Arc<AtomicUsize>,
+        record_delay: Duration,
+    }
+
+    impl Queue for SlowLedger {
+        async fn claim(
+            &self,
+            _: u32,
+            _: &str,
+            limit: usize,
+            _: DateTime<Utc>,
+            _: Duration,
+        ) -> Result<Vec<Claimed>, String> {
+            let mut left = self.left.lock().map_err(|e| e.to_string())?;
+            let take = left.len().min(limit);
+            Ok(left
+                .drain(..take)
+                .map(|id| Claimed {
+                    delivery_id: id,
+                    subscriber_id: id,
+                    email: format!("reader{id}@example.org").parse().expect("address"),
+                    name: String::new(),
+                    attributes: BTreeMap::new(),
+                    attempts: 0,
+                })
+                .collect())
+        }
+        async fn renew(&self, _: &str, _: &[i64], _: DateTime<Utc>, _: Duration) -> Result<(), String> {
+            Ok(())
+        }
+        async fn record(&self, _: &str, outcomes: &[Outcome], _: DateTime<Utc>) -> Result<(), String> {
+            tokio::time::sleep(self.record_delay).await;
+            let sent = outcomes.iter().filter(|o| matches!(o, Outcome::Sent { .. })).count();
+            self.recorded_sent.fetch_add(sent, Ordering::SeqCst);
+            Ok(())
+        }
+        async fn next_due(&self, _: u32) -> Result<Option<DateTime<Utc>>, String> {
+            Ok(None)
+        }
+        async fn take_sends(&self, _: u32, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, String> {
+            Ok((want, Duration::ZERO))
+        }
+    }
+
+    struct Plain;
+
+    impl Letters for Plain {
+        fn letter(&self, c: &Claimed) -> Result<(Message, String), String> {
+            let id = format!("<issue1.{}@example.org>", c.delivery_id);
+            let message = Message::builder()
+                .from("Weekly <weekly@example.org>".parse().map_err(|e| format!("{e}"))?)
+                .to(c.email.as_str().parse().map_err(|e| format!("{e}"))?)
+                .message_id(Some(id.clone()))
+                .subject("Issue 1")
+                .body("Hello".to_owned())
+                .map_err(|e| e.to_string())?;
+            Ok((message, id))
+        }
+    }
+
+    /// However slow the ledger, a sender hands over no message before its last one is
+    /// recorded: delivered-but-unrecorded messages never outnumber the senders, which is what
+    /// bounds the duplicates after a crash.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn delivered_messages_never_run_ahead_of_the_ledger_by_more_than_the_senders() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let outbox = Outbox::open(dir.path()).await.expect("outbox");
+        let n = 120;
+        let concurrency = 4;
+        let ledger = SlowLedger {
+            left: Arc::new(std::sync::Mutex::new((1..=n).collect())),
+            recorded_sent: Arc::new(AtomicUsize::new(0)),
+            record_delay: Duration::from_millis(15),
+        };
+        let settings = EngineSettings {
+            concurrency,
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            rate: 0,
+            owner: "test".into(),
+            wait_for_deferred: false,
+        };
+        let engine = Engine::new(ledger.clone(), Transport::outbox(outbox, None), settings, Arc::new(SystemClock));
+
+        let delivered = || std::fs::read_dir(dir.path().join("new")).map(|d| d.count()).unwrap_or_default();
+        let watching = Arc::new(AtomicBool::new(true));
+        let watcher = {
+            let (watching, recorded) = (Arc::clone(&watching), Arc::clone(&ledger.recorded_sent));
+            let new = dir.path().join("new");
+            std::thread::spawn(move || {
+                let mut worst = 0usize;
+                while watching.load(Ordering::SeqCst) {
+                    // Recorded first: a message recorded between the two reads only lowers the gap.
+                    let recorded = recorded.load(Ordering::SeqCst);
+                    let delivered = std::fs::read_dir(&new).map(|d| d.count()).unwrap_or_default();
+                    worst = worst.max(delivered.saturating_sub(recorded));
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                worst
+            })
+        };
+        let (_tx, stop) = Stop::new();
+        let summary = engine.run(1, Arc::new(Plain), Arc::new(()), stop).await.expect("run");
+        watching.store(false, Ordering::SeqCst);
+        let worst = watcher.join().expect("watcher");
+
+        assert_eq!(summary.sent, n as u64);
+        assert_eq!(delivered(), n as usize);
+        assert_eq!(ledger.recorded_sent.load(Ordering::SeqCst), n as usize);
+        assert!(worst <= concurrency, "{worst} messages delivered and not recorded, with {concurrency} senders");
+        assert!(worst > 0, "the watcher never saw a message in flight, so it proved nothing");
+    }
+}

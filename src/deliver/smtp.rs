@@ -211,19 +211,23 @@ impl Smtp {
         };
         let started = std::time::Instant::now();
         let exchange = tokio::time::timeout(self.inner.timeout, conn.announce(envelope, bytes)).await;
-        match exchange.unwrap_or_else(|_| Err(self.silent())) {
-            Ok(()) => Ok(OpenMail { conn, smtp: self.clone(), spent: started.elapsed() }),
-            Err(e) => {
+        match exchange {
+            Ok(Ok(())) => Ok(OpenMail { conn, smtp: self.clone(), spent: started.elapsed() }),
+            Ok(Err(e)) => {
                 crate::metrics::smtp_send(started.elapsed(), false);
                 // The connection is not reused. Without pipelining the server is between commands
-                // (or gone) and gets a polite QUIT, as lettre gives; with it, replies may still be
-                // on their way (a server that took DATA after refusing the recipient would take a
-                // QUIT for content), so the connection is just closed: an unfinished DATA delivers
-                // nothing.
+                // and gets a polite QUIT, as lettre gives; with it, replies may still be on their
+                // way (a server that took DATA after refusing the recipient would take a QUIT for
+                // content), so the connection is just closed: an unfinished DATA delivers nothing.
                 if !conn.pipelining {
                     let _ = tokio::time::timeout(self.inner.timeout, conn.conn.abort()).await;
                 }
                 Err(e)
+            }
+            Err(_) => {
+                // A server that said nothing for a whole timeout gets no second wait for a QUIT.
+                crate::metrics::smtp_send(started.elapsed(), false);
+                Err(self.silent())
             }
         }
     }

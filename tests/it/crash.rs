@@ -66,7 +66,13 @@ fn killed_at_random_moments_and_resumed_every_subscriber_gets_the_issue(backend:
             Some(s) => s,
             None => child.wait().expect("wait"),
         };
-        assert!(status.success(), "the last run failed");
+        if !status.success() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("the last run failed ({status}):\n{err}");
+        }
         break;
     }
     assert!(started.elapsed() < Duration::from_secs(240));
