@@ -195,11 +195,6 @@ impl Smtp {
             .unwrap_or_else(|_| Err(fail(format!("no answer within {:?}", i.timeout))))
     }
 
-    /// Sends one message: its envelope, then its content.
-    pub async fn send(&self, envelope: &Envelope, bytes: &[u8]) -> Result<String, SendError> {
-        self.open(envelope, bytes).await?.finish(bytes).await
-    }
-
     /// Starts a mail transaction for `bytes` and has the server accept its envelope (MAIL, RCPT
     /// and DATA), handing over nothing yet: until [`OpenMail::finish`] ends the content, the
     /// server delivers nothing, and dropping the transaction drops the message.
@@ -211,10 +206,12 @@ impl Smtp {
         };
         let started = std::time::Instant::now();
         let exchange = tokio::time::timeout(self.inner.timeout, conn.announce(envelope, bytes)).await;
+        if !matches!(exchange, Ok(Ok(()))) {
+            crate::metrics::smtp_send(started.elapsed(), false);
+        }
         match exchange {
             Ok(Ok(())) => Ok(OpenMail { conn, smtp: self.clone(), spent: started.elapsed() }),
             Ok(Err(e)) => {
-                crate::metrics::smtp_send(started.elapsed(), false);
                 // The connection is not reused. Without pipelining the server is between commands
                 // and gets a polite QUIT, as lettre gives; with it, replies may still be on their
                 // way (a server that took DATA after refusing the recipient would take a QUIT for
@@ -224,11 +221,8 @@ impl Smtp {
                 }
                 Err(e)
             }
-            Err(_) => {
-                // A server that said nothing for a whole timeout gets no second wait for a QUIT.
-                crate::metrics::smtp_send(started.elapsed(), false);
-                Err(self.silent())
-            }
+            // A server that said nothing for a whole timeout gets no second wait for a QUIT.
+            Err(_) => Err(self.silent()),
         }
     }
 
