@@ -2,8 +2,8 @@
 //! under a lease, `concurrency` senders each send one message at a time, and a ledger writer
 //! records outcomes in batches. A sender hands the server no message until its last outcome is
 //! recorded, so a crash at any moment re-sends at most the messages in flight: one per sender.
-//! While the record is written, the sender composes its next message and has its envelope
-//! accepted, so the ledger's latency is hidden behind the server's. Leases are renewed while the
+//! While the record is written, the sender composes its next message and sends its envelope and
+//! content, all but the final dot, so the ledger's latency is hidden behind the server's. Leases are renewed while the
 //! engine lives; a dead engine's are taken over when they expire.
 
 use std::{
@@ -358,7 +358,8 @@ async fn claim_loop<Q: Queue>(
 
 /// The record of a sender's last message, which must be in the ledger before the sender hands
 /// the server another one: that is what bounds duplicates after a crash to one per sender. The
-/// next message is composed and its envelope sent while the record is written.
+/// next message is composed, and its envelope and content sent, while the record is written;
+/// only its final dot waits.
 #[derive(Default)]
 struct Fence(Option<oneshot::Receiver<bool>>);
 

@@ -49,7 +49,8 @@ impl Transport {
     }
 
     /// Takes a message as far as it can go without delivering it: signed and formatted, and for
-    /// SMTP with its envelope accepted. [`Staged::hand_over`] delivers it; dropping it does not.
+    /// SMTP with its envelope accepted and its content sent, all but the final dot.
+    /// [`Staged::hand_over`] delivers it; dropping it does not.
     pub async fn stage(&self, mut message: Message, message_id: &str) -> Result<Staged, SendError> {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
@@ -57,9 +58,9 @@ impl Transport {
         let bytes = message.formatted();
         let to = match &self.kind {
             Kind::Smtp(s) => To::Smtp(Box::new(s.open(message.envelope(), &bytes).await?)),
-            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.to_owned()),
+            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.to_owned(), bytes),
         };
-        Ok(Staged { to, bytes })
+        Ok(Staged { to })
     }
 }
 
@@ -67,21 +68,20 @@ impl Transport {
 #[derive(Debug)]
 pub struct Staged {
     to: To,
-    bytes: Vec<u8>,
 }
 
 #[derive(Debug)]
 enum To {
     Smtp(Box<OpenMail>),
-    Outbox(Outbox, String),
+    Outbox(Outbox, String, Vec<u8>),
 }
 
 impl Staged {
     /// Delivers the message; the reply is the server's, for the ledger.
     pub async fn hand_over(self) -> Result<Option<String>, SendError> {
         match self.to {
-            To::Smtp(open) => open.finish(&self.bytes).await.map(Some),
-            To::Outbox(o, message_id) => o.deliver(&message_id, &self.bytes).await.map(|()| None),
+            To::Smtp(open) => open.finish().await.map(Some),
+            To::Outbox(o, message_id, bytes) => o.deliver(&message_id, &bytes).await.map(|()| None),
         }
     }
 }

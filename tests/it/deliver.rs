@@ -107,6 +107,7 @@ on_each_backend!(
     a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere,
     subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers,
     a_pipelining_server_gets_each_envelope_in_one_write_and_every_fault_is_handled,
+    lines_that_start_with_a_dot_arrive_as_written,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -165,6 +166,27 @@ fn every_subscriber_gets_exactly_one_message_with_every_header(backend: Backend)
     assert!(again["issue"].is_null(), "{again:#}");
     assert!(again["reason"].as_str().is_some_and(|r| r.contains("nothing new")));
     assert_eq!(server.messages().len(), 25);
+}
+
+/// gazette writes the content itself, ahead of the final dot, so its dot-stuffing is on trial:
+/// a line of only a dot would end the message early, and a stray dot would show.
+fn lines_that_start_with_a_dot_arrive_as_written(backend: Backend) {
+    let server = SmtpServer::start(Options::default().pipelining());
+    let p = publication_on(backend, 3, &server.url(), "concurrency = 2");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &format!("{config}\n[templates]\ndir = \"templates\"\n"));
+    let lines = [".", ".hidden file", "..two dots", "a. middle dot", "...", "the end"];
+    p.write("templates/email/digest.txt", &format!("{{{{ publication.name }}}}\n{}\n", lines.join("\n")));
+    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    let messages = server.messages();
+    assert_eq!(messages.len(), 3);
+    for m in messages {
+        let msg = m.parsed();
+        let text = msg.body_text(0).expect("a text part");
+        let got: Vec<&str> = text.lines().map(str::trim_end).skip(1).take(lines.len()).collect();
+        assert_eq!(got, lines, "{text}");
+        assert!(msg.body_html(0).is_some_and(|h| h.contains("</html>")), "the HTML part after the text arrived whole");
+    }
 }
 
 fn auth_and_starttls_with_a_trusted_ca(backend: Backend) {

@@ -4,13 +4,17 @@
 //! with STARTTLS when the server offers it (and insists with `?tls=required`); `smtps://` speaks
 //! TLS from the first byte. Certificates are always verified; `ca_file` (or `$SSL_CERT_FILE`)
 //! adds a trusted CA. The URL's password is never printed: messages name the host and port.
+//!
+//! A message goes in two steps: [`Smtp::open`] has the envelope accepted and sends the content,
+//! and [`OpenMail::finish`] sends the final dot that makes the server take it. Only that last,
+//! small step has to wait for the ledger.
+
+mod wire;
 
 use std::{
-    io,
+    fmt,
     path::PathBuf,
-    pin::Pin,
     sync::{Arc, Mutex},
-    task::{Context, Poll},
     time::Duration,
 };
 
@@ -18,19 +22,17 @@ use lettre::{
     address::Envelope,
     transport::smtp::{
         authentication::{Credentials, Mechanism},
-        client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters},
-        commands::{Data, Ehlo, Mail, Rcpt},
+        client::AsyncSmtpConnection,
+        commands::{Data, Ehlo, Mail, Rcpt, Starttls},
         extension::{ClientId, Extension, MailBodyParameter, MailParameter},
     },
 };
 use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::TcpStream,
-};
+use tokio::net::TcpStream;
 use url::Url;
 
+use self::wire::Wire;
 use super::SendError;
 
 #[derive(Debug, Clone)]
@@ -52,8 +54,7 @@ struct Inner {
     host: String,
     port: u16,
     security: Security,
-    starttls: TlsParameters,
-    implicit: Arc<rustls::ClientConfig>,
+    tls: Arc<rustls::ClientConfig>,
     credentials: Option<Credentials>,
     timeout: Duration,
     hello: ClientId,
@@ -97,20 +98,21 @@ impl Smtp {
             extra_roots.push(pem);
         }
 
-        let mut params = TlsParameters::builder(host.clone());
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for pem in &extra_roots {
-            let cert = Certificate::from_pem(pem)
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| SendError::server(format!("delivery.ca_file: not a PEM certificate: {e}")))?;
-            params = params.add_root_certificate(cert);
-            for der in CertificateDer::pem_slice_iter(pem).flatten() {
+            if certs.is_empty() {
+                return Err(SendError::server("delivery.ca_file: holds no PEM certificate"));
+            }
+            for der in certs {
                 roots.add(der).map_err(|e| SendError::server(format!("delivery.ca_file: {e}")))?;
             }
         }
-        let starttls = params.build_rustls().map_err(|e| SendError::server(format!("TLS setup: {e}")))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let implicit = rustls::ClientConfig::builder_with_provider(provider)
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| SendError::server(format!("TLS setup: {e}")))?
             .with_root_certificates(roots)
@@ -125,8 +127,7 @@ impl Smtp {
                 host,
                 port,
                 security,
-                starttls,
-                implicit: Arc::new(implicit),
+                tls: Arc::new(tls),
                 credentials,
                 timeout: settings.timeout,
                 hello: ClientId::default(),
@@ -158,24 +159,27 @@ impl Smtp {
                 .await
                 .map_err(|e| fail(format!("cannot connect: {e}")))?;
             tcp.set_nodelay(true).map_err(|e| fail(e.to_string()))?;
-            let stream: Box<dyn AsyncTokioStream> = match i.security {
-                Security::Implicit => {
-                    let name = ServerName::try_from(i.host.clone()).map_err(|e| fail(format!("bad host name: {e}")))?;
-                    let tls = tokio_rustls::TlsConnector::from(Arc::clone(&i.implicit))
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|e| fail(format!("TLS handshake refused: {e}")))?;
-                    Box::new(TlsStream(tls))
-                }
-                Security::StartTls { .. } => Box::new(tcp),
-            };
-            let mut conn =
-                AsyncSmtpConnection::connect_with_transport(stream, &i.hello).await.map_err(|e| fail(describe(&e)))?;
+            let wire = Wire::plain(tcp).map_err(|e| fail(e.to_string()))?;
+            let name = ServerName::try_from(i.host.clone()).map_err(|e| fail(format!("bad host name: {e}")))?;
+            let connector = tokio_rustls::TlsConnector::from(Arc::clone(&i.tls));
+            let handshake = |e: std::io::Error| fail(format!("TLS handshake refused: {e}"));
+            if i.security == Security::Implicit {
+                wire.start_tls(connector.clone(), name.clone()).await.map_err(handshake)?;
+            }
+            let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &i.hello)
+                .await
+                .map_err(|e| fail(describe(&e)))?;
             if let Security::StartTls { required } = i.security {
                 if conn.can_starttls() {
-                    conn.starttls(i.starttls.clone(), &i.hello)
+                    conn.command(Starttls).await.map_err(|e| fail(format!("STARTTLS failed: {}", describe(&e))))?;
+                    wire.start_tls(connector, name).await.map_err(handshake)?;
+                    // The dialogue starts over inside TLS with a new client: it says EHLO and learns
+                    // the extensions offered there, and anything the server sent in plain text
+                    // after its 220 is dropped with the old client's buffer, never read as a reply.
+                    wire.replay(format!("220 {} TLS started\r\n", i.host).as_bytes());
+                    conn = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &i.hello)
                         .await
-                        .map_err(|e| fail(format!("STARTTLS failed: {}", describe(&e))))?;
+                        .map_err(|e| fail(format!("after STARTTLS: {}", describe(&e))))?;
                 } else if required {
                     return Err(fail("the server does not offer STARTTLS and ?tls=required insists".into()));
                 }
@@ -188,16 +192,16 @@ impl Smtp {
                     .await
                     .map_err(|e| fail(format!("login refused: {}", describe(&e))))?;
             }
-            Ok(Connection { conn, pipelining })
+            Ok(Connection { conn, wire, pipelining })
         };
         tokio::time::timeout(i.timeout, work)
             .await
             .unwrap_or_else(|_| Err(fail(format!("no answer within {:?}", i.timeout))))
     }
 
-    /// Starts a mail transaction for `bytes` and has the server accept its envelope (MAIL, RCPT
-    /// and DATA), handing over nothing yet: until [`OpenMail::finish`] ends the content, the
-    /// server delivers nothing, and dropping the transaction drops the message.
+    /// Starts a mail transaction for `bytes`: the server accepts its envelope (MAIL, RCPT and
+    /// DATA) and receives its content, all but the final dot. Until [`OpenMail::finish`] sends
+    /// that dot the server delivers nothing, and dropping the transaction drops the message.
     pub async fn open(&self, envelope: &Envelope, bytes: &[u8]) -> Result<OpenMail, SendError> {
         let pooled = self.inner.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
         let mut conn = match pooled {
@@ -205,7 +209,7 @@ impl Smtp {
             None => self.connect().await?,
         };
         let started = std::time::Instant::now();
-        let exchange = tokio::time::timeout(self.inner.timeout, conn.announce(envelope, bytes)).await;
+        let exchange = tokio::time::timeout(self.inner.timeout, conn.start(envelope, bytes)).await;
         if !matches!(exchange, Ok(Ok(()))) {
             crate::metrics::smtp_send(started.elapsed(), false);
         }
@@ -240,7 +244,7 @@ impl Smtp {
     }
 }
 
-/// A mail transaction whose envelope the server accepted, waiting for its content.
+/// A mail transaction whose envelope and content the server has, waiting for the final dot.
 pub struct OpenMail {
     conn: Connection,
     smtp: Smtp,
@@ -255,10 +259,10 @@ impl std::fmt::Debug for OpenMail {
 }
 
 impl OpenMail {
-    /// Sends the content and its final dot: from the server's reply on, the message is theirs.
-    pub async fn finish(mut self, bytes: &[u8]) -> Result<String, SendError> {
+    /// Sends the final dot: from the server's reply on, the message is theirs.
+    pub async fn finish(mut self) -> Result<String, SendError> {
         let started = std::time::Instant::now();
-        let exchange = tokio::time::timeout(self.smtp.inner.timeout, self.conn.conn.message(bytes)).await;
+        let exchange = tokio::time::timeout(self.smtp.inner.timeout, self.conn.conn.command(EndOfData)).await;
         crate::metrics::smtp_send(self.spent + started.elapsed(), matches!(exchange, Ok(Ok(_))));
         match exchange {
             Ok(Ok(response)) => {
@@ -277,11 +281,30 @@ impl OpenMail {
 /// An open, greeted (and where asked, encrypted and logged-in) connection.
 struct Connection {
     conn: AsyncSmtpConnection,
+    /// The socket under `conn`, for writing content without its final dot.
+    wire: Wire,
     /// The server takes MAIL, RCPT and DATA in one write (RFC 2920): one round trip, not three.
     pipelining: bool,
 }
 
+/// The line that ends DATA. The content written before it may lack a last line break, so one
+/// comes first, as lettre's own `message` sends it.
+struct EndOfData;
+
+impl fmt::Display for EndOfData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\r\n.\r\n")
+    }
+}
+
 impl Connection {
+    /// The envelope, then the content without its final dot.
+    async fn start(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
+        self.announce(envelope, bytes).await?;
+        let content = wire::transparent(bytes);
+        self.wire.write_all(&content).await.map_err(|e| SendError::connection(format!("sending the content: {e}")))
+    }
+
     /// MAIL, RCPT and DATA, with the parameters lettre's own `send` would give them.
     async fn announce(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
         let conn = &mut self.conn;
@@ -330,34 +353,6 @@ fn classify(e: &lettre::transport::smtp::Error) -> SendError {
         SendError::temporary(describe(e))
     } else {
         SendError::connection(describe(e))
-    }
-}
-
-/// A TLS stream lettre can speak SMTP over.
-#[derive(Debug)]
-struct TlsStream(tokio_rustls::client::TlsStream<TcpStream>);
-
-impl AsyncRead for TlsStream {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsStream {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-}
-
-impl AsyncTokioStream for TlsStream {
-    fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.0.get_ref().0.peer_addr()
     }
 }
 
