@@ -216,13 +216,35 @@ macro_rules! in_tx {
             match result {
                 Err(e) if attempt < RETRIES && transient(&e) => {
                     attempt += 1;
-                    let pause = 10 * u64::from(attempt) + rand::random::<u64>() % 20;
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    tokio::time::sleep(retry_pause(attempt)).await;
                 }
                 other => break other,
             }
         }
     }};
+}
+
+fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis(10 * u64::from(attempt) + rand::random::<u64>() % 20)
+}
+
+/// Runs one statement (atomic on its own) again after a deadlock or serialisation failure, as
+/// [`in_tx!`] runs a transaction again.
+async fn retrying<T, F, Fut>(mut statement: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match statement().await.map_err(StoreError::from) {
+            Err(e) if attempt < RETRIES && transient(&e) => {
+                attempt += 1;
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 impl PgStore {
@@ -677,13 +699,17 @@ impl PgStore {
         if ids.is_empty() {
             return Ok(0);
         }
-        Ok(sqlx::query(RENEW_LEASES)
-            .bind(ms(now) + lease_ms(lease))
-            .bind(ids)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        // Rows are locked in id order here and in `record`, so the two never wait on each other
+        // in a cycle; a deadlock with anything else is retried.
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        let ids = &ids;
+        let until = ms(now) + lease_ms(lease);
+        Ok(retrying(
+            || async move { sqlx::query(RENEW_LEASES).bind(until).bind(ids).bind(owner).execute(&self.pool).await },
+        )
+        .await?
+        .rows_affected())
     }
 
     /// Writes a batch of outcomes in one transaction, one statement per kind of outcome.
@@ -692,6 +718,9 @@ impl PgStore {
             return Ok(());
         }
         let now_ms = ms(now);
+        // In id order, as `renew_leases` locks them: see there.
+        let mut outcomes: Vec<&Outcome> = outcomes.iter().collect();
+        outcomes.sort_unstable_by_key(|o| o.delivery_id());
         let mut sent = (Vec::new(), Vec::new(), Vec::new());
         let mut deferred = (Vec::new(), Vec::new(), Vec::new());
         let mut failed = (Vec::new(), Vec::new());
@@ -724,7 +753,17 @@ impl PgStore {
         if deferred.0.is_empty() && failed.0.is_empty() && released.is_empty() {
             // Only sends, by far the common batch: one statement is atomic on its own, and saves
             // the round trips of a transaction around it.
-            sqlx::query(RECORD_SENT).bind(now_ms).bind(&sent.0).bind(&sent.1).bind(&sent.2).execute(&self.pool).await?;
+            let sent = &sent;
+            retrying(|| async move {
+                sqlx::query(RECORD_SENT)
+                    .bind(now_ms)
+                    .bind(&sent.0)
+                    .bind(&sent.1)
+                    .bind(&sent.2)
+                    .execute(&self.pool)
+                    .await
+            })
+            .await?;
             return Ok(());
         }
         in_tx!(self, |tx| {

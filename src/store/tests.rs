@@ -147,6 +147,7 @@ on_each_backend!(
     the_next_due_time_and_a_release_follow_the_leases,
     writers_at_once_take_their_turn,
     an_issue_is_on_the_archive_from_its_first_delivery_sent,
+    renewals_and_records_of_the_same_deliveries_at_once_both_go_through,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -354,6 +355,36 @@ async fn renewed_leases_keep_other_workers_off(s: Store) {
     assert!(s.claim(1, "w2", 10, past_first_lease, Duration::from_secs(30)).await.expect("claim").is_empty());
     let past_renewal = now() + chrono::Duration::seconds(51);
     assert_eq!(s.claim(1, "w2", 10, past_renewal, Duration::from_secs(30)).await.expect("claim").len(), 2);
+}
+
+/// A worker renews its leases while its ledger writer records outcomes for the same deliveries,
+/// each statement taking the rows in whatever order it was given: neither may fail on the
+/// other's locks (a deadlock the server breaks by failing one of them).
+async fn renewals_and_records_of_the_same_deliveries_at_once_both_go_through(s: Store) {
+    let n = 3000;
+    let rows: Vec<NewSubscriber> = (0..n).map(|i| row(&format!("r{i}@example.org"), &["weekly"])).collect();
+    s.import(&rows, "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    let rounds = 6;
+    for round in 0..rounds {
+        let at = now() + chrono::Duration::seconds(round);
+        let claimed = s.claim(1, "w", n, at, Duration::from_secs(30)).await.expect("claim");
+        assert_eq!(claimed.len(), n, "round {round}: every delivery is due again");
+        let mut ids: Vec<i64> = claimed.iter().map(|c| c.delivery_id).collect();
+        // Opposite orders, so that unordered locking would meet in the middle.
+        ids.sort_unstable();
+        let outcomes: Vec<Outcome> = ids
+            .iter()
+            .rev()
+            .map(|&delivery_id| Outcome::Deferred { delivery_id, reply: "451 later".into(), retry_at: at })
+            .collect();
+        let (renewed, recorded) =
+            tokio::join!(s.renew_leases("w", &ids, at, Duration::from_secs(30)), s.record("w", &outcomes, at));
+        renewed.unwrap_or_else(|e| panic!("round {round}: renew: {e}"));
+        recorded.unwrap_or_else(|e| panic!("round {round}: record: {e}"));
+    }
+    let i = s.issue(1).await.expect("issue").expect("issue");
+    assert_eq!(i.counts.deferred, n as u64, "{:?}", i.counts);
 }
 
 async fn a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving(s: Store) {

@@ -5,6 +5,7 @@
 //! are encrypted like everything else.
 
 use std::{
+    borrow::Cow,
     io,
     net::SocketAddr,
     pin::Pin,
@@ -160,18 +161,26 @@ impl AsyncTokioStream for Wire {
 }
 
 /// The content of a message as it travels in DATA (RFC 5321 §4.5.2): a line that starts with a
-/// dot gets a second one, so that no line of it reads as the end.
-pub(super) fn transparent(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + content.len() / 64);
-    let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
+/// dot gets a second one, so that no line of it reads as the end. Most messages have no such line
+/// and go out as they are.
+pub(super) fn transparent(content: &[u8]) -> Cow<'_, [u8]> {
+    let starts_with_dot = content.first() == Some(&b'.');
+    let mut breaks = memchr::memmem::find_iter(content, b"\n.").peekable();
+    if !starts_with_dot && breaks.peek().is_none() {
+        return Cow::Borrowed(content);
     }
-    out
+    let mut out = Vec::with_capacity(content.len() + 64);
+    if starts_with_dot {
+        out.push(b'.');
+    }
+    let mut from = 0;
+    for at in breaks {
+        out.extend_from_slice(&content[from..=at]);
+        out.push(b'.');
+        from = at + 1;
+    }
+    out.extend_from_slice(&content[from..]);
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -180,8 +189,11 @@ mod tests {
 
     #[test]
     fn a_line_that_starts_with_a_dot_gets_a_second_one_and_nothing_else_changes() {
-        assert_eq!(transparent(b".hidden\r\nmid.dle\r\n.\r\n..two\r\n"), b"..hidden\r\nmid.dle\r\n..\r\n...two\r\n");
-        assert_eq!(transparent(b"plain\r\nlines\r\n"), b"plain\r\nlines\r\n");
-        assert_eq!(transparent(b""), b"");
+        let stuffed = |s: &[u8]| transparent(s).into_owned();
+        assert_eq!(stuffed(b".hidden\r\nmid.dle\r\n.\r\n..two\r\n"), b"..hidden\r\nmid.dle\r\n..\r\n...two\r\n");
+        assert_eq!(stuffed(b"\n.\n."), b"\n..\n..");
+        assert_eq!(stuffed(b"ends with a break\r\n."), b"ends with a break\r\n..");
+        assert!(matches!(transparent(b"plain\r\nlines\r\n"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(stuffed(b""), b"");
     }
 }
