@@ -215,15 +215,17 @@ impl Smtp {
         }
         match exchange {
             Ok(Ok(())) => Ok(OpenMail { conn, smtp: self.clone(), spent: started.elapsed() }),
-            Ok(Err(e)) => {
-                // The connection is not reused. Without pipelining the server is between commands
-                // and gets a polite QUIT, as lettre gives; with it, replies may still be on their
-                // way (a server that took DATA after refusing the recipient would take a QUIT for
-                // content), so the connection is just closed: an unfinished DATA delivers nothing.
-                if !conn.pipelining {
+            Ok(Err(Refused { error, in_data })) => {
+                // The connection is not reused. Without pipelining a server that refused a
+                // command is between commands and gets a polite QUIT, as lettre gives. With it,
+                // replies may still be on their way (a server that took DATA after refusing the
+                // recipient would take a QUIT for content), and inside DATA a QUIT would be
+                // content too: the connection is just closed, and an unfinished DATA delivers
+                // nothing.
+                if !conn.pipelining && !in_data {
                     let _ = tokio::time::timeout(self.inner.timeout, conn.conn.abort()).await;
                 }
-                Err(e)
+                Err(error)
             }
             // A server that said nothing for a whole timeout gets no second wait for a QUIT.
             Err(_) => Err(self.silent()),
@@ -297,12 +299,21 @@ impl fmt::Display for EndOfData {
     }
 }
 
+/// Why a transaction could not start, and whether the server was already taking content.
+struct Refused {
+    error: SendError,
+    in_data: bool,
+}
+
 impl Connection {
     /// The envelope, then the content without its final dot.
-    async fn start(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
-        self.announce(envelope, bytes).await?;
+    async fn start(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), Refused> {
+        self.announce(envelope, bytes).await.map_err(|error| Refused { error, in_data: false })?;
         let content = wire::transparent(bytes);
-        self.wire.write_all(&content).await.map_err(|e| SendError::connection(format!("sending the content: {e}")))
+        self.wire
+            .write_all(&content)
+            .await
+            .map_err(|e| Refused { error: SendError::connection(format!("sending the content: {e}")), in_data: true })
     }
 
     /// MAIL, RCPT and DATA, with the parameters lettre's own `send` would give them.
