@@ -3,8 +3,8 @@
 //! records outcomes in batches. A sender hands the server no message until its last outcome is
 //! recorded, so a crash at any moment re-sends at most the messages in flight: one per sender.
 //! While the record is written, the sender composes its next message and sends its envelope and
-//! content, all but the final dot, so the ledger's latency is hidden behind the server's. Leases are renewed while the
-//! engine lives; a dead engine's are taken over when they expire.
+//! content, all but the final dot, so the ledger's latency is hidden behind the server's. Leases
+//! are renewed while the engine lives; a dead engine's are taken over when they expire.
 
 use std::{
     future::Future,

@@ -56,19 +56,16 @@ impl Transport {
             message.sign(dkim);
         }
         let bytes = message.formatted();
-        let to = match &self.kind {
+        Ok(Staged(match &self.kind {
             Kind::Smtp(s) => To::Smtp(Box::new(s.open(message.envelope(), &bytes).await?)),
             Kind::Outbox(o) => To::Outbox(o.clone(), message_id.to_owned(), bytes),
-        };
-        Ok(Staged { to })
+        }))
     }
 }
 
 /// A message ready to hand over, nothing of it delivered yet.
 #[derive(Debug)]
-pub struct Staged {
-    to: To,
-}
+pub struct Staged(To);
 
 #[derive(Debug)]
 enum To {
@@ -79,7 +76,7 @@ enum To {
 impl Staged {
     /// Delivers the message; the reply is the server's, for the ledger.
     pub async fn hand_over(self) -> Result<Option<String>, SendError> {
-        match self.to {
+        match self.0 {
             To::Smtp(open) => open.finish().await.map(Some),
             To::Outbox(o, message_id, bytes) => o.deliver(&message_id, &bytes).await.map(|()| None),
         }

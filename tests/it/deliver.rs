@@ -108,6 +108,8 @@ on_each_backend!(
     subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers,
     a_pipelining_server_gets_each_envelope_in_one_write_and_every_fault_is_handled,
     lines_that_start_with_a_dot_arrive_as_written,
+    a_ca_file_without_a_certificate_is_named_and_nothing_is_sent,
+    a_reply_injected_before_the_starttls_handshake_is_never_read,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -196,6 +198,40 @@ fn auth_and_starttls_with_a_trusted_ca(backend: Backend) {
     let p = publication_on(backend, 3, &url, &format!("ca_file = {ca:?}"));
     p.gazette(&["send", "--as-of", AS_OF]).ok();
     assert_eq!(server.messages().len(), 3);
+}
+
+/// Whatever arrives in plain text behind STARTTLS's 220 is dropped: every reply gazette reads
+/// afterwards came through TLS, so the login and the PIPELINING it learns are the server's.
+fn a_reply_injected_before_the_starttls_handshake_is_never_read(backend: Backend) {
+    let server = SmtpServer::start(
+        Options::default()
+            .auth("mailer", "s3cret pass")
+            .self_signed_tls()
+            .require_tls()
+            .pipelining()
+            .inject_after_starttls(),
+    );
+    let ca = server.tls_files().expect("tls").ca().display().to_string();
+    let url = server.url().replace("127.0.0.1", "localhost");
+    let p = publication_on(backend, 4, &url, &format!("ca_file = {ca:?}\nconcurrency = 2"));
+    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), 4);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+    assert_eq!(server.stats().pipelined_mail, 4, "PIPELINING was learnt from the EHLO reply inside TLS");
+}
+
+fn a_ca_file_without_a_certificate_is_named_and_nothing_is_sent(backend: Backend) {
+    let server = SmtpServer::start(Options::default().self_signed_tls());
+    let url = server.url().replace("127.0.0.1", "localhost");
+    let p = publication_on(backend, 2, &url, "ca_file = \"certs/ca.pem\"");
+    p.write("certs/ca.pem", "this is a private key, pasted by mistake\n");
+    let run = p.gazette(&["send", "--as-of", AS_OF]);
+    assert_ne!(run.code(), 0);
+    let said = run.stderr();
+    assert!(said.contains("delivery.ca_file") && said.contains("ca.pem"), "{said}");
+    assert!(said.contains("no PEM certificate"), "{said}");
+    assert!(server.messages().is_empty());
 }
 
 fn a_certificate_that_does_not_verify_is_refused_not_used_in_the_clear(backend: Backend) {

@@ -60,6 +60,7 @@ pub struct Options {
     stall: Duration,
     max_connections: u32,
     pipelining: bool,
+    inject_after_starttls: bool,
 }
 
 impl Options {
@@ -145,6 +146,12 @@ impl Options {
         self
     }
 
+    /// Put a stray plain-text reply right behind STARTTLS's 220, as an attacker on the path would.
+    pub fn inject_after_starttls(mut self) -> Self {
+        self.inject_after_starttls = true;
+        self
+    }
+
     fn args(&self, tls: Option<&TlsFiles>) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut flag = |name: &str, value: String| {
@@ -186,6 +193,9 @@ impl Options {
         }
         if self.pipelining {
             a.push("--pipelining".to_owned());
+        }
+        if self.inject_after_starttls {
+            a.push("--inject-after-starttls".to_owned());
         }
         a
     }

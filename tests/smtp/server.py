@@ -39,6 +39,9 @@ Also:
   --pipelining        offer PIPELINING (RFC 2920) in the EHLO reply. stats.json then counts in
                       "pipelined_mail" each MAIL that arrived with the next command already
                       behind it, which only a client that pipelines sends.
+  --inject-after-starttls  send a stray "554" reply in plain text right behind STARTTLS's 220,
+                      in the same write, as an attacker on the path would (CVE-2011-0411 class):
+                      a client that reads it as a reply after the handshake falls out of step.
 """
 
 from __future__ import annotations
@@ -216,10 +219,16 @@ async def hang_up(server: SMTP) -> None:
 class TestSMTP(SMTP):
     """aiosmtpd's server with a connection count around each session."""
 
-    def __init__(self, handler, spool: Spool, max_connections: int, **kwargs):
+    def __init__(self, handler, spool: Spool, max_connections: int, inject_after_starttls: bool, **kwargs):
         super().__init__(handler, **kwargs)
         self.spool = spool
         self.max_connections = max_connections
+        self.inject_after_starttls = inject_after_starttls
+
+    async def push(self, status: str) -> None:
+        if self.inject_after_starttls and status.startswith("220 Ready to start TLS"):
+            status += "\r\n554 5.7.0 injected before the handshake"
+        await super().push(status)
 
     # _handle_client runs exactly once per TCP connection (STARTTLS does not restart it) and is
     # cancelled when the connection goes, which makes it the one reliable place to count.
@@ -261,6 +270,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stall-seconds", type=float, default=30.0, metavar="S")
     p.add_argument("--max-connections", type=int, default=0, metavar="N")
     p.add_argument("--pipelining", action="store_true")
+    p.add_argument("--inject-after-starttls", action="store_true")
     a = p.parse_args(argv)
     if (a.tls_cert is None) != (a.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
@@ -299,6 +309,7 @@ async def serve(a: argparse.Namespace) -> None:
             handler,
             spool=spool,
             max_connections=a.max_connections,
+            inject_after_starttls=a.inject_after_starttls,
             hostname="gazette-test-smtp",  # the default, getfqdn(), can wait on DNS for seconds
             enable_SMTPUTF8=True,
             tls_context=None if a.implicit_tls else tls,

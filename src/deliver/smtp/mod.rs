@@ -86,29 +86,24 @@ impl Smtp {
         };
         let port = url.port().unwrap_or(if security == Security::Implicit { 465 } else { 587 });
 
-        let mut extra_roots: Vec<Vec<u8>> = Vec::new();
-        let mut ca_files: Vec<PathBuf> = settings.ca_file.iter().cloned().collect();
-        if let Some(extra) = std::env::var_os("SSL_CERT_FILE") {
-            ca_files.push(PathBuf::from(extra));
-        }
-        for file in ca_files {
-            let pem = tokio::fs::read(&file)
-                .await
-                .map_err(|e| SendError::server(format!("delivery.ca_file: cannot read {}: {e}", file.display())))?;
-            extra_roots.push(pem);
-        }
-
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for pem in &extra_roots {
-            let certs = CertificateDer::pem_slice_iter(pem)
+        let mut ca_files: Vec<(&str, PathBuf)> =
+            settings.ca_file.iter().map(|f| ("delivery.ca_file", f.clone())).collect();
+        if let Some(extra) = std::env::var_os("SSL_CERT_FILE") {
+            ca_files.push(("$SSL_CERT_FILE", PathBuf::from(extra)));
+        }
+        for (origin, file) in ca_files {
+            let bad = |why: String| SendError::server(format!("{origin}: {}: {why}", file.display()));
+            let pem = tokio::fs::read(&file).await.map_err(|e| bad(format!("cannot read it: {e}")))?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| SendError::server(format!("delivery.ca_file: not a PEM certificate: {e}")))?;
+                .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
             if certs.is_empty() {
-                return Err(SendError::server("delivery.ca_file: holds no PEM certificate"));
+                return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
             }
             for der in certs {
-                roots.add(der).map_err(|e| SendError::server(format!("delivery.ca_file: {e}")))?;
+                roots.add(der).map_err(|e| bad(e.to_string()))?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
