@@ -10,7 +10,7 @@ use std::{
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{
-    Row, Sqlite, SqlitePool, Transaction,
+    ConnectOptions, Row, Sqlite, SqlitePool, Transaction,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
 };
 
@@ -67,7 +67,9 @@ impl SqliteStore {
             // 4 MB of page cache a connection: the ledger's hot pages stay in memory, and three
             // connections stay well inside a worker's memory budget.
             .pragma("cache_size", "-4000")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // A large import or queuing is one long statement by design; sqlx would warn of it.
+            .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
         // Two processes opening a new file at once race to create it, set WAL and migrate it;
         // sqlx takes no lock on SQLite, so the loser (whose migration rolls back) tries again.
         let mut attempt = 0;
