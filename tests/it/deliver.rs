@@ -110,6 +110,7 @@ on_each_backend!(
     lines_that_start_with_a_dot_arrive_as_written,
     a_ca_file_without_a_certificate_is_named_and_nothing_is_sent,
     a_reply_injected_before_the_starttls_handshake_is_never_read,
+    a_final_dot_left_unanswered_holds_back_no_other_sender,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -296,6 +297,28 @@ fn dropped_connections_and_stalls_are_retried_without_duplicates(backend: Backen
     let counts = by_recipient(&server);
     assert_eq!(counts.len(), 20);
     assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+}
+
+/// The ledger writer waits a moment for the outcomes of messages whose final dot is out; a
+/// server that never answers one of them must not hold the others' records, and so their
+/// senders, back for as long as it says nothing.
+fn a_final_dot_left_unanswered_holds_back_no_other_sender(backend: Backend) {
+    let stall = Duration::from_secs(6);
+    // The 5th message's dot gets no reply for 6 s, then the server hangs up; it is retried.
+    let server = SmtpServer::start(Options::default().stall_every(5, stall));
+    let p = publication_on(backend, 16, &server.url(), "concurrency = 4\ntimeout = \"30s\"");
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 16, "{doc:#}");
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), 16);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+    // The 5th, 10th and 15th messages stall; the 13 others arrived while the first stall
+    // lasted, each stalled sender leaving the rest to go on.
+    let mut times: Vec<f64> = server.messages().iter().map(|m| m.received_at).collect();
+    times.sort_by(f64::total_cmp);
+    let first = times[0];
+    let during = times.iter().filter(|t| **t - first < stall.as_secs_f64() / 2.0).count();
+    assert_eq!(during, 13, "messages that arrived in the first {}s, of {times:?}", stall.as_secs() / 2);
 }
 
 /// With PIPELINING offered, MAIL, RCPT and DATA go in one write; a refusal in the middle of a
