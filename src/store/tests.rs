@@ -831,6 +831,17 @@ fn seq_scans(plan: &serde_json::Value, out: &mut Vec<String>) {
     }
 }
 
+/// Generic plans are gazette's default; a `plan_cache_mode` the publisher puts in the URL wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_plan_cache_mode_in_the_url_is_kept() {
+    let db = TestDatabase::create().await;
+    let url = format!("{}?options=-c%20plan_cache_mode%3Dauto", db.url);
+    let store = Store::open_with(&url, StoreOptions { pool_size: 1 }).await.expect("open");
+    let mut conn = pool(&store).acquire().await.expect("connection");
+    let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&mut *conn).await.expect("mode");
+    assert_eq!(mode, "auto");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
     let t = postgres().await;
