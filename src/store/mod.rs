@@ -4,6 +4,7 @@
 
 mod bucket;
 mod error;
+mod import;
 mod model;
 mod postgres;
 mod sqlite;

@@ -23,7 +23,7 @@ use sqlx::{
 use super::{
     Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, IssueRecord,
     ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
-    SubscriberRecord,
+    SubscriberRecord, import,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
 
@@ -1192,14 +1192,8 @@ async fn upsert(
     counts: &mut ImportCounts,
     ids: &mut ListIds,
 ) -> Result<(), StoreError> {
-    let mut start = 0;
-    while start < rows.len() {
-        let mut seen = HashSet::new();
-        let mut end = start;
-        while end < rows.len() && end - start < IMPORT_CHUNK && seen.insert(rows[end].email.as_str()) {
-            end += 1;
-        }
-        let mut chunk: Vec<&NewSubscriber> = rows[start..end].iter().collect();
+    for chunk in import::chunks(rows, IMPORT_CHUNK) {
+        let mut chunk: Vec<&NewSubscriber> = chunk.iter().collect();
         // Addresses another writer (a web sign-up) inserted since the chunk was read are written
         // again as the existing rows they now are.
         for _ in 0..RETRIES {
@@ -1211,7 +1205,6 @@ async fn upsert(
         if !chunk.is_empty() {
             return Err(StoreError::Contended("subscribers kept being added while this import ran".into()));
         }
-        start = end;
     }
     Ok(())
 }
@@ -1227,62 +1220,36 @@ async fn upsert_chunk<'r>(
 ) -> Result<Vec<&'r NewSubscriber>, StoreError> {
     let now_ms = ms(now);
     let keys: Vec<String> = rows.iter().flat_map(|r| [r.email.as_str().to_owned(), forgotten(&r.email)]).collect();
-    let found: HashMap<String, PgRow> = sqlx::query(LOCK_SUBSCRIBERS)
+    let found: HashMap<String, (i64, String, String, SubscriberStatus)> = sqlx::query(LOCK_SUBSCRIBERS)
         .bind(&keys)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(|r| (r.get::<String, _>(1), r))
-        .collect();
-
-    let mut updates = (Vec::new(), Vec::new(), Vec::new());
-    let mut reactivated = Vec::new();
-    // Existing rows to count once their memberships are known: (id, changed, row).
-    let mut existing = Vec::new();
-    let mut fresh = Vec::new();
-    for &row in rows {
-        let Some(e) = found.get(row.email.as_str()).or_else(|| found.get(&forgotten(&row.email))) else {
-            fresh.push(row);
-            continue;
-        };
-        let id: i64 = e.get(0);
-        let status: SubscriberStatus = parse(e.get::<&str, _>(4))?;
-        if status.is_final_no() {
-            counts.refused += 1;
-            continue;
-        }
-        let name: &str = e.get(2);
-        let old_attributes: BTreeMap<String, String> = serde_json::from_str(e.get::<&str, _>(3)).unwrap_or_default();
-        let new_name = row.name.clone().unwrap_or_else(|| name.to_owned());
-        let mut merged = old_attributes.clone();
-        merged.extend(row.attributes.clone());
-        let changed = new_name != name || merged != old_attributes || status != SubscriberStatus::Active;
-        if changed {
-            updates.0.push(id);
-            updates.1.push(new_name);
-            updates.2.push(to_json(&merged)?);
-            if status != SubscriberStatus::Active {
-                reactivated.push(id);
-            }
-        }
-        existing.push((id, changed, row));
-    }
-    if !updates.0.is_empty() {
+        .map(|r| Ok((r.get(1), (r.get(0), r.get(2), r.get(3), parse(r.get::<&str, _>(4))?))))
+        .collect::<Result<_, StoreError>>()?;
+    let plan = import::Plan::new(rows.iter().copied(), |row| {
+        let (id, name, attributes, status) =
+            found.get(row.email.as_str()).or_else(|| found.get(&forgotten(&row.email)))?;
+        Some(import::Stored { id: *id, name, attributes, status: *status })
+    })?;
+    if !plan.updates.is_empty() {
+        let (ids, (names, attributes)): (Vec<i64>, (Vec<&str>, Vec<&str>)) =
+            plan.updates.iter().map(|(id, n, a)| (*id, (n.as_str(), a.as_str()))).unzip();
         sqlx::query(UPDATE_SUBSCRIBERS)
-            .bind(&updates.0)
-            .bind(&updates.1)
-            .bind(&updates.2)
+            .bind(&ids)
+            .bind(&names)
+            .bind(&attributes)
             .bind(now_ms)
             .execute(&mut *conn)
             .await?;
-        consent_many(conn, &reactivated, ConsentEvent::Import, &vec![source; reactivated.len()], now).await?;
+        consent_many(conn, &plan.reactivated, ConsentEvent::Import, &vec![source; plan.reactivated.len()], now).await?;
     }
 
     let mut conflicted = Vec::new();
     let mut added: Vec<(i64, &NewSubscriber)> = Vec::new();
-    if !fresh.is_empty() {
+    if !plan.fresh.is_empty() {
         let mut columns = (Vec::new(), Vec::new(), Vec::new());
-        for row in &fresh {
+        for row in &plan.fresh {
             columns.0.push(row.email.as_str());
             columns.1.push(row.name.clone().unwrap_or_default());
             columns.2.push(to_json(&row.attributes)?);
@@ -1297,7 +1264,7 @@ async fn upsert_chunk<'r>(
             .into_iter()
             .map(|r| (r.get::<String, _>(1), r.get::<i64, _>(0)))
             .collect();
-        for row in fresh {
+        for &row in &plan.fresh {
             match inserted.get(row.email.as_str()) {
                 Some(id) => added.push((*id, row)),
                 None => conflicted.push(row),
@@ -1307,11 +1274,10 @@ async fn upsert_chunk<'r>(
         let new_ids: Vec<i64> = added.iter().map(|(id, _)| *id).collect();
         let event = if source == "add" { ConsentEvent::Add } else { ConsentEvent::Import };
         consent_many(conn, &new_ids, event, &vec![source; new_ids.len()], now).await?;
-        counts.imported += new_ids.len() as u64;
     }
 
     let mut pairs = (Vec::new(), Vec::new());
-    for (id, row) in existing.iter().map(|(id, _, row)| (*id, *row)).chain(added.iter().copied()) {
+    for (id, row) in plan.existing.iter().map(|(id, _, row)| (*id, *row)).chain(added.iter().copied()) {
         for l in &row.lists {
             pairs.0.push(list_id(conn, l, ids).await?);
             pairs.1.push(id);
@@ -1329,13 +1295,7 @@ async fn upsert_chunk<'r>(
             .into_iter()
             .collect()
     };
-    for (id, changed, _) in existing {
-        if changed || joined.contains(&id) {
-            counts.updated += 1;
-        } else {
-            counts.unchanged += 1;
-        }
-    }
+    plan.count(added.len(), &joined, counts);
     Ok(conflicted)
 }
 

@@ -142,6 +142,7 @@ on_each_backend!(
     a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving,
     the_rate_bucket_is_shared_and_refills_with_time,
     an_import_means_what_its_rows_one_by_one_would,
+    a_large_import_means_the_same_across_its_chunks,
     slots_feeds_and_first_sightings_are_kept_once,
     cancelled_reopened_and_sent_issues_read_back_alike,
     the_next_due_time_and_a_release_follow_the_leases,
@@ -487,6 +488,36 @@ async fn an_import_means_what_its_rows_one_by_one_would(s: Store) {
     let after: EmailAddress = "bob@example.org".parse().expect("b");
     let page = s.subscribers_page(None, None, Some(&after), 10).await.expect("page");
     assert_eq!(page.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(), ["new@example.org", "web@example.org"]);
+}
+
+/// More rows than a statement of either backend writes at once: repeats and a refusal fall
+/// in later chunks than the rows they meet.
+async fn a_large_import_means_the_same_across_its_chunks(s: Store) {
+    let gone: EmailAddress = "gone@example.org".parse().expect("g");
+    s.import(&[row("gone@example.org", &["weekly"])], "import", now()).await.expect("import");
+    s.set_status(&gone, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "t", now()).await.expect("status");
+    let mut rows: Vec<NewSubscriber> =
+        (0..12_000).map(|i| row(&format!("reader{i}@example.org"), &["weekly"])).collect();
+    let mut again = row("reader5@example.org", &["news"]);
+    again.attributes.insert("plan".into(), "pro".into());
+    rows.insert(7_000, again);
+    rows.insert(3_000, row("gone@example.org", &["weekly"]));
+    rows.push(row("reader11999@example.org", &["news"]));
+    let c = s.import(&rows, "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.updated, c.unchanged, c.refused), (12_000, 2, 0, 1));
+
+    let r5 = s.subscriber(&"reader5@example.org".parse().expect("a")).await.expect("get").expect("stored");
+    assert_eq!(r5.lists, ["news", "weekly"]);
+    assert_eq!(r5.attributes.get("plan").map(String::as_str), Some("pro"));
+    assert_eq!(s.subscriber(&gone).await.expect("get").map(|r| r.status), Some(SubscriberStatus::Unsubscribed));
+    let counts = s.list_counts().await.expect("counts");
+    let by_list: Vec<(&str, Option<&u64>)> = counts.iter().map(|l| (l.name.as_str(), l.counts.get("active"))).collect();
+    assert_eq!(by_list, [("news", Some(&2)), ("weekly", Some(&12_000))]);
+
+    let c = s.import(&rows, "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.updated, c.unchanged, c.refused), (0, 0, 12_002, 1), "nothing new the second time");
+    let i = issue(&s, 1, &[weekly(), "news".parse().expect("l")]).await;
+    assert_eq!(i.counts.queued, 12_000);
 }
 
 trait AddOne {
