@@ -6,10 +6,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::{
     domain::{EmailAddress, ListName},
-    store::NewSubscriber,
+    store::{ImportPart, NewSubscriber},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,6 +35,19 @@ pub enum CsvError {
 
 /// Parses the whole file. `default_lists` are added to every row (`import --list`, a list file).
 pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError> {
+    let mut out = Parsed::default();
+    for row in rows(text, default_lists)? {
+        match row {
+            Ok(r) => out.rows.push(r),
+            Err(r) => out.rejected.push(r),
+        }
+    }
+    Ok(out)
+}
+
+/// The file's rows one at a time, each a subscriber or the reason its line is refused, so that
+/// a file of a million rows is never held as a million subscribers.
+pub fn rows<'t>(text: &'t [u8], default_lists: &'t [ListName]) -> Result<Rows<'t>, CsvError> {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(text);
     let headers: Vec<String> = reader
@@ -43,35 +57,112 @@ pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError
         .map(|h| h.trim().to_ascii_lowercase())
         .collect();
     let email_col = headers.iter().position(|h| h == "email").ok_or(CsvError::NoEmailColumn)?;
-    let mut out = Parsed::default();
-    let mut seen = HashSet::new();
-    let mut record = csv::StringRecord::new();
-    let mut lines = LineCounter::default();
-    loop {
-        let line = reader.position().line() + 1;
-        match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
-                out.rejected.push(Rejected { line, reason: format!("not valid CSV: {e}") });
+    Ok(Rows {
+        text,
+        reader,
+        headers,
+        email_col,
+        default_lists,
+        seen: HashSet::new(),
+        record: csv::StringRecord::new(),
+        lines: LineCounter::default(),
+    })
+}
+
+pub struct Rows<'t> {
+    text: &'t [u8],
+    reader: csv::Reader<&'t [u8]>,
+    headers: Vec<String>,
+    email_col: usize,
+    default_lists: &'t [ListName],
+    /// A digest of each address met so far: a sixth of the memory of the addresses themselves,
+    /// with a collision as likely as guessing a 128-bit key.
+    seen: HashSet<[u8; 16]>,
+    record: csv::StringRecord,
+    lines: LineCounter,
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Result<NewSubscriber, Rejected>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let line = self.reader.position().line() + 1;
+            match self.reader.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = e.position().map_or(line, |p| p.line());
+                    return Some(Err(Rejected { line, reason: format!("not valid CSV: {e}") }));
+                }
+            }
+            // The csv crate miscounts lines in CRLF files; count them from the record's byte offset.
+            let line = self.record.position().map_or(line, |p| self.lines.line_at(self.text, p.byte()));
+            if self.record.iter().all(|c| c.trim().is_empty()) {
                 continue;
             }
-        }
-        // The csv crate miscounts lines in CRLF files; count them from the record's byte offset.
-        let line = record.position().map_or(line, |p| lines.line_at(text, p.byte()));
-        if record.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        match row(&headers, email_col, &record, default_lists) {
-            Ok(r) if !seen.insert(r.email.clone()) => {
-                out.rejected.push(Rejected { line, reason: format!("{} appears earlier in the file", r.email) });
-            }
-            Ok(r) => out.rows.push(r),
-            Err(reason) => out.rejected.push(Rejected { line, reason }),
+            return Some(match row(&self.headers, self.email_col, &self.record, self.default_lists) {
+                Ok(r) if !self.seen.insert(digest(&r.email)) => {
+                    Err(Rejected { line, reason: format!("{} appears earlier in the file", r.email) })
+                }
+                Ok(r) => Ok(r),
+                Err(reason) => Err(Rejected { line, reason }),
+            });
         }
     }
-    Ok(out)
+}
+
+/// Rows handed to the store at a time.
+const CHUNK: usize = 2000;
+
+/// Sends the file's good rows to a store's `import_stream` as they are read, then `End`, and
+/// returns the bad rows. With `strict`, the first bad row stops the rows before `End`, so the
+/// store imports nothing, while the reading goes on to report every bad row. Blocking: for a
+/// thread of its own.
+pub fn send_rows(
+    text: &[u8],
+    default_lists: &[ListName],
+    strict: bool,
+    to: tokio::sync::mpsc::Sender<ImportPart>,
+) -> Result<Vec<Rejected>, CsvError> {
+    let mut rejected = Vec::new();
+    let mut to = Some(to);
+    let mut chunk = Vec::with_capacity(CHUNK);
+    for row in rows(text, default_lists)? {
+        match row {
+            Ok(r) if to.is_some() => {
+                chunk.push(r);
+                if chunk.len() == CHUNK {
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
+                    // A store that stopped listening has failed and says why itself.
+                    if to.as_ref().is_some_and(|t| t.blocking_send(ImportPart::Rows(full)).is_err()) {
+                        to = None;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(r) => {
+                rejected.push(r);
+                if strict {
+                    to = None;
+                }
+            }
+        }
+    }
+    if let Some(to) = to {
+        if !chunk.is_empty() {
+            let _ = to.blocking_send(ImportPart::Rows(chunk));
+        }
+        let _ = to.blocking_send(ImportPart::End);
+    }
+    Ok(rejected)
+}
+
+fn digest(email: &EmailAddress) -> [u8; 16] {
+    let full = Sha256::digest(email.as_str().as_bytes());
+    let mut out = [0; 16];
+    out.copy_from_slice(&full[..16]);
+    out
 }
 
 /// Line numbers from byte offsets that only grow: each call counts the line breaks since the

@@ -81,33 +81,38 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
             let bytes = tokio::fs::read(&file)
                 .await
                 .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())).file(&file))?;
-            let parsed = csv_import::parse(&bytes, &lists)
-                .map_err(|e| Failure::usage(format!("{}: {e}", file.display())).file(&file))?;
-            let rejected: Vec<_> =
-                parsed.rejected.iter().map(|r| json!({ "line": r.line, "reason": r.reason })).collect();
+            let unreadable = |e: csv_import::CsvError| Failure::usage(format!("{}: {e}", file.display())).file(&file);
+            // The header is checked before the store is opened.
+            csv_import::rows(&bytes, &lists).map_err(unreadable)?;
+            let store = store(config).await?;
+            let (to_store, parts) = tokio::sync::mpsc::channel(2);
+            let reading = tokio::task::spawn_blocking(move || csv_import::send_rows(&bytes, &lists, strict, to_store));
+            let imported = store.import_stream(parts, &format!("import {}", file.display()), now).await;
+            let rejected = reading
+                .await
+                .map_err(|e| Failure::unfinished(format!("reading {} stopped: {e}", file.display())))?
+                .map_err(unreadable)?;
             let warnings: Vec<String> =
-                parsed.rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
-            if strict && !parsed.rejected.is_empty() {
+                rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
+            if strict && !rejected.is_empty() {
                 let mut f = Failure::usage(format!(
                     "{} bad rows in {}; nothing imported (--strict):\n{}",
-                    parsed.rejected.len(),
+                    rejected.len(),
                     file.display(),
                     warnings.join("\n")
                 ))
                 .file(&file);
-                f.line = parsed.rejected.first().map(|r| r.line as usize);
+                f.line = rejected.first().map(|r| r.line as usize);
                 return Err(f);
             }
-            let store = store(config).await?;
-            let counts =
-                store.import(&parsed.rows, &format!("import {}", file.display()), now).await.map_err(Failure::from)?;
+            let counts = imported.map_err(Failure::from)?;
             let human = format!(
                 "{} imported, {} updated, {} unchanged, {} left as they are (unsubscribed, bounced or complained), {} rejected\n",
                 counts.imported,
                 counts.updated,
                 counts.unchanged,
                 counts.refused,
-                parsed.rejected.len()
+                rejected.len()
             );
             let mut out = Output::new(
                 human,

@@ -26,4 +26,6 @@ pub enum StoreError {
     },
     #[error("the database stayed busy with other writers ({0}); run the command again")]
     Contended(String),
+    #[error("the rows to import stopped before their end; nothing was imported")]
+    InputEnded,
 }

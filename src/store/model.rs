@@ -28,6 +28,14 @@ pub struct ImportCounts {
     pub removed: u64,
 }
 
+/// What [`Store::import_stream`](super::Store::import_stream) receives: rows as they are read,
+/// then `End` once the input is whole. An input that stops without `End` imports nothing.
+#[derive(Debug)]
+pub enum ImportPart {
+    Rows(Vec<NewSubscriber>),
+    End,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubscriberRecord {
     #[serde(skip)]

@@ -21,8 +21,8 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, IssueRecord,
-    ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
+    Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, ImportPart,
+    IssueRecord, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
     SubscriberRecord, import,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
@@ -291,6 +291,36 @@ impl PgStore {
             upsert(&mut tx, rows, source, now, &mut counts, &mut ListIds::new()).await?;
             Ok(counts)
         })
+    }
+
+    /// Imports rows as they arrive, in one transaction, committed at `End`. Unlike `import`, it
+    /// cannot run again after a deadlock, since the rows are gone: it says to run the command
+    /// again, which is safe, because nothing was written.
+    pub async fn import_stream(
+        &self,
+        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
+        let mut counts = ImportCounts::default();
+        let mut ids = ListIds::new();
+        let contended = |e: StoreError| {
+            if transient(&e) { StoreError::Contended(e.to_string()) } else { e }
+        };
+        while let Some(part) = parts.recv().await {
+            match part {
+                ImportPart::Rows(rows) => {
+                    upsert(&mut tx, &rows, source, now, &mut counts, &mut ids).await.map_err(contended)?
+                }
+                ImportPart::End => {
+                    tx.commit().await.map_err(|e| contended(e.into()))?;
+                    return Ok(counts);
+                }
+            }
+        }
+        Err(StoreError::InputEnded)
     }
 
     /// Makes the list's members exactly `rows` (adding, updating, and removing memberships the

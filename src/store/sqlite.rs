@@ -15,8 +15,8 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, IssueRecord,
-    ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
+    Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, ImportPart,
+    IssueRecord, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
     SubscriberRecord, import,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
@@ -106,6 +106,29 @@ impl SqliteStore {
         upsert(&mut tx, rows, source, now, &mut counts, &mut ids).await?;
         tx.commit().await?;
         Ok(counts)
+    }
+
+    /// Imports rows as they arrive, in one transaction, committed at `End`. The writer's lock is
+    /// held meanwhile: the rows' producer should be quick.
+    pub async fn import_stream(
+        &self,
+        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let mut tx = self.write().await?;
+        let mut counts = ImportCounts::default();
+        let mut ids = ListIds::new();
+        while let Some(part) = parts.recv().await {
+            match part {
+                ImportPart::Rows(rows) => upsert(&mut tx, &rows, source, now, &mut counts, &mut ids).await?,
+                ImportPart::End => {
+                    tx.commit().await?;
+                    return Ok(counts);
+                }
+            }
+        }
+        Err(StoreError::InputEnded)
     }
 
     /// Makes the list's members exactly `rows` (adding, updating, and removing memberships the

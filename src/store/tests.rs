@@ -143,6 +143,7 @@ on_each_backend!(
     the_rate_bucket_is_shared_and_refills_with_time,
     an_import_means_what_its_rows_one_by_one_would,
     a_large_import_means_the_same_across_its_chunks,
+    a_streamed_import_is_kept_only_once_its_end_arrives,
     slots_feeds_and_first_sightings_are_kept_once,
     cancelled_reopened_and_sent_issues_read_back_alike,
     the_next_due_time_and_a_release_follow_the_leases,
@@ -518,6 +519,39 @@ async fn a_large_import_means_the_same_across_its_chunks(s: Store) {
     assert_eq!((c.imported, c.updated, c.unchanged, c.refused), (0, 0, 12_002, 1), "nothing new the second time");
     let i = issue(&s, 1, &[weekly(), "news".parse().expect("l")]).await;
     assert_eq!(i.counts.queued, 12_000);
+}
+
+async fn a_streamed_import_is_kept_only_once_its_end_arrives(s: Store) {
+    let parts = || {
+        vec![
+            ImportPart::Rows(vec![row("a@example.org", &["weekly"]), row("b@example.org", &[])]),
+            ImportPart::Rows(vec![row("a@example.org", &["news"])]),
+        ]
+    };
+    let stream = |parts: Vec<ImportPart>| {
+        let (to, from) = tokio::sync::mpsc::channel(1);
+        let feeding = tokio::spawn(async move {
+            for p in parts {
+                to.send(p).await.expect("the store listens");
+            }
+        });
+        (from, feeding)
+    };
+
+    let (from, feeding) = stream(parts());
+    let cut = s.import_stream(from, "import", now()).await;
+    assert!(matches!(cut, Err(StoreError::InputEnded)), "{cut:?}");
+    feeding.await.expect("fed");
+    assert!(s.subscribers(None, None).await.expect("list").is_empty(), "nothing of an input cut short is kept");
+
+    let mut whole = parts();
+    whole.push(ImportPart::End);
+    let (from, feeding) = stream(whole);
+    let c = s.import_stream(from, "import", now()).await.expect("import");
+    feeding.await.expect("fed");
+    assert_eq!((c.imported, c.updated, c.unchanged), (2, 1, 0));
+    let a = s.subscriber(&"a@example.org".parse().expect("a")).await.expect("get").expect("stored");
+    assert_eq!(a.lists, ["news", "weekly"]);
 }
 
 trait AddOne {

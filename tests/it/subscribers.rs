@@ -165,6 +165,29 @@ fn strict_import_imports_nothing_and_names_every_bad_row() {
     assert_eq!(counts(&doc), (1, 0, 0), "{doc:#}");
 }
 
+/// Rows reach the store in chunks while the file is read: a bad row after thousands of good
+/// ones must still leave nothing imported.
+#[test]
+fn strict_import_of_a_long_file_whose_last_row_is_bad_imports_nothing() {
+    let p = Publication::sample();
+    let mut text = String::from("email,name\n");
+    for i in 0..9_000 {
+        text.push_str(&format!("reader{i}@example.org,Reader {i}\n"));
+    }
+    text.push_str("not-an-address,Last\n");
+    let file = p.write("long.csv", &text);
+    let file = file.to_str().expect("utf-8 path");
+
+    let run = p.gazette(&["subscribers", "import", file, "--strict"]);
+    assert_eq!(run.code(), 2, "{}{}", run.stdout(), run.stderr());
+    assert!(run.stderr().contains("long.csv:9002:"), "{}", run.stderr());
+    assert!(subscribers(&p, &[]).is_empty(), "nothing imported");
+
+    let doc = import(&p, file, &[]).ok().json();
+    assert_eq!(counts(&doc), (9_000, 0, 0), "{doc:#}");
+    assert_eq!(subscribers(&p, &[]).len(), 9_000);
+}
+
 #[test]
 fn add_remove_forget_list_export_and_lists() {
     let p = Publication::sample();
