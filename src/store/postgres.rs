@@ -85,6 +85,9 @@ pub(super) const NEXT_DUE: &str = "SELECT LEAST( \
 pub(super) const FINISH_ISSUE: &str = "UPDATE issues SET status = 'sent', finished_at = $1 \
      WHERE number = $2 AND status = 'sending' \
      AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_number = $2 AND state IN ('queued', 'deferred'))";
+/// The members of list $1 the list file no longer names.
+pub(super) const SYNC_REMOVE: &str = "DELETE FROM memberships m WHERE m.list_id = $1 AND NOT EXISTS \
+     (SELECT 1 FROM subscribers s JOIN listed k ON k.email = s.email WHERE s.id = m.subscriber_id)";
 /// One delivery per active subscriber of the lists $3 (one for someone on two of them).
 pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
      SELECT $1, s.id, 'queued', 0, $2, $2 FROM subscribers s WHERE s.status = 'active' \
@@ -323,51 +326,58 @@ impl PgStore {
         Err(StoreError::InputEnded)
     }
 
-    /// Makes the list's members exactly `rows` (adding, updating, and removing memberships the
-    /// file no longer names). Never brings back an address that left.
-    pub async fn sync_list(
+    /// Makes the list's members exactly the rows that arrive (adding, updating, and removing
+    /// memberships the file no longer names), in one transaction committed at `End`. Never
+    /// brings back an address that left.
+    pub async fn sync_list_stream(
         &self,
         list: &ListName,
-        rows: &[NewSubscriber],
+        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
         let source = format!("list file {list}");
-        let rows: Vec<NewSubscriber> = rows
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
+        // The file's addresses, kept by the server rather than in memory.
+        sqlx::query("CREATE TEMP TABLE listed (email TEXT COLLATE \"C\" PRIMARY KEY) ON COMMIT DROP")
+            .execute(&mut *tx)
+            .await?;
+        let mut counts = ImportCounts::default();
+        let mut ids = ListIds::new();
+        let contended = |e: StoreError| {
+            if transient(&e) { StoreError::Contended(e.to_string()) } else { e }
+        };
+        while let Some(part) = parts.recv().await {
+            let mut rows = match part {
+                ImportPart::Rows(rows) => rows,
+                ImportPart::End => {
+                    let list_id = list_id(&mut tx, list, &mut ids).await?;
+                    // Statistics for the anti-join below: the table is new, and PostgreSQL would
+                    // otherwise guess its size.
+                    sqlx::query("ANALYZE listed").execute(&mut *tx).await?;
+                    counts.removed = sqlx::query(SYNC_REMOVE)
+                        .bind(list_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| contended(e.into()))?
+                        .rows_affected();
+                    tx.commit().await.map_err(|e| contended(e.into()))?;
+                    return Ok(counts);
+                }
+            };
+            for r in &mut rows {
                 if !r.lists.contains(list) {
                     r.lists.push(list.clone());
                 }
-                r
-            })
-            .collect();
-        let keep: HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
-        in_tx!(self, |tx| {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
-            let mut counts = ImportCounts::default();
-            let mut ids = ListIds::new();
-            upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await?;
-            let list_id = list_id(&mut tx, list, &mut ids).await?;
-            let members = sqlx::query(
-                "SELECT s.id, s.email FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = $1",
-            )
-            .bind(list_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            let gone: Vec<i64> =
-                members.iter().filter(|m| !keep.contains(m.get::<&str, _>(1))).map(|m| m.get::<i64, _>(0)).collect();
-            if !gone.is_empty() {
-                counts.removed +=
-                    sqlx::query("DELETE FROM memberships WHERE list_id = $1 AND subscriber_id = ANY($2::bigint[])")
-                        .bind(list_id)
-                        .bind(&gone)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
             }
-            Ok(counts)
-        })
+            upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await.map_err(contended)?;
+            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            sqlx::query("INSERT INTO listed (email) SELECT * FROM UNNEST($1::text[]) ON CONFLICT DO NOTHING")
+                .bind(&emails)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Err(StoreError::InputEnded)
     }
 
     pub async fn set_status(

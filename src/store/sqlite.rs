@@ -133,48 +133,44 @@ impl SqliteStore {
 
     /// Makes the list's members exactly `rows` (adding, updating, and removing memberships the
     /// file no longer names). Never brings back an address that left.
-    pub async fn sync_list(
+    pub async fn sync_list_stream(
         &self,
         list: &ListName,
-        rows: &[NewSubscriber],
+        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.write().await?;
         let mut counts = ImportCounts::default();
         let mut ids = ListIds::new();
         let source = format!("list file {list}");
-        let rows: Vec<NewSubscriber> = rows
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
+        // The file's addresses, kept by the database rather than in memory; created inside the
+        // transaction, so a rollback takes it away too.
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS listed (email TEXT PRIMARY KEY)").execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM temp.listed").execute(&mut *tx).await?;
+        while let Some(part) = parts.recv().await {
+            let mut rows = match part {
+                ImportPart::Rows(rows) => rows,
+                ImportPart::End => {
+                    let list_id = cached_list_id(&mut tx, list, &mut ids).await?;
+                    counts.removed = sqlx::query(SYNC_REMOVE).bind(list_id).execute(&mut *tx).await?.rows_affected();
+                    sqlx::query("DELETE FROM temp.listed").execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    return Ok(counts);
+                }
+            };
+            for r in &mut rows {
                 if !r.lists.contains(list) {
                     r.lists.push(list.clone());
                 }
-                r
-            })
-            .collect();
-        upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await?;
-        let list_id = list_id(&mut tx, list).await?;
-        let keep: HashSet<&str> = rows.iter().map(|r| r.email.as_str()).collect();
-        let members = sqlx::query(
-            "SELECT s.id, s.email FROM memberships m JOIN subscribers s ON s.id = m.subscriber_id WHERE m.list_id = ?",
-        )
-        .bind(list_id)
-        .fetch_all(&mut *tx)
-        .await?;
-        for m in members {
-            let email: String = m.get(1);
-            if !keep.contains(email.as_str()) {
-                sqlx::query("DELETE FROM memberships WHERE list_id = ? AND subscriber_id = ?")
-                    .bind(list_id)
-                    .bind(m.get::<i64, _>(0))
-                    .execute(&mut *tx)
-                    .await?;
-                counts.removed += 1;
             }
+            upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await?;
+            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            sqlx::query("INSERT OR IGNORE INTO temp.listed (email) SELECT value FROM json_each(?)")
+                .bind(to_json(&emails)?)
+                .execute(&mut *tx)
+                .await?;
         }
-        tx.commit().await?;
-        Ok(counts)
+        Err(StoreError::InputEnded)
     }
 
     pub async fn set_status(
@@ -1036,6 +1032,10 @@ async fn consent(
         .await?;
     Ok(())
 }
+
+/// The members of list ?1 the list file no longer names.
+const SYNC_REMOVE: &str = "DELETE FROM memberships WHERE list_id = ?1 AND NOT EXISTS \
+     (SELECT 1 FROM subscribers s JOIN temp.listed k ON k.email = s.email WHERE s.id = memberships.subscriber_id)";
 
 /// Rows an import writes per statement. Each chunk travels as one JSON array that `json_each`
 /// unpacks, so a chunk costs a handful of statements where a row cost four: sqlx hands every

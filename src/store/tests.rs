@@ -200,10 +200,23 @@ async fn imports_never_bring_back_who_left(s: Store) {
 
 async fn list_sync_removes_who_the_file_no_longer_names(s: Store) {
     s.sync_list(&weekly(), &[row("a@example.org", &[]), row("b@example.org", &[])], now()).await.expect("sync");
+    // A file read only in part removes nobody and adds nobody.
+    let (to, from) = tokio::sync::mpsc::channel(1);
+    to.try_send(ImportPart::Rows(vec![row("c@example.org", &[])])).expect("room");
+    drop(to);
+    let cut = s.sync_list_stream(&weekly(), from, now()).await;
+    assert!(matches!(cut, Err(StoreError::InputEnded)), "{cut:?}");
+    assert_eq!(s.subscribers(Some(&weekly()), None).await.expect("list").len(), 2);
+
     let c = s.sync_list(&weekly(), &[row("a@example.org", &[])], now()).await.expect("sync");
     assert_eq!(c.removed, 1);
     let members = s.subscribers(Some(&weekly()), None).await.expect("list");
     assert_eq!(members.len(), 1);
+    // The same list again: the addresses of the last sync are not remembered.
+    let c = s.sync_list(&weekly(), &[row("c@example.org", &[])], now()).await.expect("sync");
+    assert_eq!((c.imported, c.removed), (1, 1));
+    let members = s.subscribers(Some(&weekly()), None).await.expect("list");
+    assert_eq!(members.iter().map(|m| m.email.as_str()).collect::<Vec<_>>(), ["c@example.org"]);
 }
 
 async fn one_delivery_per_active_subscriber_across_lists(s: Store) {
@@ -552,6 +565,33 @@ async fn a_streamed_import_is_kept_only_once_its_end_arrives(s: Store) {
     assert_eq!((c.imported, c.updated, c.unchanged), (2, 1, 0));
     let a = s.subscriber(&"a@example.org".parse().expect("a")).await.expect("get").expect("stored");
     assert_eq!(a.lists, ["news", "weekly"]);
+}
+
+trait SyncRows {
+    async fn sync_list(
+        &self,
+        list: &ListName,
+        rows: &[NewSubscriber],
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError>;
+}
+
+impl SyncRows for Store {
+    /// `sync_list_stream` with the rows in a few parts.
+    async fn sync_list(
+        &self,
+        list: &ListName,
+        rows: &[NewSubscriber],
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let parts: Vec<ImportPart> =
+            rows.chunks(2).map(|c| ImportPart::Rows(c.to_vec())).chain([ImportPart::End]).collect();
+        let (to, from) = tokio::sync::mpsc::channel(parts.len());
+        for part in parts {
+            to.try_send(part).expect("room for every part");
+        }
+        self.sync_list_stream(list, from, now).await
+    }
 }
 
 trait AddOne {
