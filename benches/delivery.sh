@@ -107,14 +107,7 @@ concurrency = $(( CONN / WORKERS ))
 $feeds
 TOML
 
-python3 - "$N" >"$work/subscribers.csv" <<'PY'
-import sys
-n = int(sys.argv[1])
-out = sys.stdout
-out.write("email,name,lists\n")
-for i in range(n):
-    out.write(f"reader{i}@example.org,Reader {i},weekly\n")
-PY
+python3 benches/subscribers_csv.py "$N" >"$work/subscribers.csv"
 export GAZETTE_SECRET=bench-secret-0123456789abcdef
 t0=$(date +%s.%N)
 if [ "$DB" = postgres ]; then

@@ -21,14 +21,7 @@ work=$(mktemp -d)
 pgdb=gazette_import_$$
 trap 'rm -rf "$work"; if [ "$DB" = postgres ]; then for d in gazette baseline; do psql -qh 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS ${pgdb}_$d WITH (FORCE)" >/dev/null 2>&1; done; fi; true' EXIT
 
-python3 - "$N" >"$work/subscribers.csv" <<'PY'
-import sys
-n = int(sys.argv[1])
-out = sys.stdout
-out.write("email,name,lists\n")
-for i in range(n):
-    out.write(f"reader{i}@example.org,Reader {i},weekly\n")
-PY
+python3 benches/subscribers_csv.py "$N" >"$work/subscribers.csv"
 
 # A store gazette made and migrated, with nobody in it yet: $work/NAME/gazette.toml.
 new_store() {
