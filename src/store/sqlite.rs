@@ -131,8 +131,9 @@ impl SqliteStore {
         Err(StoreError::InputEnded)
     }
 
-    /// Makes the list's members exactly `rows` (adding, updating, and removing memberships the
-    /// file no longer names). Never brings back an address that left.
+    /// Makes the list's members exactly the rows that arrive (adding, updating, and removing
+    /// memberships the file no longer names), in one transaction committed at `End`. Never
+    /// brings back an address that left.
     pub async fn sync_list_stream(
         &self,
         list: &ListName,
