@@ -31,6 +31,8 @@ pub enum CsvError {
     NoEmailColumn,
     #[error("line 1: cannot read the header row: {0}")]
     Header(String),
+    #[error("reading the file stopped: {0}")]
+    Reading(String),
 }
 
 /// Parses the whole file. `default_lists` are added to every row (`import --list`, a list file).
@@ -115,11 +117,33 @@ impl Iterator for Rows<'_> {
 /// Rows handed to the store at a time.
 const CHUNK: usize = 2000;
 
-/// Sends the file's good rows to a store's `import_stream` as they are read, then `End`, and
-/// returns the bad rows. With `strict`, the first bad row stops the rows before `End`, so the
-/// store imports nothing, while the reading goes on to report every bad row. Blocking: for a
-/// thread of its own.
-pub fn send_rows(
+/// Reads the file's rows on a thread of their own and hands the good ones, in parts, to
+/// `consume` (a store's `import_stream` or `sync_list_stream`), which runs meanwhile. Returns what
+/// `consume` returned and the bad rows. A bad header is reported before `consume` is called, so
+/// a file that is not a subscriber CSV never touches the store.
+pub async fn stream<T, F, Fut>(
+    text: Vec<u8>,
+    default_lists: Vec<ListName>,
+    strict: bool,
+    consume: F,
+) -> Result<(T, Vec<Rejected>), CsvError>
+where
+    F: FnOnce(tokio::sync::mpsc::Receiver<ImportPart>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    // The header is read again by the reading thread: the rows borrow the text, which moves there.
+    rows(&text, &default_lists)?;
+    let (to, parts) = tokio::sync::mpsc::channel(2);
+    let reading = tokio::task::spawn_blocking(move || send_rows(&text, &default_lists, strict, to));
+    let consumed = consume(parts).await;
+    let rejected = reading.await.map_err(|e| CsvError::Reading(e.to_string()))??;
+    Ok((consumed, rejected))
+}
+
+/// Sends the good rows to `to` as they are read, then `End`, and returns the bad rows. With
+/// `strict`, the first bad row stops the rows before `End`, so the store imports nothing, while
+/// the reading goes on to report every bad row.
+fn send_rows(
     text: &[u8],
     default_lists: &[ListName],
     strict: bool,
@@ -256,6 +280,42 @@ mod tests {
         let p = parse(text.as_bytes(), &[]).expect("parses");
         let lines: Vec<u64> = p.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [3, 5]);
+    }
+
+    /// What `stream` hands over, part by part, with the parts kept as they came.
+    async fn streamed(text: &str, strict: bool) -> Result<(Vec<ImportPart>, Vec<Rejected>), CsvError> {
+        stream(text.as_bytes().to_vec(), vec![], strict, |mut parts| async move {
+            let mut got = Vec::new();
+            while let Some(p) = parts.recv().await {
+                got.push(p);
+            }
+            got
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_stream_ends_with_end_unless_strict_meets_a_bad_row() {
+        let mut text = String::from("email\n");
+        for i in 0..(CHUNK + 1) {
+            text.push_str(&format!("r{i}@example.org\n"));
+        }
+        text.push_str("bad\n");
+        let (parts, rejected) = streamed(&text, false).await.expect("streams");
+        let sizes: Vec<Option<usize>> =
+            parts.iter().map(|p| if let ImportPart::Rows(r) = p { Some(r.len()) } else { None }).collect();
+        assert_eq!(sizes, [Some(CHUNK), Some(1), None]);
+        assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [CHUNK as u64 + 3]);
+
+        let (parts, rejected) = streamed(&text, true).await.expect("streams");
+        assert!(!parts.iter().any(|p| matches!(p, ImportPart::End)), "no End after a bad row under --strict");
+        assert_eq!(rejected.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_bad_header_never_reaches_the_store() {
+        let result = stream(b"name\nAnn\n".to_vec(), vec![], false, |_| async { panic!("the store was called") }).await;
+        assert_eq!(result.err(), Some(CsvError::NoEmailColumn));
     }
 
     #[test]

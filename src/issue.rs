@@ -85,17 +85,11 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
         let Some(file) = &list.file else { continue };
         let bytes =
             tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.clone(), source })?;
-        let unreadable = |e: csv_import::CsvError| IssueError::ListCsv { file: file.clone(), message: e.to_string() };
-        let lists = vec![list.name.clone()];
-        // The header is checked before the store is touched.
-        csv_import::rows(&bytes, &lists).map_err(unreadable)?;
-        let (to_store, parts) = tokio::sync::mpsc::channel(2);
-        let reading = tokio::task::spawn_blocking(move || csv_import::send_rows(&bytes, &lists, false, to_store));
-        let synced = store.sync_list_stream(&list.name, parts, now).await;
-        let rejected = reading
-            .await
-            .map_err(|e| IssueError::ListCsv { file: file.clone(), message: format!("reading stopped: {e}") })?
-            .map_err(unreadable)?;
+        let (synced, rejected) = csv_import::stream(bytes, vec![list.name.clone()], false, |parts| {
+            store.sync_list_stream(&list.name, parts, now)
+        })
+        .await
+        .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
         let counts = synced?;
         out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected });
     }

@@ -81,17 +81,12 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
             let bytes = tokio::fs::read(&file)
                 .await
                 .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())).file(&file))?;
-            let unreadable = |e: csv_import::CsvError| Failure::usage(format!("{}: {e}", file.display())).file(&file);
-            // The header is checked before the store is opened.
-            csv_import::rows(&bytes, &lists).map_err(unreadable)?;
-            let store = store(config).await?;
-            let (to_store, parts) = tokio::sync::mpsc::channel(2);
-            let reading = tokio::task::spawn_blocking(move || csv_import::send_rows(&bytes, &lists, strict, to_store));
-            let imported = store.import_stream(parts, &format!("import {}", file.display()), now).await;
-            let rejected = reading
-                .await
-                .map_err(|e| Failure::unfinished(format!("reading {} stopped: {e}", file.display())))?
-                .map_err(unreadable)?;
+            let source = format!("import {}", file.display());
+            let (imported, rejected) = csv_import::stream(bytes, lists, strict, |parts| async move {
+                store(config).await?.import_stream(parts, &source, now).await.map_err(Failure::from)
+            })
+            .await
+            .map_err(|e| Failure::usage(format!("{}: {e}", file.display())).file(&file))?;
             let warnings: Vec<String> =
                 rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
             if strict && !rejected.is_empty() {
@@ -105,7 +100,7 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                 f.line = rejected.first().map(|r| r.line as usize);
                 return Err(f);
             }
-            let counts = imported.map_err(Failure::from)?;
+            let counts = imported?;
             let human = format!(
                 "{} imported, {} updated, {} unchanged, {} left as they are (unsubscribed, bounced or complained), {} rejected\n",
                 counts.imported,

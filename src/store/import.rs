@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::{ImportCounts, NewSubscriber, StoreError};
-use crate::domain::SubscriberStatus;
+use crate::domain::{ListName, SubscriberStatus};
 
 /// A subscriber as the store holds it, as much as an import needs.
 pub(super) struct Stored<'a> {
@@ -31,6 +31,15 @@ pub(super) fn chunks(rows: &[NewSubscriber], size: usize) -> Vec<&[NewSubscriber
         start = end;
     }
     out
+}
+
+/// Puts every row on `list` too: a list file's rows are the list's members.
+pub(super) fn put_on(rows: &mut [NewSubscriber], list: &ListName) {
+    for r in rows {
+        if !r.lists.contains(list) {
+            r.lists.push(list.clone());
+        }
+    }
 }
 
 /// What to write for one chunk.

@@ -196,6 +196,40 @@ fn transient(e: &StoreError) -> bool {
     }
 }
 
+/// A deadlock or serialisation failure in a transaction that cannot be run again by itself (its
+/// rows came from a stream and are gone): said as such, so that the publisher runs it again.
+fn contended(e: StoreError) -> StoreError {
+    if transient(&e) { StoreError::Contended(e.to_string()) } else { e }
+}
+
+/// Upserts the rows that arrive until `End`. For a list file (`listed`), every row is put on the
+/// list and its address into the temporary table `listed`.
+async fn take_rows(
+    conn: &mut PgConnection,
+    mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+    listed: Option<&ListName>,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<ImportCounts, StoreError> {
+    let mut counts = ImportCounts::default();
+    let mut ids = ListIds::new();
+    while let Some(part) = parts.recv().await {
+        let ImportPart::Rows(mut rows) = part else { return Ok(counts) };
+        if let Some(list) = listed {
+            import::put_on(&mut rows, list);
+        }
+        upsert(conn, &rows, source, now, &mut counts, &mut ids).await?;
+        if listed.is_some() {
+            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            sqlx::query("INSERT INTO listed (email) SELECT * FROM UNNEST($1::text[]) ON CONFLICT DO NOTHING")
+                .bind(&emails)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Err(StoreError::InputEnded)
+}
+
 fn database_code(e: &sqlx::Error) -> Option<String> {
     match e {
         sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
@@ -301,83 +335,46 @@ impl PgStore {
     /// again, which is safe, because nothing was written.
     pub async fn import_stream(
         &self,
-        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+        parts: tokio::sync::mpsc::Receiver<ImportPart>,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
-        let mut counts = ImportCounts::default();
-        let mut ids = ListIds::new();
-        let contended = |e: StoreError| {
-            if transient(&e) { StoreError::Contended(e.to_string()) } else { e }
-        };
-        while let Some(part) = parts.recv().await {
-            match part {
-                ImportPart::Rows(rows) => {
-                    upsert(&mut tx, &rows, source, now, &mut counts, &mut ids).await.map_err(contended)?
-                }
-                ImportPart::End => {
-                    tx.commit().await.map_err(|e| contended(e.into()))?;
-                    return Ok(counts);
-                }
-            }
-        }
-        Err(StoreError::InputEnded)
+        let counts = take_rows(&mut tx, parts, None, source, now).await.map_err(contended)?;
+        tx.commit().await.map_err(|e| contended(e.into()))?;
+        Ok(counts)
     }
 
     /// Makes the list's members exactly the rows that arrive (adding, updating, and removing
     /// memberships the file no longer names), in one transaction committed at `End`. Never
-    /// brings back an address that left.
+    /// brings back an address that left. Like `import_stream`, it cannot run again by itself.
     pub async fn sync_list_stream(
         &self,
         list: &ListName,
-        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+        parts: tokio::sync::mpsc::Receiver<ImportPart>,
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
-        let source = format!("list file {list}");
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
         // The file's addresses, kept by the server rather than in memory.
         sqlx::query("CREATE TEMP TABLE listed (email TEXT COLLATE \"C\" PRIMARY KEY) ON COMMIT DROP")
             .execute(&mut *tx)
             .await?;
-        let mut counts = ImportCounts::default();
-        let mut ids = ListIds::new();
-        let contended = |e: StoreError| {
-            if transient(&e) { StoreError::Contended(e.to_string()) } else { e }
-        };
-        while let Some(part) = parts.recv().await {
-            let mut rows = match part {
-                ImportPart::Rows(rows) => rows,
-                ImportPart::End => {
-                    let list_id = list_id(&mut tx, list, &mut ids).await?;
-                    // Statistics for the anti-join below: the table is new, and PostgreSQL would
-                    // otherwise guess its size.
-                    sqlx::query("ANALYZE listed").execute(&mut *tx).await?;
-                    counts.removed = sqlx::query(SYNC_REMOVE)
-                        .bind(list_id)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| contended(e.into()))?
-                        .rows_affected();
-                    tx.commit().await.map_err(|e| contended(e.into()))?;
-                    return Ok(counts);
-                }
-            };
-            for r in &mut rows {
-                if !r.lists.contains(list) {
-                    r.lists.push(list.clone());
-                }
-            }
-            upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await.map_err(contended)?;
-            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
-            sqlx::query("INSERT INTO listed (email) SELECT * FROM UNNEST($1::text[]) ON CONFLICT DO NOTHING")
-                .bind(&emails)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Err(StoreError::InputEnded)
+        let source = format!("list file {list}");
+        let mut counts = take_rows(&mut tx, parts, Some(list), &source, now).await.map_err(contended)?;
+        let list_id = list_id(&mut tx, list, &mut ListIds::new()).await?;
+        // Statistics for the anti-join below: the table is new, and PostgreSQL would otherwise
+        // guess its size.
+        sqlx::query("ANALYZE listed").execute(&mut *tx).await?;
+        counts.removed = sqlx::query(SYNC_REMOVE)
+            .bind(list_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| contended(e.into()))?
+            .rows_affected();
+        tx.commit().await.map_err(|e| contended(e.into()))?;
+        Ok(counts)
     }
 
     pub async fn set_status(

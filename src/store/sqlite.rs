@@ -112,23 +112,14 @@ impl SqliteStore {
     /// held meanwhile: the rows' producer should be quick.
     pub async fn import_stream(
         &self,
-        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+        parts: tokio::sync::mpsc::Receiver<ImportPart>,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.write().await?;
-        let mut counts = ImportCounts::default();
-        let mut ids = ListIds::new();
-        while let Some(part) = parts.recv().await {
-            match part {
-                ImportPart::Rows(rows) => upsert(&mut tx, &rows, source, now, &mut counts, &mut ids).await?,
-                ImportPart::End => {
-                    tx.commit().await?;
-                    return Ok(counts);
-                }
-            }
-        }
-        Err(StoreError::InputEnded)
+        let counts = take_rows(&mut tx, parts, None, source, now).await?;
+        tx.commit().await?;
+        Ok(counts)
     }
 
     /// Makes the list's members exactly the rows that arrive (adding, updating, and removing
@@ -137,41 +128,20 @@ impl SqliteStore {
     pub async fn sync_list_stream(
         &self,
         list: &ListName,
-        mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+        parts: tokio::sync::mpsc::Receiver<ImportPart>,
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.write().await?;
-        let mut counts = ImportCounts::default();
-        let mut ids = ListIds::new();
-        let source = format!("list file {list}");
         // The file's addresses, kept by the database rather than in memory; created inside the
         // transaction, so a rollback takes it away too.
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS listed (email TEXT PRIMARY KEY)").execute(&mut *tx).await?;
         sqlx::query("DELETE FROM temp.listed").execute(&mut *tx).await?;
-        while let Some(part) = parts.recv().await {
-            let mut rows = match part {
-                ImportPart::Rows(rows) => rows,
-                ImportPart::End => {
-                    let list_id = cached_list_id(&mut tx, list, &mut ids).await?;
-                    counts.removed = sqlx::query(SYNC_REMOVE).bind(list_id).execute(&mut *tx).await?.rows_affected();
-                    sqlx::query("DELETE FROM temp.listed").execute(&mut *tx).await?;
-                    tx.commit().await?;
-                    return Ok(counts);
-                }
-            };
-            for r in &mut rows {
-                if !r.lists.contains(list) {
-                    r.lists.push(list.clone());
-                }
-            }
-            upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await?;
-            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
-            sqlx::query("INSERT OR IGNORE INTO temp.listed (email) SELECT value FROM json_each(?)")
-                .bind(to_json(&emails)?)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Err(StoreError::InputEnded)
+        let mut counts = take_rows(&mut tx, parts, Some(list), &format!("list file {list}"), now).await?;
+        let list_id = list_id(&mut tx, list).await?;
+        counts.removed = sqlx::query(SYNC_REMOVE).bind(list_id).execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM temp.listed").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(counts)
     }
 
     pub async fn set_status(
@@ -1032,6 +1002,34 @@ async fn consent(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// Upserts the rows that arrive until `End`. For a list file (`listed`), every row is put on the
+/// list and its address into `temp.listed`.
+async fn take_rows(
+    tx: &mut Transaction<'static, Sqlite>,
+    mut parts: tokio::sync::mpsc::Receiver<ImportPart>,
+    listed: Option<&ListName>,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<ImportCounts, StoreError> {
+    let mut counts = ImportCounts::default();
+    let mut ids = ListIds::new();
+    while let Some(part) = parts.recv().await {
+        let ImportPart::Rows(mut rows) = part else { return Ok(counts) };
+        if let Some(list) = listed {
+            import::put_on(&mut rows, list);
+        }
+        upsert(tx, &rows, source, now, &mut counts, &mut ids).await?;
+        if listed.is_some() {
+            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            sqlx::query("INSERT OR IGNORE INTO temp.listed (email) SELECT value FROM json_each(?)")
+                .bind(to_json(&emails)?)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    Err(StoreError::InputEnded)
 }
 
 /// The members of list ?1 the list file no longer names.
