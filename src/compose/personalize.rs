@@ -33,6 +33,43 @@ pub struct PreparedIssue {
     mode: Mode,
 }
 
+/// Where a reader's value goes in a shared render. Its text begins with a random nonce drawn for
+/// each render, so no source can hold a placeholder: a feed that could would have every reader's
+/// address or unsubscribe link filled into its title, or into a link to its own server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Marker {
+    /// `OPEN` and the nonce; an index and `CLOSE` follow.
+    prefix: String,
+}
+
+impl Marker {
+    fn new() -> Self {
+        Self { prefix: format!("{OPEN}{:016x}", rand::random::<u64>()) }
+    }
+
+    fn placeholder(&self, i: usize) -> String {
+        format!("{}{i}{CLOSE}", self.prefix)
+    }
+
+    /// The first placeholder in `s`: where it starts, where it ends, its index.
+    fn find(&self, s: &str) -> Option<(usize, usize, usize)> {
+        let mut from = 0;
+        while let Some(at) = s[from..].find(&self.prefix) {
+            let start = from + at;
+            let after = &s[start + self.prefix.len()..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            if digits > 0
+                && after[digits..].starts_with(CLOSE)
+                && let Ok(index) = after[..digits].parse::<usize>()
+            {
+                return Some((start, start + self.prefix.len() + digits + CLOSE.len_utf8(), index));
+            }
+            from = start + self.prefix.len();
+        }
+        None
+    }
+}
+
 /// One reader's copy, ready for the MIME message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Letter {
@@ -131,15 +168,15 @@ enum TextPart {
 }
 
 impl SlottedText {
-    fn parse(laid_out: &str) -> Self {
+    fn parse(laid_out: &str, marker: &Marker) -> Self {
         let mut parts = Vec::new();
         let mut literal = String::new();
         for line in laid_out.split_inclusive('\n') {
-            if line.contains(OPEN) {
+            if marker.find(line).is_some() {
                 if !literal.is_empty() {
                     parts.push(TextPart::Literal(std::mem::take(&mut literal)));
                 }
-                parts.push(TextPart::Line(Slotted::parse(line.trim_end_matches('\n'))));
+                parts.push(TextPart::Line(Slotted::parse(line.trim_end_matches('\n'), marker)));
             } else {
                 literal.push_str(line);
             }
@@ -220,10 +257,6 @@ enum Part {
 const OPEN: char = '\u{F8F0}';
 const CLOSE: char = '\u{F8F1}';
 
-fn placeholder(i: usize) -> String {
-    format!("{OPEN}{i}{CLOSE}")
-}
-
 impl PreparedIssue {
     /// Renders what can be shared. `context.subscriber` and `context.unsubscribe_url` are
     /// ignored: each reader's come from `personalize`.
@@ -233,6 +266,8 @@ impl PreparedIssue {
                 mode: Mode::PerReader { templates: Box::new(templates.clone()), context: Box::new(context) },
             });
         };
+        let marker = Marker::new();
+        let placeholder = |i: usize| marker.placeholder(i);
         let mut ctx = context;
         let mut attributes = BTreeMap::new();
         for (i, s) in slots.iter().enumerate() {
@@ -247,11 +282,11 @@ impl PreparedIssue {
         }
         ctx.subscriber.attributes = attributes;
         let whole = render::render_all(templates, ctx)?;
-        let html = Slotted::parse(&whole.html);
-        let text = SlottedText::parse(&whole.text);
+        let html = Slotted::parse(&whole.html, &marker);
+        let text = SlottedText::parse(&whole.text, &marker);
         Ok(Self {
             mode: Mode::Shared {
-                subject: Slotted::parse(&whole.subject),
+                subject: Slotted::parse(&whole.subject, &marker),
                 encoded_html: EncodedHtml::new(&html),
                 encoded_text: EncodedText::new(&text),
                 html,
@@ -347,18 +382,15 @@ impl<'a> Values<'a> {
 }
 
 impl Slotted {
-    fn parse(rendered: &str) -> Self {
+    fn parse(rendered: &str, marker: &Marker) -> Self {
         let mut parts = Vec::new();
         let mut literal_len = 0;
         let mut rest = rendered;
-        while let Some(start) = rest.find(OPEN) {
-            let after = &rest[start + OPEN.len_utf8()..];
-            let Some(end) = after.find(CLOSE) else { break };
-            let Ok(index) = after[..end].parse::<usize>() else { break };
+        while let Some((start, end, index)) = marker.find(rest) {
             literal_len += start;
             parts.push(Part::Literal(rest[..start].to_owned()));
             parts.push(Part::Slot(index));
-            rest = &after[end + CLOSE.len_utf8()..];
+            rest = &rest[end..];
         }
         literal_len += rest.len();
         parts.push(Part::Literal(rest.to_owned()));
@@ -547,6 +579,75 @@ mod tests {
         assert!(!prepared.is_shared());
         assert!(prepared.personalize(&reader("Ann")).expect("r").html.contains("Hi Ann"));
         assert!(prepared.personalize(&reader("")).expect("r").html.contains("Hello"));
+    }
+
+    fn hostile(text: &str) -> crate::compose::context::ArticleContext {
+        crate::compose::context::ArticleContext {
+            title: format!("Evil title {text}"),
+            url: Some("https://evil.example/a".into()),
+            date: None,
+            author: None,
+            summary: format!("summary {text}"),
+            content_html: format!("<p>body {text}</p><img src=\"https://evil.example/x?{text}\" alt=\"\">"),
+            image: None,
+            tags: vec![],
+            source: "evil".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn source_text_that_looks_like_a_placeholder_stays_as_it_is() {
+        let html = "<p>{{ subscriber.email }}</p>{% for a in issue.articles %}<h2>{{ a.title }}</h2>{{ a.content_html | safe }}{% endfor %}<a href=\"{{ unsubscribe_url }}\">u</a>";
+        let text = "{{ subscriber.name }}\n{% for a in issue.articles %}{{ a.title }} {{ a.summary }}\n{% endfor %}";
+        let set = templates(html, text, "{{ issue.articles.0.title }}").await;
+        // Every shape a placeholder had or could have: bare indexes, with and without the closing
+        // mark, a guessed nonce, and the marks alone.
+        let tricks = [
+            "\u{F8F0}0\u{F8F1}",
+            "\u{F8F0}1\u{F8F1}",
+            "\u{F8F0}2",
+            "\u{F8F0}0000000000000000\u{F8F1}",
+            "\u{F8F0}\u{F8F1}",
+        ];
+        let mut ctx = context();
+        ctx.issue.articles = tricks.iter().map(|t| hostile(t)).collect();
+        let prepared = PreparedIssue::prepare(&set, ctx).expect("prepare");
+        assert!(prepared.is_shared());
+        let r = reader("Ann Lee");
+        let out = prepared.personalize(&r).expect("render");
+        let letter = prepared.letter(&r).expect("letter");
+        let qp = |p: &HtmlPart| match p {
+            HtmlPart::QuotedPrintable(b) => {
+                String::from_utf8(quoted_printable::decode(b, quoted_printable::ParseMode::Robust).expect("qp"))
+                    .expect("utf-8")
+            }
+            HtmlPart::Text(t) => t.clone(),
+        };
+        for (part, body) in [
+            ("subject", out.subject.clone()),
+            ("html", out.html.clone()),
+            ("text", out.text.clone()),
+            ("letter html", qp(&letter.html)),
+            ("letter text", qp(&letter.text)),
+            ("letter subject", letter.subject.clone()),
+        ] {
+            // The reader's values appear only where the template put them: once each.
+            assert!(body.matches("ann@example.org").count() <= 1, "{part}: {body}");
+            assert!(body.matches("Ann Lee").count() <= 1, "{part}: {body}");
+            assert!(body.matches("u.abc.0.xyz").count() <= 1, "{part}: {body}");
+            assert!(
+                !body.contains("evil.example/x?ann")
+                    && !body.contains("Evil title ann")
+                    && !body.contains("Evil title Ann"),
+                "{part}: {body}"
+            );
+        }
+        for t in tricks {
+            assert!(out.html.contains(&format!("Evil title {t}")), "{t:?} lost from {}", out.html);
+            assert!(out.text.contains(&format!("Evil title {t}")), "{t:?} lost from {}", out.text);
+        }
+        // The reader's own parts are still filled in after the tricks.
+        assert!(out.html.contains("u.abc.0.xyz") && out.text.starts_with("Ann Lee"));
     }
 
     #[tokio::test]
