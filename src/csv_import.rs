@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    domain::{EmailAddress, ListName},
+    domain::{EmailAddress, ListName, SubscriberName, printable_line},
     store::{ImportPart, NewSubscriber},
 };
 
@@ -56,7 +56,7 @@ pub fn rows<'t>(text: &'t [u8], default_lists: &'t [ListName]) -> Result<Rows<'t
         .headers()
         .map_err(|e| CsvError::Header(e.to_string()))?
         .iter()
-        .map(|h| h.trim().to_ascii_lowercase())
+        .map(|h| unguarded(h.trim()).to_ascii_lowercase())
         .collect();
     let email_col = headers.iter().position(|h| h == "email").ok_or(CsvError::NoEmailColumn)?;
     Ok(Rows {
@@ -182,8 +182,30 @@ fn send_rows(
     Ok(rejected)
 }
 
+/// A cell as `subscribers export` wrote it, without the quote that keeps a spreadsheet from
+/// reading it as a formula ([`guard_cell`]), so an export imports back as it was.
+fn unguarded(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
+        _ => cell,
+    }
+}
+
+/// What a spreadsheet takes for the start of a formula (OWASP's list for CSV injection).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell for a CSV a person may open in a spreadsheet: one that would start a formula
+/// (`=HYPERLINK(…)`) gets a leading quote, which spreadsheets show as text.
+pub fn guard_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(FORMULA_STARTS) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
 fn digest(email: &EmailAddress) -> [u8; 16] {
-    let full = Sha256::digest(email.as_str().as_bytes());
+    let full = Sha256::digest(email.key().as_bytes());
     let mut out = [0; 16];
     out.copy_from_slice(&full[..16]);
     out
@@ -224,16 +246,17 @@ fn row(
     if record.len() != headers.len() {
         return Err(format!("has {} fields where the header has {}", record.len(), headers.len()));
     }
-    let email: EmailAddress =
-        record.get(email_col).unwrap_or_default().parse().map_err(|e| format!("email: {e}; fix or remove the row"))?;
+    let email: EmailAddress = unguarded(record.get(email_col).unwrap_or_default())
+        .parse()
+        .map_err(|e| format!("email: {e}; fix or remove the row"))?;
     let mut name = None;
     let mut lists: Vec<ListName> = default_lists.to_vec();
     let mut attributes = BTreeMap::new();
     for (h, v) in headers.iter().zip(record.iter()) {
+        let v = unguarded(v);
         match h.as_str() {
             "email" => {}
-            // A line break in a name would be a header injection later: fold it away here.
-            "name" => name = Some(v.split_whitespace().collect::<Vec<_>>().join(" ")),
+            "name" => name = SubscriberName::parse(v).map_err(|e| format!("name: {e}"))?,
             "lists" => {
                 for l in v.split(';').map(str::trim).filter(|l| !l.is_empty()) {
                     let l: ListName = l.parse().map_err(|e| format!("lists: {e}"))?;
@@ -243,7 +266,8 @@ fn row(
                 }
             }
             key if !key.is_empty() => {
-                attributes.insert(key.to_owned(), v.trim().to_owned());
+                // Attributes reach templates, terminals and CSV exports: one printable line.
+                attributes.insert(key.to_owned(), printable_line(v).map_err(|e| format!("{key}: {e}"))?);
             }
             _ => {}
         }
@@ -272,6 +296,32 @@ mod tests {
         let lines: Vec<u64> = p.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [3, 6, 7, 8], "{:?}", p.rejected);
         assert!(p.rejected[0].reason.contains("email"));
+    }
+
+    #[test]
+    fn a_control_character_is_its_rows_error_with_its_line() {
+        let text = "email,name,city\nann@example.org,Ann,Oslo\nnul@example.org,Nu\0l,Oslo\nesc@example.org,Eve,Os\u{1b}[2Jlo\nbob@example.org,Bob,\n";
+        let p = parse(text.as_bytes(), &[]).expect("parses");
+        let emails: Vec<&str> = p.rows.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(emails, ["ann@example.org", "bob@example.org"]);
+        let lines: Vec<(u64, &str)> = p.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0].0, 3);
+        assert!(lines[0].1.contains("name") && lines[0].1.contains("U+0000"), "{lines:?}");
+        assert_eq!(lines[1].0, 4);
+        assert!(lines[1].1.contains("city") && lines[1].1.contains("U+001B"), "{lines:?}");
+    }
+
+    #[test]
+    fn an_exported_formula_guard_imports_back_as_it_was() {
+        assert_eq!(guard_cell("=HYPERLINK(\"http://x\")"), "'=HYPERLINK(\"http://x\")");
+        assert_eq!(guard_cell("-1"), "'-1");
+        assert_eq!(guard_cell("Ann"), "Ann");
+        let text = "email,name,'=tag\n'-ann@example.org,'=1+1,'@x\n";
+        let p = parse(text.as_bytes(), &[]).expect("parses");
+        assert_eq!(p.rows[0].email.as_str(), "-ann@example.org");
+        assert_eq!(p.rows[0].name.as_deref(), Some("=1+1"));
+        assert_eq!(p.rows[0].attributes.get("=tag").map(String::as_str), Some("@x"));
     }
 
     #[test]

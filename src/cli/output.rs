@@ -38,6 +38,11 @@ pub fn dim(s: &str) -> String {
 
 /// Fixed-width columns; the last column is not padded.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    // Cells hold what others typed (names, subjects, servers' replies): a control character in
+    // one must not move the cursor or recolour the publisher's terminal.
+    let rows: Vec<Vec<String>> =
+        rows.iter().map(|r| r.iter().map(|c| crate::domain::for_terminal(c).into_owned()).collect()).collect();
+    let rows = &rows;
     let cols = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {

@@ -8,7 +8,7 @@ use super::{Failure, Output, output, setup};
 use crate::{
     clock::{Clock, SystemClock},
     csv_import,
-    domain::{EmailAddress, ListName, SubscriberStatus},
+    domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus},
     issue,
     store::{ConsentEvent, NewSubscriber, Store, SubscriberRecord},
 };
@@ -125,7 +125,11 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
         SubscribersCommand::Add { email: e, name, lists } => {
             let row = NewSubscriber {
                 email: email(&e)?,
-                name: name.map(|n| n.split_whitespace().collect::<Vec<_>>().join(" ")),
+                name: name
+                    .map(|n| SubscriberName::parse(&n))
+                    .transpose()
+                    .map_err(|e| Failure::usage(format!("--name {e}")).field("--name"))?
+                    .flatten(),
                 lists: lists.iter().map(|l| list_name(l, "--list")).collect::<Result<_, _>>()?,
                 attributes: Default::default(),
             };
@@ -210,11 +214,11 @@ fn to_csv(subs: &[SubscriberRecord]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["email", "name", "status", "lists"];
     header.extend(keys.iter().map(|k| k.as_str()));
-    let _ = w.write_record(&header);
+    let _ = w.write_record(header.iter().map(|h| csv_import::guard_cell(h).into_owned()));
     for s in subs {
         let mut rec = vec![s.email.clone(), s.name.clone(), s.status.to_string(), s.lists.join(";")];
         rec.extend(keys.iter().map(|k| s.attributes.get(*k).cloned().unwrap_or_default()));
-        let _ = w.write_record(&rec);
+        let _ = w.write_record(rec.iter().map(|c| csv_import::guard_cell(c).into_owned()));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }

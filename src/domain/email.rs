@@ -28,6 +28,31 @@ impl EmailAddress {
         &self.0
     }
 
+    /// The address as gazette compares it: the whole of it in lower case, so `Ani@Example.org`
+    /// and `ani@example.org` are one subscriber. ASCII letters only, exactly as SQL's `lower()`
+    /// folds them in both stores, so that a key made here finds the row an index made there.
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+
+    /// The mailbox the address reaches: its key with a `+tag` dropped from the local part, as
+    /// most providers deliver `ani+news@` to `ani@`. Limits that protect a mailbox count by it.
+    pub fn mailbox(&self) -> String {
+        let key = self.key();
+        match key.rsplit_once('@') {
+            Some((local, domain)) => {
+                let base = local.split_once('+').map_or(local, |(base, _)| base);
+                if base.is_empty() { key.clone() } else { format!("{base}@{domain}") }
+            }
+            None => key,
+        }
+    }
+
+    /// True when both are one subscriber.
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.0.eq_ignore_ascii_case(&other.0)
+    }
+
     pub fn domain(&self) -> &str {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
     }
@@ -118,6 +143,19 @@ mod tests {
     fn refuses_overlong() {
         let long_local = format!("{}@b.org", "a".repeat(65));
         assert!(matches!(long_local.parse::<EmailAddress>(), Err(EmailAddressError::TooLong(_))));
+    }
+
+    #[test]
+    fn keys_fold_case_and_mailboxes_fold_tags() {
+        let a: EmailAddress = "Ani+News@Example.org".parse().expect("valid");
+        let b: EmailAddress = "ani@example.org".parse().expect("valid");
+        assert_eq!(a.as_str(), "Ani+News@example.org", "the spelling given is kept");
+        assert_eq!(a.key(), "ani+news@example.org");
+        assert_eq!(a.mailbox(), b.key());
+        assert!(!a.same_as(&b));
+        assert!(b.same_as(&"ANI@example.ORG".parse().expect("valid")));
+        let odd: EmailAddress = "+tag@example.org".parse().expect("valid");
+        assert_eq!(odd.mailbox(), "+tag@example.org");
     }
 
     #[test]

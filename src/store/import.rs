@@ -78,7 +78,7 @@ impl<'r> Plan<'r> {
             let old: BTreeMap<String, String> = serde_json::from_str(s.attributes).unwrap_or_default();
             let mut merged = old.clone();
             merged.extend(row.attributes.clone());
-            let name = row.name.clone().unwrap_or_else(|| s.name.to_owned());
+            let name = row.name.as_ref().map_or_else(|| s.name.to_owned(), |n| n.as_str().to_owned());
             let changed = name != s.name || merged != old || s.status != SubscriberStatus::Active;
             if changed {
                 let attributes = serde_json::to_string(&merged).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -110,6 +110,7 @@ impl<'r> Plan<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::SubscriberName;
 
     fn row(email: &str) -> NewSubscriber {
         NewSubscriber { email: email.parse().expect("address"), name: None, lists: vec![], attributes: BTreeMap::new() }
@@ -128,7 +129,7 @@ mod tests {
     #[test]
     fn stored_rows_are_updated_only_when_something_changes() {
         let mut renamed = row("r@e.org");
-        renamed.name = Some("New".into());
+        renamed.name = SubscriberName::parse("New").expect("name");
         let mut more = row("m@e.org");
         more.attributes.insert("plan".into(), "pro".into());
         let rows = [row("same@e.org"), renamed, more, row("left@e.org"), row("back@e.org"), row("new@e.org")];

@@ -5,6 +5,7 @@
 mod bucket;
 mod error;
 mod import;
+mod keys;
 mod model;
 mod postgres;
 mod sqlite;
@@ -21,7 +22,7 @@ pub use error::StoreError;
 pub use model::*;
 pub use transfer::TransferReport;
 
-use crate::domain::{EmailAddress, ListName, SubscriberStatus};
+use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
 /// A store of one publication.
 #[derive(Debug, Clone)]
@@ -111,7 +112,7 @@ delegate! {
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError>;
     pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError>;
-    pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&str>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
+    pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
     pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;
     pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
     pub async fn take_tokens(&self, name: &str, per_second: f64, burst: f64, want: u32, now: DateTime<Utc>) -> Result<Grant, StoreError>;

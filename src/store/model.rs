@@ -5,14 +5,14 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Article, DeliveryState, EmailAddress, IssueStatus, ListName, SubscriberStatus};
+use crate::domain::{Article, DeliveryState, EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
 /// A subscriber as an import, a list file or a command gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSubscriber {
     pub email: EmailAddress,
     /// `None`: keep the name already stored.
-    pub name: Option<String>,
+    pub name: Option<SubscriberName>,
     pub lists: Vec<ListName>,
     pub attributes: BTreeMap<String, String>,
 }

@@ -14,7 +14,6 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::{
     ConnectOptions, Connection, PgConnection, PgPool, Row,
     postgres::{PgConnectOptions, PgPoolOptions, PgRow},
@@ -23,9 +22,9 @@ use sqlx::{
 use super::{
     Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, ImportPart,
     IssueRecord, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
-    SubscriberRecord, import,
+    SubscriberRecord, import, keys,
 };
-use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
+use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
 pub(super) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -87,7 +86,7 @@ pub(super) const FINISH_ISSUE: &str = "UPDATE issues SET status = 'sent', finish
      AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_number = $2 AND state IN ('queued', 'deferred'))";
 /// The members of list $1 the list file no longer names.
 pub(super) const SYNC_REMOVE: &str = "DELETE FROM memberships m WHERE m.list_id = $1 AND NOT EXISTS \
-     (SELECT 1 FROM subscribers s JOIN listed k ON k.email = s.email WHERE s.id = m.subscriber_id)";
+     (SELECT 1 FROM subscribers s JOIN listed k ON k.email = lower(s.email) WHERE s.id = m.subscriber_id)";
 /// One delivery per active subscriber of the lists $3 (one for someone on two of them).
 pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
      SELECT $1, s.id, 'queued', 0, $2, $2 FROM subscribers s WHERE s.status = 'active' \
@@ -99,23 +98,25 @@ pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipp
      lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
 pub(super) const SUBSCRIBER_BY_EMAIL: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
      (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
-     FROM subscribers s WHERE s.email = $1";
+     FROM subscribers s WHERE lower(s.email) = $1";
 /// One subscriber, locked until the transaction ends: the web's sign-ups, confirmations and
 /// unsubscriptions of one address take their turn.
-pub(super) const LOCK_SUBSCRIBER: &str = "SELECT id, status FROM subscribers WHERE email = $1 FOR UPDATE";
+pub(super) const LOCK_SUBSCRIBER: &str = "SELECT id, status FROM subscribers WHERE lower(email) = $1 FOR UPDATE";
 /// The rows an import chunk may touch (addresses and their forgotten forms), locked in id order
 /// so that two writers never wait on each other in a circle.
-pub(super) const LOCK_SUBSCRIBERS: &str = "SELECT id, email, name, attributes, status FROM subscribers \
-     WHERE email = ANY($1::text[]) ORDER BY id FOR UPDATE";
-pub(super) const RECENT_SIGNUPS: &str =
-    "SELECT count(*) FROM consent_events WHERE subscriber_id = $1 AND event = 'subscribe' AND at > $2";
+pub(super) const LOCK_SUBSCRIBERS: &str = "SELECT id, lower(email), name, attributes, status FROM subscribers \
+     WHERE lower(email) = ANY($1::text[]) ORDER BY id FOR UPDATE";
+/// Sign-up requests to one mailbox in the last day; older ones are dropped first.
+pub(super) const PRUNE_SIGNUPS: &str = "DELETE FROM signup_requests WHERE at <= $1";
+pub(super) const RECENT_SIGNUPS: &str = "SELECT count(*) FROM signup_requests WHERE mailbox = $1 AND at > $2";
+pub(super) const RECORD_SIGNUP: &str = "INSERT INTO signup_requests (mailbox, at) VALUES ($1, $2)";
 pub(super) const LEFT_SINCE: &str = "SELECT count(*) FROM consent_events WHERE subscriber_id = $1 \
      AND event IN ('unsubscribe', 'bounce', 'complaint', 'forget') AND at >= $2";
 
 const INSERT_SUBSCRIBERS: &str = "INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at) \
      SELECT u.email, u.name, u.attributes, 'active', $4, $4 \
      FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(email, name, attributes) ORDER BY u.email \
-     ON CONFLICT (email) DO NOTHING RETURNING id, email";
+     ON CONFLICT (lower(email)) DO NOTHING RETURNING id, email";
 const UPDATE_SUBSCRIBERS: &str = "UPDATE subscribers AS s SET name = u.name, attributes = u.attributes, \
      status = 'active', updated_at = $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS u(id, name, attributes) \
      WHERE s.id = u.id";
@@ -159,13 +160,6 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
-}
-
-/// What a forgotten address is kept as; the same digest as the SQLite store's, so that a
-/// database copied from one backend to the other still recognises it.
-fn forgotten(email: &EmailAddress) -> String {
-    let digest = Sha256::digest(email.as_str().as_bytes());
-    format!("forgotten:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
@@ -220,7 +214,7 @@ async fn take_rows(
         }
         upsert(conn, &rows, source, now, &mut counts, &mut ids).await?;
         if listed.is_some() {
-            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            let emails: Vec<String> = rows.iter().map(|r| r.email.key()).collect();
             sqlx::query("INSERT INTO listed (email) SELECT * FROM UNNEST($1::text[]) ON CONFLICT DO NOTHING")
                 .bind(&emails)
                 .execute(&mut *conn)
@@ -386,7 +380,7 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         in_tx!(self, |tx| {
-            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.key()).fetch_optional(&mut *tx).await?;
             let Some(row) = row else { return Ok(false) };
             let id: i64 = row.get(0);
             let current: SubscriberStatus = parse(row.get::<&str, _>(1))?;
@@ -406,14 +400,14 @@ impl PgStore {
 
     pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         in_tx!(self, |tx| {
-            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.key()).fetch_optional(&mut *tx).await?;
             let Some(row) = row else { return Ok(false) };
             let id: i64 = row.get(0);
             sqlx::query(
                 "UPDATE subscribers SET email = $1, name = '', attributes = '{}', status = 'unsubscribed', updated_at = $2 \
                  WHERE id = $3",
             )
-            .bind(forgotten(email))
+            .bind(keys::forgotten(email))
             .bind(ms(now))
             .bind(id)
             .execute(&mut *tx)
@@ -425,7 +419,7 @@ impl PgStore {
     }
 
     pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError> {
-        let row = sqlx::query(SUBSCRIBER_BY_EMAIL).bind(email.as_str()).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(SUBSCRIBER_BY_EMAIL).bind(email.key()).fetch_optional(&self.pool).await?;
         row.as_ref().map(subscriber_row).transpose()
     }
 
@@ -949,24 +943,24 @@ impl PgStore {
     pub async fn request_subscription(
         &self,
         email: &EmailAddress,
-        name: Option<&str>,
+        name: Option<&SubscriberName>,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<Signup, StoreError> {
         in_tx!(self, |tx| {
             let mut found = None;
             for _ in 0..RETRIES {
-                let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+                let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.key()).fetch_optional(&mut *tx).await?;
                 if let Some(r) = row {
                     found = Some((r.get::<i64, _>(0), Some(parse::<SubscriberStatus>(r.get::<&str, _>(1))?)));
                     break;
                 }
                 let id: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at) \
-                     VALUES ($1, $2, '{}', 'unconfirmed', $3, $3) ON CONFLICT (email) DO NOTHING RETURNING id",
+                     VALUES ($1, $2, '{}', 'unconfirmed', $3, $3) ON CONFLICT (lower(email)) DO NOTHING RETURNING id",
                 )
                 .bind(email.as_str())
-                .bind(name.unwrap_or_default())
+                .bind(name.map_or("", |n| n.as_str()))
                 .bind(ms(now))
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -976,13 +970,14 @@ impl PgStore {
                 }
             }
             let Some((id, before)) = found else {
-                return Err(StoreError::Contended(format!("{email} kept changing while it signed up")));
+                return Err(StoreError::Contended("an address kept changing while it signed up".into()));
             };
-            let recent: i64 = sqlx::query_scalar(RECENT_SIGNUPS)
-                .bind(id)
-                .bind(ms(now) - 24 * 3600 * 1000)
-                .fetch_one(&mut *tx)
-                .await?;
+            let mailbox = keys::mailbox_digest(email);
+            let day_ago = ms(now) - 24 * 3600 * 1000;
+            sqlx::query(PRUNE_SIGNUPS).bind(day_ago).execute(&mut *tx).await?;
+            let recent: i64 =
+                sqlx::query_scalar(RECENT_SIGNUPS).bind(&mailbox).bind(day_ago).fetch_one(&mut *tx).await?;
+            sqlx::query(RECORD_SIGNUP).bind(&mailbox).bind(ms(now)).execute(&mut *tx).await?;
             consent(&mut tx, id, ConsentEvent::Subscribe, source, now).await?;
             Ok(Signup { before, recent_requests: u32::try_from(recent).unwrap_or(u32::MAX) })
         })
@@ -1000,7 +995,7 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<Confirmation, StoreError> {
         in_tx!(self, |tx| {
-            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.as_str()).fetch_optional(&mut *tx).await?;
+            let row = sqlx::query(LOCK_SUBSCRIBER).bind(email.key()).fetch_optional(&mut *tx).await?;
             let Some(row) = row else { return Ok(Confirmation::Unknown) };
             let id: i64 = row.get(0);
             let status: SubscriberStatus = parse(row.get::<&str, _>(1))?;
@@ -1256,17 +1251,24 @@ async fn upsert_chunk<'r>(
     ids: &mut ListIds,
 ) -> Result<Vec<&'r NewSubscriber>, StoreError> {
     let now_ms = ms(now);
-    let keys: Vec<String> = rows.iter().flat_map(|r| [r.email.as_str().to_owned(), forgotten(&r.email)]).collect();
+    let wanted: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            let [forgotten, as_given] = keys::forgotten_forms(&r.email);
+            [r.email.key(), forgotten, as_given]
+        })
+        .collect();
     let found: HashMap<String, (i64, String, String, SubscriberStatus)> = sqlx::query(LOCK_SUBSCRIBERS)
-        .bind(&keys)
+        .bind(&wanted)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
         .map(|r| Ok((r.get(1), (r.get(0), r.get(2), r.get(3), parse(r.get::<&str, _>(4))?))))
         .collect::<Result<_, StoreError>>()?;
     let plan = import::Plan::new(rows.iter().copied(), |row| {
-        let (id, name, attributes, status) =
-            found.get(row.email.as_str()).or_else(|| found.get(&forgotten(&row.email)))?;
+        let (id, name, attributes, status) = found
+            .get(&row.email.key())
+            .or_else(|| keys::forgotten_forms(&row.email).iter().find_map(|f| found.get(f)))?;
         Some(import::Stored { id: *id, name, attributes, status: *status })
     })?;
     if !plan.updates.is_empty() {
@@ -1288,7 +1290,7 @@ async fn upsert_chunk<'r>(
         let mut columns = (Vec::new(), Vec::new(), Vec::new());
         for row in &plan.fresh {
             columns.0.push(row.email.as_str());
-            columns.1.push(row.name.clone().unwrap_or_default());
+            columns.1.push(row.name.as_ref().map_or("", |n| n.as_str()).to_owned());
             columns.2.push(to_json(&row.attributes)?);
         }
         let inserted: HashMap<String, i64> = sqlx::query(INSERT_SUBSCRIBERS)

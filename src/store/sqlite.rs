@@ -8,7 +8,6 @@ use std::{
 };
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::{
     ConnectOptions, Row, Sqlite, SqlitePool, Transaction,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
@@ -17,11 +16,11 @@ use sqlx::{
 use super::{
     Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, ImportPart,
     IssueRecord, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
-    SubscriberRecord, import,
+    SubscriberRecord, import, keys,
 };
-use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberStatus};
+use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(super) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -38,13 +37,6 @@ fn from_ms(v: i64) -> DateTime<Utc> {
 
 fn lease_ms(lease: Duration) -> i64 {
     i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
-}
-
-/// What a forgotten address is kept as: enough to recognise it on a later import, nothing to
-/// read it back from.
-fn forgotten(email: &EmailAddress) -> String {
-    let digest = Sha256::digest(email.as_str().as_bytes());
-    format!("forgotten:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
@@ -153,8 +145,8 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT id, status FROM subscribers WHERE email = ?")
-            .bind(email.as_str())
+        let row = sqlx::query("SELECT id, status FROM subscribers WHERE lower(email) = ?")
+            .bind(email.key())
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(false) };
@@ -176,8 +168,8 @@ impl SqliteStore {
 
     pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE email = ?")
-            .bind(email.as_str())
+        let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM subscribers WHERE lower(email) = ?")
+            .bind(email.key())
             .fetch_optional(&mut *tx)
             .await?
         else {
@@ -186,7 +178,7 @@ impl SqliteStore {
         sqlx::query(
             "UPDATE subscribers SET email = ?, name = '', attributes = '{}', status = 'unsubscribed', updated_at = ? WHERE id = ?",
         )
-        .bind(forgotten(email))
+        .bind(keys::forgotten(email))
         .bind(ms(now))
         .bind(id)
         .execute(&mut *tx)
@@ -198,7 +190,7 @@ impl SqliteStore {
     }
 
     pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError> {
-        let rows = self.select_subscribers("WHERE s.email = ?", Some(email.as_str()), None).await?;
+        let rows = self.select_subscribers("WHERE lower(s.email) = ?", Some(&email.key()), None).await?;
         Ok(rows.into_iter().next())
     }
 
@@ -769,13 +761,13 @@ impl SqliteStore {
     pub async fn request_subscription(
         &self,
         email: &EmailAddress,
-        name: Option<&str>,
+        name: Option<&SubscriberName>,
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<Signup, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT id, status FROM subscribers WHERE email = ?")
-            .bind(email.as_str())
+        let row = sqlx::query("SELECT id, status FROM subscribers WHERE lower(email) = ?")
+            .bind(email.key())
             .fetch_optional(&mut *tx)
             .await?;
         let (id, before) = match row {
@@ -786,7 +778,7 @@ impl SqliteStore {
                      VALUES (?, ?, '{}', 'unconfirmed', ?, ?) RETURNING id",
                 )
                 .bind(email.as_str())
-                .bind(name.unwrap_or_default())
+                .bind(name.map_or("", |n| n.as_str()))
                 .bind(ms(now))
                 .bind(ms(now))
                 .fetch_one(&mut *tx)
@@ -794,13 +786,19 @@ impl SqliteStore {
                 (id, None)
             }
         };
-        let recent: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM consent_events WHERE subscriber_id = ? AND event = 'subscribe' AND at > ?",
-        )
-        .bind(id)
-        .bind(ms(now) - 24 * 3600 * 1000)
-        .fetch_one(&mut *tx)
-        .await?;
+        let mailbox = keys::mailbox_digest(email);
+        let day_ago = ms(now) - 24 * 3600 * 1000;
+        sqlx::query("DELETE FROM signup_requests WHERE at <= ?").bind(day_ago).execute(&mut *tx).await?;
+        let recent: i64 = sqlx::query_scalar("SELECT count(*) FROM signup_requests WHERE mailbox = ? AND at > ?")
+            .bind(&mailbox)
+            .bind(day_ago)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO signup_requests (mailbox, at) VALUES (?, ?)")
+            .bind(&mailbox)
+            .bind(ms(now))
+            .execute(&mut *tx)
+            .await?;
         consent(&mut tx, Some(id), ConsentEvent::Subscribe, source, now).await?;
         tx.commit().await?;
         Ok(Signup { before, recent_requests: u32::try_from(recent).unwrap_or(u32::MAX) })
@@ -817,8 +815,8 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Confirmation, StoreError> {
         let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT id, status FROM subscribers WHERE email = ?")
-            .bind(email.as_str())
+        let row = sqlx::query("SELECT id, status FROM subscribers WHERE lower(email) = ?")
+            .bind(email.key())
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else { return Ok(Confirmation::Unknown) };
@@ -1022,7 +1020,7 @@ async fn take_rows(
         }
         upsert(tx, &rows, source, now, &mut counts, &mut ids).await?;
         if listed.is_some() {
-            let emails: Vec<&str> = rows.iter().map(|r| r.email.as_str()).collect();
+            let emails: Vec<String> = rows.iter().map(|r| r.email.key()).collect();
             sqlx::query("INSERT OR IGNORE INTO temp.listed (email) SELECT value FROM json_each(?)")
                 .bind(to_json(&emails)?)
                 .execute(&mut **tx)
@@ -1034,7 +1032,7 @@ async fn take_rows(
 
 /// The members of list ?1 the list file no longer names.
 const SYNC_REMOVE: &str = "DELETE FROM memberships WHERE list_id = ?1 AND NOT EXISTS \
-     (SELECT 1 FROM subscribers s JOIN temp.listed k ON k.email = s.email WHERE s.id = memberships.subscriber_id)";
+     (SELECT 1 FROM subscribers s JOIN temp.listed k ON k.email = lower(s.email) WHERE s.id = memberships.subscriber_id)";
 
 /// Rows an import writes per statement. Each chunk travels as one JSON array that `json_each`
 /// unpacks, so a chunk costs a handful of statements where a row cost four: sqlx hands every
@@ -1071,9 +1069,16 @@ async fn upsert_chunk(
     counts: &mut ImportCounts,
     ids: &mut ListIds,
 ) -> Result<(), StoreError> {
-    let keys: Vec<String> = rows.iter().flat_map(|r| [r.email.as_str().to_owned(), forgotten(&r.email)]).collect();
+    let keys: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            let [forgotten, as_given] = keys::forgotten_forms(&r.email);
+            [r.email.key(), forgotten, as_given]
+        })
+        .collect();
     let found: HashMap<String, (i64, String, String, SubscriberStatus)> = sqlx::query(
-        "SELECT id, email, name, attributes, status FROM subscribers WHERE email IN (SELECT value FROM json_each(?))",
+        "SELECT id, lower(email), name, attributes, status FROM subscribers \
+         WHERE lower(email) IN (SELECT value FROM json_each(?))",
     )
     .bind(to_json(&keys)?)
     .fetch_all(&mut **tx)
@@ -1082,8 +1087,9 @@ async fn upsert_chunk(
     .map(|r| Ok((r.get(1), (r.get(0), r.get(2), r.get(3), parse(r.get::<&str, _>(4))?))))
     .collect::<Result<_, StoreError>>()?;
     let plan = import::Plan::new(rows, |row| {
-        let (id, name, attributes, status) =
-            found.get(row.email.as_str()).or_else(|| found.get(&forgotten(&row.email)))?;
+        let (id, name, attributes, status) = found
+            .get(&row.email.key())
+            .or_else(|| keys::forgotten_forms(&row.email).iter().find_map(|f| found.get(f)))?;
         Some(import::Stored { id: *id, name, attributes, status: *status })
     })?;
 
@@ -1103,7 +1109,11 @@ async fn upsert_chunk(
     if !plan.fresh.is_empty() {
         let mut columns: Vec<(&str, String, String)> = Vec::with_capacity(plan.fresh.len());
         for row in &plan.fresh {
-            columns.push((row.email.as_str(), row.name.clone().unwrap_or_default(), to_json(&row.attributes)?));
+            columns.push((
+                row.email.as_str(),
+                row.name.as_ref().map_or("", |n| n.as_str()).to_owned(),
+                to_json(&row.attributes)?,
+            ));
         }
         // In the file's order, so ids (and the consent record) follow it.
         let inserted: HashMap<String, i64> = sqlx::query(
@@ -1121,7 +1131,7 @@ async fn upsert_chunk(
         for &row in &plan.fresh {
             let id = inserted
                 .get(row.email.as_str())
-                .ok_or_else(|| StoreError::Corrupt(format!("{} was not added", row.email)))?;
+                .ok_or_else(|| StoreError::Corrupt("an imported address was not added, nor found".into()))?;
             added.push((*id, row));
         }
         added.sort_by_key(|(id, _)| *id);

@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use sqlx::{Connection, PgConnection};
 
 use super::*;
-use crate::domain::DeliveryState;
+use crate::domain::{DeliveryState, SubscriberName};
 
 /// Where the tests find a PostgreSQL server they may create databases on.
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -150,12 +150,14 @@ on_each_backend!(
     writers_at_once_take_their_turn,
     an_issue_is_on_the_archive_from_its_first_delivery_sent,
     renewals_and_records_of_the_same_deliveries_at_once_both_go_through,
+    an_address_is_one_subscriber_whatever_the_case_of_its_letters,
+    the_signup_limit_counts_one_mailbox_however_it_is_spelled,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
     NewSubscriber {
         email: email.parse().expect("address"),
-        name: Some(email.split('@').next().unwrap_or_default().to_owned()),
+        name: SubscriberName::parse(email.split('@').next().unwrap_or_default()).expect("name"),
         lists: lists.iter().map(|l| l.parse().expect("list")).collect(),
         attributes: BTreeMap::new(),
     }
@@ -175,6 +177,65 @@ async fn issue(store: &Store, number: u32, lists: &[ListName]) -> IssueRecord {
         slot: None,
     };
     store.create_issue(&new, lists, now()).await.expect("issue")
+}
+
+async fn an_address_is_one_subscriber_whatever_the_case_of_its_letters(s: Store) {
+    let c = s.import(&[row("Ani@Example.org", &["weekly"])], "import", now()).await.expect("import");
+    assert_eq!(c.imported, 1);
+    // Another spelling in a later import, and twice in one import: the same subscriber.
+    let c = s
+        .import(&[row("ani@example.org", &["news"]), row("ANI@EXAMPLE.ORG", &["weekly"])], "import", now())
+        .await
+        .expect("import");
+    assert_eq!(c.imported, 0, "{c:?}");
+    let all = s.subscribers(None, None).await.expect("list");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].email, "Ani@example.org", "the spelling first given is the one mail goes to");
+    assert_eq!(all[0].lists, ["news", "weekly"]);
+    // Every way in finds it: a lookup, a sign-up, a status change, a list file, forgetting.
+    let shout: EmailAddress = "ANI@example.org".parse().expect("a");
+    assert_eq!(s.subscriber(&shout).await.expect("get").map(|r| r.email), Some("Ani@example.org".into()));
+    let signup = s.request_subscription(&shout, None, "web", now()).await.expect("signup");
+    assert_eq!(signup.before, Some(SubscriberStatus::Active));
+    assert!(
+        s.set_status(&shout, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "test", now())
+            .await
+            .expect("status")
+    );
+    let c = s.import(&[row("aNi@example.org", &["weekly"])], "import", now()).await.expect("import");
+    assert_eq!(c.refused, 1, "an address that left is not brought back under another spelling");
+    let c = s.sync_list(&weekly(), &[row("ani@EXAMPLE.org", &[])], now()).await.expect("sync");
+    assert_eq!((c.imported, c.refused), (0, 1), "{c:?}");
+    assert!(s.forget(&"ani@example.org".parse().expect("a"), "test", now()).await.expect("forget"));
+    let c = s.import(&[row("ANI@example.org", &["weekly"])], "import", now()).await.expect("import");
+    assert_eq!(c.refused, 1, "a forgotten address stays gone in any case");
+    assert!(s.subscribers(None, None).await.expect("list").is_empty());
+}
+
+async fn the_signup_limit_counts_one_mailbox_however_it_is_spelled(s: Store) {
+    let spellings = [
+        "ani@example.org",
+        "Ani@example.org",
+        "ANI@EXAMPLE.ORG",
+        "ani+news@example.org",
+        "Ani+x@example.org",
+        "ani+y@Example.org",
+        "aNi+@example.org",
+    ];
+    let mut seen = Vec::new();
+    for (i, e) in spellings.iter().enumerate() {
+        let got = s
+            .request_subscription(&e.parse().expect("a"), None, "web", now() + chrono::Duration::minutes(i as i64))
+            .await
+            .expect("signup");
+        seen.push(got.recent_requests);
+    }
+    assert_eq!(seen, [0, 1, 2, 3, 4, 5, 6], "every spelling counts against one mailbox");
+    let other = s.request_subscription(&"bob@example.org".parse().expect("b"), None, "web", now()).await.expect("b");
+    assert_eq!(other.recent_requests, 0);
+    let tomorrow = now() + chrono::Duration::hours(25);
+    let later = s.request_subscription(&"ANI@example.org".parse().expect("a"), None, "web", tomorrow).await.expect("a");
+    assert_eq!(later.recent_requests, 0, "the count is of the last day");
 }
 
 async fn imports_never_bring_back_who_left(s: Store) {
@@ -404,7 +465,10 @@ async fn renewals_and_records_of_the_same_deliveries_at_once_both_go_through(s: 
 
 async fn a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving(s: Store) {
     let a: EmailAddress = "reader@example.org".parse().expect("a");
-    let first = s.request_subscription(&a, Some("Reader"), "web 127.0.0.1", now()).await.expect("signup");
+    let first = s
+        .request_subscription(&a, SubscriberName::parse("Reader").expect("name").as_ref(), "web 127.0.0.1", now())
+        .await
+        .expect("signup");
     assert_eq!(first, Signup { before: None, recent_requests: 0 });
     let again = s.request_subscription(&a, None, "web 127.0.0.1", now()).await.expect("signup");
     assert_eq!(again, Signup { before: Some(SubscriberStatus::Unconfirmed), recent_requests: 1 });
@@ -477,7 +541,9 @@ async fn an_import_means_what_its_rows_one_by_one_would(s: Store) {
 
     // A web sign-up not yet confirmed is made active by an import: the publisher vouches.
     let web: EmailAddress = "web@example.org".parse().expect("w");
-    s.request_subscription(&web, Some("Web"), "web", now()).await.expect("signup");
+    s.request_subscription(&web, SubscriberName::parse("Web").expect("name").as_ref(), "web", now())
+        .await
+        .expect("signup");
     let c = s.add_one("web@example.org").await;
     assert_eq!((c.imported, c.updated), (0, 1));
     assert_eq!(s.subscriber(&web).await.expect("get").map(|r| r.status), Some(SubscriberStatus::Active));
@@ -1002,7 +1068,7 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
             super::postgres::LOCK_SUBSCRIBERS,
             "ARRAY['reader1@example.org', 'forgotten:00ff']".into(),
         ),
-        ("recent_signups", super::postgres::RECENT_SIGNUPS, "77, 1700000000000".into()),
+        ("recent_signups", super::postgres::RECENT_SIGNUPS, "'00ff', 1700000000000".into()),
         ("left_since", super::postgres::LEFT_SINCE, "77, 1700000000000".into()),
         ("page", super::postgres::SUBSCRIBERS_PAGE, "'reader5@example.org', NULL, NULL, 50".into()),
         ("page_of_a_list", super::postgres::SUBSCRIBERS_PAGE, "'reader5@example.org', 'active', 'news', 50".into()),
@@ -1040,4 +1106,88 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         }
     }
     assert!(whole_reads.is_empty(), "{}", whole_reads.join("\n\n"));
+}
+
+/// A store made before addresses were compared case-insensitively, holding one person under
+/// three spellings: its own lists, consent events and deliveries under each.
+const SPELLINGS_BEFORE_KEYS: &str = "
+INSERT INTO lists (id, name) VALUES (1, 'weekly'), (2, 'daily');
+INSERT INTO subscribers (id, email, name, attributes, status, created_at, updated_at) VALUES
+  (1, 'Ani@example.org', 'Ani', '{}', 'active', 100, 100),
+  (2, 'ani@example.org', '', '{}', 'unsubscribed', 110, 200),
+  (3, 'ANI@example.org', 'X', '{}', 'active', 120, 150),
+  (4, 'bob@example.org', 'Bob', '{}', 'active', 130, 130);
+INSERT INTO memberships (list_id, subscriber_id, created_at) VALUES (1, 1, 100), (2, 3, 120), (1, 4, 130), (1, 2, 110);
+INSERT INTO consent_events (id, subscriber_id, event, source, at) VALUES
+  (1, 1, 'import', 'a.csv', 100), (2, 2, 'import', 'b.csv', 110), (3, 2, 'unsubscribe', 'web', 200),
+  (4, 3, 'add', 'add', 120), (5, 4, 'import', 'a.csv', 130);
+INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at, finished_at) VALUES
+  (1, 'sent', 's', 1, '[]', NULL, 1, 2), (2, 'sent', 's', 3, '[]', NULL, 3, 4);
+INSERT INTO deliveries (id, issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at, sent_at) VALUES
+  (1, 1, 1, 'sent', 1, 1, 1, 1), (2, 1, 2, 'sent', 1, 1, 1, 1), (3, 2, 3, 'sent', 1, 3, 3, 3), (4, 2, 4, 'sent', 1, 3, 3, 3);
+";
+
+/// What the migration must make of [`SPELLINGS_BEFORE_KEYS`]; `count` runs a `SELECT count(*)`.
+async fn spellings_are_merged<F, Fut>(store: &Store, count: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
+    let all = store.subscribers(None, None).await.expect("list");
+    let emails: Vec<&str> = all.iter().map(|r| r.email.as_str()).collect();
+    assert_eq!(emails, ["Ani@example.org", "bob@example.org"], "{all:?}");
+    let ani = &all[0];
+    assert_eq!(ani.status, SubscriberStatus::Unsubscribed, "the spelling changed last says what the person wants");
+    assert_eq!(ani.name, "Ani");
+    assert_eq!(ani.lists, ["daily", "weekly"]);
+    assert_eq!(count("SELECT count(*) FROM consent_events").await, 5, "no consent event is lost");
+    assert_eq!(count("SELECT count(*) FROM consent_events WHERE subscriber_id = 1").await, 4);
+    assert_eq!(count("SELECT count(*) FROM deliveries").await, 4, "the ledger keeps every delivery");
+    assert_eq!(count("SELECT count(*) FROM deliveries WHERE subscriber_id = 1").await, 2);
+    assert_eq!(count("SELECT count(*) FROM subscribers WHERE email LIKE 'forgotten:merged-%'").await, 1);
+    let c = store.import(&[row("ANI@EXAMPLE.ORG", &["weekly"])], "import", now()).await.expect("import");
+    assert_eq!(c.refused, 1, "{c:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_spellings_of_one_address_in_an_older_store_are_merged_into_the_first() {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("old.db");
+    let pool = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path).create_if_missing(true))
+        .await
+        .expect("pool");
+    let mut before = sqlx::migrate::Migrator::new(std::path::Path::new("migrations/sqlite")).await.expect("migrations");
+    let kept: Vec<_> = super::sqlite::MIGRATIONS.iter().filter(|m| m.version < 6).cloned().collect();
+    before.migrations = std::borrow::Cow::Owned(kept);
+    before.run(&pool).await.expect("the older schema");
+    sqlx::raw_sql(SPELLINGS_BEFORE_KEYS).execute(&pool).await.expect("seed");
+    pool.close().await;
+    let store = Store::open(&format!("sqlite://{}", path.display())).await.expect("open migrates");
+    let raw = SqlitePool::connect_with(SqliteConnectOptions::new().filename(&path)).await.expect("pool");
+    spellings_are_merged(&store, |q| {
+        let raw = raw.clone();
+        async move { sqlx::query_scalar::<_, i64>(q).fetch_one(&raw).await.expect("count") }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_spellings_of_one_address_in_an_older_store_are_merged_into_the_first() {
+    use sqlx::postgres::PgPool;
+    let db = TestDatabase::create().await;
+    let pool = PgPool::connect(&db.url).await.expect("pool");
+    let mut before =
+        sqlx::migrate::Migrator::new(std::path::Path::new("migrations/postgres")).await.expect("migrations");
+    let kept: Vec<_> = super::postgres::MIGRATIONS.iter().filter(|m| m.version < 3).cloned().collect();
+    before.migrations = std::borrow::Cow::Owned(kept);
+    before.run(&pool).await.expect("the older schema");
+    sqlx::raw_sql(SPELLINGS_BEFORE_KEYS).execute(&pool).await.expect("seed");
+    let store = Store::open(&db.url).await.expect("open migrates");
+    spellings_are_merged(&store, |q| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(q).fetch_one(&pool).await.expect("count") }
+    })
+    .await;
+    pool.close().await;
 }

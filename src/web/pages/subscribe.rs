@@ -17,8 +17,7 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::{
-    compose::render::one_line,
-    domain::{EmailAddress, ListName, SubscriberStatus},
+    domain::{EmailAddress, ListName, MAX_NAME_CHARS, SubscriberName, SubscriberStatus, TextError},
     tokens::Claims,
     web::{AppState, error::WebError, limit::ClientIp, mail, views},
 };
@@ -27,7 +26,6 @@ use crate::{
 pub const MAX_CONFIRMATIONS_PER_DAY: u32 = 3;
 /// How long a confirmation link works (SPEC: 7 days).
 pub const CONFIRM_VALID_DAYS: i64 = 7;
-const MAX_NAME_CHARS: usize = 200;
 
 /// The fields as sent; every one is checked before use.
 #[derive(Debug, Default, Deserialize)]
@@ -44,7 +42,7 @@ struct RawSignup {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signup {
     pub email: EmailAddress,
-    pub name: Option<String>,
+    pub name: Option<SubscriberName>,
     pub list: Option<ListName>,
 }
 
@@ -82,7 +80,7 @@ async fn accept(state: &AppState, client: std::net::IpAddr, json: bool, body: &[
     let open = super::open_lists(&state.publication.config);
     let signup = parse(raw, &open)?;
     let now = state.clock.now();
-    let found = state.store.request_subscription(&signup.email, signup.name.as_deref(), "web", now).await?;
+    let found = state.store.request_subscription(&signup.email, signup.name.as_ref(), "web", now).await?;
     let refused = matches!(found.before, Some(SubscriberStatus::Bounced | SubscriberStatus::Complained));
     if refused || found.recent_requests >= MAX_CONFIRMATIONS_PER_DAY {
         return Ok(());
@@ -133,10 +131,19 @@ fn parse(raw: RawSignup, open: &[ListName]) -> Result<Signup, WebError> {
         .trim()
         .parse()
         .map_err(|_| WebError::BadInput("That does not look like an email address. Please check it.".into()))?;
-    let name = raw.name.map(|n| one_line(&n)).filter(|n| !n.is_empty());
-    if name.as_ref().is_some_and(|n| n.chars().count() > MAX_NAME_CHARS) {
-        return Err(WebError::BadInput(format!("Please keep the name under {MAX_NAME_CHARS} characters.")));
-    }
+    // Judged before the store is asked anything, so a bad name gets the same answer for any
+    // address.
+    let name = match raw.name.as_deref().map(SubscriberName::parse).transpose() {
+        Ok(name) => name.flatten(),
+        Err(TextError::TooLong(_)) => {
+            return Err(WebError::BadInput(format!("Please keep the name under {MAX_NAME_CHARS} characters.")));
+        }
+        Err(TextError::Control(_)) => {
+            return Err(WebError::BadInput(
+                "The name holds a character that cannot be shown. Please retype it.".into(),
+            ));
+        }
+    };
     let list = match raw.list.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(l) => {
