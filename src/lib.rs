@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod domain;
 pub mod issue;
+pub mod logging;
 pub mod metrics;
 pub mod publication;
 pub mod schedule;

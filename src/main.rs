@@ -4,15 +4,22 @@
 use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
-use gazette::cli::{self, Cli};
+use gazette::{
+    cli::{self, Cli},
+    logging,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GAZETTE_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    let default_level = if cli.command.is_daemon() { tracing::Level::INFO } else { tracing::Level::WARN };
+    match logging::Settings::from_env(default_level) {
+        Ok(settings) => settings.install(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     gazette::sources::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,

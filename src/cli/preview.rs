@@ -8,8 +8,11 @@ use serde_json::json;
 use super::{Failure, Output, setup};
 use crate::{
     compose::{GMAIL_CLIP_BYTES, message},
-    domain::EmailAddress,
+    csv_import,
+    domain::{EmailAddress, SubscriberStatus},
+    issue,
     publication::Publication,
+    store::{NewSubscriber, Store},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -32,7 +35,8 @@ pub async fn run(
     let email: Option<EmailAddress> = subscriber
         .map(|s| s.parse().map_err(|e| Failure::usage(format!("--subscriber: {e}")).field("--subscriber")))
         .transpose()?;
-    let (email, name, attributes) = reader(&publication, email).await;
+    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let (email, name, attributes, mut warnings) = reader(&publication, &store, email).await?;
 
     let draft = setup::draft(&publication, now).await?;
     let prepared = publication.prepare(&draft)?;
@@ -51,7 +55,6 @@ pub async fn run(
         }
     };
 
-    let mut warnings = Vec::new();
     if draft.selected.articles.is_empty() {
         warnings
             .push("the issue carries no article: `send` would skip it (selection.send_when_empty = false)".to_owned());
@@ -104,37 +107,63 @@ pub async fn run(
     Ok(output)
 }
 
-/// The reader to preview for: the given address (with the name the list files give it), else the
-/// first subscriber of the first list file, else a stand-in.
+/// The reader to preview for, as the next send would address them: the stored subscriber (the
+/// spelling mail goes to, their name and attributes), with what a list file says of them on top,
+/// since a send syncs the list files first. Without `--subscriber`: the first row of the first
+/// list file, else a stand-in. The warnings say when the copy shown is not one anybody gets.
 async fn reader(
     publication: &Publication,
+    store: &Store,
     wanted: Option<EmailAddress>,
-) -> (EmailAddress, String, BTreeMap<String, String>) {
+) -> Result<(EmailAddress, String, BTreeMap<String, String>, Vec<String>), Failure> {
+    let listed = listed(publication, wanted.as_ref()).await;
+    let lookup = wanted.as_ref().or(listed.as_ref().map(|r| &r.email));
+    let stored = match lookup {
+        Some(email) => store.subscriber(email).await.map_err(Failure::from)?,
+        None => None,
+    };
+    let mut warnings = Vec::new();
+    let stored = match stored {
+        Some(record) => match record.email.parse::<EmailAddress>() {
+            Ok(email) => Some((email, record)),
+            Err(e) => return Err(Failure::usage(format!("the stored address {:?} is not valid: {e}", record.email))),
+        },
+        None => None,
+    };
+    Ok(match (stored, listed) {
+        (Some((email, record)), row) => {
+            if record.status != SubscriberStatus::Active && row.is_none() {
+                warnings.push(format!("{email} is {}: the next issue does not go to them", record.status));
+            }
+            let name = row.as_ref().and_then(|r| r.name.as_ref()).map_or(record.name, |n| n.as_str().to_owned());
+            let mut attributes = record.attributes;
+            attributes.extend(row.map(|r| r.attributes).unwrap_or_default());
+            (email, name, attributes, warnings)
+        }
+        (None, Some(row)) => {
+            (row.email, row.name.map(|n| n.as_str().to_owned()).unwrap_or_default(), row.attributes, warnings)
+        }
+        (None, None) => {
+            if let Some(w) = &wanted {
+                warnings.push(format!(
+                    "{w} is not a subscriber (not in the store nor in a list file): this is a stranger's copy"
+                ));
+            }
+            let email = wanted.unwrap_or_else(|| "reader@example.org".parse().expect("a literal address parses"));
+            (email, String::new(), BTreeMap::new(), warnings)
+        }
+    })
+}
+
+/// `wanted`'s row in the list files, read as a sync reads them; without `wanted`, the first row.
+async fn listed(publication: &Publication, wanted: Option<&EmailAddress>) -> Option<NewSubscriber> {
     for list in &publication.config.lists {
         let Some(file) = &list.file else { continue };
-        let Ok(text) = tokio::fs::read_to_string(file).await else { continue };
-        let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
-        let Ok(headers) = reader.headers().cloned() else { continue };
-        for record in reader.records().flatten() {
-            let mut email = None;
-            let mut name = String::new();
-            let mut attributes = BTreeMap::new();
-            for (h, v) in headers.iter().zip(record.iter()) {
-                match h.trim().to_ascii_lowercase().as_str() {
-                    "email" => email = v.parse::<EmailAddress>().ok(),
-                    "name" => name = v.to_owned(),
-                    "lists" => {}
-                    other => {
-                        attributes.insert(other.to_owned(), v.to_owned());
-                    }
-                }
-            }
-            let Some(email) = email else { continue };
-            if wanted.as_ref().is_none_or(|w| *w == email) {
-                return (email, name, attributes);
-            }
+        let Ok(text) = tokio::fs::read(file).await else { continue };
+        let Ok(parsed) = csv_import::parse(&text, &[]) else { continue };
+        if let Some(row) = parsed.rows.into_iter().find(|r| wanted.is_none_or(|w| w.same_as(&r.email))) {
+            return Some(row);
         }
     }
-    let email = wanted.unwrap_or_else(|| "reader@example.org".parse().expect("a literal address parses"));
-    (email, String::new(), BTreeMap::new())
+    None
 }
