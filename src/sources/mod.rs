@@ -14,6 +14,7 @@ mod error;
 mod feed;
 mod fetch;
 mod folder;
+mod redirects;
 pub mod sanitize;
 mod text;
 
