@@ -17,6 +17,7 @@ mod folder;
 mod redirects;
 pub mod sanitize;
 mod text;
+mod xml_base;
 
 #[cfg(test)]
 mod fixture_tests;
