@@ -214,7 +214,7 @@ pub async fn create(
             .selected
             .articles
             .iter()
-            .map(compose::selection::identity)
+            .flat_map(compose::selection::keys)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect(),

@@ -215,3 +215,70 @@ pub fn source_list(config: &Config) -> Vec<Source> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::compose::Reason;
+    use crate::config::Selection;
+    use crate::domain::Duration;
+
+    const DUPLICATES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/duplicates");
+
+    /// Reads the feed files in this order, as `read_articles` reads the configured sources.
+    async fn read_feeds(names: &[&str]) -> Vec<Article> {
+        let fetcher = Fetcher::new().expect("client");
+        let mut articles = Vec::new();
+        for name in names {
+            let location = sources::Location::File(PathBuf::from(format!("{DUPLICATES}/{name}")));
+            let source = Source::Feed(sources::FeedSource { location, optional: false });
+            articles.extend(sources::read(&source, &fetcher, &ReadOptions::default()).await.expect("feed"));
+        }
+        articles
+    }
+
+    fn choose(articles: Vec<Article>) -> Selected {
+        let settings = Selection {
+            max_age: Duration::from_secs(7 * 86_400),
+            max_items: 10,
+            since_last_issue: true,
+            include_tags: Vec::new(),
+            exclude_tags: Vec::new(),
+            send_when_empty: false,
+        };
+        let now = Utc.with_ymd_and_hms(2024, 3, 15, 12, 0, 0).single().expect("date");
+        compose::select(articles, &settings, now, &HashSet::new(), |_| now)
+    }
+
+    fn links(articles: &[Article]) -> Vec<&str> {
+        articles.iter().map(|a| a.url.as_ref().map_or("", url::Url::as_str)).collect()
+    }
+
+    #[tokio::test]
+    async fn an_rss_guid_and_an_atom_id_alike_are_one_article_whatever_their_links() {
+        let selected = choose(read_feeds(&["blog.rss.xml", "planet.atom.xml"]).await);
+        assert_eq!(
+            links(&selected.articles),
+            [
+                "https://blog.example.org/2024/03/spring-planting/",
+                "https://planet.example.net/posts/compost.example.com/compost-again",
+                "https://blog.example.org/2024/03/winter-pruning/",
+            ]
+        );
+        let [left_out] = selected.left_out.as_slice() else {
+            panic!("one copy left out: {:?}", selected.left_out);
+        };
+        assert_eq!(left_out.reason, Reason::Duplicate);
+        assert_eq!(left_out.article.source, "Planet Gardening");
+
+        // Both copies carry the same date: the source listed first keeps its copy.
+        let selected = choose(read_feeds(&["planet.atom.xml", "blog.rss.xml"]).await);
+        assert_eq!(selected.articles.len(), 3);
+        assert_eq!(selected.articles[0].source, "Planet Gardening");
+        assert_eq!(selected.left_out[0].article.source, "The Example Garden");
+    }
+}

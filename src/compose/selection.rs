@@ -1,10 +1,12 @@
 //! Which articles the next issue carries, and why each other one is left out. Pure: the caller
 //! passes the articles, the clock's "now" and what earlier issues carried.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use url::Url;
 
 use crate::{config::Selection as Settings, domain::Article};
 
@@ -51,8 +53,9 @@ pub struct Selected {
     pub left_out: Vec<LeftOut>,
 }
 
-/// The identity that makes two articles the same article: the link where there is one (without
-/// fragment and trailing slash), else the source's id.
+/// The identity an article is recorded under (when it was first seen, and, with [`keys`], which
+/// issue carried it): the link where there is one (without fragment and trailing slash), else
+/// the source's id.
 pub fn identity(article: &Article) -> String {
     match &article.url {
         Some(u) => {
@@ -65,8 +68,51 @@ pub fn identity(article: &Article) -> String {
     }
 }
 
-/// Chooses the issue's articles. `carried` holds the identities of articles earlier issues
-/// carried (used when `since_last_issue`); `first_seen` gives the date of an undated article.
+/// Every key that makes two articles the same article: its [`identity`], and its id where the id
+/// names the article beyond its own source. Two articles sharing any key are one article.
+///
+/// Only an id that is a URI (`https://…/?p=42`, `tag:…`, `urn:uuid:…`, as Atom requires and RSS
+/// guids mostly are) is compared across sources: JSON Feed ids need only be unique within their
+/// feed, and two feeds both numbering their items `1`, `2`, `3` carry different articles.
+pub fn keys(article: &Article) -> Vec<String> {
+    let mut keys = vec![identity(article)];
+    if let Some(id) = global_id(article) {
+        keys.push(id);
+    }
+    keys
+}
+
+fn global_id(article: &Article) -> Option<String> {
+    Url::parse(&article.id).is_ok().then(|| format!("id:{}", article.id))
+}
+
+/// Ids that one source gives to articles with different links (a feed that puts its own URL in
+/// every guid): such an id identifies nothing, and comparing it would make one article of many.
+fn ambiguous_ids<'a>(articles: impl Iterator<Item = &'a Article>) -> HashSet<String> {
+    let mut first_identity: HashMap<(&str, &str), String> = HashMap::new();
+    let mut ambiguous = HashSet::new();
+    for article in articles {
+        let identity = identity(article);
+        match first_identity.entry((article.source.as_str(), article.id.as_str())) {
+            Entry::Occupied(first) if *first.get() != identity => {
+                ambiguous.insert(article.id.clone());
+            }
+            Entry::Occupied(_) => {}
+            Entry::Vacant(slot) => {
+                slot.insert(identity);
+            }
+        }
+    }
+    ambiguous
+}
+
+/// Chooses the issue's articles. `carried` holds the [`keys`] of articles earlier issues carried
+/// (used when `since_last_issue`); `first_seen` gives the date of an undated article.
+///
+/// Articles that share a link or an id (see [`keys`]) are one article, wherever they come from:
+/// the newest copy is kept (by its date, or when it was first seen), and between copies of the
+/// same date the one from the source listed first, so the same sources give the same choice.
+/// The others are left out as [`Reason::Duplicate`].
 pub fn select(
     articles: Vec<Article>,
     settings: &Settings,
@@ -76,6 +122,7 @@ pub fn select(
 ) -> Selected {
     let oldest = now - settings.max_age.chrono();
     let wanted = |tags: &[String], list: &[String]| tags.iter().any(|t| list.iter().any(|w| w.eq_ignore_ascii_case(t)));
+    let ambiguous = ambiguous_ids(articles.iter());
     let mut dated: Vec<(DateTime<Utc>, Article)> = articles
         .into_iter()
         .map(|a| {
@@ -89,9 +136,14 @@ pub fn select(
     let mut out = Selected::default();
     let mut seen = HashSet::new();
     for (date, mut article) in dated {
+        let mut keys = keys(&article);
+        if ambiguous.contains(&article.id) {
+            // The identity alone, which `keys` lists first.
+            keys.truncate(1);
+        }
         let reason = if article.draft {
             Some(Reason::Draft)
-        } else if !seen.insert(identity(&article)) {
+        } else if seen_before(&mut seen, &keys) {
             Some(Reason::Duplicate)
         } else if date > now {
             Some(Reason::NotYetPublished)
@@ -101,7 +153,7 @@ pub fn select(
             Some(Reason::ExcludedTag)
         } else if !settings.include_tags.is_empty() && !wanted(&article.tags, &settings.include_tags) {
             Some(Reason::NotIncludedTag)
-        } else if settings.since_last_issue && carried.contains(&identity(&article)) {
+        } else if settings.since_last_issue && keys.iter().any(|key| carried.contains(key)) {
             Some(Reason::AlreadyCarried)
         } else if out.articles.len() >= settings.max_items {
             Some(Reason::OverMaxItems)
@@ -115,6 +167,12 @@ pub fn select(
         }
     }
     out
+}
+
+/// Remembers every key, a duplicate's too (a third copy that shares only its link with the
+/// second is still a copy of the first); true when one of them was seen before.
+fn seen_before(seen: &mut HashSet<String>, keys: &[String]) -> bool {
+    keys.iter().fold(false, |before, key| !seen.insert(key.clone()) | before)
 }
 
 #[cfg(test)]
@@ -189,6 +247,81 @@ mod tests {
         let s = run(vec![article("a", "https://e.org/a", 14, &[]), twin], &settings(), &HashSet::new());
         assert_eq!(s.articles.len(), 1);
         assert_eq!(s.left_out[0].reason, Reason::Duplicate);
+    }
+
+    #[test]
+    fn the_same_id_from_two_sources_appears_once() {
+        let mut original = article("a", "https://blog.example/a", 13, &[]);
+        original.id = "tag:blog.example,2024:a".into();
+        let mut copy = article("a, republished", "https://planet.example/blog/a", 14, &[]);
+        copy.id = original.id.clone();
+        copy.source = "planet".into();
+        let s = run(vec![original.clone(), copy.clone()], &settings(), &HashSet::new());
+        let kept: Vec<_> = s.articles.iter().map(|a| a.title.as_str()).collect();
+        assert_eq!(kept, ["a, republished"], "the newest copy wins");
+        assert_eq!(s.left_out[0].reason, Reason::Duplicate);
+
+        // Of copies dated alike, the one from the source listed first.
+        copy.date = original.date;
+        let s = run(vec![copy.clone(), original.clone()], &settings(), &HashSet::new());
+        assert_eq!(s.articles[0].title, "a, republished");
+        let s = run(vec![original, copy], &settings(), &HashSet::new());
+        assert_eq!(s.articles[0].title, "a");
+    }
+
+    #[test]
+    fn copies_sharing_a_link_or_an_id_with_a_copy_are_one_article() {
+        let mut first = article("first", "https://e.org/1", 14, &[]);
+        first.id = "urn:uuid:1".into();
+        let mut second = article("second", "https://mirror.example/1", 13, &[]);
+        second.id = "urn:uuid:1".into();
+        second.source = "mirror".into();
+        let mut third = article("third", "https://mirror.example/1", 12, &[]);
+        third.id = "urn:uuid:3".into();
+        third.source = "another".into();
+        let s = run(vec![third, second, first], &settings(), &HashSet::new());
+        assert_eq!(s.articles.len(), 1);
+        assert_eq!(s.articles[0].title, "first");
+        assert!(s.left_out.iter().all(|l| l.reason == Reason::Duplicate));
+    }
+
+    #[test]
+    fn ids_compared_across_sources_are_uris_only() {
+        // JSON Feed ids are unique within their feed only.
+        let mut one = article("one", "https://a.example/1", 14, &[]);
+        one.id = "1".into();
+        let mut other = article("other", "https://b.example/1", 14, &[]);
+        other.id = "1".into();
+        other.source = "b".into();
+        assert_eq!(run(vec![one, other], &settings(), &HashSet::new()).articles.len(), 2);
+    }
+
+    #[test]
+    fn an_id_one_source_gives_to_several_links_identifies_nothing() {
+        let items: Vec<Article> = (10..13)
+            .map(|day| {
+                let mut a = article(&format!("d{day}"), &format!("https://e.org/{day}"), day, &[]);
+                a.id = "https://e.org/".into();
+                a
+            })
+            .collect();
+        let s = run(items.clone(), &settings(), &HashSet::new());
+        assert_eq!(s.articles.len(), 3);
+        let carried = HashSet::from_iter(keys(&items[0]));
+        let s = run(items, &settings(), &carried);
+        assert_eq!(s.articles.len(), 2, "only the carried one is left out");
+    }
+
+    #[test]
+    fn since_last_issue_knows_a_carried_article_by_its_id() {
+        let mut carried_copy = article("a", "https://blog.example/a", 10, &[]);
+        carried_copy.id = "https://blog.example/?p=42".into();
+        let carried = HashSet::from_iter(keys(&carried_copy));
+        let mut copy = article("a elsewhere", "https://planet.example/a", 14, &[]);
+        copy.id = carried_copy.id.clone();
+        copy.source = "planet".into();
+        let s = run(vec![copy], &settings(), &carried);
+        assert_eq!(s.left_out[0].reason, Reason::AlreadyCarried);
     }
 
     #[test]

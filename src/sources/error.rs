@@ -2,6 +2,7 @@
 //! and says what to do, because the command line prints it as is; `is_unreachable` splits them
 //! into "could not be read, try again later" (exit 1) and "the content is wrong" (exit 2).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// Why a source could not be turned into articles.
@@ -28,6 +29,22 @@ pub enum SourceError {
     #[error("{url}: no complete answer within {seconds} s; the server is too slow or down")]
     Timeout { url: String, seconds: u64 },
 
+    /// A redirect led a feed at a public address to a local one (loopback, private, link-local…).
+    #[error(
+        "{url}: refused to follow the feed's redirect to {target}: {address} is {kind}, and a feed at \
+         a public address is never followed to a local one (if the feed really lives there, configure \
+         that URL as the source)"
+    )]
+    RedirectToLocal {
+        url: String,
+        /// The URL redirected to.
+        target: String,
+        /// The address that URL named or resolved to.
+        address: IpAddr,
+        /// What kind of local address it is, with its article: "a loopback address".
+        kind: &'static str,
+    },
+
     /// The answer was bigger than the size cap.
     #[error("{url}: the feed is larger than {limit} bytes; gazette reads at most that much")]
     TooLarge { url: String, limit: usize },
@@ -50,12 +67,14 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    /// True when the source could not be reached (network, an HTTP error status, a timeout, an
-    /// oversized answer, a missing file or folder): the command exits 1 and a later run may
-    /// succeed. False when the content is malformed (exit 2): it needs fixing first.
+    /// True when the source could not be reached (network, an HTTP error status, a timeout, a
+    /// refused redirect, an oversized answer, a missing file or folder): the command exits 1 and
+    /// a later run may succeed. False when the content is malformed (exit 2): it needs fixing
+    /// first.
     pub fn is_unreachable(&self) -> bool {
         match self {
             Self::Fetch { .. }
+            | Self::RedirectToLocal { .. }
             | Self::HttpStatus { .. }
             | Self::Timeout { .. }
             | Self::TooLarge { .. }

@@ -8,9 +8,11 @@
 //! applies it), else the feed's own site link (RSS `<channel><link>`, Atom `<link
 //! rel="alternate">`, JSON `home_page_url`; itself resolved against the next), else the URL the
 //! feed was fetched from, else the feed's absolute `rel="self"` link. Relative URLs inside the
-//! content are resolved against the content's `xml:base`, else the same chain, else (a feed
-//! with no site link and no URL of its own) the item's link. What still is not absolute
-//! http(s) is dropped.
+//! content, the summary and the item's pictures are resolved against the `xml:base` in scope
+//! there (in Atom: the content's own, within the entry's, within the feed's, each relative to
+//! the next, the outermost relative to the same chain), else the same chain, else (a feed with
+//! no site link and no URL of its own) the item's link. What still is not absolute http(s) is
+//! dropped.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -24,6 +26,7 @@ use super::sanitize::{first_image, is_tracking_url, sanitize_html};
 use super::text::{
     clean_text, first_words, html_to_text, safe_html_to_text, summary_from_text, text_to_html, truncate_at_word,
 };
+use super::xml_base::{EntryBases, atom_entry_bases};
 use super::{ReadOptions, SourceError, dates};
 use crate::domain::{Article, ArticleImage, SafeHtml};
 
@@ -65,6 +68,11 @@ pub fn parse_feed(
         }
     };
     let json_images = if document.starts_with('{') { json_item_images(&document) } else { Vec::new() };
+    // Matched to feed-rs's entries by position, so only when both read as many.
+    let entry_bases = match feed.feed_type {
+        FeedType::Atom => atom_entry_bases(&document).filter(|bases| bases.len() == feed.entries.len()),
+        _ => None,
+    };
     let context = FeedContext::new(&feed, base, label_hint, options);
     Ok(feed
         .entries
@@ -72,7 +80,8 @@ pub fn parse_feed(
         .enumerate()
         .map(|(index, entry)| {
             let json_image = json_images.get(index).and_then(Option::as_deref);
-            context.article(entry, json_image)
+            let bases = entry_bases.as_ref().and_then(|bases| bases.get(index));
+            context.article(entry, json_image, bases)
         })
         .collect())
 }
@@ -128,15 +137,19 @@ impl FeedContext {
         }
     }
 
-    fn article(&self, entry: &Entry, json_image: Option<&str>) -> Article {
-        let url = entry_link(entry, self.item_base.as_ref()).map(strip_tracking_parameters);
-        // Not the item's link first: in a link blog that points at somebody else's site.
-        let content_base = entry
-            .base
-            .as_deref()
-            .and_then(|b| resolve(b, self.item_base.as_ref().or(url.as_ref())))
-            .or_else(|| self.item_base.clone())
-            .or_else(|| url.clone());
+    fn article(&self, entry: &Entry, json_image: Option<&str>, bases: Option<&EntryBases>) -> Article {
+        let in_scope = |chain: &[String]| resolve_bases(chain, self.item_base.as_ref());
+        let entry_base = bases.and_then(|bases| in_scope(&bases.entry)).or_else(|| self.item_base.clone());
+        let url = entry_link(entry, entry_base.as_ref()).map(strip_tracking_parameters);
+        // The item's link last: in a link blog it points at somebody else's site.
+        let entry_base = entry_base.or_else(|| url.clone());
+        let content_base = match bases {
+            Some(bases) => in_scope(&bases.content),
+            // Without the bases around it, feed-rs's raw xml:base of the content.
+            None => entry.base.as_deref().and_then(|b| resolve(b, self.item_base.as_ref().or(url.as_ref()))),
+        }
+        .or_else(|| entry_base.clone());
+        let summary_base = bases.and_then(|bases| in_scope(&bases.summary)).or_else(|| entry_base.clone());
 
         let summary_text = entry.summary.as_ref().map(|summary| self.summary_text(summary)).unwrap_or_default();
         let media_description = entry
@@ -146,7 +159,13 @@ impl FeedContext {
             .map(text_of)
             .find(|text| !text.is_empty());
 
-        let content_html = self.content_html(entry, content_base.as_ref(), &media_description);
+        let content_html = self.content_html(
+            entry,
+            content_base.as_ref(),
+            summary_base.as_ref(),
+            entry_base.as_ref(),
+            &media_description,
+        );
         let summary = if !summary_text.is_empty() {
             summary_from_text(&summary_text)
         } else {
@@ -166,7 +185,7 @@ impl FeedContext {
             .filter(|title| !title.is_empty())
             .unwrap_or_else(|| self.fallback_title(&summary, date));
 
-        let image = pick_image(entry, content_base.as_ref(), json_image, &content_html)
+        let image = pick_image(entry, entry_base.as_ref(), json_image, &content_html)
             .map(|(url, alt)| ArticleImage { url, alt: alt.unwrap_or_else(|| title.clone()) });
 
         let id = Some(entry.id.trim())
@@ -190,15 +209,23 @@ impl FeedContext {
         }
     }
 
-    /// The full content, else the summary, else a media description, sanitised.
-    fn content_html(&self, entry: &Entry, base: Option<&Url>, media_description: &Option<String>) -> SafeHtml {
+    /// The full content, else the summary, else a media description, sanitised; each resolved
+    /// against its own base.
+    fn content_html(
+        &self,
+        entry: &Entry,
+        content_base: Option<&Url>,
+        summary_base: Option<&Url>,
+        entry_base: Option<&Url>,
+        media_description: &Option<String>,
+    ) -> SafeHtml {
         let content = entry.content.as_ref().and_then(|content| {
             let body = content.body.as_deref()?.trim();
             (!body.is_empty()).then(|| (body, content.content_type.to_string()))
         });
         if let Some((body, content_type)) = content {
             let html = as_html(body, &content_type);
-            let safe = sanitize_html(&html, base);
+            let safe = sanitize_html(&html, content_base);
             if !safe.is_empty() {
                 return safe;
             }
@@ -209,10 +236,10 @@ impl FeedContext {
             } else {
                 as_html(summary.content.trim(), summary.content_type.as_ref())
             };
-            return sanitize_html(&html, base);
+            return sanitize_html(&html, summary_base);
         }
         match media_description {
-            Some(text) => sanitize_html(&text_to_html(text), base),
+            Some(text) => sanitize_html(&text_to_html(text), entry_base),
             None => SafeHtml::default(),
         }
     }
@@ -249,6 +276,21 @@ pub(crate) fn resolve(href: &str, base: Option<&Url>) -> Option<Url> {
         Err(_) => return None,
     };
     is_web_url(&url).then_some(url)
+}
+
+/// `xml:base` values, outermost first, each resolved against the one before, the first against
+/// `root`; `None` when there are none or they come to no web URL. A value that is no URL at all
+/// is skipped, as feed-rs skips it.
+fn resolve_bases(chain: &[String], root: Option<&Url>) -> Option<Url> {
+    if chain.is_empty() {
+        return None;
+    }
+    let base = chain.iter().fold(root.cloned(), |base, value| match Url::parse(value.trim()) {
+        Ok(url) => Some(url),
+        Err(url::ParseError::RelativeUrlWithoutBase) => base.as_ref().and_then(|b| b.join(value.trim()).ok()).or(base),
+        Err(_) => base,
+    });
+    base.filter(is_web_url)
 }
 
 /// The article's link: the first alternate link, else an id that is a web URL.
@@ -489,6 +531,56 @@ mod tests {
         assert_eq!(article.tags, vec!["News".to_string()]);
         assert_eq!(article.date.map(|d| d.to_rfc3339()).as_deref(), Some("2024-03-12T16:00:00+00:00"));
         assert_eq!(article.id, "https://blog.example/2024/hello?id=3");
+    }
+
+    #[test]
+    fn an_entry_base_applies_to_its_content_summary_and_picture() {
+        let xml = br#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xmlns:media="http://search.yahoo.com/mrss/" xml:base="https://example.org/">
+  <title>Nested bases</title>
+  <link rel="alternate" href="https://example.org/"/>
+  <entry xml:base="https://example.org/blog/2024/03/">
+    <title>Spring</title>
+    <link rel="alternate" href="spring.html"/>
+    <content type="html">&lt;p&gt;&lt;a href="../../other/page.html"&gt;Other&lt;/a&gt;
+      &lt;img src="img/cover.jpg" alt="Cover"&gt;&lt;/p&gt;</content>
+  </entry>
+  <entry xml:base="blog/2024/03/">
+    <title>Summer</title>
+    <link href="summer.html"/>
+    <summary type="html">&lt;a href="../../other/page.html"&gt;Other&lt;/a&gt;</summary>
+    <media:thumbnail url="thumbs/summer.jpg"/>
+  </entry>
+  <entry xml:base="https://example.org/blog/2024/03/">
+    <title>Autumn</title>
+    <link href="autumn.html"/>
+    <content type="xhtml" xml:base="autumn/"><div xmlns="http://www.w3.org/1999/xhtml"><a
+      href="../notes.html">Notes</a> <img src="leaf.png" alt="Leaf"/></div></content>
+  </entry>
+</feed>"#;
+        let articles = parse_feed(xml, None, "nested.xml", &options()).expect("parses");
+        let summary: Vec<(&str, &str, &str)> = articles
+            .iter()
+            .map(|article| {
+                let url = article.url.as_ref().map_or("", Url::as_str);
+                let image = article.image.as_ref().map_or("", |image| image.url.as_str());
+                (url, article.content_html.as_str(), image)
+            })
+            .collect();
+        let [spring, summer, autumn] = summary.as_slice() else {
+            panic!("three articles: {summary:?}");
+        };
+        assert_eq!(spring.0, "https://example.org/blog/2024/03/spring.html");
+        assert!(spring.1.contains(r#"href="https://example.org/blog/other/page.html""#), "{}", spring.1);
+        assert_eq!(spring.2, "https://example.org/blog/2024/03/img/cover.jpg");
+        // A relative entry base is relative to the feed's.
+        assert_eq!(summer.0, "https://example.org/blog/2024/03/summer.html");
+        assert!(summer.1.contains(r#"href="https://example.org/blog/other/page.html""#), "{}", summer.1);
+        assert_eq!(summer.2, "https://example.org/blog/2024/03/thumbs/summer.jpg");
+        // The content's own base is relative to the entry's.
+        assert_eq!(autumn.0, "https://example.org/blog/2024/03/autumn.html");
+        assert!(autumn.1.contains(r#"href="https://example.org/blog/2024/03/notes.html""#), "{}", autumn.1);
+        assert_eq!(autumn.2, "https://example.org/blog/2024/03/autumn/leaf.png");
     }
 
     #[test]

@@ -2,16 +2,21 @@
 //! redirect forever or answer with an error page, and one bad source must not hang or swamp a
 //! run. So every request has a connect and a total timeout, a size cap enforced while reading
 //! (not trusted from `Content-Length`), a redirect limit and an honest User-Agent; conditional
-//! GET (ETag / Last-Modified) spares servers that have nothing new.
+//! GET (ETag / Last-Modified) spares servers that have nothing new. A redirect never leads a
+//! feed at a public address to a local one (`redirects.rs`).
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
+use reqwest::dns::Resolve;
 use reqwest::header::{ACCEPT, ETAG, HeaderMap, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED};
 use url::Url;
 
 use super::SourceError;
 use super::error::cause_chain;
+use super::redirects::{GuardedResolver, RedirectGuard, Refused, SystemLookup};
 
 /// What a feed URL answered, kept so the next fetch can be conditional.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -31,11 +36,18 @@ pub enum FetchOutcome {
 }
 
 /// An HTTP client for feeds, with limits. Cheap to share: build one per run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
     timeout: Duration,
     max_bytes: usize,
+    /// Turns host names into addresses: the system's resolver, except in tests.
+    lookup: Arc<dyn Resolve>,
+}
+
+impl fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetcher").field("timeout", &self.timeout).field("max_bytes", &self.max_bytes).finish()
+    }
 }
 
 impl Fetcher {
@@ -57,15 +69,35 @@ impl Fetcher {
 
     /// A fetcher that gives up after `timeout` and refuses bodies over `max_bytes`.
     pub fn with_limits(timeout: Duration, max_bytes: usize) -> Result<Self, SourceError> {
+        Self::with_lookup(timeout, max_bytes, Arc::new(SystemLookup))
+    }
+
+    fn with_lookup(timeout: Duration, max_bytes: usize, lookup: Arc<dyn Resolve>) -> Result<Self, SourceError> {
         super::install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let fetcher = Self { timeout, max_bytes, lookup };
+        // A TLS set-up problem belongs to the machine, not to a feed: it is reported before the
+        // first source is read, not as that source's failure.
+        fetcher.client_builder().build().map_err(|error| SourceError::Client { cause: cause_chain(&error) })?;
+        Ok(fetcher)
+    }
+
+    fn client_builder(&self) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
             .user_agent(Self::USER_AGENT)
-            .connect_timeout(timeout.min(Self::CONNECT_TIMEOUT))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::limited(Self::MAX_REDIRECTS))
+            .connect_timeout(self.timeout.min(Self::CONNECT_TIMEOUT))
+            .timeout(self.timeout)
+    }
+
+    /// A client for fetching `url`. Each fetch gets its own, because where its redirects may
+    /// lead depends on the configured URL, and reqwest's resolver and redirect policy belong to
+    /// a client, not to a request.
+    fn client_for(&self, url: &Url) -> Result<reqwest::Client, SourceError> {
+        let guard = Arc::new(RedirectGuard::new(url));
+        self.client_builder()
+            .redirect(guard.policy(Self::MAX_REDIRECTS))
+            .dns_resolver(GuardedResolver { guard, lookup: Arc::clone(&self.lookup) })
             .build()
-            .map_err(|error| SourceError::Client { cause: cause_chain(&error) })?;
-        Ok(Self { client, timeout, max_bytes })
+            .map_err(|error| SourceError::Client { cause: cause_chain(&error) })
     }
 
     /// Conditional GET: `previous` carries the ETag / Last-Modified (and body) of the last
@@ -90,7 +122,7 @@ impl Fetcher {
             }
         }
         let mut response = self
-            .client
+            .client_for(url)?
             .get(url.clone())
             .headers(headers)
             .send()
@@ -127,6 +159,14 @@ impl Fetcher {
     }
 
     fn request_error(&self, url: &Url, error: &reqwest::Error) -> SourceError {
+        if let Some(refused) = refusal(error) {
+            return SourceError::RedirectToLocal {
+                url: url.to_string(),
+                target: refused.target.clone(),
+                address: refused.address,
+                kind: refused.kind.describe(),
+            };
+        }
         if error.is_timeout() {
             return SourceError::Timeout { url: url.to_string(), seconds: self.timeout.as_secs_f64().ceil() as u64 };
         }
@@ -139,6 +179,19 @@ impl Fetcher {
             if error.is_redirect() { format!("more than {} redirects ({cause})", Self::MAX_REDIRECTS) } else { cause };
         SourceError::Fetch { url: url.to_string(), cause }
     }
+}
+
+/// The refused redirect behind a reqwest error, if that is what it is: reqwest wraps the
+/// policy's and the resolver's errors a layer or three deep.
+fn refusal(error: &reqwest::Error) -> Option<&Refused> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(refused) = current.downcast_ref::<Refused>() {
+            return Some(refused);
+        }
+        cause = current.source();
+    }
+    None
 }
 
 #[cfg(test)]
@@ -179,6 +232,11 @@ mod tests {
         }
         let request = String::from_utf8_lossy(&request).to_lowercase();
         let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+        let port = socket.local_addr().map(|address| address.port()).unwrap_or_default();
+        let redirect = |location: String| {
+            format!("HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .into_bytes()
+        };
         let has_header = |line: &str| request.lines().any(|l| l.trim() == line);
         let response: Vec<u8> = match path.as_str() {
             "/feed" if !request.contains("\r\nuser-agent: gazette/") => plain(400, "Bad Request", "no user agent"),
@@ -203,6 +261,10 @@ mod tests {
             }
             "/big-declared" => b"HTTP/1.1 200 OK\r\nContent-Length: 999999\r\nConnection: close\r\n\r\nxx".to_vec(),
             "/loop" => b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            "/to-loopback" => redirect(format!("http://127.0.0.1:{port}/feed")),
+            "/to-loopback-v6" => redirect(format!("http://[::ffff:127.0.0.1]:{port}/feed")),
+            "/to-name" => redirect(format!("http://rebound.example.test:{port}/feed")),
+            "/to-same-host" => redirect(format!("http://feed.example.test:{port}/feed")),
             "/stall" => {
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 plain(200, "OK", "too late")
@@ -238,6 +300,27 @@ mod tests {
         Fetcher::with_limits(Duration::from_millis(700), 1024).expect("client")
     }
 
+    /// A resolver for names under `.example.test` that puts them all on 127.0.0.1, so that a
+    /// configured URL can look public while every connection stays on loopback.
+    struct LoopbackNames;
+
+    impl Resolve for LoopbackNames {
+        fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+            let known = name.as_str().ends_with(".example.test");
+            Box::pin(async move {
+                if !known {
+                    return Err("only .example.test names resolve in this test".into());
+                }
+                let addresses = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+                Ok(Box::new(addresses.into_iter()) as reqwest::dns::Addrs)
+            })
+        }
+    }
+
+    fn fetcher_with_loopback_names() -> Fetcher {
+        Fetcher::with_lookup(Duration::from_secs(5), 1024, Arc::new(LoopbackNames)).expect("client")
+    }
+
     #[tokio::test]
     async fn conditional_get() {
         let address = start_server().await;
@@ -270,6 +353,58 @@ mod tests {
         let error = fetcher.fetch(&url(address, "/loop"), None).await.expect_err("redirect loop");
         assert!(error.is_unreachable());
         assert!(error.to_string().contains("redirects"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_public_feed_is_not_redirected_to_a_local_address() {
+        let address = start_server().await;
+        let port = address.port();
+        let fetcher = fetcher_with_loopback_names();
+        let public = |path: &str| Url::parse(&format!("http://feed.example.test:{port}{path}")).expect("url");
+
+        // Straight to an address literal: refused by the redirect policy.
+        for (path, target, address) in [
+            ("/to-loopback", format!("http://127.0.0.1:{port}/feed"), "127.0.0.1"),
+            ("/to-loopback-v6", format!("http://[::ffff:7f00:1]:{port}/feed"), "::ffff:127.0.0.1"),
+        ] {
+            let error = fetcher.fetch(&public(path), None).await.expect_err("refused");
+            assert!(matches!(error, SourceError::RedirectToLocal { .. }), "{path}: {error:?}");
+            assert!(error.is_unreachable());
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "http://feed.example.test:{port}{path}: refused to follow the feed's redirect to {target}: \
+                     {address} is a loopback address, and a feed at a public address is never followed to a \
+                     local one (if the feed really lives there, configure that URL as the source)"
+                )
+            );
+        }
+
+        // To another name that resolves to loopback: refused on the resolved address.
+        let error = fetcher.fetch(&public("/to-name"), None).await.expect_err("refused");
+        let SourceError::RedirectToLocal { target, address, kind, .. } = &error else {
+            panic!("expected a refused redirect: {error:?}");
+        };
+        assert_eq!(target, &format!("http://rebound.example.test:{port}/feed"));
+        assert_eq!(address.to_string(), "127.0.0.1");
+        assert_eq!(*kind, "a loopback address");
+
+        // The configured host itself is the publisher's choice, also when a redirect leads back
+        // to it.
+        for path in ["/feed", "/to-same-host"] {
+            let outcome = fetcher.fetch(&public(path), None).await.expect("fetched");
+            assert!(matches!(outcome, FetchOutcome::Fresh(ref cached) if cached.body == FEED.as_bytes()), "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_local_feed_may_be_redirected_anywhere() {
+        let address = start_server().await;
+        let fetcher = fetcher_with_loopback_names();
+        for path in ["/to-loopback", "/to-name", "/to-same-host"] {
+            let outcome = fetcher.fetch(&url(address, path), None).await;
+            assert!(matches!(outcome, Ok(FetchOutcome::Fresh(ref cached)) if cached.body == FEED.as_bytes()), "{path}");
+        }
     }
 
     #[tokio::test]

@@ -14,8 +14,10 @@ mod error;
 mod feed;
 mod fetch;
 mod folder;
+mod redirects;
 pub mod sanitize;
 mod text;
+mod xml_base;
 
 #[cfg(test)]
 mod fixture_tests;
