@@ -9,7 +9,7 @@ missing=()
 command -v spamassassin >/dev/null 2>&1 || missing+=(spamassassin)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)   # the web pages, driven (tests/it/browser.rs)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates for the SMTP test server
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates for the SMTP and PostgreSQL TLS test servers
 
 # The store's tests run on PostgreSQL too: at 127.0.0.1:5432 as `postgres` without a password,
 # unless $GAZETTE_TEST_POSTGRES names another server.
@@ -18,6 +18,10 @@ new_postgres=""
 if [ -z "${GAZETTE_TEST_POSTGRES:-}" ] && ! postgres_up && [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
   missing+=(postgresql)
   new_postgres=1
+elif ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  # The TLS tests (src/store/tests/tls.rs) start a throwaway server of their own from these
+  # programs, whatever server the other tests use.
+  missing+=(postgresql)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then

@@ -1,8 +1,12 @@
 //! The embedded default transport: a Maildir folder. Each message is written to `tmp/` and
 //! renamed into `new/` under a name made from its Message-ID, so a message written again after
-//! a crash replaces its first copy instead of standing beside it.
+//! a crash replaces its first copy instead of standing beside it. Messages hold their readers'
+//! addresses and links: the folders and files gazette makes are its owner's alone, whatever the
+//! umask.
 
 use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
 
 use super::SendError;
 
@@ -12,10 +16,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Creates `dir/{tmp,new,cur}` when missing.
+    /// Creates `dir/{tmp,new,cur}` when missing (0700); folders that exist keep their mode.
     pub async fn open(dir: &Path) -> Result<Self, SendError> {
+        let mut folders = tokio::fs::DirBuilder::new();
+        folders.recursive(true);
+        #[cfg(unix)]
+        folders.mode(0o700);
         for sub in ["tmp", "new", "cur"] {
-            tokio::fs::create_dir_all(dir.join(sub))
+            folders
+                .create(dir.join(sub))
                 .await
                 .map_err(|e| SendError::server(format!("cannot create the outbox {}: {e}", dir.join(sub).display())))?;
         }
@@ -36,8 +45,19 @@ impl Outbox {
         let new = self.dir.join("new").join(format!("{name}.eml"));
         let fail =
             |e: std::io::Error| SendError::server(format!("cannot write to the outbox {}: {e}", self.dir.display()));
-        tokio::fs::write(&tmp, bytes).await.map_err(fail)?;
-        let f = tokio::fs::File::open(&tmp).await.map_err(fail)?;
+        let mut file = tokio::fs::OpenOptions::new();
+        file.write(true).create_new(true);
+        #[cfg(unix)]
+        file.mode(0o600);
+        let mut f = match file.open(&tmp).await {
+            // Left by a crashed run with this process id: made anew, so that its mode is ours.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tokio::fs::remove_file(&tmp).await.map_err(fail)?;
+                file.open(&tmp).await.map_err(fail)?
+            }
+            opened => opened.map_err(fail)?,
+        };
+        f.write_all(bytes).await.map_err(fail)?;
         f.sync_all().await.map_err(fail)?;
         tokio::fs::rename(&tmp, &new).await.map_err(fail)
     }

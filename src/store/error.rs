@@ -6,6 +6,14 @@ pub enum StoreError {
     Unsupported(String),
     #[error("cannot open the database: {0}; check [storage] database_url (or $DATABASE_URL)")]
     Open(#[source] sqlx::Error),
+    #[error("cannot open the database: the server's TLS certificate was refused ({source}): {advice}")]
+    Certificate {
+        advice: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot use the CA certificate {file} (sslrootcert in the database URL, or $PGSSLROOTCERT): {reason}")]
+    RootCert { file: String, reason: String },
     #[error("cannot migrate the database: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]

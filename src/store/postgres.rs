@@ -26,6 +26,8 @@ use super::{
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
+mod tls;
+
 pub(super) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// How often a transaction that lost a deadlock or a serialisation conflict is run again.
@@ -296,6 +298,7 @@ impl PgStore {
         if !options.get_options().is_some_and(|o| o.contains("plan_cache_mode")) {
             options = options.options([("plan_cache_mode", "force_generic_plan")]);
         }
+        let options = tls::configure(url, options).await?;
         migrate(&options).await?;
         let pool = PgPoolOptions::new()
             .max_connections(pool_size.max(1))
@@ -306,7 +309,7 @@ impl PgStore {
             .test_before_acquire(false)
             .connect_with(options)
             .await
-            .map_err(StoreError::Open)?;
+            .map_err(tls::opening)?;
         Ok(Self { pool })
     }
 
@@ -1134,9 +1137,9 @@ async fn migrate(options: &PgConnectOptions) -> Result<(), StoreError> {
         Ok(pool) => pool,
         Err(e) if database_code(&e).as_deref() == Some("3D000") => {
             create_database(options).await?;
-            single(options.clone()).await.map_err(StoreError::Open)?
+            single(options.clone()).await.map_err(tls::opening)?
         }
-        Err(e) => return Err(StoreError::Open(e)),
+        Err(e) => return Err(tls::opening(e)),
     };
     let migrated = MIGRATIONS.run(&pool).await.map_err(StoreError::Migrate);
     // Closing ends the session, and with it the migration lock, even when a migration failed

@@ -3,6 +3,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
+    path::Path,
     str::FromStr,
     time::Duration,
 };
@@ -46,6 +47,30 @@ where
     s.parse().map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
 }
 
+/// The database file `url` names, unless the database lives in memory.
+fn on_disk<'a>(url: &str, options: &'a SqliteConnectOptions) -> Option<&'a Path> {
+    let file = options.get_filename();
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let in_memory = url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "memory")
+        || file.as_os_str().is_empty()
+        || file == Path::new(":memory:")
+        || file.to_string_lossy().starts_with("file:");
+    (!in_memory).then_some(file)
+}
+
+/// Makes a new database file readable by its owner only, whatever the umask: SQLite would create
+/// it 0644 less the umask, and gives its -wal and -shm files the database file's mode. An empty
+/// file is an empty database to SQLite. A file that exists keeps the mode its owner gave it.
+async fn create_private(file: &Path) {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    // Any failure but "it exists" (a missing folder, a read-only one) is SQLite's to report as
+    // it opens the file, in the words a publisher already knows.
+    let _ = options.open(file).await;
+}
+
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
@@ -62,6 +87,9 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             // A large import or queuing is one long statement by design; sqlx would warn of it.
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1));
+        if let Some(file) = on_disk(url, &options) {
+            create_private(file).await;
+        }
         // Two processes opening a new file at once race to create it, set WAL and migrate it;
         // sqlx takes no lock on SQLite, so the loser (whose migration rolls back) tries again.
         let mut attempt = 0;

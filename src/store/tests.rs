@@ -1,8 +1,8 @@
 //! The store's behaviour, the same tests on each backend: every test below runs as
 //! `sqlite::NAME` on a temporary file and as `postgres::NAME` on a database of its own, created
 //! for it on the PostgreSQL server and dropped afterwards. Then the tests that only PostgreSQL
-//! needs: two stores on one database, opening a new database together, and the indexes the hot
-//! statements use at a million deliveries.
+//! needs: two stores on one database, opening a new database together, the indexes the hot
+//! statements use at a million deliveries, and TLS against a server of its own (`tls.rs`).
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -854,6 +854,9 @@ async fn writers_at_once_take_their_turn(s: Store) {
     }
     assert_eq!(changed, 1, "one unsubscription, however many clicks");
 }
+
+#[cfg(unix)]
+mod tls;
 
 async fn open_pg(url: &str) -> Store {
     Store::open_with(url, StoreOptions { pool_size: 4 }).await.expect("open")

@@ -15,6 +15,7 @@ mod dkim;
 mod feed_cache;
 mod look;
 mod migrate;
+mod permissions;
 mod preview;
 mod smtp;
 mod smtp_selftest;
