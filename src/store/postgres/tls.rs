@@ -1,11 +1,12 @@
 //! TLS to PostgreSQL: sqlx's rustls (on ring) does the handshake; this module makes its settings
-//! mean what they mean to libpq and `psql`, and says what to do when a certificate is refused.
+//! mean what gazette promises, and says what to do when a certificate is refused.
 //!
 //! sqlx checks certificates in `verify-ca` and `verify-full` only, against the CA named by
 //! `sslrootcert` and Mozilla's roots beside it (so `verify-ca` takes any publicly issued
-//! certificate, whatever its name); `require` encrypts without checking anything. libpq reads
-//! `require` with a root certificate as `verify-ca`, and so does gazette: a publisher who names a
-//! CA expects it to be checked.
+//! certificate, whatever its name); its `require` encrypts without checking anything. gazette
+//! reads `require` as `verify-full`: a publisher who asks for TLS gets TLS to the server they
+//! named, never to whoever answers in between. (libpq's `require` checks nothing without a root
+//! certificate; a server whose certificate no public CA signed needs `sslrootcert`.)
 
 use rustls::CertificateError;
 use rustls_pki_types::{CertificateDer, pem::PemObject};
@@ -13,16 +14,16 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::store::StoreError;
 
-/// The URL's settings with libpq's reading of `require`, once the CA they name (in the URL or
+/// The URL's settings with `require` read as `verify-full`, once the CA they name (in the URL or
 /// `$PGSSLROOTCERT`) is known to hold a certificate. sqlx reads that file at every connection
 /// and, when it is missing, reports a bare "No such file or directory".
 pub(super) async fn configure(url: &str, options: PgConnectOptions) -> Result<PgConnectOptions, StoreError> {
+    let options = match options.get_ssl_mode() {
+        PgSslMode::Require => options.ssl_mode(PgSslMode::VerifyFull),
+        _ => options,
+    };
     let Some(root) = root_cert(url) else {
         return Ok(options);
-    };
-    let options = match options.get_ssl_mode() {
-        PgSslMode::Require => options.ssl_mode(PgSslMode::VerifyCa),
-        _ => options,
     };
     if matches!(options.get_ssl_mode(), PgSslMode::VerifyCa | PgSslMode::VerifyFull) {
         check_root_cert(&root).await?;
@@ -105,14 +106,18 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn require_with_a_root_cert_checks_it_as_libpq_does() {
+    async fn require_is_read_as_verify_full() {
         let dir = tempfile::tempdir().expect("tmp");
         let ca = dir.path().join("ca.pem");
         // Only read as PEM here, never parsed as X.509: any certificate block will do.
         std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").expect("write");
         let url = format!("postgres://u@db.example.org/g?sslmode=require&sslrootcert={}", ca.display());
         let options = configure(&url, PgConnectOptions::from_str(&url).expect("url")).await.expect("configure");
-        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyCa));
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull));
+
+        let url = "postgres://u@db.example.org/g?sslmode=require";
+        let options = configure(url, PgConnectOptions::from_str(url).expect("url")).await.expect("configure");
+        assert!(matches!(options.get_ssl_mode(), PgSslMode::VerifyFull), "without a root certificate too");
 
         let url = format!("postgres://u@db.example.org/g?sslmode=verify-full&sslrootcert={}", ca.display());
         let options = configure(&url, PgConnectOptions::from_str(&url).expect("url")).await.expect("configure");

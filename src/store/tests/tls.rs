@@ -236,7 +236,7 @@ async fn postgres_verify_full_with_the_servers_ca_works_over_tls() {
     assert!(version.is_some_and(|v| v.starts_with("TLSv1.")), "no TLS version");
     drop(conn);
 
-    // libpq's reading of `require` with a root certificate: verified against it, and it passes.
+    // `require` is verified too: against the root certificate given, and it passes.
     let url = server.url(&format!("sslmode=require&sslrootcert={}", server.ca.display()));
     Store::open_with(&url, StoreOptions { pool_size: 1 }).await.expect("require with the right CA");
 }
@@ -272,9 +272,16 @@ async fn postgres_refuses_a_certificate_it_cannot_verify() {
     let ca = server.ca.display();
     let other_host = server.url_at("127.0.0.2", &format!("sslmode=verify-ca&sslrootcert={ca}"));
     Store::open_with(&other_host, StoreOptions { pool_size: 1 }).await.expect("verify-ca checks no name");
-    let other_host = server.url_at("127.0.0.2", &format!("sslmode=verify-full&sslrootcert={ca}"));
-    let error =
-        Store::open_with(&other_host, StoreOptions { pool_size: 1 }).await.expect_err("verify-full checks the name");
-    let text = error.to_string();
-    assert!(text.contains("does not name the host"), "{text}");
+    for mode in ["verify-full", "require"] {
+        let other_host = server.url_at("127.0.0.2", &format!("sslmode={mode}&sslrootcert={ca}"));
+        let error =
+            Store::open_with(&other_host, StoreOptions { pool_size: 1 }).await.expect_err("the name is checked");
+        let text = error.to_string();
+        assert!(text.contains("does not name the host"), "{mode}: {text}");
+    }
+    // Without a root certificate, `require` refuses a certificate no public CA signed.
+    let error = Store::open_with(&server.url("sslmode=require"), StoreOptions { pool_size: 1 })
+        .await
+        .expect_err("require verifies");
+    assert!(matches!(error, StoreError::Certificate { .. }), "{error}");
 }
