@@ -341,6 +341,7 @@ pub async fn deliver(
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
+    tracing::debug!(issue = issue.number, concurrency = d.concurrency, "delivering");
     let summary = engine.run(issue.number, letters, progress, stop).await?;
     store.finish_issue_if_done(issue.number, clock.now()).await?;
     Ok(summary)

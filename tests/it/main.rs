@@ -13,6 +13,8 @@ mod daemon;
 mod deliver;
 mod dkim;
 mod feed_cache;
+mod hostile;
+mod logs;
 mod look;
 mod migrate;
 mod permissions;

@@ -48,6 +48,11 @@ impl Publication {
     }
 
     pub fn gazette(&self, args: &[&str]) -> Run {
+        self.gazette_with(args, &[])
+    }
+
+    /// With these environment variables set as well.
+    pub fn gazette_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let out = Command::new(env!("CARGO_BIN_EXE_gazette"))
             .arg("--config")
             .arg(self.path().join("gazette.toml"))
@@ -55,7 +60,10 @@ impl Publication {
             .env_remove("GAZETTE_SMTP_URL")
             .env_remove("DATABASE_URL")
             .env_remove("GAZETTE_CONFIG")
+            .env_remove("GAZETTE_LOG")
+            .env_remove("GAZETTE_LOG_FORMAT")
             .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+            .envs(env.iter().copied())
             .output()
             .expect("run gazette");
         Run(out)

@@ -40,12 +40,17 @@ impl WebServer {
     }
 
     pub fn start(p: &Publication, args: &[&str]) -> Self {
+        Self::start_with(p, args, &[("GAZETTE_LOG", "info")])
+    }
+
+    /// With these environment variables set as well.
+    pub fn start_with(p: &Publication, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
             .arg("--config")
             .arg(p.path().join("gazette.toml"))
             .args(args)
             .env("GAZETTE_SECRET", SECRET)
-            .env("GAZETTE_LOG", "info")
+            .envs(env.iter().copied())
             .env_remove("GAZETTE_SMTP_URL")
             .env_remove("DATABASE_URL")
             .stdin(Stdio::null())
