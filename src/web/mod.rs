@@ -6,6 +6,7 @@
 //! publication's error page (`error`), and take small bodies; every response carries the
 //! security headers (`security`). `server` binds, serves and stops.
 
+pub mod access;
 mod api;
 mod archive;
 pub mod error;

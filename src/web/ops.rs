@@ -1,6 +1,9 @@
 //! What operators ask of a running server: `GET /healthz` (is the store answering?) and
 //! `GET /metrics` (Prometheus's text format), and the middleware that counts every web request
 //! by route pattern and status: [`track_requests`]. Neither route shows an address or a token.
+//! `/metrics` answers only a caller with `$GAZETTE_METRICS_TOKEN` or `$GAZETTE_ADMIN_TOKEN`:
+//! its figures move with sign-ups and bounces, so they would tell a stranger whether an address
+//! is known. Without either variable it is not there at all (404).
 
 use std::{
     sync::Mutex,
@@ -10,7 +13,7 @@ use std::{
 use axum::{
     Router,
     extract::{MatchedPath, Request, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
@@ -48,7 +51,18 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn prometheus(State(state): State<AppState>) -> Response {
+async fn prometheus(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.tokens.metrics_on() {
+        return super::not_found(State(state)).await;
+    }
+    if !state.tokens.admits_metrics(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"gazette\"")],
+            "send Authorization: Bearer $GAZETTE_METRICS_TOKEN (or the admin token)\n",
+        )
+            .into_response();
+    }
     let Some(handle) = metrics::install() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are off in this process\n").into_response();
     };

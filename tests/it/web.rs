@@ -48,6 +48,8 @@ impl WebServer {
             .env("GAZETTE_LOG", "info")
             .env_remove("GAZETTE_SMTP_URL")
             .env_remove("DATABASE_URL")
+            .env_remove("GAZETTE_ADMIN_TOKEN")
+            .env_remove("GAZETTE_METRICS_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
