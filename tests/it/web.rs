@@ -444,6 +444,14 @@ async fn sign_ups_are_limited_per_client_and_confirmations_per_address() {
         let email = if i < 5 { "ann@example.org".to_owned() } else { format!("reader{i}@example.org") };
         let r = http.post(server.url("/subscribe")).form(&[("email", email.as_str())]).send().await.expect("post");
         codes.push(r.status().as_u16());
+        // A 429 says when to come back: an attempt returns every 7.5 s.
+        let retry_after = r.headers().get(header::RETRY_AFTER).map(|v| v.to_str().expect("ascii").to_owned());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let seconds: u64 = retry_after.as_deref().expect("Retry-After").parse().expect("whole seconds");
+            assert!((1..=8).contains(&seconds), "Retry-After: {seconds}");
+        } else {
+            assert_eq!(retry_after, None);
+        }
     }
     assert_eq!(codes, [200, 200, 200, 200, 200, 200, 200, 200, 429, 429]);
     // Three confirmations for ann (the cap a day), one each for the three others let in.
