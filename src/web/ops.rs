@@ -70,8 +70,10 @@ async fn prometheus(State(state): State<AppState>, headers: HeaderMap) -> Respon
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
 }
 
-/// Recounts subscribers and issues by status if the last count is older than
-/// [`GAUGE_REFRESH`]; a scrape that comes while another is counting shows the last count.
+/// Recounts subscribers and issues by status, and the ledger's deliveries, if the last count is
+/// older than [`GAUGE_REFRESH`]; a scrape that comes while another is counting shows the last
+/// count. The ledger is counted here rather than added up as this process records outcomes,
+/// since `gazette worker` processes send too and serve no metrics of their own.
 async fn refresh_gauges(store: &Store) {
     let due = match LAST_REFRESH.lock() {
         Ok(mut last) => {
@@ -93,6 +95,10 @@ async fn refresh_gauges(store: &Store) {
     match store.issue_status_counts().await {
         Ok(counts) => metrics::issues(&counts),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count issues"),
+    }
+    match store.ledger_counts().await {
+        Ok(counts) => metrics::ledger(counts.iter()),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count deliveries"),
     }
 }
 

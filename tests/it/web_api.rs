@@ -491,3 +491,48 @@ fn a_token_too_short_to_guard_anything_stops_serve_and_run() {
     let (code, stderr) = run_briefly(&p, &["worker"], &[("GAZETTE_ADMIN_TOKEN", short)], Duration::from_secs(2));
     assert_eq!(code, None, "{stderr}");
 }
+
+#[tokio::test]
+async fn deliveries_sent_by_a_worker_show_on_the_metrics_of_serve() {
+    let p = Publication::sample();
+    p.gazette(&["send", "--queue-only", "--as-of", "2024-03-16", "--yes"]).ok();
+    let server = Server::start(&p, &[("GAZETTE_METRICS_TOKEN", METRICS_TOKEN)]);
+    // Another process, as on a deployment with workers of their own: it serves no metrics.
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(p.path().join("gazette.toml"))
+        .arg("worker")
+        .env_remove("GAZETTE_SMTP_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("GAZETTE_CONFIG")
+        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gazette worker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let doc = p.gazette(&["issues", "show", "1", "--json"]).json();
+        if doc["status"] == "sent" {
+            assert_eq!(doc["counts"]["sent"], 3, "{doc:#}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the worker did not send the issue: {doc:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    let (status, _, text) = metrics_status(&server, Some(METRICS_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "gazette_ledger_deliveries{issue_status=\"sent\",state=\"sent\"} 3",
+        "gazette_ledger_deliveries{issue_status=\"sending\",state=\"queued\"} 0",
+        "gazette_issues{status=\"sent\"} 1",
+        // What this process recorded itself: nothing, the worker sent them all.
+        "gazette_deliveries_total{outcome=\"sent\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} is missing:\n{text}");
+    }
+}
