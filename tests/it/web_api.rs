@@ -536,3 +536,17 @@ async fn deliveries_sent_by_a_worker_show_on_the_metrics_of_serve() {
         assert!(text.lines().any(|l| l == line), "{line} is missing:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_on_the_api_too() {
+    let p = without_list_file();
+    let server = Server::start(&p, &[("GAZETTE_ADMIN_TOKEN", TOKEN)]);
+    let big = json!({ "email": "zoe@example.org", "name": "z".repeat(100 * 1024) });
+    let response =
+        client().post(server.url("/api/subscribers")).bearer_auth(TOKEN).json(&big).send().await.expect("answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = admin(&server, Method::GET, "/api/subscribers/zoe@example.org", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing of it was stored");
+    let small = json!({ "email": "zoe@example.org", "name": "z".repeat(1024) });
+    assert_eq!(admin(&server, Method::POST, "/api/subscribers", Some(small)).await.0, StatusCode::CREATED);
+}
