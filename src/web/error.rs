@@ -65,6 +65,15 @@ impl WebError {
         };
         Problem { status: self.status(), title: title.to_owned(), detail }
     }
+
+    /// The headers this error's answer carries in any shape (page or JSON): a 429 says when
+    /// to come back, in whole seconds rounded up, so a client that waits that long gets in.
+    pub fn add_headers(&self, response: &mut Response) {
+        if let Self::TooMany(wait) = self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+    }
 }
 
 /// When to come back, in the visitor's words.
@@ -111,17 +120,6 @@ impl IntoResponse for WebError {
         self.add_headers(&mut response);
         response.extensions_mut().insert(problem);
         response
-    }
-}
-
-impl WebError {
-    /// The headers this error's answer carries in any shape (page or JSON): a 429 says when
-    /// to come back, in whole seconds rounded up, so a client that waits that long gets in.
-    pub fn add_headers(&self, response: &mut Response) {
-        if let Self::TooMany(wait) = self {
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-        }
     }
 }
 
