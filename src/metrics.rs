@@ -1,16 +1,24 @@
-//! What a running gazette counts, in Prometheus's text format: issues by status, deliveries by
-//! outcome, the time one SMTP exchange takes, subscribers by status, and web requests by route.
-//! Code anywhere records through the functions here (cheap no-ops until a recorder is
-//! installed); the web server installs the recorder once and serves `render()` at `/metrics`.
-//! No label ever holds an address, a name or a token: only fixed words, route patterns and
-//! status codes.
+//! What a running gazette counts, in Prometheus's text format: issues by status, the ledger's
+//! deliveries by issue status and state, subscribers by status (all three counted from the
+//! store, so the whole publication's, whichever process did the work), and what this process
+//! alone did: the deliveries it recorded by outcome, the time its SMTP exchanges took, and web
+//! requests by route. Code anywhere records through the functions here (cheap no-ops until a
+//! recorder is installed); the web server installs the recorder once and serves `render()` at
+//! `/metrics`. No label ever holds an address, a name or a token: only fixed words, route
+//! patterns and status codes.
 
 use std::{collections::BTreeMap, sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Deliveries recorded in the ledger, by `outcome` (sent, deferred, failed, released).
+use crate::domain::{DeliveryState, IssueStatus};
+
+/// Deliveries this process recorded in the ledger, by `outcome` (sent, deferred, failed,
+/// released).
 pub const DELIVERIES: &str = "gazette_deliveries_total";
+/// The ledger's deliveries by `issue_status` and `state`, counted from the store: every
+/// process's, refreshed with the subscribers.
+pub const LEDGER: &str = "gazette_ledger_deliveries";
 /// One SMTP exchange (MAIL, RCPT, DATA) on an open connection, by `result` (ok, error).
 pub const SMTP_SECONDS: &str = "gazette_smtp_send_seconds";
 /// Subscribers by `status`, refreshed from the store at most every 30 seconds.
@@ -60,7 +68,8 @@ pub fn render() -> String {
 }
 
 fn describe() {
-    ::metrics::describe_counter!(DELIVERIES, "Deliveries recorded in the ledger, by outcome.");
+    ::metrics::describe_counter!(DELIVERIES, "Deliveries this process recorded in the ledger, by outcome.");
+    ::metrics::describe_gauge!(LEDGER, "Deliveries in the ledger, every process's, by issue status and state.");
     ::metrics::describe_histogram!(
         SMTP_SECONDS,
         ::metrics::Unit::Seconds,
@@ -115,6 +124,13 @@ pub fn issues(counts: &BTreeMap<String, u64>) {
     }
 }
 
+/// The ledger's deliveries by issue status and state, as the store counts them.
+pub fn ledger(counts: impl IntoIterator<Item = (IssueStatus, DeliveryState, u64)>) {
+    for (issue, state, n) in counts {
+        ::metrics::gauge!(LEDGER, "issue_status" => issue.as_str(), "state" => state.as_str()).set(n as f64);
+    }
+}
+
 /// One web request: `route` is the pattern that matched (`/archive/{number}`), never the path.
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     ::metrics::counter!(
@@ -137,11 +153,14 @@ mod tests {
         delivery("sent");
         smtp_send(Duration::from_millis(12), true);
         subscribers(&BTreeMap::from([("active".to_owned(), 3)]));
+        ledger([(IssueStatus::Sending, DeliveryState::Sent, 7), (IssueStatus::Sent, DeliveryState::Failed, 0)]);
         http_request("/archive/{number}", "GET", 200, Duration::from_millis(2));
         let text = render();
         assert!(text.contains("gazette_deliveries_total{outcome=\"sent\"}"), "{text}");
         assert!(text.contains("gazette_deliveries_total{outcome=\"failed\"} 0"), "{text}");
         assert!(text.contains("gazette_subscribers{status=\"active\"} 3"), "{text}");
+        assert!(text.contains("gazette_ledger_deliveries{issue_status=\"sending\",state=\"sent\"} 7"), "{text}");
+        assert!(text.contains("gazette_ledger_deliveries{issue_status=\"sent\",state=\"failed\"} 0"), "{text}");
         assert!(text.contains("gazette_smtp_send_seconds_bucket{result=\"ok\",le=\"0.025\"}"), "{text}");
         assert!(text.contains("route=\"/archive/{number}\""), "{text}");
     }

@@ -16,10 +16,12 @@ use crate::{
     issue,
     publication::Publication,
     store::Store,
-    web::{self, ServeError},
+    web::{self, ServeError, access::AccessTokens},
 };
 
 pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result<Output, Failure> {
+    // Only `run` serves the web; a worker has no use for its tokens.
+    let tokens = if scheduler { Some(super::serve::access_tokens()?) } else { None };
     let publication = Arc::new(setup::publication(config).await?);
     if scheduler && publication.config.schedule.is_none() {
         return Err(Failure::usage(format!(
@@ -40,7 +42,10 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
             let _ = stop_tx.send(true);
         })
     };
-    let web = if scheduler { start_web(&publication, &store, listen, stop.clone()).await? } else { None };
+    let web = match tokens {
+        Some(tokens) => start_web(&publication, &store, tokens, listen, stop.clone()).await?,
+        None => None,
+    };
     if let Some(s) = &publication.config.schedule {
         let tz = publication.config.publication.timezone;
         let next = crate::schedule::next_slots(&s.cron, tz, SystemClock.now(), 1);
@@ -71,6 +76,7 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
 async fn start_web(
     publication: &Arc<Publication>,
     store: &Store,
+    tokens: AccessTokens,
     listen: Option<&str>,
     mut stop: Stop,
 ) -> Result<Option<JoinHandle<Result<(), ServeError>>>, Failure> {
@@ -83,7 +89,7 @@ async fn start_web(
             return Ok(None);
         }
     };
-    let state = super::serve::state(publication.clone(), store.clone()).await?;
+    let state = super::serve::state(publication.clone(), store.clone(), tokens).await?;
     super::serve::announce(&listener);
     Ok(Some(tokio::spawn(web::serve(state, listener, async move { stop.wait().await }))))
 }

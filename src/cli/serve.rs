@@ -3,7 +3,6 @@
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
-use secrecy::SecretString;
 use serde_json::json;
 use tracing::info;
 
@@ -13,15 +12,16 @@ use crate::{
     issue,
     publication::Publication,
     store::Store,
-    web::{self, AppState},
+    web::{self, AppState, access::AccessTokens},
 };
 
 pub async fn run(config: &Path, listen: Option<&str>) -> Result<Output, Failure> {
+    let tokens = access_tokens()?;
     let publication = Arc::new(setup::publication(config).await?);
     let addr = listen_addr(&publication, listen)?;
     let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
     let listener = web::server::bind(addr).await.map_err(|e| Failure::unfinished(e.to_string()).field("web.listen"))?;
-    let state = state(publication, store).await?;
+    let state = state(publication, store, tokens).await?;
     announce(&listener);
     web::serve(state, listener, super::send::wait_for_signal())
         .await
@@ -39,8 +39,25 @@ pub(super) fn listen_addr(publication: &Publication, listen: Option<&str>) -> Re
     }
 }
 
+/// The web's tokens from the environment, read before anything starts: a token too short to
+/// guard anything stops `serve` and `run` (exit 2).
+pub(super) fn access_tokens() -> Result<AccessTokens, Failure> {
+    let tokens = AccessTokens::from_env().map_err(|e| Failure::usage(e.to_string()).field(e.variable()))?;
+    if tokens.admin.is_none() {
+        tracing::warn!("GAZETTE_ADMIN_TOKEN is not set: the admin API (/api/) is off and answers 401");
+    }
+    if !tokens.metrics_on() {
+        tracing::warn!("neither GAZETTE_METRICS_TOKEN nor GAZETTE_ADMIN_TOKEN is set: /metrics is off (404)");
+    }
+    Ok(tokens)
+}
+
 /// What the web's handlers share, for `serve` and `run`.
-pub(super) async fn state(publication: Arc<Publication>, store: Store) -> Result<AppState, Failure> {
+pub(super) async fn state(
+    publication: Arc<Publication>,
+    store: Store,
+    tokens: AccessTokens,
+) -> Result<AppState, Failure> {
     let transport = Arc::new(issue::transport(&publication.config).await?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(publication, store, transport, clock).await.map_err(|e| match &e {
@@ -48,11 +65,7 @@ pub(super) async fn state(publication: Arc<Publication>, store: Store) -> Result
             Failure::usage(e.to_string()).file(file.clone())
         }
     })?;
-    let admin_token = std::env::var("GAZETTE_ADMIN_TOKEN").ok().filter(|t| !t.trim().is_empty());
-    if admin_token.is_none() {
-        tracing::warn!("GAZETTE_ADMIN_TOKEN is not set: the admin API (/api/) is off and answers 401");
-    }
-    Ok(state.with_admin_token(admin_token.map(SecretString::from)))
+    Ok(state.with_tokens(tokens))
 }
 
 /// Says where the web is, on stderr (stdout is kept for the one document `--json` prints).

@@ -119,6 +119,7 @@ delegate! {
     pub async fn ping(&self) -> Result<(), StoreError>;
     pub async fn subscribers_page(&self, list: Option<&ListName>, status: Option<SubscriberStatus>, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<SubscriberRecord>, StoreError>;
     pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    pub async fn ledger_counts(&self) -> Result<LedgerCounts, StoreError>;
     pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError>;
     pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError>;
 }

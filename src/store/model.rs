@@ -160,6 +160,32 @@ impl DeliveryCounts {
     }
 }
 
+/// The whole ledger's deliveries by the status of their issue and their own state: every pair
+/// is there, at zero when no delivery is in it, so that a figure that falls to nothing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerCounts(BTreeMap<(IssueStatus, DeliveryState), u64>);
+
+impl Default for LedgerCounts {
+    fn default() -> Self {
+        Self(IssueStatus::ALL.iter().flat_map(|i| DeliveryState::ALL.iter().map(move |d| ((*i, *d), 0))).collect())
+    }
+}
+
+impl LedgerCounts {
+    pub fn add(&mut self, issue: IssueStatus, state: DeliveryState, n: u64) {
+        *self.0.entry((issue, state)).or_default() += n;
+    }
+
+    pub fn get(&self, issue: IssueStatus, state: DeliveryState) -> u64 {
+        self.0.get(&(issue, state)).copied().unwrap_or_default()
+    }
+
+    /// Each pair with its count, every pair once.
+    pub fn iter(&self) -> impl Iterator<Item = (IssueStatus, DeliveryState, u64)> + '_ {
+        self.0.iter().map(|((i, d), n)| (*i, *d, *n))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IssueRecord {
     pub number: u32,

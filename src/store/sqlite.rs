@@ -16,8 +16,8 @@ use sqlx::{
 
 use super::{
     Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, ImportPart,
-    IssueRecord, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome, SlotRecord, StoreError,
-    SubscriberRecord, import, keys,
+    IssueRecord, LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome,
+    SlotRecord, StoreError, SubscriberRecord, import, keys,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
@@ -963,6 +963,25 @@ impl SqliteStore {
         let mut out: BTreeMap<String, u64> = IssueStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
         for r in rows {
             out.insert(r.get(0), u64::try_from(r.get::<i64, _>(1)).unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Deliveries by their issue's status and their state, for metrics: the whole ledger, whichever
+    /// process recorded each outcome. Counted per issue first, which the ledger's index on
+    /// (issue, state) answers alone, then summed over the few issues.
+    pub async fn ledger_counts(&self) -> Result<LedgerCounts, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.status, c.state, sum(c.n) FROM \
+             (SELECT issue_number, state, count(*) AS n FROM deliveries GROUP BY issue_number, state) c \
+             JOIN issues i ON i.number = c.issue_number GROUP BY i.status, c.state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = LedgerCounts::default();
+        for r in rows {
+            let n = u64::try_from(r.get::<i64, _>(2)).unwrap_or_default();
+            out.add(parse(r.get::<&str, _>(0))?, parse(r.get::<&str, _>(1))?, n);
         }
         Ok(out)
     }

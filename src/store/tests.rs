@@ -152,6 +152,7 @@ on_each_backend!(
     renewals_and_records_of_the_same_deliveries_at_once_both_go_through,
     an_address_is_one_subscriber_whatever_the_case_of_its_letters,
     the_signup_limit_counts_one_mailbox_however_it_is_spelled,
+    the_ledger_is_counted_by_issue_status_and_delivery_state,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -743,6 +744,37 @@ async fn cancelled_reopened_and_sent_issues_read_back_alike(s: Store) {
         ["cancelled", "sending"]
     );
     s.ping().await.expect("ping");
+}
+
+async fn the_ledger_is_counted_by_issue_status_and_delivery_state(s: Store) {
+    use crate::domain::IssueStatus;
+    assert_eq!(s.ledger_counts().await.expect("counts"), LedgerCounts::default());
+    let rows: Vec<_> =
+        ["a@example.org", "b@example.org", "c@example.org"].iter().map(|e| row(e, &["weekly"])).collect();
+    s.import(&rows, "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    let c = s.claim(1, "w", 2, now(), Duration::from_secs(30)).await.expect("claim");
+    let outcomes = [
+        Outcome::Sent { delivery_id: c[0].delivery_id, message_id: "<m@e.org>".into(), reply: None },
+        Outcome::Failed { delivery_id: c[1].delivery_id, reply: "550 no".into(), bounce: None },
+    ];
+    s.record("w", &outcomes, now()).await.expect("record");
+    let counts = s.ledger_counts().await.expect("counts");
+    let nonzero = |counts: &LedgerCounts| {
+        counts.iter().filter(|(_, _, n)| *n > 0).map(|(i, d, n)| (i.as_str(), d.as_str(), n)).collect::<Vec<_>>()
+    };
+    assert_eq!(nonzero(&counts), [("sending", "queued", 1), ("sending", "sent", 1), ("sending", "failed", 1)]);
+    assert_eq!(counts.iter().count(), IssueStatus::ALL.len() * DeliveryState::ALL.len(), "every pair, zeros too");
+
+    // A cancelled issue's counts move with it, and its queued deliveries become skipped.
+    assert!(s.cancel_issue(1, now()).await.expect("cancel"));
+    issue(&s, 2, &[weekly()]).await;
+    let counts = s.ledger_counts().await.expect("counts");
+    assert_eq!(
+        nonzero(&counts),
+        [("sending", "queued", 3), ("cancelled", "sent", 1), ("cancelled", "failed", 1), ("cancelled", "skipped", 1)]
+    );
+    assert_eq!(counts.get(IssueStatus::Sending, DeliveryState::Sent), 0);
 }
 
 async fn an_issue_is_on_the_archive_from_its_first_delivery_sent(s: Store) {

@@ -4,7 +4,7 @@
 //! error page. The cause chain is logged once here, never with a token or an address.
 
 use axum::{
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -20,8 +20,9 @@ pub enum WebError {
     Link(#[from] TokenError),
     #[error("this link was made before you left, so it cannot sign you up again")]
     StaleLink,
+    /// Over the sign-up limit; the client may try again after this long.
     #[error("too many requests")]
-    TooMany,
+    TooMany(std::time::Duration),
     #[error("template {name}: {message}")]
     Template { name: String, message: String },
     #[error(transparent)]
@@ -35,7 +36,7 @@ impl WebError {
             Self::BadInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Link(TokenError::Invalid) => StatusCode::BAD_REQUEST,
             Self::Link(TokenError::Expired) | Self::StaleLink => StatusCode::GONE,
-            Self::TooMany => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Template { .. } | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,12 +58,29 @@ impl WebError {
                 "This link can no longer be used",
                 "You left after this link was sent, so it cannot sign you up again. Sign up again if you want to come back.".to_owned(),
             ),
-            Self::TooMany => ("Too many attempts", "Please wait a minute and try again.".to_owned()),
+            Self::TooMany(wait) => ("Too many attempts", come_back(*wait)),
             Self::Template { .. } | Self::Store(_) => {
                 ("Something went wrong", "We could not finish this. Please try again in a few minutes.".to_owned())
             }
         };
         Problem { status: self.status(), title: title.to_owned(), detail }
+    }
+
+    /// The headers this error's answer carries in any shape (page or JSON): a 429 says when
+    /// to come back, in whole seconds rounded up, so a client that waits that long gets in.
+    pub fn add_headers(&self, response: &mut Response) {
+        if let Self::TooMany(wait) = self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+    }
+}
+
+/// When to come back, in the visitor's words.
+fn come_back(wait: std::time::Duration) -> String {
+    match wait.as_secs().div_ceil(60) {
+        0 | 1 => "Please wait a minute and try again.".to_owned(),
+        minutes => format!("Please wait {minutes} minutes and try again."),
     }
 }
 
@@ -99,6 +117,7 @@ impl IntoResponse for WebError {
         }
         let problem = self.problem();
         let mut response = (problem.status, problem.detail.clone()).into_response();
+        self.add_headers(&mut response);
         response.extensions_mut().insert(problem);
         response
     }

@@ -48,8 +48,9 @@ impl Limiter {
         Self { capacity, per_second, clients: Mutex::new(Table::default()) }
     }
 
-    /// Takes one attempt for `client` at `now`: `false` when it has none left.
-    pub fn allow(&self, client: IpAddr, now: Instant) -> bool {
+    /// Takes one attempt for `client` at `now`; when it has none left, how long until it has
+    /// one again.
+    pub fn allow(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         let key = bucket_key(client);
         // A poisoned lock only means another request panicked mid-update; the counts are
         // still usable numbers.
@@ -61,9 +62,12 @@ impl Limiter {
         bucket.at = now;
         if bucket.tokens >= 1.0 {
             bucket.tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            // In whole milliseconds, rounded up but past floating-point noise, so that 20 s
+            // stays 20 s rather than a hair over.
+            let ms = ((1.0 - bucket.tokens) / self.per_second * 1000.0 - 1e-6).ceil().max(1.0);
+            Err(Duration::from_millis(ms as u64))
         }
     }
 
@@ -133,20 +137,20 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().expect("ip");
         let b: IpAddr = "192.0.2.2".parse().expect("ip");
         let t = Instant::now();
-        assert!((0..3).all(|_| l.allow(a, t)));
-        assert!(!l.allow(a, t));
-        assert!(l.allow(b, t), "another client has its own bucket");
-        assert!(!l.allow(a, t + Duration::from_secs(10)));
-        assert!(l.allow(a, t + Duration::from_secs(21)), "one attempt back after a third of a minute");
+        assert!((0..3).all(|_| l.allow(a, t).is_ok()));
+        assert_eq!(l.allow(a, t), Err(Duration::from_secs(20)), "one attempt comes back every 20 s");
+        assert!(l.allow(b, t).is_ok(), "another client has its own bucket");
+        assert_eq!(l.allow(a, t + Duration::from_secs(10)), Err(Duration::from_secs(10)));
+        assert!(l.allow(a, t + Duration::from_secs(21)).is_ok(), "one attempt back after a third of a minute");
     }
 
     #[test]
     fn counts_an_ipv6_client_by_its_64() {
         let l = per_minute(1);
         let t = Instant::now();
-        assert!(l.allow("2001:db8:1:2::1".parse().expect("ip"), t));
-        assert!(!l.allow("2001:db8:1:2:ffff::9".parse().expect("ip"), t));
-        assert!(l.allow("2001:db8:1:3::1".parse().expect("ip"), t));
+        assert!(l.allow("2001:db8:1:2::1".parse().expect("ip"), t).is_ok());
+        assert!(l.allow("2001:db8:1:2:ffff::9".parse().expect("ip"), t).is_err());
+        assert!(l.allow("2001:db8:1:3::1".parse().expect("ip"), t).is_ok());
     }
 
     #[test]
@@ -164,9 +168,9 @@ mod tests {
         let l = per_minute(2);
         let t = Instant::now();
         for i in 0..50u8 {
-            assert!(l.allow(IpAddr::from([10, 0, 0, i]), t));
+            assert!(l.allow(IpAddr::from([10, 0, 0, i]), t).is_ok());
         }
-        assert!(l.allow("10.1.0.1".parse().expect("ip"), t + Duration::from_secs(120)));
+        assert!(l.allow("10.1.0.1".parse().expect("ip"), t + Duration::from_secs(120)).is_ok());
         let table = l.clients.lock().expect("lock");
         assert_eq!(table.buckets.len(), 1);
     }

@@ -6,6 +6,7 @@
 //! publication's error page (`error`), and take small bodies; every response carries the
 //! security headers (`security`). `server` binds, serves and stops.
 
+pub mod access;
 mod api;
 mod archive;
 pub mod error;
@@ -31,6 +32,9 @@ use axum::{
 
 /// The largest body a reader's page accepts: a sign-up form is a few hundred bytes.
 pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
+/// The largest body any route accepts (the admin API's are the largest: a subscriber with its
+/// attributes), so that no route, present or future, reads an unbounded one.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Every route, with the state they share.
 pub fn router(state: AppState) -> Router {
@@ -45,6 +49,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .nest("/api", api::routes())
         .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn(ops::track_requests))
         .with_state(state)
 }

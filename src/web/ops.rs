@@ -1,6 +1,9 @@
 //! What operators ask of a running server: `GET /healthz` (is the store answering?) and
 //! `GET /metrics` (Prometheus's text format), and the middleware that counts every web request
 //! by route pattern and status: [`track_requests`]. Neither route shows an address or a token.
+//! `/metrics` answers only a caller with `$GAZETTE_METRICS_TOKEN` or `$GAZETTE_ADMIN_TOKEN`:
+//! its figures move with sign-ups and bounces, so they would tell a stranger whether an address
+//! is known. Without either variable it is not there at all (404).
 
 use std::{
     sync::Mutex,
@@ -10,7 +13,7 @@ use std::{
 use axum::{
     Router,
     extract::{MatchedPath, Request, State},
-    http::{StatusCode, header},
+    http::{HeaderMap, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
@@ -48,7 +51,18 @@ async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn prometheus(State(state): State<AppState>) -> Response {
+async fn prometheus(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !state.tokens.metrics_on() {
+        return super::not_found(State(state)).await;
+    }
+    if !state.tokens.admits_metrics(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"gazette\"")],
+            "send Authorization: Bearer $GAZETTE_METRICS_TOKEN (or the admin token)\n",
+        )
+            .into_response();
+    }
     let Some(handle) = metrics::install() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics are off in this process\n").into_response();
     };
@@ -56,8 +70,10 @@ async fn prometheus(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
 }
 
-/// Recounts subscribers and issues by status if the last count is older than
-/// [`GAUGE_REFRESH`]; a scrape that comes while another is counting shows the last count.
+/// Recounts subscribers and issues by status, and the ledger's deliveries, if the last count is
+/// older than [`GAUGE_REFRESH`]; a scrape that comes while another is counting shows the last
+/// count. The ledger is counted here rather than added up as this process records outcomes,
+/// since `gazette worker` processes send too and serve no metrics of their own.
 async fn refresh_gauges(store: &Store) {
     let due = match LAST_REFRESH.lock() {
         Ok(mut last) => {
@@ -79,6 +95,10 @@ async fn refresh_gauges(store: &Store) {
     match store.issue_status_counts().await {
         Ok(counts) => metrics::issues(&counts),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count issues"),
+    }
+    match store.ledger_counts().await {
+        Ok(counts) => metrics::ledger(counts.iter()),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count deliveries"),
     }
 }
 

@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
-
 use super::{
+    access::AccessTokens,
     limit::Limiter,
     mail::Postman,
     views::{ViewError, Views},
@@ -23,9 +22,9 @@ pub struct AppState {
     /// Sign-up attempts per client, from `[web] subscribe_rate`.
     pub limiter: Arc<Limiter>,
     pub postman: Postman,
-    /// `$GAZETTE_ADMIN_TOKEN`: the admin API answers only requests that carry it; without it,
-    /// none.
-    pub admin_token: Option<SecretString>,
+    /// `$GAZETTE_ADMIN_TOKEN` and `$GAZETTE_METRICS_TOKEN`: the admin API answers only
+    /// requests that carry the first, `/metrics` those that carry either; without them, none.
+    pub tokens: AccessTokens,
 }
 
 impl AppState {
@@ -47,12 +46,12 @@ impl AppState {
             store,
             transport,
             clock,
-            admin_token: None,
+            tokens: AccessTokens::default(),
         })
     }
 
-    pub fn with_admin_token(mut self, token: Option<SecretString>) -> Self {
-        self.admin_token = token;
+    pub fn with_tokens(mut self, tokens: AccessTokens) -> Self {
+        self.tokens = tokens;
         self
     }
 }

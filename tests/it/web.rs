@@ -53,6 +53,8 @@ impl WebServer {
             .envs(env.iter().copied())
             .env_remove("GAZETTE_SMTP_URL")
             .env_remove("DATABASE_URL")
+            .env_remove("GAZETTE_ADMIN_TOKEN")
+            .env_remove("GAZETTE_METRICS_TOKEN")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -447,6 +449,14 @@ async fn sign_ups_are_limited_per_client_and_confirmations_per_address() {
         let email = if i < 5 { "ann@example.org".to_owned() } else { format!("reader{i}@example.org") };
         let r = http.post(server.url("/subscribe")).form(&[("email", email.as_str())]).send().await.expect("post");
         codes.push(r.status().as_u16());
+        // A 429 says when to come back: an attempt returns every 7.5 s.
+        let retry_after = r.headers().get(header::RETRY_AFTER).map(|v| v.to_str().expect("ascii").to_owned());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let seconds: u64 = retry_after.as_deref().expect("Retry-After").parse().expect("whole seconds");
+            assert!((1..=8).contains(&seconds), "Retry-After: {seconds}");
+        } else {
+            assert_eq!(retry_after, None);
+        }
     }
     assert_eq!(codes, [200, 200, 200, 200, 200, 200, 200, 200, 429, 429]);
     // Three confirmations for ann (the cap a day), one each for the three others let in.
@@ -475,4 +485,58 @@ async fn gazette_run_serves_the_web_beside_the_scheduler_and_stops_on_sigterm() 
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.text().await.expect("body").contains("Harbour Notes"));
     assert!(server.stop().success(), "{}", server.log());
+}
+
+/// Whether the server still holds `stream` open (no end of stream, no reset waiting on it).
+fn still_open(stream: &std::net::TcpStream) -> bool {
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut buf = [0u8; 16];
+    match std::io::Read::read(&mut &*stream, &mut buf) {
+        Err(e) => e.kind() == std::io::ErrorKind::WouldBlock,
+        Ok(n) => n > 0,
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_cannot_keep_the_health_check_out() {
+    let p = publication(None, "");
+    let server = WebServer::serve(&p);
+    // Connections that never send a byte: each waits for its headers for 10 s.
+    let idle: Vec<std::net::TcpStream> =
+        (0..300).map(|_| std::net::TcpStream::connect(&server.addr).expect("connect")).collect();
+    let started = Instant::now();
+    let r = client().get(server.url("/healthz")).timeout(Duration::from_secs(5)).send().await.expect("an answer");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(started.elapsed() < Duration::from_secs(3), "/healthz took {:?}", started.elapsed());
+    // The server holds no more than its limit, the health check's connection among them: the
+    // idle ones it let go made room.
+    let limit = gazette::web::server::MAX_CONNECTIONS;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let open = loop {
+        let open = idle.iter().filter(|s| still_open(s)).count();
+        if open < limit || Instant::now() > deadline {
+            break open;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(open < limit, "{open} of 300 idle connections still open; the limit is {limit}");
+    assert!(!still_open(&idle[0]), "the oldest idle connection made room first");
+}
+
+#[tokio::test]
+async fn request_headers_over_the_limit_are_refused() {
+    let p = publication(None, "");
+    let server = WebServer::serve(&p);
+    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let request = format!("GET / HTTP/1.1\r\nHost: news.example.org\r\nX-Pad: {}\r\n\r\n", "a".repeat(200 * 1024));
+    // The server may stop reading, and close, before all of it is written.
+    let _ = std::io::Write::write_all(&mut stream, request.as_bytes());
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A request of the usual size is still answered.
+    let r = client().get(server.url("/")).header("x-pad", "a".repeat(4 * 1024)).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -28,7 +28,7 @@ pub struct Server {
 
 impl Server {
     /// Starts the server on the publication, with `env` added to the environment the tests
-    /// always give (`GAZETTE_SECRET`, and no admin token unless `env` sets one).
+    /// always give (`GAZETTE_SECRET`, and no admin or metrics token unless `env` sets one).
     pub fn start(p: &Publication, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
             .arg("--config")
@@ -38,6 +38,7 @@ impl Server {
             .env_remove("DATABASE_URL")
             .env_remove("GAZETTE_CONFIG")
             .env_remove("GAZETTE_ADMIN_TOKEN")
+            .env_remove("GAZETTE_METRICS_TOKEN")
             .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -369,7 +370,7 @@ async fn health_and_metrics_answer_without_addresses_or_tokens_in_labels() {
     let _ = client().get(server.url("/archive/1")).send().await.expect("answer");
     let _ = client().get(server.url("/no/such/page")).send().await.expect("answer");
 
-    let response = client().get(server.url("/metrics")).send().await.expect("answer");
+    let response = client().get(server.url("/metrics")).bearer_auth(TOKEN).send().await.expect("answer");
     assert_eq!(response.status(), StatusCode::OK);
     let content_type = response.headers()[header::CONTENT_TYPE].to_str().expect("ascii").to_owned();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
@@ -393,4 +394,159 @@ async fn health_and_metrics_answer_without_addresses_or_tokens_in_labels() {
     for secret in ["ada@example.org", "secret-looking-token", TOKEN, "/no/such/page"] {
         assert!(!text.contains(secret), "{secret} reached the metrics:\n{text}");
     }
+}
+
+const METRICS_TOKEN: &str = "metrics-token-for-tests-0123456789";
+
+async fn metrics_status(server: &Server, token: Option<&str>) -> (StatusCode, Option<String>, String) {
+    let mut request = client().get(server.url("/metrics"));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.expect("the server answers");
+    let challenge = response.headers().get(header::WWW_AUTHENTICATE).map(|v| v.to_str().expect("ascii").to_owned());
+    (response.status(), challenge, response.text().await.expect("a body"))
+}
+
+#[tokio::test]
+async fn metrics_answer_only_a_token_and_are_not_there_without_one() {
+    let p = Publication::sample();
+    // Nobody may read the figures that move with sign-ups and bounces.
+    {
+        let server = Server::start(&p, &[]);
+        for token in [None, Some(TOKEN)] {
+            assert_eq!(metrics_status(&server, token).await.0, StatusCode::NOT_FOUND, "{token:?}");
+        }
+    }
+    let server = Server::start(&p, &[("GAZETTE_METRICS_TOKEN", METRICS_TOKEN), ("GAZETTE_ADMIN_TOKEN", TOKEN)]);
+    for token in [None, Some(""), Some("guess"), Some(&format!("{METRICS_TOKEN}x")[..])] {
+        let (status, challenge, body) = metrics_status(&server, token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(challenge.is_some_and(|c| c.starts_with("Bearer")), "{token:?}");
+        assert!(!body.contains("gazette_"), "{body}");
+    }
+    for token in [METRICS_TOKEN, TOKEN] {
+        let (status, _, body) = metrics_status(&server, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{token}");
+        assert!(body.contains("gazette_subscribers{"), "{body}");
+    }
+    // The metrics token opens /metrics and nothing else.
+    let (status, _) = api(&server, Method::GET, "/api/subscribers", Some(METRICS_TOKEN), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let log = server.log();
+    assert!(!log.contains(METRICS_TOKEN) && !log.contains(TOKEN), "a token reached the log:\n{log}");
+}
+
+/// Runs `gazette ARGS` with `env` for at most `limit` (a command still running then is
+/// killed), and gives its exit code (`None`: it was still running) and stderr.
+fn run_briefly(p: &Publication, args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(p.path().join("gazette.toml"))
+        .args(args)
+        .env_remove("GAZETTE_SMTP_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("GAZETTE_CONFIG")
+        .env_remove("GAZETTE_ADMIN_TOKEN")
+        .env_remove("GAZETTE_METRICS_TOKEN")
+        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gazette");
+    let deadline = std::time::Instant::now() + limit;
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    (code, stderr)
+}
+
+#[test]
+fn a_token_too_short_to_guard_anything_stops_serve_and_run() {
+    let p = Publication::sample();
+    let short = "short-token-0123456789";
+    for (command, variable) in [("serve", "GAZETTE_ADMIN_TOKEN"), ("run", "GAZETTE_METRICS_TOKEN")] {
+        let env = [(variable, short), ("GAZETTE_LOG", "debug")];
+        let (code, stderr) = run_briefly(&p, &[command, "--listen", "127.0.0.1:0"], &env, Duration::from_secs(20));
+        assert_eq!(code, Some(2), "{command} with a short {variable}:\n{stderr}");
+        assert!(stderr.contains(variable) && stderr.contains("openssl rand -hex 32"), "{stderr}");
+        assert!(!stderr.contains(short), "the token reached the log:\n{stderr}");
+        assert!(!stderr.contains("listening on"), "{stderr}");
+    }
+    // A worker serves no web and needs no token.
+    let (code, stderr) = run_briefly(&p, &["worker"], &[("GAZETTE_ADMIN_TOKEN", short)], Duration::from_secs(2));
+    assert_eq!(code, None, "{stderr}");
+}
+
+#[tokio::test]
+async fn deliveries_sent_by_a_worker_show_on_the_metrics_of_serve() {
+    let p = Publication::sample();
+    p.gazette(&["send", "--queue-only", "--as-of", "2024-03-16", "--yes"]).ok();
+    let server = Server::start(&p, &[("GAZETTE_METRICS_TOKEN", METRICS_TOKEN)]);
+    // Another process, as on a deployment with workers of their own: it serves no metrics.
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(p.path().join("gazette.toml"))
+        .arg("worker")
+        .env_remove("GAZETTE_SMTP_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("GAZETTE_CONFIG")
+        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gazette worker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let doc = p.gazette(&["issues", "show", "1", "--json"]).json();
+        if doc["status"] == "sent" {
+            assert_eq!(doc["counts"]["sent"], 3, "{doc:#}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the worker did not send the issue: {doc:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+
+    let (status, _, text) = metrics_status(&server, Some(METRICS_TOKEN)).await;
+    assert_eq!(status, StatusCode::OK);
+    for line in [
+        "gazette_ledger_deliveries{issue_status=\"sent\",state=\"sent\"} 3",
+        "gazette_ledger_deliveries{issue_status=\"sending\",state=\"queued\"} 0",
+        "gazette_issues{status=\"sent\"} 1",
+        // What this process recorded itself: nothing, the worker sent them all.
+        "gazette_deliveries_total{outcome=\"sent\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} is missing:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_on_the_api_too() {
+    let p = without_list_file();
+    let server = Server::start(&p, &[("GAZETTE_ADMIN_TOKEN", TOKEN)]);
+    let big = json!({ "email": "zoe@example.org", "name": "z".repeat(100 * 1024) });
+    let response =
+        client().post(server.url("/api/subscribers")).bearer_auth(TOKEN).json(&big).send().await.expect("answer");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let (status, _) = admin(&server, Method::GET, "/api/subscribers/zoe@example.org", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing of it was stored");
+    let small = json!({ "email": "zoe@example.org", "name": "z".repeat(1024) });
+    assert_eq!(admin(&server, Method::POST, "/api/subscribers", Some(small)).await.0, StatusCode::CREATED);
 }

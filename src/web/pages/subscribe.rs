@@ -59,7 +59,11 @@ pub async fn submit(
             let ctx = state.views.context();
             state.views.render(views::CHECK_INBOX, &ctx).into_response()
         }
-        Err(e) if json => (e.status(), Json(json!({ "error": e.problem().detail }))).into_response(),
+        Err(e) if json => {
+            let mut response = (e.status(), Json(json!({ "error": e.problem().detail }))).into_response();
+            e.add_headers(&mut response);
+            response
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -68,9 +72,7 @@ const CHECK_INBOX_TEXT: &str =
     "Check your inbox: we have sent a link to the address you gave. Open it to confirm your subscription.";
 
 async fn accept(state: &AppState, client: std::net::IpAddr, json: bool, body: &[u8]) -> Result<(), WebError> {
-    if !state.limiter.allow(client, std::time::Instant::now()) {
-        return Err(WebError::TooMany);
-    }
+    state.limiter.allow(client, std::time::Instant::now()).map_err(WebError::TooMany)?;
     let raw = if json {
         serde_json::from_slice::<RawSignup>(body)
             .map_err(|_| WebError::BadInput("Send a JSON object with an email.".into()))?

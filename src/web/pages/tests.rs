@@ -235,6 +235,39 @@ async fn limits_attempts_per_client_and_confirmations_per_address() {
 }
 
 #[tokio::test]
+async fn a_refused_sign_up_says_when_to_come_back() {
+    // One attempt every 10 minutes.
+    let site = site("[web]\nsubscribe_rate = \"6/h\"\n").await;
+    for i in 0..6 {
+        assert_eq!(site.subscribe(&format!("reader{i}@example.org")).await.0, StatusCode::OK);
+    }
+    for content_type in ["application/x-www-form-urlencoded", "application/json"] {
+        let body = if content_type == "application/json" {
+            r#"{"email": "ann@example.org"}"#
+        } else {
+            "email=ann%40example.org"
+        };
+        let request = Request::post("/subscribe")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .expect("request");
+        let response = site.app.clone().oneshot(request).await.expect("response");
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "{content_type}");
+        let seconds: u64 = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .unwrap_or_else(|| panic!("{content_type}: no Retry-After"))
+            .to_str()
+            .expect("ascii")
+            .parse()
+            .expect("whole seconds");
+        assert!((590..=600).contains(&seconds), "{content_type}: Retry-After {seconds}");
+        let body = to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        assert!(String::from_utf8_lossy(&body).contains("10 minutes"), "{content_type}");
+    }
+}
+
+#[tokio::test]
 async fn bad_input_and_big_bodies_get_a_page_not_a_crash() {
     let site = site("").await;
     let (status, page) = site.subscribe("not-an-address").await;
