@@ -12,6 +12,7 @@ mod crash;
 mod daemon;
 mod deliver;
 mod dkim;
+mod enumeration;
 mod feed_cache;
 mod hostile;
 mod logs;

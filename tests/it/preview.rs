@@ -235,3 +235,54 @@ fn init_writes_a_publication_that_previews_and_refuses_to_overwrite() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds"));
 }
+
+/// `preview --subscriber` is that subscriber's copy: the spelling stored, their name and
+/// attributes as the store holds them (a list file's row on top), whatever case the address is
+/// typed in; it matches, byte for byte, the text the real send mails them.
+#[test]
+fn a_stored_subscribers_preview_is_the_copy_the_send_mails_them() {
+    let p = Publication::sample();
+    let text = std::fs::read_to_string(p.path().join("templates/email/digest.txt")).expect("template");
+    p.write(
+        "templates/email/digest.txt",
+        &text.replacen(
+            "{{ publication.name }}\n",
+            "{{ publication.name }}\nFor {{ subscriber.name }} <{{ subscriber.email }}> of {{ subscriber.attributes.city }}\n",
+            1,
+        ),
+    );
+    let file = p.write("zed.csv", "email,name,city\nZed@Example.org,Zed Stored,Yerevan\n");
+    p.gazette(&["subscribers", "import", file.to_str().expect("utf-8"), "--list", "readers"]).ok();
+
+    let preview =
+        p.gazette(&["preview", "--as-of", "2024-03-16", "--format", "text", "--subscriber", "zed@EXAMPLE.org"]).ok();
+    let shown = preview.stdout();
+    assert!(shown.contains("For Zed Stored <Zed@example.org> of Yerevan"), "{shown}");
+    assert!(preview.stderr().is_empty(), "a subscriber's copy needs no warning: {}", preview.stderr());
+    let eml =
+        p.gazette(&["preview", "--as-of", "2024-03-16", "--format", "eml", "--subscriber", "zed@example.org"]).ok();
+    let raw = eml.0.stdout;
+    let msg = MessageParser::default().parse(&raw).expect("mime");
+    let to = msg.to().and_then(|t| t.first()).expect("To");
+    assert_eq!((to.name(), to.address()), (Some("Zed Stored"), Some("Zed@example.org")));
+
+    // A list file's row is what the send will sync: its name wins over the stored one.
+    let grace =
+        p.gazette(&["preview", "--as-of", "2024-03-16", "--format", "text", "--subscriber", "grace@example.org"]).ok();
+    assert!(grace.stdout().contains("For Grace Hopper <grace@example.org> of Arlington"), "{}", grace.stdout());
+
+    // Nobody by that address: said, not hidden.
+    let stranger =
+        p.gazette(&["preview", "--as-of", "2024-03-16", "--format", "text", "--subscriber", "who@example.org"]).ok();
+    assert!(stranger.stderr().contains("not a subscriber"), "{}", stranger.stderr());
+
+    p.gazette(&["send", "--as-of", "2024-03-16", "--yes"]).ok();
+    let sent = std::fs::read_dir(p.path().join("outbox/new"))
+        .expect("outbox")
+        .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
+        .find(|m| String::from_utf8_lossy(m).contains("<Zed@example.org>"))
+        .expect("the send mailed Zed");
+    let sent = MessageParser::default().parse(&sent).expect("mime");
+    let body = sent.body_text(0).expect("text").replace("\r\n", "\n");
+    assert_eq!(body.trim_end(), shown.trim_end(), "the preview is the copy mailed");
+}
