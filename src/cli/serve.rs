@@ -64,6 +64,7 @@ pub(super) async fn state(
         web::views::ViewError::Read { file, .. } | web::views::ViewError::Syntax { file, .. } => {
             Failure::usage(e.to_string()).file(file.clone())
         }
+        web::views::ViewError::Render { .. } => Failure::usage(e.to_string()),
     })?;
     Ok(state.with_tokens(tokens))
 }

@@ -24,7 +24,7 @@ use super::{
     pace::{self, Allowance, Pace},
 };
 use crate::{
-    clock::Clock,
+    clock::{Clock, SystemClock},
     domain::{Claimed, Outcome},
 };
 
@@ -176,7 +176,7 @@ impl<Q: Queue> Shared<Q> {
     async fn take_send(&self) -> Result<(), String> {
         let rate = self.settings.rate;
         // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
-        self.allowance.take(|want| self.queue.take_sends(rate, want, chrono::Utc::now())).await
+        self.allowance.take(|want| self.queue.take_sends(rate, want, SystemClock.now())).await
     }
 
     /// Is the server as a whole still there? Asked once for a burst of broken exchanges.

@@ -26,6 +26,8 @@ pub enum WebError {
     #[error("template {name}: {message}")]
     Template { name: String, message: String },
     #[error(transparent)]
+    View(#[from] super::views::ViewError),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -37,7 +39,7 @@ impl WebError {
             Self::Link(TokenError::Invalid) => StatusCode::BAD_REQUEST,
             Self::Link(TokenError::Expired) | Self::StaleLink => StatusCode::GONE,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Template { .. } | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Template { .. } | Self::View(_) | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -59,7 +61,7 @@ impl WebError {
                 "You left after this link was sent, so it cannot sign you up again. Sign up again if you want to come back.".to_owned(),
             ),
             Self::TooMany(wait) => ("Too many attempts", come_back(*wait)),
-            Self::Template { .. } | Self::Store(_) => {
+            Self::Template { .. } | Self::View(_) | Self::Store(_) => {
                 ("Something went wrong", "We could not finish this. Please try again in a few minutes.".to_owned())
             }
         };

@@ -20,10 +20,7 @@ use tera::Context;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
-use super::{
-    error::WebError,
-    views::{self, Views},
-};
+use super::views::{self, ViewError, Views};
 use crate::{
     compose::{
         headers::{AutoSubmitted, ListUnsubscribe, ListUnsubscribePost},
@@ -45,7 +42,7 @@ const RETRIES: [Duration; 3] = [Duration::from_secs(2), Duration::from_secs(10),
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     #[error(transparent)]
-    Render(#[from] WebError),
+    Render(#[from] ViewError),
     #[error("cannot inline the CSS of {name}: {message}")]
     Inline { name: &'static str, message: String },
     #[error("cannot build the message: {0}")]

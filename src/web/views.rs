@@ -10,7 +10,6 @@ use axum::response::Html;
 use sha2::{Digest, Sha256};
 use tera::{Context, Tera};
 
-use super::error::WebError;
 use crate::{compose::context::PublicationContext, config};
 
 pub const LAYOUT: &str = "web/layout.html";
@@ -61,6 +60,8 @@ pub enum ViewError {
     },
     #[error("{}: {message}; fix the template or delete it to use the built-in one", file.display())]
     Syntax { file: PathBuf, message: String },
+    #[error("template {name}: {message}")]
+    Render { name: String, message: String },
 }
 
 /// The compiled web templates of one publication.
@@ -113,15 +114,15 @@ impl Views {
     }
 
     /// Renders a page (or an email's HTML part).
-    pub fn render(&self, name: &str, ctx: &Context) -> Result<Html<String>, WebError> {
+    pub fn render(&self, name: &str, ctx: &Context) -> Result<Html<String>, ViewError> {
         self.render_text(name, ctx).map(Html)
     }
 
     /// Renders any template to a string (an email's text part).
-    pub fn render_text(&self, name: &str, ctx: &Context) -> Result<String, WebError> {
+    pub fn render_text(&self, name: &str, ctx: &Context) -> Result<String, ViewError> {
         self.tera
             .render(name, ctx)
-            .map_err(|e| WebError::Template { name: name.to_owned(), message: one_line_chain(&e) })
+            .map_err(|e| ViewError::Render { name: name.to_owned(), message: one_line_chain(&e) })
     }
 
     pub fn css(&self) -> &str {

@@ -30,7 +30,7 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
     ctx.insert("email", claims.email.as_str());
     ctx.insert("list", &claims.list.as_ref().map(ToString::to_string));
     ctx.insert("token", &token);
-    state.views.render(views::CONFIRM, &ctx)
+    Ok(state.views.render(views::CONFIRM, &ctx)?)
 }
 
 pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Result<Html<String>, WebError> {
@@ -57,7 +57,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
     let mut ctx = state.views.context();
     ctx.insert("email", claims.email.as_str());
     ctx.insert("already", &(outcome == Confirmation::AlreadyActive));
-    state.views.render(views::CONFIRMED, &ctx)
+    Ok(state.views.render(views::CONFIRMED, &ctx)?)
 }
 
 async fn send_welcome(state: &AppState, claims: &Claims) {

@@ -31,7 +31,7 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
     let mut ctx = state.views.context();
     ctx.insert("issues", &lines);
     ctx.insert("open_lists", &super::open_lists(&state.publication.config));
-    state.views.render(views::HOME, &ctx)
+    Ok(state.views.render(views::HOME, &ctx)?)
 }
 
 pub async fn stylesheet(State(state): State<AppState>) -> impl IntoResponse {

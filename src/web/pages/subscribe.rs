@@ -57,7 +57,7 @@ pub async fn submit(
         Ok(()) if json => Json(json!({ "status": "check_inbox", "message": CHECK_INBOX_TEXT })).into_response(),
         Ok(()) => {
             let ctx = state.views.context();
-            state.views.render(views::CHECK_INBOX, &ctx).into_response()
+            state.views.render(views::CHECK_INBOX, &ctx).map_err(WebError::from).into_response()
         }
         Err(e) if json => {
             let mut response = (e.status(), Json(json!({ "error": e.problem().detail }))).into_response();

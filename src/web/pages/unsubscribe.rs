@@ -27,7 +27,7 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
     let mut ctx = state.views.context();
     ctx.insert("email", claims.email.as_str());
     ctx.insert("token", &token);
-    state.views.render(views::UNSUBSCRIBE, &ctx)
+    Ok(state.views.render(views::UNSUBSCRIBE, &ctx)?)
 }
 
 pub async fn unsubscribe(
@@ -50,7 +50,7 @@ pub async fn unsubscribe(
     }
     let mut ctx = state.views.context();
     ctx.insert("email", claims.email.as_str());
-    state.views.render(views::UNSUBSCRIBED, &ctx)
+    Ok(state.views.render(views::UNSUBSCRIBED, &ctx)?)
 }
 
 /// Whether a body is RFC 8058's one-click request, form encoded (`List-Unsubscribe=One-Click`)
