@@ -1,6 +1,6 @@
-//! Why a command stopped, in the shape SPEC.md gives errors: a message, the file, line and field
-//! at fault, and the exit code (1: could not finish, the same command resumes; 2: bad usage,
-//! config, template or input, nothing changed).
+//! Why a command stopped, in the shape docs/src/commands.md gives errors: a message, the file,
+//! line and field at fault, and the exit code (1: could not finish, the same command resumes;
+//! 2: bad usage, config, template or input, nothing changed).
 
 use std::path::PathBuf;
 

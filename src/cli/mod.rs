@@ -1,5 +1,5 @@
 //! The command line: clap's structs (what a user types), then one small function per command
-//! over the library. Errors become `Failure`s here, with the exit code SPEC.md gives.
+//! over the library. Errors become `Failure`s here, with the exit code docs/src/commands.md gives.
 
 mod articles;
 mod check;

@@ -1,5 +1,5 @@
-//! The values templates see, as SPEC.md names them. Dates are RFC 3339 strings in the
-//! publication's zone, which tera's `date` filter formats with a strftime pattern.
+//! The values templates see, as docs/src/templates.md names them. Dates are RFC 3339 strings in
+//! the publication's zone, which tera's `date` filter formats with a strftime pattern.
 
 use std::collections::BTreeMap;
 

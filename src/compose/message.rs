@@ -1,6 +1,6 @@
 //! The MIME message a subscriber receives: `multipart/alternative` (text, then HTML, both
-//! UTF-8) with every header of SPEC.md's "Messages". lettre encodes and folds the headers, so a
-//! value can never start a header of its own.
+//! UTF-8) with every header that docs/src/delivery.md lists under "The messages". lettre encodes
+//! and folds the headers, so a value can never start a header of its own.
 
 use chrono::{DateTime, Utc};
 use lettre::message::{

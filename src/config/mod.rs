@@ -1,6 +1,7 @@
-//! `gazette.toml` and the environment → typed settings. Every key of SPEC.md is here, unknown
-//! keys are refused by name, relative paths are resolved against the config file's folder, and
-//! secrets are wrapped so they never print. Nothing here opens a network connection.
+//! `gazette.toml` and the environment → typed settings. Every key the manual lists
+//! (docs/src/configuration.md) is here, unknown keys are refused by name, relative paths are
+//! resolved against the config file's folder, and secrets are wrapped so they never print.
+//! Nothing here opens a network connection.
 
 mod error;
 mod raw;
@@ -166,7 +167,7 @@ impl Environment {
 }
 
 impl Config {
-    /// Reads and parses the file; `env` overrides what SPEC.md says it overrides.
+    /// Reads and parses the file; `env`'s SMTP and database URLs win over the file's.
     pub async fn load(file: &Path, env: &Environment) -> Result<Self, ConfigError> {
         let text = tokio::fs::read_to_string(file)
             .await

@@ -1,5 +1,5 @@
-//! DKIM: the key from `[dkim]`, and the headers SPEC.md asks to sign (Message-ID and both
-//! List-Unsubscribe headers besides lettre's defaults), relaxed/relaxed.
+//! DKIM: the key from `[dkim]`, and the headers docs/src/delivery.md says are signed
+//! (Message-ID and both List-Unsubscribe headers besides lettre's defaults), relaxed/relaxed.
 
 use std::path::Path;
 

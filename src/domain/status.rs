@@ -1,4 +1,5 @@
-//! The states of SPEC.md as enums, each with the one spelling the database and the JSON use.
+//! The states of subscribers, deliveries and issues as enums, each with the one spelling the
+//! database, the JSON and the manual (docs/src/subscribers.md, docs/src/delivery.md) use.
 
 use std::{fmt, str::FromStr};
 

@@ -1,5 +1,5 @@
 //! Bad input of every kind: a clear error naming the file, line or field, exit 2 (or 1 for what
-//! could not be reached), and JSON errors in SPEC.md's shape.
+//! could not be reached), and JSON errors in the shape docs/src/commands.md gives.
 
 use crate::support::{Publication, feeds_config, fixture};
 

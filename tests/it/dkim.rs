@@ -1,5 +1,5 @@
-//! `[dkim]`: `gazette send` to a real SMTP server signs every message as SPEC.md asks
-//! (rsa-sha256 or ed25519, no `l=`, `d=` the From domain, the listed headers covered), and the
+//! `[dkim]`: `gazette send` to a real SMTP server signs every message as docs/src/delivery.md
+//! says (rsa-sha256 or ed25519, no `l=`, `d=` the From domain, the listed headers covered), and the
 //! signature verifies with dkimpy (`tests/smtp/dkim_verify.py`, DNS answered offline) — and stops
 //! verifying once a byte of the body or the Subject changes. A missing or unusable key is exit 2
 //! naming the file and `dkim.private_key_file`.
@@ -18,7 +18,7 @@ use crate::{
 const DKIM_TABLE: &str =
     "\n[dkim]\ndomain = \"example.org\"\nselector = \"gazette\"\nprivate_key_file = \"dkim.pem\"\n";
 
-/// The headers SPEC.md says the signature covers.
+/// The headers docs/src/delivery.md says the signature covers.
 const MUST_SIGN: &[&str] =
     &["from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"];
 
@@ -160,7 +160,7 @@ fn signs_and_verifies(make_key: fn(&Path) -> String, algorithm: &str) {
             assert!(signed.iter().any(|s| s == h), "h= lacks {h}: {signed:?}");
         }
         // Every signed header is really there (a signed absent header is legal but pointless
-        // for the ones SPEC.md lists).
+        // for the ones the manual lists).
         let present: Vec<String> = headers(&m.raw).into_iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
         for h in MUST_SIGN {
             assert!(present.iter().any(|p| p == h), "{h} missing from the message");

@@ -24,7 +24,7 @@ use crate::{
 
 /// Confirmation emails to one address in any 24 hours, whoever asks.
 pub const MAX_CONFIRMATIONS_PER_DAY: u32 = 3;
-/// How long a confirmation link works (SPEC: 7 days).
+/// How long a confirmation link works, in days (docs/src/web.md says 7).
 pub const CONFIRM_VALID_DAYS: i64 = 7;
 
 /// The fields as sent; every one is checked before use.
