@@ -255,7 +255,9 @@ fn row(
     for (h, v) in headers.iter().zip(record.iter()) {
         let v = unguarded(v);
         match h.as_str() {
-            "email" => {}
+            // `status` is what `export` writes; an import makes its rows active whatever it says,
+            // so it is not kept as an attribute either.
+            "email" | "status" => {}
             "name" => name = SubscriberName::parse(v).map_err(|e| format!("name: {e}"))?,
             "lists" => {
                 for l in v.split(';').map(str::trim).filter(|l| !l.is_empty()) {

