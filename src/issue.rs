@@ -370,8 +370,7 @@ impl Queue for Store {
         Store::next_due(self, issue).await.map_err(|e| e.to_string())
     }
 
-    async fn take_sends(&self, per_second: u32, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
-        let per_second = f64::from(per_second);
+    async fn take_sends(&self, per_second: f64, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
         // The bucket holds a fiftieth of a second's sends: processes that start together cannot
         // burst past the rate by more than that.
         let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);

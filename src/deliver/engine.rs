@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     clock::Clock,
-    domain::{Claimed, Outcome},
+    domain::{Claimed, Outcome, Rate},
 };
 
 /// What the engine needs of the delivery ledger.
@@ -52,11 +52,12 @@ pub trait Queue: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), String>> + Send;
     fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, String>> + Send;
-    /// Takes up to `want` sends from the rate of `per_second` that every process on this queue
-    /// shares; answers how many were granted, or how long until one will be.
+    /// Takes up to `want` sends from the rate of `per_second` (which may be below one) that
+    /// every process on this queue shares; answers how many were granted, or how long until one
+    /// will be.
     fn take_sends(
         &self,
-        per_second: u32,
+        per_second: f64,
         want: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<pace::Grant, String>> + Send;
@@ -83,8 +84,8 @@ pub struct EngineSettings {
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub lease: Duration,
-    /// Messages a second at most; 0 = no limit.
-    pub rate: u32,
+    /// Messages at most, over every process on the queue; `None` = no limit.
+    pub rate: Option<Rate>,
     /// This engine's name in the ledger's leases: unique per process.
     pub owner: String,
     /// Go on waiting for deferred deliveries until they are due (a `send` finishing its issue);
@@ -174,7 +175,7 @@ impl<Q: Queue> Shared<Q> {
 
     /// Pays for one send from the rate all processes on the queue share.
     async fn take_send(&self) -> Result<(), String> {
-        let rate = self.settings.rate;
+        let rate = self.settings.rate.map_or(0.0, |r| r.as_per_second());
         // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
         self.allowance.take(|want| self.queue.take_sends(rate, want, chrono::Utc::now())).await
     }
@@ -603,7 +604,7 @@ mod tests {
         async fn next_due(&self, _: u32) -> Result<Option<DateTime<Utc>>, String> {
             Ok(None)
         }
-        async fn take_sends(&self, _: u32, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, String> {
+        async fn take_sends(&self, _: f64, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, String> {
             Ok((want, Duration::ZERO))
         }
     }
@@ -643,7 +644,7 @@ mod tests {
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
             lease: Duration::from_secs(60),
-            rate: 0,
+            rate: None,
             owner: "test".into(),
             wait_for_deferred: false,
         };

@@ -17,6 +17,6 @@ pub use duration::{Duration, DurationError};
 pub use email::{EmailAddress, EmailAddressError};
 pub use list_name::{ListName, ListNameError};
 pub use name::{MAX_NAME_CHARS, SubscriberName, TextError, for_terminal, printable_line};
-pub use rate::{Rate, RateError};
+pub use rate::{Rate, RateError, RateValue};
 pub use safe_html::SafeHtml;
 pub use status::{DeliveryState, IssueStatus, SubscriberStatus, UnknownState};

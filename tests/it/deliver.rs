@@ -380,3 +380,26 @@ fn subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers(b
         let _ = MessageParser::default().parse(&m.raw).expect("mime");
     }
 }
+
+/// Every rate key takes a count a second or a count per span: `rate = "120/m"` is two messages a
+/// second, spaced evenly, where it was refused as not a number.
+#[test]
+fn a_rate_written_per_minute_paces_the_send() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(5, &server.url(), "rate = \"120/m\"\nconcurrency = 4");
+    p.gazette(&["send", "--as-of", AS_OF, "--yes"]).ok();
+    let mut times: Vec<f64> = server.messages().iter().map(|m| m.received_at).collect();
+    assert_eq!(times.len(), 5);
+    times.sort_by(f64::total_cmp);
+    let span = times[4] - times[0];
+    assert!((1.8..4.0).contains(&span), "5 messages at 2 a second arrived over {span:.2} s: {times:?}");
+
+    p.write(
+        "gazette.toml",
+        &std::fs::read_to_string(p.path().join("gazette.toml")).expect("config").replace("\"120/m\"", "\"fast\""),
+    );
+    let run = p.gazette(&["issues", "list"]);
+    assert_eq!(run.code(), 2);
+    let said = run.stderr();
+    assert!(said.contains("delivery.rate") && said.contains("gazette.toml:") && said.contains("20/s"), "{said}");
+}
