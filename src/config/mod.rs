@@ -5,6 +5,7 @@
 mod error;
 mod raw;
 mod secret;
+mod timezone;
 
 use std::{
     net::SocketAddr,

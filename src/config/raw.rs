@@ -343,13 +343,8 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         None => Url::parse("http://127.0.0.1:8080/").expect("a literal URL parses"),
     };
     let timezone = match &p.timezone {
-        Some(tz) => Tz::from_str(tz.get_ref().trim()).map_err(|_| {
-            at.error(
-                Some(tz.span()),
-                "publication.timezone",
-                format!("`{}` is not an IANA time zone; write a name like \"Europe/Paris\" or \"UTC\"", tz.get_ref()),
-            )
-        })?,
+        Some(tz) => super::timezone::parse(tz.get_ref())
+            .map_err(|why| at.error(Some(tz.span()), "publication.timezone", why))?,
         None => Tz::UTC,
     };
 
