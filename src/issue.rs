@@ -49,7 +49,8 @@ pub enum IssueError {
     TestCopy {
         to: crate::domain::EmailAddress,
         reply: String,
-        /// The server refused this address for good (5xx), rather than failing for a while.
+        /// The server refused this address for good (5xx, or it cannot take the address at all),
+        /// rather than failing for a while.
         refused: bool,
     },
 }
@@ -310,7 +311,7 @@ pub async fn send_test_copies(
             letters.message_for(address.clone(), "", Default::default()).map_err(IssueError::Compose)?;
         transport.send(message, &id).await.map_err(|e| IssueError::TestCopy {
             to: address.clone(),
-            refused: e.kind == deliver::SendErrorKind::Permanent,
+            refused: e.kind.is_final(),
             reply: e.reply,
         })?;
     }

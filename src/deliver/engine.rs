@@ -453,6 +453,7 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
         SendErrorKind::Permanent => {
             Outcome::Failed { delivery_id: c.delivery_id, reply: error.reply, bounce: Some(c.subscriber_id) }
         }
+        SendErrorKind::Unsendable => Outcome::Failed { delivery_id: c.delivery_id, reply: error.reply, bounce: None },
         SendErrorKind::Server => {
             shared.halt(Some(DeliverError::Server(error.reply))).await;
             Outcome::Released { delivery_id: c.delivery_id }

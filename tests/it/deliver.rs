@@ -111,6 +111,7 @@ on_each_backend!(
     a_ca_file_without_a_certificate_is_named_and_nothing_is_sent,
     a_reply_injected_before_the_starttls_handshake_is_never_read,
     a_final_dot_left_unanswered_holds_back_no_other_sender,
+    an_address_the_server_cannot_take_fails_at_once_and_bounces_no_one,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -379,6 +380,50 @@ fn subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers(b
         assert!(!headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{headers}");
         let _ = MessageParser::default().parse(&m.raw).expect("mime");
     }
+}
+
+/// A server that does not offer SMTPUTF8 can never take `zoë@example.org`: that delivery fails
+/// at once with the reason, where it was retried as temporary until `max_attempts` ran out, and
+/// the reader stays active, since nothing was said of the address. An international domain
+/// needs no SMTPUTF8: it goes out in its ASCII form. A server that offers SMTPUTF8 gets both.
+fn an_address_the_server_cannot_take_fails_at_once_and_bounces_no_one(backend: Backend) {
+    let list = "email,name\nreader0@example.org,Ann\nzoë@example.org,Zoë\njan@příklad.cz,Jan\nreader1@example.org,Bo\n";
+    let server = SmtpServer::start(Options::default().no_smtputf8());
+    let p = publication_on(backend, 0, &server.url(), "concurrency = 2\nmax_attempts = 4");
+    p.write("subscribers/weekly.csv", list);
+    let started = std::time::Instant::now();
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--yes", "--json"]).ok().json();
+    let took = started.elapsed();
+    assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(3), Some(1)), "{doc:#}");
+    assert_eq!(doc["counts"]["deferred"], 0, "{doc:#}");
+    let failures = doc["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 1, "{doc:#}");
+    assert_eq!(failures[0]["email"], "zoë@example.org");
+    assert_eq!(failures[0]["attempts"], 1, "decided at once, not retried: {doc:#}");
+    assert!(failures[0]["reply"].as_str().is_some_and(|r| r.contains("does not offer SMTPUTF8")), "{doc:#}");
+    assert!(took < Duration::from_secs(10), "no retry waits: took {took:?}");
+
+    let mut got: Vec<String> = by_recipient(&server).into_keys().collect();
+    got.sort();
+    assert_eq!(got, ["jan@xn--pklad-zsa96e.cz", "reader0@example.org", "reader1@example.org"]);
+    let jan = server.messages().into_iter().find(|m| m.rcpt_tos[0].starts_with("jan@")).expect("jan's copy");
+    let raw = String::from_utf8_lossy(&jan.raw).into_owned();
+    assert!(raw.is_ascii(), "the message itself needs neither SMTPUTF8 nor 8BITMIME");
+
+    let active = p.gazette(&["subscribers", "list", "--status", "active", "--json"]).ok().json();
+    let active: Vec<&str> =
+        active["subscribers"].as_array().expect("subscribers").iter().filter_map(|s| s["email"].as_str()).collect();
+    assert!(active.contains(&"zoë@example.org"), "not a bounce: {active:?}");
+    let issues = p.gazette(&["issues", "show", "1"]).ok().stdout();
+    assert!(issues.contains("zoë@example.org") && issues.contains("SMTPUTF8"), "{issues}");
+
+    // A server that offers SMTPUTF8 takes every address as it was given.
+    let server = SmtpServer::start(Options::default());
+    let p = publication_on(backend, 0, &server.url(), "");
+    p.write("subscribers/weekly.csv", list);
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--yes", "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 4, "{doc:#}");
+    assert!(by_recipient(&server).contains_key("zoë@example.org"));
 }
 
 /// Every rate key takes a count a second or a count per span: `rate = "120/m"` is two messages a
