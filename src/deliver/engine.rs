@@ -118,12 +118,17 @@ impl Stop {
     }
 }
 
+/// What one run did, counted in deliveries: a delivery deferred twice and then sent is one sent,
+/// so these agree with the ledger's counts of the issue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSummary {
     pub sent: u64,
+    /// Deliveries this run deferred and left waiting for a later attempt.
     pub deferred: u64,
     pub failed: u64,
     pub released: u64,
+    /// Temporary failures met on the way, each of which deferred a delivery once.
+    pub retries: u64,
     /// True when a stop request ended the run before the issue was done.
     pub stopped: bool,
     pub elapsed: Duration,
@@ -149,9 +154,11 @@ struct Shared<Q: Queue> {
     failure: Mutex<Option<DeliverError>>,
     last_check: Mutex<Option<(Instant, bool)>>,
     sent: AtomicU64,
-    deferred: AtomicU64,
     failed: AtomicU64,
     released: AtomicU64,
+    retries: AtomicU64,
+    /// Deliveries deferred by this run and not sent or failed since.
+    waiting: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Deliveries claimed and not yet recorded: the leases to renew.
     held: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Senders whose final dot is out and whose outcome has not reached the ledger writer.
@@ -235,9 +242,10 @@ impl<Q: Queue> Engine<Q> {
             failure: Mutex::new(None),
             last_check: Mutex::new(None),
             sent: AtomicU64::new(0),
-            deferred: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             released: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            waiting: std::sync::Mutex::new(std::collections::HashSet::new()),
             held: std::sync::Mutex::new(std::collections::HashSet::new()),
             dots_out: AtomicUsize::new(0),
         });
@@ -266,11 +274,13 @@ impl<Q: Queue> Engine<Q> {
         if let Some(e) = shared.failure.lock().await.take() {
             return Err(e);
         }
+        let deferred = shared.waiting.lock().map(|w| w.len() as u64).unwrap_or_default();
         Ok(RunSummary {
             sent: shared.sent.load(Ordering::SeqCst),
-            deferred: shared.deferred.load(Ordering::SeqCst),
+            deferred,
             failed: shared.failed.load(Ordering::SeqCst),
             released: shared.released.load(Ordering::SeqCst),
+            retries: shared.retries.load(Ordering::SeqCst),
             stopped,
             elapsed: started.elapsed(),
         })
@@ -528,11 +538,21 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
             if ok {
                 let (counter, label) = match outcome {
                     Outcome::Sent { .. } => (&shared.sent, "sent"),
-                    Outcome::Deferred { .. } => (&shared.deferred, "deferred"),
+                    Outcome::Deferred { .. } => (&shared.retries, "deferred"),
                     Outcome::Failed { .. } => (&shared.failed, "failed"),
                     Outcome::Released { .. } => (&shared.released, "released"),
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut waiting) = shared.waiting.lock() {
+                    // A released delivery keeps the state it had: deferred stays deferred.
+                    match outcome {
+                        Outcome::Deferred { delivery_id, .. } => waiting.insert(delivery_id),
+                        Outcome::Sent { delivery_id, .. } | Outcome::Failed { delivery_id, .. } => {
+                            waiting.remove(&delivery_id)
+                        }
+                        Outcome::Released { .. } => false,
+                    };
+                }
                 crate::metrics::delivery(label);
                 shared.progress.recorded(&outcome);
             }

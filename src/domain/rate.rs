@@ -56,6 +56,25 @@ impl fmt::Display for Rate {
     }
 }
 
+/// `count` events over `elapsed`, as people read a rate: see [`readable_rate`].
+pub fn throughput(count: u64, elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs_f64();
+    // Counts are far below 2^52: the conversion is exact.
+    readable_rate(if secs > 0.0 { count as f64 / secs } else { 0.0 })
+}
+
+/// A rate as people read it: a whole number a second (`20/s`, not `19.9648/s`), with one
+/// decimal under ten (`4.5/s`).
+pub fn readable_rate(per_second: f64) -> String {
+    if !per_second.is_finite() || per_second <= 0.0 {
+        "0/s".to_owned()
+    } else if per_second >= 9.95 {
+        format!("{per_second:.0}/s")
+    } else {
+        format!("{per_second:.1}/s")
+    }
+}
+
 /// A rate key's value as written: a number (a count a second) or a string (`"20/s"`, `"5/m"`).
 /// Both forms are taken by every rate key, so `rate = 20` and `rate = "20/s"` mean the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +160,16 @@ mod tests {
         assert!("5/d".parse::<Rate>().is_err());
         assert!("five".parse::<Rate>().is_err());
         assert!(("30/m".parse::<Rate>().expect("valid").as_per_second() - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn throughput_reads_as_whole_numbers_or_one_decimal_under_ten() {
+        let secs = std::time::Duration::from_secs_f64;
+        assert_eq!(throughput(503, secs(25.194)), "20/s");
+        assert_eq!(throughput(9, secs(2.0)), "4.5/s");
+        assert_eq!(throughput(99, secs(10.0)), "9.9/s");
+        assert_eq!(throughput(0, secs(3.0)), "0/s");
+        assert_eq!(throughput(5, secs(0.0)), "0/s");
     }
 
     #[test]

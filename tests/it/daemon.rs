@@ -54,7 +54,7 @@ fn publication(server: &SmtpServer, subscribers: usize, delivery: &str) -> Publi
 
 /// Starts `gazette run` or `gazette worker`. Its logs are dropped: a pipe nobody reads would
 /// fill and stall the daemon.
-fn start(p: &Publication, command: &str) -> Child {
+pub(crate) fn start(p: &Publication, command: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_gazette"))
         .arg("--config")
         .arg(p.path().join("gazette.toml"))
@@ -67,7 +67,7 @@ fn start(p: &Publication, command: &str) -> Child {
         .expect("start the gazette daemon")
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -100,7 +100,7 @@ fn per_issue(server: &SmtpServer) -> HashMap<(String, String), usize> {
     out
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");

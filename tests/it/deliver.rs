@@ -112,6 +112,8 @@ on_each_backend!(
     a_reply_injected_before_the_starttls_handshake_is_never_read,
     a_final_dot_left_unanswered_holds_back_no_other_sender,
     an_address_the_server_cannot_take_fails_at_once_and_bounces_no_one,
+    deferred_deliveries_are_listed_with_their_next_attempt,
+    the_closing_line_of_a_send_agrees_with_its_table,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -424,6 +426,65 @@ fn an_address_the_server_cannot_take_fails_at_once_and_bounces_no_one(backend: B
     let doc = p.gazette(&["send", "--as-of", AS_OF, "--yes", "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 4, "{doc:#}");
     assert!(by_recipient(&server).contains_key("zoë@example.org"));
+}
+
+/// `issues show` lists the deliveries waiting for another attempt, with the server's reply and
+/// the next attempt in the publication's zone (America/New_York), in the table and in JSON.
+fn deferred_deliveries_are_listed_with_their_next_attempt(backend: Backend) {
+    let server = SmtpServer::start(Options::default().tempfail_first(100));
+    let p = publication_on(backend, 3, &server.url(), "");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("retry_backoff = \"1s\"", "retry_backoff = \"1h\""));
+    p.gazette(&["send", "--as-of", AS_OF, "--queue-only", "--yes"]).ok();
+    let mut worker = crate::daemon::start(&p, "worker");
+    crate::daemon::wait_until("every delivery deferred", Duration::from_secs(30), || {
+        p.gazette(&["issues", "show", "1", "--json"]).ok().json()["counts"]["deferred"] == 3
+    });
+    crate::daemon::terminate(&mut worker);
+
+    let doc = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert!(doc["failures"].as_array().is_some_and(Vec::is_empty), "{doc:#}");
+    let deferred = doc["deferred"].as_array().expect("deferred");
+    let mut emails: Vec<&str> = deferred.iter().filter_map(|d| d["email"].as_str()).collect();
+    emails.sort_unstable();
+    assert_eq!(emails, ["reader0@example.org", "reader1@example.org", "reader2@example.org"]);
+    for d in deferred {
+        assert!(d["reply"].as_str().is_some_and(|r| r.contains("451")), "{d}");
+        assert_eq!(d["attempts"], 1, "{d}");
+        let next = d["next_attempt"].as_str().expect("next_attempt");
+        let at = chrono::DateTime::parse_from_rfc3339(next).expect("RFC 3339");
+        assert!(matches!(at.offset().local_minus_utc(), -18_000 | -14_400), "in New York's zone: {next}");
+        let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+        assert!(wait > chrono::Duration::minutes(20), "the backoff of 1h, give or take jitter: {next}");
+    }
+
+    let human = p.gazette(&["issues", "show", "1"]).ok().stdout();
+    assert!(human.contains("Deferred") && human.contains("NEXT ATTEMPT"), "{human}");
+    for line in human.lines().filter(|l| l.starts_with("reader")) {
+        assert!(line.contains("451") && (line.contains(" EDT ") || line.contains(" EST ")), "{line}");
+    }
+    assert_eq!(human.lines().filter(|l| l.starts_with("reader")).count(), 3, "{human}");
+}
+
+/// A send whose every message was deferred once before it went out ends with deferred 0: the
+/// closing line counts deliveries as the table does, where it counted deferrals ("5 sent,
+/// 5 deferred" above "deferred 0"). Its rate is a whole number, or has one decimal under ten.
+fn the_closing_line_of_a_send_agrees_with_its_table(backend: Backend) {
+    let server = SmtpServer::start(Options::default().tempfail_first(1));
+    let p = publication_on(backend, 5, &server.url(), "concurrency = 2");
+    let out = p.gazette(&["send", "--as-of", AS_OF, "--yes"]).ok().stdout();
+    let first = out.lines().next().unwrap_or_default();
+    assert!(first.contains(": 5 sent, 0 deferred, 0 failed in "), "{out}");
+    let counts = out.lines().find(|l| l.starts_with("queued ")).expect("the counts line");
+    assert!(counts.contains("sent 5") && counts.contains("deferred 0"), "{out}");
+    let rate = first.rsplit_once('(').and_then(|(_, r)| r.strip_suffix("/s)")).expect("a rate");
+    let decimals = rate.split_once('.').map_or(0, |(_, d)| d.len());
+    let value: f64 = rate.parse().expect("a number");
+    assert!(decimals == 0 || (decimals == 1 && value < 10.0), "{first}");
+
+    let doc = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(doc["counts"]["deferred"], 0);
+    assert!(doc["deferred"].as_array().is_some_and(Vec::is_empty), "{doc:#}");
 }
 
 /// Every rate key takes a count a second or a count per span: `rate = "120/m"` is two messages a
