@@ -127,7 +127,11 @@ pub async fn plan(
     let draft = publication.select(articles, warnings, now, &history);
     if draft.selected.articles.is_empty() && !publication.config.selection.send_when_empty {
         let reason = if history.carried.is_empty() {
-            format!("no article within max_age ({}) of {}", publication.config.selection.max_age, now.to_rfc3339())
+            format!(
+                "no article within max_age ({}) of {}",
+                publication.config.selection.max_age,
+                now.with_timezone(&publication.config.publication.timezone).to_rfc3339()
+            )
         } else {
             "nothing new since the last issue".to_owned()
         };
@@ -318,6 +322,14 @@ pub async fn send_test_copies(
     Ok(())
 }
 
+/// What one delivery run did to an issue.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub run: RunSummary,
+    /// This run found every delivery final and marked the issue sent (only one process does).
+    pub finished: bool,
+}
+
 /// Delivers what is due of `issue` with the publication's `[delivery]` settings.
 #[allow(clippy::too_many_arguments)]
 pub async fn deliver(
@@ -329,7 +341,7 @@ pub async fn deliver(
     progress: Arc<dyn Progress>,
     stop: Stop,
     wait_for_deferred: bool,
-) -> Result<RunSummary, IssueError> {
+) -> Result<Delivered, IssueError> {
     let d = &publication.config.delivery;
     let settings = EngineSettings {
         concurrency: d.concurrency,
@@ -342,9 +354,9 @@ pub async fn deliver(
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
-    let summary = engine.run(issue.number, letters, progress, stop).await?;
-    store.finish_issue_if_done(issue.number, clock.now()).await?;
-    Ok(summary)
+    let run = engine.run(issue.number, letters, progress, stop).await?;
+    let finished = store.finish_issue_if_done(issue.number, clock.now()).await?;
+    Ok(Delivered { run, finished })
 }
 
 impl Queue for Store {

@@ -168,7 +168,7 @@ pub async fn deliver(
     let result = issue::deliver(publication, store, issue, transport, clock, progress.clone(), stop, true).await;
     signals.abort();
     progress.finish();
-    Ok(result?)
+    Ok(result?.run)
 }
 
 pub(super) async fn wait_for_signal() {
