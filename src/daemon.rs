@@ -2,10 +2,16 @@
 //! slot once (an issue, or a record of why none), the workers drain every issue that is sending,
 //! and a stop request lets in-flight sends finish. An unfinished issue is always resumed before a
 //! new slot is served.
+//!
+//! What the daemon does is logged at `info`, times in the publication's zone: at start the next
+//! runs, then each slot skipped or missed and why, each issue made, each delivery pass that left
+//! work for later, each issue sent with its counts and how long it took, and what is left at a
+//! stop. No event names a reader: counts only, never an address, a token or a password.
 
 use std::{sync::Arc, time::Duration};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
+use chrono_tz::Tz;
 use tracing::{error, info, warn};
 
 use crate::{
@@ -51,23 +57,38 @@ pub async fn serve_due_slots(
     let due = schedule::slots_between(&sched.cron, tz, from, now, 10_000);
     let Some((newest, older)) = due.split_last() else { return Ok(Vec::new()) };
     let mut out = Vec::new();
+    // After a long stop there may be many: each is recorded, and the log says it once a kind.
+    let (mut missed, mut passed_over) = (Vec::new(), Vec::new());
     for slot in older {
         let key = slot.key(tz);
         let (outcome, reason) = if now - slot.at > catch_up {
-            (
-                SlotOutcome::Missed,
-                format!("missed: gazette was not running at {} (catch_up {})", slot.at, sched.catch_up),
-            )
+            (SlotOutcome::Missed, format!("missed: gazette was not running then (catch_up {})", sched.catch_up))
         } else {
-            (SlotOutcome::Skipped, format!("passed over for the later slot {}", newest.key(tz)))
+            (SlotOutcome::Skipped, format!("passed over for the later slot of {}", local(newest.at, tz)))
         };
         if store.record_slot(&key, slot.at, outcome, Some(&reason), now).await? {
-            warn!(slot = %key, "{reason}");
-            out.push((
-                slot.clone(),
-                if outcome == SlotOutcome::Missed { SlotAction::Missed } else { SlotAction::Skipped(reason) },
-            ));
+            if outcome == SlotOutcome::Missed {
+                missed.push(slot.at);
+                out.push((slot.clone(), SlotAction::Missed));
+            } else {
+                passed_over.push(slot.at);
+                out.push((slot.clone(), SlotAction::Skipped(reason)));
+            }
         }
+    }
+    if !missed.is_empty() {
+        warn!(
+            "no issue for {}: gazette was not running then, and catch_up ({}) has passed",
+            slots_named(&missed, tz),
+            sched.catch_up
+        );
+    }
+    if !passed_over.is_empty() {
+        warn!(
+            "no issue for {}: passed over for the later slot of {}",
+            slots_named(&passed_over, tz),
+            local(newest.at, tz)
+        );
     }
     let action = serve(publication, store, newest, now).await?;
     out.push((newest.clone(), action));
@@ -89,7 +110,7 @@ async fn serve(
     if now - slot.at > sched.catch_up.chrono() {
         let reason = format!("missed: more than catch_up ({}) ago", sched.catch_up);
         if store.record_slot(&key, slot.at, SlotOutcome::Missed, Some(&reason), now).await? {
-            warn!(slot = %key, "{reason}");
+            warn!(slot = %key, "no issue for the slot of {}: {reason}", local(slot.at, tz));
         }
         return Ok(SlotAction::Missed);
     }
@@ -101,7 +122,7 @@ async fn serve(
         Plan::Resume(i) => Ok(SlotAction::Waiting(i.number)),
         Plan::Nothing(reason) => {
             if store.record_slot(&key, slot.at, SlotOutcome::Skipped, Some(&reason), now).await? {
-                info!(slot = %key, "no issue: {reason}");
+                info!(slot = %key, "slot of {} skipped, no issue: {reason}", local(slot.at, tz));
                 Ok(SlotAction::Skipped(reason))
             } else {
                 Ok(SlotAction::AlreadyServed)
@@ -111,7 +132,18 @@ async fn serve(
             let slot_ref = SlotRef { key: key.clone(), at: slot.at };
             match issue::create(publication, store, &draft, Some(slot_ref), now).await {
                 Ok(i) => {
-                    info!(slot = %key, issue = i.number, recipients = i.counts.queued, "issue created");
+                    for w in &draft.warnings {
+                        warn!(issue = i.number, "issue #{} goes without {}: {}", i.number, w.source, w.error);
+                    }
+                    info!(
+                        slot = %key,
+                        issue = i.number,
+                        "issue #{} made for the slot of {}: {}, {}",
+                        i.number,
+                        local(slot.at, tz),
+                        counted(u64::try_from(i.articles.len()).unwrap_or(u64::MAX), "article", "articles"),
+                        counted(i.counts.queued, "reader", "readers")
+                    );
                     Ok(SlotAction::Created(i.number))
                 }
                 Err(IssueError::Store(StoreError::SlotTaken(_) | StoreError::IssueExists(_))) => {
@@ -129,6 +161,98 @@ impl Progress for LogProgress {
     fn recorded(&self, _: &crate::domain::Outcome) {}
 }
 
+/// A moment as the publication's readers read their clocks: `Mon 18 Mar 2024 09:00 EDT` (with
+/// seconds where a schedule has them).
+pub fn local(at: DateTime<Utc>, tz: Tz) -> String {
+    let format = if at.second() == 0 { "%a %-d %b %Y %H:%M %Z" } else { "%a %-d %b %Y %H:%M:%S %Z" };
+    at.with_timezone(&tz).format(format).to_string()
+}
+
+/// `the slot of Mon 18 Mar 2024 09:00 EDT`, or `3 slots from … to …`.
+fn slots_named(at: &[DateTime<Utc>], tz: Tz) -> String {
+    match at {
+        [one] => format!("the slot of {}", local(*one, tz)),
+        [first, .., last] => format!("{} slots from {} to {}", at.len(), local(*first, tz), local(*last, tz)),
+        [] => "no slot".to_owned(),
+    }
+}
+
+/// `1 article`, `2 articles`.
+fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Says what this process will do: the schedule and its next runs, or that it only delivers.
+fn announce(publication: &Publication, now: DateTime<Utc>, roles: Roles) {
+    let tz = publication.config.publication.timezone;
+    match (&publication.config.schedule, roles.scheduler) {
+        (Some(sched), true) => {
+            let next: Vec<String> =
+                schedule::next_slots(&sched.cron, tz, now, 3).iter().map(|s| local(s.at, tz)).collect();
+            let next = if next.is_empty() { "none".to_owned() } else { next.join(", ") };
+            info!("scheduler started: `{}` in {}; next runs {next}", sched.expression, tz.name());
+        }
+        _ => info!("worker started: delivering every issue that is sending"),
+    }
+}
+
+/// Logs what a delivery pass did: the issue's counts when it finished the issue, else what this
+/// pass sent and what it left waiting, and until when.
+async fn report(store: &Store, tz: Tz, number: u32, done: &issue::Delivered) -> Result<(), IssueError> {
+    let r = &done.run;
+    if done.finished {
+        let Some(i) = store.issue(number).await? else { return Ok(()) };
+        let took = i.finished_at.and_then(|f| (f - i.created_at).to_std().ok()).unwrap_or(r.elapsed);
+        let c = &i.counts;
+        info!(
+            issue = number,
+            "issue #{number} sent: {} sent, {} failed, {} deferred, {} skipped, in {} since it was made",
+            c.sent,
+            c.failed,
+            c.deferred,
+            c.skipped,
+            crate::domain::took(took)
+        );
+    } else if r.sent + r.failed + r.deferred + r.retries > 0 {
+        let next = match store.next_due(number).await? {
+            Some(at) if r.deferred > 0 => format!("; next attempt {}", local(at, tz)),
+            _ => String::new(),
+        };
+        info!(
+            issue = number,
+            "issue #{number}: {} sent, {} failed, {} deferred in {} ({}){next}",
+            r.sent,
+            r.failed,
+            r.deferred,
+            crate::domain::took(r.elapsed),
+            crate::domain::throughput(r.sent, r.elapsed)
+        );
+    }
+    Ok(())
+}
+
+/// Says what a stop leaves for the next start.
+async fn farewell(store: &Store, roles: Roles) {
+    let mut left = Vec::new();
+    if roles.workers
+        && let Ok(numbers) = store.sending_issues().await
+    {
+        for number in numbers {
+            if let Ok(Some(i)) = store.issue(number).await
+                && i.counts.pending() > 0
+            {
+                left.push(format!("issue #{number} has {} deliveries left", i.counts.pending()));
+            }
+        }
+    }
+    if left.is_empty() {
+        info!("stopped");
+    } else {
+        info!("stopped; {}, to go out on the next start", left.join(", "));
+    }
+}
+
 /// Runs until `stop` is set.
 pub async fn run(
     publication: Arc<Publication>,
@@ -138,6 +262,8 @@ pub async fn run(
     mut stop: Stop,
     roles: Roles,
 ) -> Result<(), IssueError> {
+    announce(&publication, clock.now(), roles);
+    let tz = publication.config.publication.timezone;
     let mut server_down_until: Option<std::time::Instant> = None;
     loop {
         if stop.is_set() {
@@ -167,11 +293,12 @@ pub async fn run(
                 )
                 .await;
                 match result {
-                    Ok(s) => {
-                        if s.sent + s.failed + s.deferred > 0 {
-                            info!(issue = number, sent = s.sent, deferred = s.deferred, failed = s.failed, "delivered");
-                            busy = true;
+                    Ok(done) => {
+                        if let Err(e) = report(&store, tz, number, &done).await {
+                            warn!(issue = number, "cannot read the issue back to report on it: {e}");
                         }
+                        let r = &done.run;
+                        busy |= r.sent + r.failed + r.deferred + r.retries > 0;
                     }
                     Err(IssueError::Deliver(e)) => {
                         error!(issue = number, "{e}");
@@ -197,7 +324,7 @@ pub async fn run(
             () = stop.wait() => {}
         }
     }
-    info!("stopped");
+    farewell(&store, roles).await;
     Ok(())
 }
 

@@ -49,7 +49,8 @@ pub enum IssueError {
     TestCopy {
         to: crate::domain::EmailAddress,
         reply: String,
-        /// The server refused this address for good (5xx), rather than failing for a while.
+        /// The server refused this address for good (5xx, or it cannot take the address at all),
+        /// rather than failing for a while.
         refused: bool,
     },
 }
@@ -126,7 +127,11 @@ pub async fn plan(
     let draft = publication.select(articles, warnings, now, &history);
     if draft.selected.articles.is_empty() && !publication.config.selection.send_when_empty {
         let reason = if history.carried.is_empty() {
-            format!("no article within max_age ({}) of {}", publication.config.selection.max_age, now.to_rfc3339())
+            format!(
+                "no article within max_age ({}) of {}",
+                publication.config.selection.max_age,
+                now.with_timezone(&publication.config.publication.timezone).to_rfc3339()
+            )
         } else {
             "nothing new since the last issue".to_owned()
         };
@@ -310,11 +315,19 @@ pub async fn send_test_copies(
             letters.message_for(address.clone(), "", Default::default()).map_err(IssueError::Compose)?;
         transport.send(message, &id).await.map_err(|e| IssueError::TestCopy {
             to: address.clone(),
-            refused: e.kind == deliver::SendErrorKind::Permanent,
+            refused: e.kind.is_final(),
             reply: e.reply,
         })?;
     }
     Ok(())
+}
+
+/// What one delivery run did to an issue.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub run: RunSummary,
+    /// This run found every delivery final and marked the issue sent (only one process does).
+    pub finished: bool,
 }
 
 /// Delivers what is due of `issue` with the publication's `[delivery]` settings.
@@ -328,7 +341,7 @@ pub async fn deliver(
     progress: Arc<dyn Progress>,
     stop: Stop,
     wait_for_deferred: bool,
-) -> Result<RunSummary, IssueError> {
+) -> Result<Delivered, IssueError> {
     let d = &publication.config.delivery;
     let settings = EngineSettings {
         concurrency: d.concurrency,
@@ -342,9 +355,9 @@ pub async fn deliver(
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
     tracing::debug!(issue = issue.number, concurrency = d.concurrency, "delivering");
-    let summary = engine.run(issue.number, letters, progress, stop).await?;
-    store.finish_issue_if_done(issue.number, clock.now()).await?;
-    Ok(summary)
+    let run = engine.run(issue.number, letters, progress, stop).await?;
+    let finished = store.finish_issue_if_done(issue.number, clock.now()).await?;
+    Ok(Delivered { run, finished })
 }
 
 impl Queue for Store {
@@ -371,8 +384,7 @@ impl Queue for Store {
         Store::next_due(self, issue).await.map_err(|e| e.to_string())
     }
 
-    async fn take_sends(&self, per_second: u32, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
-        let per_second = f64::from(per_second);
+    async fn take_sends(&self, per_second: f64, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
         // The bucket holds a fiftieth of a second's sends: processes that start together cannot
         // burst past the rate by more than that.
         let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
@@ -383,6 +395,22 @@ impl Queue for Store {
 
 /// The bucket every process sending for this publication draws from.
 const SEND_BUCKET: &str = "smtp";
+
+/// An issue's deferred deliveries as `issues show --json` and the admin API give them, each
+/// next attempt in the publication's zone.
+pub fn deferred_json(deferred: &[crate::store::Deferred], tz: chrono_tz::Tz) -> Vec<serde_json::Value> {
+    deferred
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "email": d.email,
+                "reply": d.reply,
+                "attempts": d.attempts,
+                "next_attempt": d.next_attempt.with_timezone(&tz).to_rfc3339(),
+            })
+        })
+        .collect()
+}
 
 /// An issue's frozen articles as `issues show --json` and the admin API give them.
 pub fn articles_json(articles: &[crate::domain::Article]) -> Vec<serde_json::Value> {

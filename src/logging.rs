@@ -74,7 +74,9 @@ impl Settings {
         let layer: Box<dyn Layer<Registry> + Send + Sync> = match self.format {
             Format::Text => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
+                // Escape codes only for a person at a terminal: a journal, a pipe or a file
+                // would keep them as noise (and NO_COLOR asks for none anywhere).
+                .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
                 .with_filter(filter)
                 .boxed(),
             Format::Json => tracing_subscriber::fmt::layer()

@@ -46,13 +46,6 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
         Some(tokens) => start_web(&publication, &store, tokens, listen, stop.clone()).await?,
         None => None,
     };
-    if let Some(s) = &publication.config.schedule {
-        let tz = publication.config.publication.timezone;
-        let next = crate::schedule::next_slots(&s.cron, tz, SystemClock.now(), 1);
-        if let Some(n) = next.first() {
-            info!(next = %n.at.with_timezone(&tz), "scheduler started ({})", s.expression);
-        }
-    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let roles = Roles { scheduler, workers: true };
     let result = daemon::run(publication, store, transport, clock, stop, roles).await;

@@ -2,6 +2,7 @@
 
 use std::{path::Path, sync::Arc};
 
+use chrono_tz::Tz;
 use serde_json::json;
 
 use super::{Failure, Output, output, send, setup};
@@ -16,7 +17,8 @@ use crate::{
 pub enum IssuesCommand {
     /// Every issue with its delivery counts.
     List,
-    /// One issue: its articles, counts and failed recipients with the server's reply.
+    /// One issue: its articles, counts, failed recipients with the server's reply, and deferred
+    /// ones with their next attempt.
     Show { number: u32 },
     /// Deliver what is left of an issue.
     Resume { number: u32 },
@@ -27,16 +29,17 @@ pub enum IssuesCommand {
 pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failure> {
     let cfg = setup::config(config).await?;
     let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+    let tz = cfg.publication.timezone;
     match command {
         IssuesCommand::List => list(&store).await,
-        IssuesCommand::Show { number } => show_output(&store, number, "").await,
+        IssuesCommand::Show { number } => show_output(&store, tz, number, "").await,
         IssuesCommand::Cancel { number } => {
             let done = store.cancel_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
             if !done {
                 let i = existing(&store, number).await?;
                 return Err(Failure::usage(format!("issue #{number} is {}, not sending: nothing to cancel", i.status)));
             }
-            show_output(&store, number, &format!("Issue #{number} cancelled.\n")).await
+            show_output(&store, tz, number, &format!("Issue #{number} cancelled.\n")).await
         }
         IssuesCommand::Resume { number } => {
             let i = existing(&store, number).await?;
@@ -44,22 +47,16 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
                 return Err(Failure::usage(format!("issue #{number} was cancelled; it cannot be resumed")));
             }
             if i.counts.pending() == 0 {
-                return show_output(&store, number, &format!("Issue #{number} has nothing left to send.\n")).await;
+                return show_output(&store, tz, number, &format!("Issue #{number} has nothing left to send.\n")).await;
             }
             drop(cfg);
             let publication = Arc::new(setup::publication(config).await?);
             store.reopen_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
             let transport = issue::transport(&publication.config).await?;
             let summary = send::deliver(publication, &store, &i, transport).await?;
-            let mut out = show_output(
-                &store,
-                number,
-                &format!(
-                    "Issue #{number}: {} sent, {} deferred, {} failed.\n",
-                    summary.sent, summary.deferred, summary.failed
-                ),
-            )
-            .await?;
+            let after = existing(&store, number).await?;
+            let header = send::summary_line(&after, &summary);
+            let mut out = show(&store, tz, after, &header).await?;
             if summary.stopped {
                 out.exit_code = 1;
             }
@@ -114,10 +111,18 @@ async fn list(store: &Store) -> Result<Output, Failure> {
     Ok(Output::new(human, json))
 }
 
-/// The `issues show` document, which `send` prints too.
-pub async fn show_output(store: &Store, number: u32, header: &str) -> Result<Output, Failure> {
+/// The `issues show` document, which `send` prints too; times in the publication's zone `tz`.
+pub async fn show_output(store: &Store, tz: Tz, number: u32, header: &str) -> Result<Output, Failure> {
     let i = existing(store, number).await?;
+    show(store, tz, i, header).await
+}
+
+/// The `issues show` document of `i` as read, so that a header made from the same record agrees
+/// with its counts.
+pub async fn show(store: &Store, tz: Tz, i: IssueRecord, header: &str) -> Result<Output, Failure> {
+    let number = i.number;
     let failures = store.failures(number).await.map_err(Failure::from)?;
+    let deferred = store.deferred(number).await.map_err(Failure::from)?;
     let mut human = String::from(header);
     human.push_str(&format!("{} #{} {} — {}\n", output::bold("Issue"), i.number, i.status, i.subject));
     human.push_str(&format!(
@@ -135,6 +140,21 @@ pub async fn show_output(store: &Store, number: u32, header: &str) -> Result<Out
             .collect();
         human.push_str(&output::table(&["EMAIL", "ATTEMPTS", "REPLY"], &rows));
     }
+    if !deferred.is_empty() {
+        human.push_str(&output::bold("Deferred\n"));
+        let rows: Vec<Vec<String>> = deferred
+            .iter()
+            .map(|d| {
+                vec![
+                    d.email.clone(),
+                    d.attempts.to_string(),
+                    d.next_attempt.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z").to_string(),
+                    d.reply.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        human.push_str(&output::table(&["EMAIL", "ATTEMPTS", "NEXT ATTEMPT", "REPLY"], &rows));
+    }
     let json = json!({
         "number": i.number,
         "status": i.status,
@@ -143,6 +163,7 @@ pub async fn show_output(store: &Store, number: u32, header: &str) -> Result<Out
         "articles": crate::issue::articles_json(&i.articles),
         "counts": i.counts,
         "failures": failures,
+        "deferred": crate::issue::deferred_json(&deferred, tz),
     });
     Ok(Output::new(human, json))
 }

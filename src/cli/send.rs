@@ -99,15 +99,17 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             }
         }
     };
+    let tz = publication.config.publication.timezone;
     if o.dry_run {
         let mut out =
-            issues::show_output(&store, issue.number, "Dry run: the unfinished issue would be resumed.\n").await?;
+            issues::show_output(&store, tz, issue.number, "Dry run: the unfinished issue would be resumed.\n").await?;
         out.warnings = warnings;
         return Ok(out);
     }
     if o.queue_only {
         let mut out = issues::show_output(
             &store,
+            tz,
             issue.number,
             &format!("Issue #{} queued; `gazette worker` delivers it.\n", issue.number),
         )
@@ -125,11 +127,22 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         Ok(s) => s,
         Err(f) => return Err(f),
     };
-    let header = summary_line(&issue, &summary);
-    let mut out = issues::show_output(&store, issue.number, &header).await?;
+    // The closing line and the table are made from one reading of the ledger, so they agree.
+    let after = store
+        .issue(issue.number)
+        .await
+        .map_err(Failure::from)?
+        .ok_or_else(|| Failure::unfinished(format!("issue {} vanished", issue.number)))?;
+    let header = summary_line(&after, &summary);
+    let mut out = issues::show(&store, tz, after, &header).await?;
     let secs = summary.elapsed.as_secs_f64();
     out.json["elapsed_seconds"] = json!(secs);
-    out.json["this_run"] = json!({ "sent": summary.sent, "deferred": summary.deferred, "failed": summary.failed });
+    out.json["this_run"] = json!({
+        "sent": summary.sent,
+        "deferred": summary.deferred,
+        "failed": summary.failed,
+        "retries": summary.retries,
+    });
     out.warnings = warnings;
     if summary.stopped {
         out.exit_code = 1;
@@ -155,7 +168,7 @@ pub async fn deliver(
     let result = issue::deliver(publication, store, issue, transport, clock, progress.clone(), stop, true).await;
     signals.abort();
     progress.finish();
-    Ok(result?)
+    Ok(result?.run)
 }
 
 pub(super) async fn wait_for_signal() {
@@ -176,17 +189,22 @@ pub(super) async fn wait_for_signal() {
     }
 }
 
-fn summary_line(issue: &IssueRecord, s: &RunSummary) -> String {
-    let secs = s.elapsed.as_secs_f64().max(0.001);
+/// The line that closes a delivery run: the issue's counts as the ledger holds them after it
+/// (`issue`, read once with the table printed below it), then how long this run took and how
+/// fast it sent. A run that did part of the issue says how much was its own.
+pub(super) fn summary_line(issue: &IssueRecord, s: &RunSummary) -> String {
+    let c = &issue.counts;
+    let own = if s.sent == c.sent { String::new() } else { format!(" ({} in this run)", s.sent) };
+    let queued = if c.queued > 0 { format!(", {} still queued", c.queued) } else { String::new() };
     format!(
-        "Issue #{} \"{}\": {} sent, {} deferred, {} failed in {:.1} s ({:.0} messages/s)\n",
+        "Issue #{} \"{}\": {} sent{own}, {} deferred, {} failed{queued} in {} ({})\n",
         issue.number,
         issue.subject,
-        s.sent,
-        s.deferred,
-        s.failed,
-        secs,
-        s.sent as f64 / secs
+        c.sent,
+        c.deferred,
+        c.failed,
+        crate::domain::took(s.elapsed),
+        crate::domain::throughput(s.sent, s.elapsed),
     )
 }
 
@@ -261,8 +279,11 @@ impl Bar {
         let bar = std::io::stdout().is_terminal().then(|| {
             let b = indicatif::ProgressBar::new(total);
             b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {rate} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&crate::domain::readable_rate(state.per_sec()));
+                    }),
             );
             b.enable_steady_tick(Duration::from_millis(200));
             b

@@ -6,6 +6,7 @@
 mod error;
 mod raw;
 mod secret;
+mod timezone;
 
 use std::{
     net::SocketAddr,
@@ -119,7 +120,8 @@ pub struct Delivery {
     pub smtp_url: Option<SecretString>,
     pub outbox: PathBuf,
     pub concurrency: usize,
-    pub rate: u32,
+    /// Messages at most, over every process on the store; `None` = no limit.
+    pub rate: Option<Rate>,
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub lease: Duration,

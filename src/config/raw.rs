@@ -18,7 +18,7 @@ use super::{
     Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ListSetting, Publication, Schedule, Selection,
     Sender, SourceSetting, Storage, Transport, Web,
 };
-use crate::domain::{Duration, EmailAddress, ListName, Rate};
+use crate::domain::{Duration, EmailAddress, ListName, RateValue};
 
 const DEFAULT_SUBJECT: &str = "{{ publication.name }}: {{ issue.date | date(format='%-d %B %Y') }}";
 
@@ -143,8 +143,8 @@ struct RawDelivery {
     outbox: String,
     #[serde(default = "default_concurrency")]
     concurrency: Spanned<i64>,
-    #[serde(default = "zero")]
-    rate: Spanned<i64>,
+    #[serde(default = "no_rate")]
+    rate: Spanned<RateValue>,
     #[serde(default = "default_max_attempts")]
     max_attempts: Spanned<i64>,
     #[serde(default = "default_retry_backoff")]
@@ -163,7 +163,7 @@ impl Default for RawDelivery {
             smtp_url: None,
             outbox: default_outbox(),
             concurrency: default_concurrency(),
-            rate: Spanned::new(0..0, 0),
+            rate: no_rate(),
             max_attempts: default_max_attempts(),
             retry_backoff: default_retry_backoff(),
             lease: default_lease(),
@@ -184,8 +184,8 @@ enum RawTransport {
 fn no_lists() -> Spanned<Vec<ListName>> {
     Spanned::new(0..0, Vec::new())
 }
-fn zero() -> Spanned<i64> {
-    Spanned::new(0..0, 0)
+fn no_rate() -> Spanned<RateValue> {
+    Spanned::new(0..0, RateValue::Number(0))
 }
 fn default_outbox() -> String {
     "outbox".into()
@@ -243,7 +243,7 @@ struct RawWeb {
     #[serde(default = "default_listen")]
     listen: Spanned<String>,
     #[serde(default = "default_subscribe_rate")]
-    subscribe_rate: Rate,
+    subscribe_rate: Spanned<RateValue>,
     #[serde(default)]
     welcome: bool,
     #[serde(default)]
@@ -264,8 +264,8 @@ impl Default for RawWeb {
 fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:8080".into())
 }
-fn default_subscribe_rate() -> Rate {
-    Rate { count: 5, per: std::time::Duration::from_secs(60) }
+fn default_subscribe_rate() -> Spanned<RateValue> {
+    Spanned::new(0..0, RateValue::Text("5/m".into()))
 }
 
 /// Turns byte spans into line numbers and keys for messages.
@@ -343,13 +343,8 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         None => Url::parse("http://127.0.0.1:8080/").expect("a literal URL parses"),
     };
     let timezone = match &p.timezone {
-        Some(tz) => Tz::from_str(tz.get_ref().trim()).map_err(|_| {
-            at.error(
-                Some(tz.span()),
-                "publication.timezone",
-                format!("`{}` is not an IANA time zone; write a name like \"Europe/Paris\" or \"UTC\"", tz.get_ref()),
-            )
-        })?,
+        Some(tz) => super::timezone::parse(tz.get_ref())
+            .map_err(|why| at.error(Some(tz.span()), "publication.timezone", why))?,
         None => Tz::UTC,
     };
 
@@ -458,8 +453,11 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         smtp_url: smtp_url.map(SecretString::from),
         outbox: resolve(&d.outbox),
         concurrency: positive(&d.concurrency, &at, "delivery.concurrency")?,
-        rate: u32::try_from(*d.rate.get_ref())
-            .map_err(|_| at.error(Some(d.rate.span()), "delivery.rate", "must be 0 (no limit) or a positive number"))?,
+        rate: d
+            .rate
+            .get_ref()
+            .limit()
+            .map_err(|e| at.error(Some(d.rate.span()), "delivery.rate", format!("{e}; or 0 for no limit")))?,
         max_attempts: u32::try_from(positive(&d.max_attempts, &at, "delivery.max_attempts")?)
             .map_err(|_| at.error(Some(d.max_attempts.span()), "delivery.max_attempts", "too large"))?,
         retry_backoff: d.retry_backoff,
@@ -491,6 +489,13 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
     let database_url = env.database_url.clone().unwrap_or(raw.storage.database_url);
     let database_url = anchor_sqlite_url(&database_url, &folder);
 
+    let subscribe_rate = raw
+        .web
+        .subscribe_rate
+        .get_ref()
+        .rate()
+        .map_err(|e| at.error(Some(raw.web.subscribe_rate.span()), "web.subscribe_rate", e.to_string()))?;
+
     let listen: SocketAddr = raw.web.listen.get_ref().parse().map_err(|_| {
         at.error(Some(raw.web.listen.span()), "web.listen", "write an address and port, like 127.0.0.1:8080")
     })?;
@@ -516,12 +521,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         delivery,
         dkim,
         storage: Storage { database_url: SecretString::from(database_url), pool_size },
-        web: Web {
-            listen,
-            subscribe_rate: raw.web.subscribe_rate,
-            welcome: raw.web.welcome,
-            trust_forwarded: raw.web.trust_forwarded,
-        },
+        web: Web { listen, subscribe_rate, welcome: raw.web.welcome, trust_forwarded: raw.web.trust_forwarded },
     })
 }
 

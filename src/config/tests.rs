@@ -186,3 +186,30 @@ fn the_pool_size_defaults_to_ten_and_must_be_a_positive_number() {
     let (line, field, _) = invalid(&format!("{MINIMAL}[storage]\npool_size = \"ten\"\n"));
     assert_eq!((line, field.as_deref()), (Some(5), Some("storage.pool_size")));
 }
+
+#[test]
+fn every_rate_key_takes_a_number_or_a_count_per_span() {
+    use crate::domain::Rate;
+    let rate = |text: &str| parse(&format!("{MINIMAL}{text}")).expect("parses");
+    let per_second = Some(Rate::per_second(20));
+    assert_eq!(rate("[delivery]\nrate = 20\n").delivery.rate, per_second);
+    assert_eq!(rate("[delivery]\nrate = \"20/s\"\n").delivery.rate, per_second);
+    assert_eq!(rate("[delivery]\nrate = \"300/m\"\n").delivery.rate, Some("300/m".parse().expect("rate")));
+    assert_eq!(rate("[delivery]\nrate = 0\n").delivery.rate, None, "0 is no limit");
+    assert_eq!(rate("").delivery.rate, None);
+    assert_eq!(rate("[web]\nsubscribe_rate = 2\n").web.subscribe_rate, Rate::per_second(2));
+    assert_eq!(rate("[web]\nsubscribe_rate = \"5/m\"\n").web.subscribe_rate, "5/m".parse().expect("rate"));
+    assert_eq!(rate("").web.subscribe_rate, "5/m".parse().expect("rate"));
+
+    for (bad, key) in [
+        ("[delivery]\nrate = \"fast\"\n", "delivery.rate"),
+        ("[delivery]\nrate = -1\n", "delivery.rate"),
+        ("[delivery]\nrate = \"5/d\"\n", "delivery.rate"),
+        ("[delivery]\nrate = 2.5\n", "delivery.rate"),
+        ("[web]\nsubscribe_rate = 0\n", "web.subscribe_rate"),
+    ] {
+        let (line, field, message) = invalid(&format!("{MINIMAL}{bad}"));
+        assert_eq!((line, field.as_deref()), (Some(5), Some(key)), "{bad}: {message}");
+        assert!(message.contains("20/s") || message.contains("\"20/s\""), "{bad}: {message}");
+    }
+}

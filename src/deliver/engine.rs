@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     clock::{Clock, SystemClock},
-    domain::{Claimed, Outcome},
+    domain::{Claimed, Outcome, Rate},
 };
 
 /// What the engine needs of the delivery ledger.
@@ -52,11 +52,12 @@ pub trait Queue: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), String>> + Send;
     fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, String>> + Send;
-    /// Takes up to `want` sends from the rate of `per_second` that every process on this queue
-    /// shares; answers how many were granted, or how long until one will be.
+    /// Takes up to `want` sends from the rate of `per_second` (which may be below one) that
+    /// every process on this queue shares; answers how many were granted, or how long until one
+    /// will be.
     fn take_sends(
         &self,
-        per_second: u32,
+        per_second: f64,
         want: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<pace::Grant, String>> + Send;
@@ -83,8 +84,8 @@ pub struct EngineSettings {
     pub max_attempts: u32,
     pub retry_backoff: Duration,
     pub lease: Duration,
-    /// Messages a second at most; 0 = no limit.
-    pub rate: u32,
+    /// Messages at most, over every process on the queue; `None` = no limit.
+    pub rate: Option<Rate>,
     /// This engine's name in the ledger's leases: unique per process.
     pub owner: String,
     /// Go on waiting for deferred deliveries until they are due (a `send` finishing its issue);
@@ -117,12 +118,17 @@ impl Stop {
     }
 }
 
+/// What one run did, counted in deliveries: a delivery deferred twice and then sent is one sent,
+/// so these agree with the ledger's counts of the issue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunSummary {
     pub sent: u64,
+    /// Deliveries this run deferred and left waiting for a later attempt.
     pub deferred: u64,
     pub failed: u64,
     pub released: u64,
+    /// Temporary failures met on the way, each of which deferred a delivery once.
+    pub retries: u64,
     /// True when a stop request ended the run before the issue was done.
     pub stopped: bool,
     pub elapsed: Duration,
@@ -148,9 +154,11 @@ struct Shared<Q: Queue> {
     failure: Mutex<Option<DeliverError>>,
     last_check: Mutex<Option<(Instant, bool)>>,
     sent: AtomicU64,
-    deferred: AtomicU64,
     failed: AtomicU64,
     released: AtomicU64,
+    retries: AtomicU64,
+    /// Deliveries deferred by this run and not sent or failed since.
+    waiting: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Deliveries claimed and not yet recorded: the leases to renew.
     held: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Senders whose final dot is out and whose outcome has not reached the ledger writer.
@@ -174,7 +182,7 @@ impl<Q: Queue> Shared<Q> {
 
     /// Pays for one send from the rate all processes on the queue share.
     async fn take_send(&self) -> Result<(), String> {
-        let rate = self.settings.rate;
+        let rate = self.settings.rate.map_or(0.0, |r| r.as_per_second());
         // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
         self.allowance.take(|want| self.queue.take_sends(rate, want, SystemClock.now())).await
     }
@@ -234,9 +242,10 @@ impl<Q: Queue> Engine<Q> {
             failure: Mutex::new(None),
             last_check: Mutex::new(None),
             sent: AtomicU64::new(0),
-            deferred: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             released: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            waiting: std::sync::Mutex::new(std::collections::HashSet::new()),
             held: std::sync::Mutex::new(std::collections::HashSet::new()),
             dots_out: AtomicUsize::new(0),
         });
@@ -265,11 +274,13 @@ impl<Q: Queue> Engine<Q> {
         if let Some(e) = shared.failure.lock().await.take() {
             return Err(e);
         }
+        let deferred = shared.waiting.lock().map(|w| w.len() as u64).unwrap_or_default();
         Ok(RunSummary {
             sent: shared.sent.load(Ordering::SeqCst),
-            deferred: shared.deferred.load(Ordering::SeqCst),
+            deferred,
             failed: shared.failed.load(Ordering::SeqCst),
             released: shared.released.load(Ordering::SeqCst),
+            retries: shared.retries.load(Ordering::SeqCst),
             stopped,
             elapsed: started.elapsed(),
         })
@@ -452,6 +463,7 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
         SendErrorKind::Permanent => {
             Outcome::Failed { delivery_id: c.delivery_id, reply: error.reply, bounce: Some(c.subscriber_id) }
         }
+        SendErrorKind::Unsendable => Outcome::Failed { delivery_id: c.delivery_id, reply: error.reply, bounce: None },
         SendErrorKind::Server => {
             shared.halt(Some(DeliverError::Server(error.reply))).await;
             Outcome::Released { delivery_id: c.delivery_id }
@@ -526,11 +538,21 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
             if ok {
                 let (counter, label) = match outcome {
                     Outcome::Sent { .. } => (&shared.sent, "sent"),
-                    Outcome::Deferred { .. } => (&shared.deferred, "deferred"),
+                    Outcome::Deferred { .. } => (&shared.retries, "deferred"),
                     Outcome::Failed { .. } => (&shared.failed, "failed"),
                     Outcome::Released { .. } => (&shared.released, "released"),
                 };
                 counter.fetch_add(1, Ordering::SeqCst);
+                if let Ok(mut waiting) = shared.waiting.lock() {
+                    // A released delivery keeps the state it had: deferred stays deferred.
+                    match outcome {
+                        Outcome::Deferred { delivery_id, .. } => waiting.insert(delivery_id),
+                        Outcome::Sent { delivery_id, .. } | Outcome::Failed { delivery_id, .. } => {
+                            waiting.remove(&delivery_id)
+                        }
+                        Outcome::Released { .. } => false,
+                    };
+                }
                 crate::metrics::delivery(label);
                 shared.progress.recorded(&outcome);
             }
@@ -603,7 +625,7 @@ mod tests {
         async fn next_due(&self, _: u32) -> Result<Option<DateTime<Utc>>, String> {
             Ok(None)
         }
-        async fn take_sends(&self, _: u32, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, String> {
+        async fn take_sends(&self, _: f64, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, String> {
             Ok((want, Duration::ZERO))
         }
     }
@@ -643,7 +665,7 @@ mod tests {
             max_attempts: 3,
             retry_backoff: Duration::from_secs(1),
             lease: Duration::from_secs(60),
-            rate: 0,
+            rate: None,
             owner: "test".into(),
             wait_for_deferred: false,
         };

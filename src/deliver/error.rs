@@ -10,8 +10,19 @@ pub enum SendErrorKind {
     Connection,
     /// 5xx to this recipient or message: do not try again.
     Permanent,
+    /// This server can never take this message as it is, and gazette knew it before asking:
+    /// an address that needs SMTPUTF8 the server does not offer. Final for the delivery, like
+    /// `Permanent`, but the server said nothing about the address, so the reader is no bounce.
+    Unsendable,
     /// The server as a whole (unreachable, login or TLS refused): counts against no reader.
     Server,
+}
+
+impl SendErrorKind {
+    /// No later attempt at this message, to this server, can go otherwise.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Permanent | Self::Unsendable)
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,6 +42,9 @@ impl SendError {
     }
     pub fn permanent(reply: impl Into<String>) -> Self {
         Self { kind: SendErrorKind::Permanent, reply: reply.into() }
+    }
+    pub fn unsendable(reply: impl Into<String>) -> Self {
+        Self { kind: SendErrorKind::Unsendable, reply: reply.into() }
     }
     pub fn server(reply: impl Into<String>) -> Self {
         Self { kind: SendErrorKind::Server, reply: reply.into() }

@@ -1,9 +1,11 @@
-//! The `rate` limit: sends are spaced so that no more than `rate` start in any second, and every
-//! send is paid for from the allowance all processes on the queue share.
+//! The `rate` limit: sends are spaced evenly at the rate (one every 50 ms at 20/s, one every 2 s
+//! at 30/m), and every send is paid for from the allowance all processes on the queue share.
 
 use std::time::Duration;
 
 use tokio::{sync::Mutex, time::Instant};
+
+use crate::domain::Rate;
 
 #[derive(Debug)]
 pub struct Pace {
@@ -12,9 +14,9 @@ pub struct Pace {
 }
 
 impl Pace {
-    /// `per_second == 0` means no limit.
-    pub fn new(per_second: u32) -> Self {
-        let interval = (per_second > 0).then(|| Duration::from_secs(1) / per_second);
+    /// `None` means no limit.
+    pub fn new(rate: Option<Rate>) -> Self {
+        let interval = rate.filter(|r| r.count > 0).map(|r| r.per / r.count);
         Self { interval, next: Mutex::new(Instant::now()) }
     }
 
@@ -37,7 +39,8 @@ impl Pace {
 /// hold unspent is what they can send above the rate in one second, so it is kept small.
 #[derive(Debug)]
 pub struct Allowance {
-    per_second: u32,
+    /// Sends a second, which may be below one; 0 means no limit.
+    per_second: f64,
     left: Mutex<u32>,
 }
 
@@ -48,14 +51,16 @@ pub const CHUNKS_PER_SECOND: u32 = 50;
 pub type Grant = (u32, Duration);
 
 impl Allowance {
-    /// `per_second == 0` means no limit: nothing is asked of the bucket.
-    pub fn new(per_second: u32) -> Self {
-        Self { per_second, left: Mutex::new(0) }
+    /// `None` means no limit: nothing is asked of the bucket.
+    pub fn new(rate: Option<Rate>) -> Self {
+        Self { per_second: rate.map_or(0.0, |r| r.as_per_second()), left: Mutex::new(0) }
     }
 
     /// The most one request may ask for.
     pub fn chunk(&self) -> u32 {
-        (self.per_second / CHUNKS_PER_SECOND).max(1)
+        // A whole number between 1 and u32::MAX / 50, so the cast cannot truncate.
+        (self.per_second / f64::from(CHUNKS_PER_SECOND)).floor().clamp(1.0, f64::from(u32::MAX / CHUNKS_PER_SECOND))
+            as u32
     }
 
     /// Takes one send from the allowance, asking the bucket through `fetch` when none is left.
@@ -64,7 +69,7 @@ impl Allowance {
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<Grant, String>>,
     {
-        if self.per_second == 0 {
+        if self.per_second <= 0.0 {
             return Ok(());
         }
         // Held across the fetch on purpose: one request to the bucket at a time per process.
@@ -92,7 +97,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_allowance_asks_for_chunks_and_waits_when_refused() {
-        let allowance = Allowance::new(500);
+        let allowance = Allowance::new(Some(Rate::per_second(500)));
         let asks = Arc::new(AtomicU32::new(0));
         let start = Instant::now();
         for _ in 0..25 {
@@ -115,18 +120,28 @@ mod tests {
 
     #[tokio::test]
     async fn no_limit_asks_nothing() {
-        let allowance = Allowance::new(0);
+        let allowance = Allowance::new(None);
         allowance.take(|_| async { Err::<Grant, _>("asked".to_owned()) }).await.expect("no request");
     }
 
     #[tokio::test(start_paused = true)]
     async fn spaces_sends_evenly() {
-        let pace = Pace::new(10);
+        let pace = Pace::new(Some(Rate::per_second(10)));
         let start = Instant::now();
         for _ in 0..21 {
             pace.wait().await;
         }
         let took = start.elapsed();
         assert!(took >= Duration::from_secs(2) && took < Duration::from_millis(2100), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_per_minute_spaces_sends_by_seconds() {
+        let pace = Pace::new(Some("30/m".parse().expect("rate")));
+        let start = Instant::now();
+        for _ in 0..4 {
+            pace.wait().await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(6), "30/m is one send every 2 s");
     }
 }

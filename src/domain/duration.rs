@@ -25,6 +25,17 @@ impl Duration {
     }
 }
 
+/// How long something took, for people: `0.4 s`, `25 s`, `3 min 12 s`, `2 h 5 min`.
+pub fn took(elapsed: std::time::Duration) -> String {
+    let secs = elapsed.as_secs();
+    match secs {
+        0..10 => format!("{:.1} s", elapsed.as_secs_f64()),
+        10..60 => format!("{secs} s"),
+        60..3600 => format!("{} min {} s", secs / 60, secs % 60),
+        _ => format!("{} h {} min", secs / 3600, secs % 3600 / 60),
+    }
+}
+
 impl FromStr for Duration {
     type Err = DurationError;
 
@@ -68,6 +79,15 @@ impl<'de> Deserialize<'de> for Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn took_reads_as_people_say_it() {
+        let secs = std::time::Duration::from_secs_f64;
+        assert_eq!(took(secs(0.42)), "0.4 s");
+        assert_eq!(took(secs(25.2)), "25 s");
+        assert_eq!(took(secs(192.0)), "3 min 12 s");
+        assert_eq!(took(secs(7500.0)), "2 h 5 min");
+    }
 
     #[test]
     fn parses_each_unit() {

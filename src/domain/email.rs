@@ -57,8 +57,18 @@ impl EmailAddress {
         self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
     }
 
-    /// The address as lettre's envelope type; cannot fail for a parsed address.
+    /// The address as lettre's type, for headers and the envelope, with an international
+    /// domain in its ASCII form (`jan@xn--pklad-zsa96e.cz`): that is the same mailbox, and it
+    /// needs no SMTPUTF8, which lettre would otherwise ask of the server for the domain alone.
+    /// Cannot fail for a parsed address.
     pub fn to_lettre(&self) -> lettre::Address {
+        let (local, domain) = self.0.rsplit_once('@').unwrap_or((self.0.as_str(), ""));
+        if !domain.is_ascii()
+            && let Ok(url::Host::Domain(ascii)) = url::Host::parse(domain)
+            && let Ok(address) = lettre::Address::new(local, &ascii)
+        {
+            return address;
+        }
         self.0.parse().expect("an EmailAddress is always a valid lettre address")
     }
 }
@@ -160,6 +170,12 @@ mod tests {
 
     #[test]
     fn accepts_international_domains() {
-        assert!("jan@příklad.cz".parse::<EmailAddress>().is_ok());
+        let a: EmailAddress = "jan@příklad.cz".parse().expect("valid");
+        assert_eq!(a.as_str(), "jan@příklad.cz", "kept as given");
+        assert_eq!(a.to_lettre().to_string(), "jan@xn--pklad-zsa96e.cz", "mailed in its ASCII form");
+        let b: EmailAddress = "zoë@bücher.de".parse().expect("valid");
+        assert_eq!(b.to_lettre().to_string(), "zoë@xn--bcher-kva.de", "only the domain has an ASCII form");
+        let c: EmailAddress = "ann@example.org".parse().expect("valid");
+        assert_eq!(c.to_lettre().to_string(), "ann@example.org");
     }
 }

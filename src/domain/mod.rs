@@ -13,10 +13,10 @@ mod status;
 
 pub use article::{Article, ArticleImage};
 pub use delivery::{Claimed, Outcome};
-pub use duration::{Duration, DurationError};
+pub use duration::{Duration, DurationError, took};
 pub use email::{EmailAddress, EmailAddressError};
 pub use list_name::{ListName, ListNameError};
 pub use name::{MAX_NAME_CHARS, SubscriberName, TextError, for_terminal, printable_line};
-pub use rate::{Rate, RateError};
+pub use rate::{Rate, RateError, RateValue, readable_rate, throughput};
 pub use safe_html::SafeHtml;
 pub use status::{DeliveryState, IssueStatus, SubscriberStatus, UnknownState};

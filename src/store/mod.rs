@@ -97,6 +97,7 @@ delegate! {
     pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError>;
     pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError>;
     pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError>;
+    pub async fn deferred(&self, number: u32) -> Result<Vec<Deferred>, StoreError>;
     pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn reopen_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;

@@ -220,6 +220,17 @@ pub struct Failure {
     pub attempts: u32,
 }
 
+/// A delivery waiting for another attempt after a temporary failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    pub email: String,
+    /// The server's last reply (or what went wrong).
+    pub reply: Option<String>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+}
+
 pub use crate::domain::{Claimed, Outcome};
 
 /// A feed's last body and the validators that came with it.

@@ -20,9 +20,9 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts, ImportPart,
-    IssueRecord, LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, SlotOutcome,
-    SlotRecord, StoreError, SubscriberRecord, import, keys,
+    Claimed, Confirmation, ConsentEvent, Deferred, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts,
+    ImportPart, IssueRecord, LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup,
+    SlotOutcome, SlotRecord, StoreError, SubscriberRecord, import, keys,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
@@ -635,6 +635,26 @@ impl PgStore {
                 email: r.get(0),
                 reply: r.get(1),
                 attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The deliveries of an issue waiting for another attempt, the soonest first.
+    pub async fn deferred(&self, number: u32) -> Result<Vec<Deferred>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.email, d.last_reply, d.attempts, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_number = $1 AND d.state = 'deferred' ORDER BY d.next_attempt_at, s.email",
+        )
+        .bind(i64::from(number))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Deferred {
+                email: r.get(0),
+                reply: r.get(1),
+                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
+                next_attempt: from_ms(r.get(3)),
             })
             .collect())
     }

@@ -333,6 +333,8 @@ async fn existing_issue(state: &AppState, number: u32) -> Result<crate::store::I
 async fn show_issue(_: Admin, State(state): State<AppState>, Path(n): Path<String>) -> Result<Json<Value>, ApiError> {
     let i = existing_issue(&state, number(&n)?).await?;
     let failures = state.store.failures(i.number).await?;
+    let deferred = state.store.deferred(i.number).await?;
+    let tz = state.publication.config.publication.timezone;
     Ok(Json(json!({
         "number": i.number,
         "status": i.status,
@@ -344,6 +346,7 @@ async fn show_issue(_: Admin, State(state): State<AppState>, Path(n): Path<Strin
         "articles": crate::issue::articles_json(&i.articles),
         "counts": i.counts,
         "failures": failures,
+        "deferred": crate::issue::deferred_json(&deferred, tz),
     })))
 }
 

@@ -26,7 +26,7 @@ use crate::{
         headers::{AutoSubmitted, ListUnsubscribe, ListUnsubscribePost},
         render, text,
     },
-    deliver::{SendErrorKind, Transport},
+    deliver::Transport,
     domain::{EmailAddress, ListName},
     publication::Publication,
 };
@@ -205,7 +205,7 @@ impl Postman {
                     // The reply names the recipient more often than not: log its code only.
                     Err(e) => {
                         let code = e.reply.split_whitespace().next().unwrap_or_default().to_owned();
-                        let again = e.kind != SendErrorKind::Permanent && attempt + 1 < RETRIES.len();
+                        let again = !e.kind.is_final() && attempt + 1 < RETRIES.len();
                         warn!(kind = mail.kind, failure = ?e.kind, code, again, "web email not sent");
                         if !again {
                             return;

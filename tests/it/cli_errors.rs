@@ -113,3 +113,33 @@ fn check_passes_on_the_sample() {
     let run = p.gazette(&["check"]).ok();
     assert!(run.stdout().contains("next runs"), "{}", run.stdout());
 }
+
+/// `EST` is a fixed UTC-5 that the tz database happens to hold: a Massachusetts paper set to it
+/// would go out an hour late all summer. It is refused with the zone meant, by key and line.
+#[test]
+fn a_time_zone_abbreviation_is_refused_with_the_zone_meant() {
+    let config = |tz: &str| {
+        format!(
+            "[publication]\nname = \"M\"\nfrom = \"m@example.org\"\n\ntimezone = \"{tz}\"\n[[source]]\nfolder = \"articles\"\n"
+        )
+    };
+    for (tz, meant) in [("EST", "America/New_York"), ("CET", "Europe/Paris"), ("UTC+5", "Etc/GMT-5")] {
+        let p = Publication::with_config(&config(tz));
+        std::fs::create_dir_all(p.path().join("articles")).expect("mkdir");
+        let run = p.gazette(&["articles"]);
+        assert_eq!(run.code(), 2, "{tz}: {}", run.stderr());
+        let err = run.stderr();
+        assert!(err.contains("gazette.toml:5") && err.contains("publication.timezone"), "{err}");
+        assert!(err.contains(meant), "{tz}: {err}");
+        let json = p.gazette(&["articles", "--json"]).json();
+        assert_eq!(
+            (json["error"]["line"].as_u64(), json["error"]["field"].as_str()),
+            (Some(5), Some("publication.timezone"))
+        );
+    }
+    for tz in ["UTC", "Etc/GMT+5", "America/New_York"] {
+        let p = Publication::with_config(&config(tz));
+        std::fs::create_dir_all(p.path().join("articles")).expect("mkdir");
+        p.gazette(&["articles"]).ok();
+    }
+}

@@ -4,7 +4,9 @@
 
 use std::{
     collections::HashMap,
+    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -54,7 +56,7 @@ fn publication(server: &SmtpServer, subscribers: usize, delivery: &str) -> Publi
 
 /// Starts `gazette run` or `gazette worker`. Its logs are dropped: a pipe nobody reads would
 /// fill and stall the daemon.
-fn start(p: &Publication, command: &str) -> Child {
+pub(crate) fn start(p: &Publication, command: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_gazette"))
         .arg("--config")
         .arg(p.path().join("gazette.toml"))
@@ -67,7 +69,7 @@ fn start(p: &Publication, command: &str) -> Child {
         .expect("start the gazette daemon")
 }
 
-fn terminate(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut Child) -> std::process::ExitStatus {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -100,7 +102,7 @@ fn per_issue(server: &SmtpServer) -> HashMap<(String, String), usize> {
     out
 }
 
-fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -178,4 +180,78 @@ fn queue_only_then_a_worker_delivers_the_issue() {
     // A worker has no schedule of its own: no second issue appeared.
     let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
     assert_eq!(issues["issues"].as_array().map(Vec::len), Some(1));
+}
+
+/// `gazette run` on a free web port, its log (stderr, not a terminal) gathered as it is written
+/// by a thread of its own, so the pipe never fills. The level is the default one.
+fn start_logged(p: &Publication) -> (Child, Arc<Mutex<String>>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        .arg("--config")
+        .arg(p.path().join("gazette.toml"))
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+        .env_remove("GAZETTE_LOG")
+        .env_remove("GAZETTE_LOG_FORMAT")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start gazette run");
+    let stderr = child.stderr.take().expect("stderr");
+    let log = Arc::new(Mutex::new(String::new()));
+    let kept = Arc::clone(&log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut log = kept.lock().expect("log");
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    (child, log)
+}
+
+/// At its default level the daemon says what it does, in the publication's zone: the next runs
+/// at start, each slot skipped and why, the issue made, the issue sent with its counts and how
+/// long it took, and its stop. It names no reader and writes no escape codes into a pipe.
+#[test]
+fn the_daemon_logs_what_it_does_and_names_no_reader() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(&server, 5, "");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write(
+        "gazette.toml",
+        &config.replacen("lists = [\"weekly\"]", "timezone = \"America/New_York\"\nlists = [\"weekly\"]", 1),
+    );
+    let (mut child, log) = start_logged(&p);
+    let read = || log.lock().expect("log").clone();
+    wait_until("a slot skipped", Duration::from_secs(20), || read().contains("skipped"));
+    p.write("feed.xml", &feed(&[("Logged news", Utc::now() - chrono::Duration::hours(1))]));
+    wait_until("the issue sent", Duration::from_secs(30), || read().contains("issue #1 sent"));
+    assert!(terminate(&mut child).success());
+    std::thread::sleep(Duration::from_millis(200));
+    let log = read();
+
+    let line = |what: &str| {
+        log.lines().find(|l| l.contains(what)).unwrap_or_else(|| panic!("no line with {what:?} in:\n{log}")).to_owned()
+    };
+    let start = line("scheduler started");
+    assert!(start.contains("America/New_York") && start.contains("next runs"), "{start}");
+    let zoned = start.matches(" EDT").count() + start.matches(" EST").count();
+    assert!(zoned >= 3, "a few next runs, in New York's time: {start}");
+    let skipped = line("skipped, no issue");
+    assert!(
+        skipped.contains("no article within max_age") && (skipped.contains(" EDT") || skipped.contains(" EST")),
+        "{skipped}"
+    );
+    let made = line("issue #1 made");
+    assert!(made.contains("1 article,") && made.contains("5 readers"), "{made}");
+    let sent = line("issue #1 sent");
+    assert!(sent.contains("5 sent, 0 failed, 0 deferred") && sent.contains("since it was made"), "{sent}");
+    line("stopping");
+    assert!(log.lines().last().is_some_and(|l| l.contains("stopped")), "{log}");
+
+    assert!(!log.contains('\x1b'), "escape codes in a log that is not a terminal:\n{log:?}");
+    assert!(!log.contains("@example.org"), "an address in the log:\n{log}");
+    assert!(!log.contains("test-secret"), "the secret in the log:\n{log}");
 }

@@ -111,6 +111,9 @@ on_each_backend!(
     a_ca_file_without_a_certificate_is_named_and_nothing_is_sent,
     a_reply_injected_before_the_starttls_handshake_is_never_read,
     a_final_dot_left_unanswered_holds_back_no_other_sender,
+    an_address_the_server_cannot_take_fails_at_once_and_bounces_no_one,
+    deferred_deliveries_are_listed_with_their_next_attempt,
+    the_closing_line_of_a_send_agrees_with_its_table,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -379,4 +382,130 @@ fn subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers(b
         assert!(!headers.lines().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{headers}");
         let _ = MessageParser::default().parse(&m.raw).expect("mime");
     }
+}
+
+/// A server that does not offer SMTPUTF8 can never take `zoë@example.org`: that delivery fails
+/// at once with the reason, where it was retried as temporary until `max_attempts` ran out, and
+/// the reader stays active, since nothing was said of the address. An international domain
+/// needs no SMTPUTF8: it goes out in its ASCII form. A server that offers SMTPUTF8 gets both.
+fn an_address_the_server_cannot_take_fails_at_once_and_bounces_no_one(backend: Backend) {
+    let list = "email,name\nreader0@example.org,Ann\nzoë@example.org,Zoë\njan@příklad.cz,Jan\nreader1@example.org,Bo\n";
+    let server = SmtpServer::start(Options::default().no_smtputf8());
+    let p = publication_on(backend, 0, &server.url(), "concurrency = 2\nmax_attempts = 4");
+    p.write("subscribers/weekly.csv", list);
+    let started = std::time::Instant::now();
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--yes", "--json"]).ok().json();
+    let took = started.elapsed();
+    assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(3), Some(1)), "{doc:#}");
+    assert_eq!(doc["counts"]["deferred"], 0, "{doc:#}");
+    let failures = doc["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 1, "{doc:#}");
+    assert_eq!(failures[0]["email"], "zoë@example.org");
+    assert_eq!(failures[0]["attempts"], 1, "decided at once, not retried: {doc:#}");
+    assert!(failures[0]["reply"].as_str().is_some_and(|r| r.contains("does not offer SMTPUTF8")), "{doc:#}");
+    assert!(took < Duration::from_secs(10), "no retry waits: took {took:?}");
+
+    let mut got: Vec<String> = by_recipient(&server).into_keys().collect();
+    got.sort();
+    assert_eq!(got, ["jan@xn--pklad-zsa96e.cz", "reader0@example.org", "reader1@example.org"]);
+    let jan = server.messages().into_iter().find(|m| m.rcpt_tos[0].starts_with("jan@")).expect("jan's copy");
+    let raw = String::from_utf8_lossy(&jan.raw).into_owned();
+    assert!(raw.is_ascii(), "the message itself needs neither SMTPUTF8 nor 8BITMIME");
+
+    let active = p.gazette(&["subscribers", "list", "--status", "active", "--json"]).ok().json();
+    let active: Vec<&str> =
+        active["subscribers"].as_array().expect("subscribers").iter().filter_map(|s| s["email"].as_str()).collect();
+    assert!(active.contains(&"zoë@example.org"), "not a bounce: {active:?}");
+    let issues = p.gazette(&["issues", "show", "1"]).ok().stdout();
+    assert!(issues.contains("zoë@example.org") && issues.contains("SMTPUTF8"), "{issues}");
+
+    // A server that offers SMTPUTF8 takes every address as it was given.
+    let server = SmtpServer::start(Options::default());
+    let p = publication_on(backend, 0, &server.url(), "");
+    p.write("subscribers/weekly.csv", list);
+    let doc = p.gazette(&["send", "--as-of", AS_OF, "--yes", "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 4, "{doc:#}");
+    assert!(by_recipient(&server).contains_key("zoë@example.org"));
+}
+
+/// `issues show` lists the deliveries waiting for another attempt, with the server's reply and
+/// the next attempt in the publication's zone (America/New_York), in the table and in JSON.
+fn deferred_deliveries_are_listed_with_their_next_attempt(backend: Backend) {
+    let server = SmtpServer::start(Options::default().tempfail_first(100));
+    let p = publication_on(backend, 3, &server.url(), "");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("retry_backoff = \"1s\"", "retry_backoff = \"1h\""));
+    p.gazette(&["send", "--as-of", AS_OF, "--queue-only", "--yes"]).ok();
+    let mut worker = crate::daemon::start(&p, "worker");
+    crate::daemon::wait_until("every delivery deferred", Duration::from_secs(30), || {
+        p.gazette(&["issues", "show", "1", "--json"]).ok().json()["counts"]["deferred"] == 3
+    });
+    crate::daemon::terminate(&mut worker);
+
+    let doc = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert!(doc["failures"].as_array().is_some_and(Vec::is_empty), "{doc:#}");
+    let deferred = doc["deferred"].as_array().expect("deferred");
+    let mut emails: Vec<&str> = deferred.iter().filter_map(|d| d["email"].as_str()).collect();
+    emails.sort_unstable();
+    assert_eq!(emails, ["reader0@example.org", "reader1@example.org", "reader2@example.org"]);
+    for d in deferred {
+        assert!(d["reply"].as_str().is_some_and(|r| r.contains("451")), "{d}");
+        assert_eq!(d["attempts"], 1, "{d}");
+        let next = d["next_attempt"].as_str().expect("next_attempt");
+        let at = chrono::DateTime::parse_from_rfc3339(next).expect("RFC 3339");
+        assert!(matches!(at.offset().local_minus_utc(), -18_000 | -14_400), "in New York's zone: {next}");
+        let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+        assert!(wait > chrono::Duration::minutes(20), "the backoff of 1h, give or take jitter: {next}");
+    }
+
+    let human = p.gazette(&["issues", "show", "1"]).ok().stdout();
+    assert!(human.contains("Deferred") && human.contains("NEXT ATTEMPT"), "{human}");
+    for line in human.lines().filter(|l| l.starts_with("reader")) {
+        assert!(line.contains("451") && (line.contains(" EDT ") || line.contains(" EST ")), "{line}");
+    }
+    assert_eq!(human.lines().filter(|l| l.starts_with("reader")).count(), 3, "{human}");
+}
+
+/// A send whose every message was deferred once before it went out ends with deferred 0: the
+/// closing line counts deliveries as the table does, where it counted deferrals ("5 sent,
+/// 5 deferred" above "deferred 0"). Its rate is a whole number, or has one decimal under ten.
+fn the_closing_line_of_a_send_agrees_with_its_table(backend: Backend) {
+    let server = SmtpServer::start(Options::default().tempfail_first(1));
+    let p = publication_on(backend, 5, &server.url(), "concurrency = 2");
+    let out = p.gazette(&["send", "--as-of", AS_OF, "--yes"]).ok().stdout();
+    let first = out.lines().next().unwrap_or_default();
+    assert!(first.contains(": 5 sent, 0 deferred, 0 failed in "), "{out}");
+    let counts = out.lines().find(|l| l.starts_with("queued ")).expect("the counts line");
+    assert!(counts.contains("sent 5") && counts.contains("deferred 0"), "{out}");
+    let rate = first.rsplit_once('(').and_then(|(_, r)| r.strip_suffix("/s)")).expect("a rate");
+    let decimals = rate.split_once('.').map_or(0, |(_, d)| d.len());
+    let value: f64 = rate.parse().expect("a number");
+    assert!(decimals == 0 || (decimals == 1 && value < 10.0), "{first}");
+
+    let doc = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(doc["counts"]["deferred"], 0);
+    assert!(doc["deferred"].as_array().is_some_and(Vec::is_empty), "{doc:#}");
+}
+
+/// Every rate key takes a count a second or a count per span: `rate = "120/m"` is two messages a
+/// second, spaced evenly, where it was refused as not a number.
+#[test]
+fn a_rate_written_per_minute_paces_the_send() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication(5, &server.url(), "rate = \"120/m\"\nconcurrency = 4");
+    p.gazette(&["send", "--as-of", AS_OF, "--yes"]).ok();
+    let mut times: Vec<f64> = server.messages().iter().map(|m| m.received_at).collect();
+    assert_eq!(times.len(), 5);
+    times.sort_by(f64::total_cmp);
+    let span = times[4] - times[0];
+    assert!((1.8..4.0).contains(&span), "5 messages at 2 a second arrived over {span:.2} s: {times:?}");
+
+    p.write(
+        "gazette.toml",
+        &std::fs::read_to_string(p.path().join("gazette.toml")).expect("config").replace("\"120/m\"", "\"fast\""),
+    );
+    let run = p.gazette(&["issues", "list"]);
+    assert_eq!(run.code(), 2);
+    let said = run.stderr();
+    assert!(said.contains("delivery.rate") && said.contains("gazette.toml:") && said.contains("20/s"), "{said}");
 }

@@ -60,6 +60,7 @@ pub struct Options {
     stall: Duration,
     max_connections: u32,
     pipelining: bool,
+    no_smtputf8: bool,
     inject_after_starttls: bool,
 }
 
@@ -146,6 +147,12 @@ impl Options {
         self
     }
 
+    /// Leave SMTPUTF8 out of the EHLO reply, as many servers do.
+    pub fn no_smtputf8(mut self) -> Self {
+        self.no_smtputf8 = true;
+        self
+    }
+
     /// Put a stray plain-text reply right behind STARTTLS's 220, as an attacker on the path would.
     pub fn inject_after_starttls(mut self) -> Self {
         self.inject_after_starttls = true;
@@ -196,6 +203,9 @@ impl Options {
         }
         if self.inject_after_starttls {
             a.push("--inject-after-starttls".to_owned());
+        }
+        if self.no_smtputf8 {
+            a.push("--no-smtputf8".to_owned());
         }
         a
     }

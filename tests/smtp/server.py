@@ -36,6 +36,8 @@ Also:
                       --implicit-tls speaks TLS from the first byte instead (smtps).
   --max-connections N  connections beyond N at once get `421 4.7.0 too many connections` and
                       are closed.
+  --no-smtputf8       do not offer SMTPUTF8 (RFC 6531) in the EHLO reply, as many servers do
+                      not: a client must not then send an address whose local part is not ASCII.
   --pipelining        offer PIPELINING (RFC 2920) in the EHLO reply. stats.json then counts in
                       "pipelined_mail" each MAIL that arrived with the next command already
                       behind it, which only a client that pipelines sends.
@@ -269,6 +271,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stall-every", type=int, default=0, metavar="N")
     p.add_argument("--stall-seconds", type=float, default=30.0, metavar="S")
     p.add_argument("--max-connections", type=int, default=0, metavar="N")
+    p.add_argument("--no-smtputf8", action="store_true")
     p.add_argument("--pipelining", action="store_true")
     p.add_argument("--inject-after-starttls", action="store_true")
     a = p.parse_args(argv)
@@ -311,7 +314,7 @@ async def serve(a: argparse.Namespace) -> None:
             max_connections=a.max_connections,
             inject_after_starttls=a.inject_after_starttls,
             hostname="gazette-test-smtp",  # the default, getfqdn(), can wait on DNS for seconds
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=not a.no_smtputf8,
             tls_context=None if a.implicit_tls else tls,
             require_starttls=a.require_tls and not a.implicit_tls,
             auth_required=a.auth is not None,

@@ -33,7 +33,7 @@ use tokio::net::TcpStream;
 use url::Url;
 
 use self::wire::Wire;
-use super::SendError;
+use super::{SendError, SendErrorKind};
 
 #[derive(Debug, Clone)]
 pub struct SmtpSettings {
@@ -210,6 +210,11 @@ impl Smtp {
         }
         match exchange {
             Ok(Ok(())) => Ok(OpenMail { conn, smtp: self.clone(), spent: started.elapsed() }),
+            // Refused before a command was sent: the connection is as good as before.
+            Ok(Err(Refused { error, .. })) if error.kind == SendErrorKind::Unsendable => {
+                self.keep(conn);
+                Err(error)
+            }
             Ok(Err(Refused { error, in_data })) => {
                 // The connection is not reused. Without pipelining a server that refused a
                 // command is between commands and gets a polite QUIT, as lettre gives. With it,
@@ -315,17 +320,25 @@ impl Connection {
     async fn announce(&mut self, envelope: &Envelope, bytes: &[u8]) -> Result<(), SendError> {
         let conn = &mut self.conn;
         let mut options = Vec::new();
+        // An address's domain reaches lettre as its ASCII (punycode) form, so only a local part
+        // that is not ASCII needs SMTPUTF8. A server that does not offer it cannot take such an
+        // address however often it is asked: the delivery fails at once, told why, and the
+        // reader, whose address may be fine, is not marked bounced. The same holds for content
+        // that is not ASCII (a header with such an address) without 8BITMIME.
         let non_ascii = |a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii();
         if envelope.from().is_some_and(non_ascii) || envelope.to().iter().any(non_ascii) {
-            // Refused here rather than by the server, as lettre does, so the reply says why.
             if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-                return Err(SendError::connection("the address is not ASCII and the server does not offer SMTPUTF8"));
+                return Err(SendError::unsendable(
+                    "the server does not offer SMTPUTF8, which this address needs (its part before the @ is not ASCII)",
+                ));
             }
             options.push(MailParameter::SmtpUtfEight);
         }
         if !bytes.is_ascii() {
             if !conn.server_info().supports_feature(Extension::EightBitMime) {
-                return Err(SendError::connection("the message is not ASCII and the server does not offer 8BITMIME"));
+                return Err(SendError::unsendable(
+                    "the server does not offer 8BITMIME, which this message needs (it is not ASCII)",
+                ));
             }
             options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
