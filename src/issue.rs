@@ -83,17 +83,26 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
     let mut out = Vec::new();
     for list in &config.lists {
         let Some(file) = &list.file else { continue };
-        let bytes =
-            tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.clone(), source })?;
-        let (synced, rejected) = csv_import::stream(bytes, vec![list.name.clone()], false, |parts| {
+        let bytes = read_list_file(file).await?;
+        let (synced, report) = csv_import::stream(bytes, list_file_rows(config, &list.name), false, |parts| {
             store.sync_list_stream(&list.name, parts, now)
         })
         .await
         .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
         let counts = synced?;
-        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected });
+        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected });
     }
     Ok(out)
+}
+
+async fn read_list_file(file: &std::path::Path) -> Result<Vec<u8>, IssueError> {
+    tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.to_owned(), source })
+}
+
+/// How a list file's rows are read: each goes on the file's list, and none may name another
+/// list that a file keeps (the other file would drop it again).
+pub fn list_file_rows(config: &Config, list: &ListName) -> csv_import::RowLists {
+    csv_import::RowLists::onto(Some(list.clone())).keeping(config.file_kept_lists())
 }
 
 /// The history the next issue is chosen against. `record` notes when undated articles were

@@ -312,7 +312,7 @@ async fn dry_run_recipients(
     for list in publication.config.lists.iter().filter(|l| lists.contains(&l.name)) {
         let Some(file) = &list.file else { continue };
         let Ok(bytes) = tokio::fs::read(file).await else { continue };
-        let Ok(parsed) = crate::csv_import::parse(&bytes, &[]) else { continue };
+        let Ok(parsed) = crate::csv_import::parse(&bytes, &Default::default()) else { continue };
         for row in parsed.rows {
             let left =
                 store.subscriber(&row.email).await.map_err(Failure::from)?.is_some_and(|s| s.status.is_final_no());
