@@ -95,6 +95,41 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
     Ok(out)
 }
 
+/// What a send would queue, found without changing anything: each list file synced as
+/// [`sync_lists`] syncs it and the recipients of the publication's lists counted, inside one
+/// transaction that is then rolled back. Returns the syncs and the count.
+pub async fn recipients_after_sync(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(Vec<ListSync>, u64), IssueError> {
+    let mut files = Vec::new();
+    let mut readings = Vec::new();
+    for list in &config.lists {
+        let Some(file) = &list.file else { continue };
+        let bytes = read_list_file(file).await?;
+        let (parts, reading) = csv_import::start(bytes, list_file_rows(config, &list.name), false)
+            .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
+        files.push((list.name.clone(), parts));
+        readings.push((list.name.clone(), file.clone(), reading));
+    }
+    let counted = store.recipients_after_sync(files, &config.publication.lists, now).await;
+    // Each reading ends whether or not the store took its rows: a failed store dropped them.
+    let mut reports = Vec::with_capacity(readings.len());
+    for (list, file, reading) in readings {
+        let report =
+            reading.finish().await.map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
+        reports.push((list, file, report));
+    }
+    let (counts, recipients) = counted?;
+    let syncs = reports
+        .into_iter()
+        .zip(counts)
+        .map(|((list, file, report), counts)| ListSync { list, file, counts, rejected: report.rejected })
+        .collect();
+    Ok((syncs, recipients))
+}
+
 async fn read_list_file(file: &std::path::Path) -> Result<Vec<u8>, IssueError> {
     tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.to_owned(), source })
 }

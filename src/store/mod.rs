@@ -85,6 +85,7 @@ delegate! {
     pub async fn import(&self, rows: &[NewSubscriber], source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
     pub async fn import_stream(&self, parts: tokio::sync::mpsc::Receiver<ImportPart>, source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
     pub async fn sync_list_stream(&self, list: &ListName, parts: tokio::sync::mpsc::Receiver<ImportPart>, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
+    pub async fn recipients_after_sync(&self, files: Vec<(ListName, tokio::sync::mpsc::Receiver<ImportPart>)>, lists: &[ListName], now: DateTime<Utc>) -> Result<(Vec<ImportCounts>, u64), StoreError>;
     pub async fn set_status(&self, email: &EmailAddress, status: SubscriberStatus, event: ConsentEvent, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError>;
