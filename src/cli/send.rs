@@ -25,6 +25,15 @@ pub struct Options<'a> {
 pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     let publication = Arc::new(setup::publication(config).await?);
     let now = setup::now(o.as_of, &publication)?;
+    // Asking is how a send is confirmed; where nobody can answer, only --yes confirms it, and
+    // this is said before the store is touched.
+    let ask = !o.yes && !o.dry_run && o.to.is_empty();
+    if ask && !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "not sent: send asks before it sends, and stdin is not a terminal to answer on; add --yes to send without asking",
+        )
+        .field("--yes"));
+    }
     let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
     // `--as-of` dates the issue and chooses its articles; the ledger keeps real times.
     let real = SystemClock.now();
@@ -40,18 +49,23 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     // URL leaves no issue behind.
     let transport = issue::transport(&publication.config).await?;
     let plan = issue::plan(&publication, &store, now, true).await?;
-    if !o.yes
-        && std::io::stdin().is_terminal()
-        && let Plan::Create(draft) = &plan
-    {
-        let question = format!(
-            "Send issue #{} with {} articles to the lists {}? [y/N] ",
-            draft.number,
-            draft.selected.articles.len(),
-            publication.config.publication.lists.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
-        );
-        if !confirm(question).await {
-            return Err(Failure::usage("not sent: answer y to send, or pass --yes"));
+    if ask {
+        let question = match &plan {
+            Plan::Nothing(_) => None,
+            Plan::Create(draft) => {
+                let (_, readers) = issue::recipients_after_sync(&publication.config, &store, real).await?;
+                Some(format!("Send issue #{} to {}? [y/N] ", draft.number, readers_count(readers)))
+            }
+            Plan::Resume(issue) => Some(format!(
+                "Resume issue #{}: {} still to get it? [y/N] ",
+                issue.number,
+                readers_count(issue.counts.pending())
+            )),
+        };
+        if let Some(question) = question
+            && !confirm(question).await
+        {
+            return Err(Failure::usage("not sent: answer y to send it, or pass --yes"));
         }
     }
     let mut warnings = Vec::new();

@@ -48,17 +48,21 @@ impl Publication {
     }
 
     pub fn gazette(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        Run(self.command(args).output().expect("run gazette"))
+    }
+
+    /// The binary on this publication, for a test that runs it its own way.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gazette"));
+        command
             .arg("--config")
             .arg(self.path().join("gazette.toml"))
             .args(args)
             .env_remove("GAZETTE_SMTP_URL")
             .env_remove("DATABASE_URL")
             .env_remove("GAZETTE_CONFIG")
-            .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
-            .output()
-            .expect("run gazette");
-        Run(out)
+            .env("GAZETTE_SECRET", "test-secret-0123456789abcdef");
+        command
     }
 }
 
