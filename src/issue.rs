@@ -168,15 +168,10 @@ pub async fn plan(
         if record { read_articles_cached(publication, store, now).await? } else { publication.read_articles().await? };
     let history = history(store, &articles, now, record).await?;
     let draft = publication.select(articles, warnings, now, &history);
-    if draft.selected.articles.is_empty() && !publication.config.selection.send_when_empty {
-        let reason = if history.carried.is_empty() {
-            format!("no article within max_age ({}) of {}", publication.config.selection.max_age, now.to_rfc3339())
-        } else {
-            "nothing new since the last issue".to_owned()
-        };
-        return Ok(Plan::Nothing(reason));
+    match publication.skip_reason(&draft, &history) {
+        Some(reason) => Ok(Plan::Nothing(reason)),
+        None => Ok(Plan::Create(Box::new(draft))),
     }
-    Ok(Plan::Create(Box::new(draft)))
 }
 
 /// Reads the sources like `Publication::read_articles`, but fetches feeds over HTTP with a

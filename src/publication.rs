@@ -117,6 +117,19 @@ impl Publication {
         Draft { number: history.next_number, date: now, selected, warnings }
     }
 
+    /// Why no issue is made of `draft`, when none is: it carries no article and
+    /// `[selection] send_when_empty` is off.
+    pub fn skip_reason(&self, draft: &Draft, history: &History) -> Option<String> {
+        if !draft.selected.articles.is_empty() || self.config.selection.send_when_empty {
+            return None;
+        }
+        Some(if history.carried.is_empty() {
+            format!("no article within max_age ({}) of {}", self.config.selection.max_age, draft.date.to_rfc3339())
+        } else {
+            "nothing new since the last issue".to_owned()
+        })
+    }
+
     /// The draft of an issue already created: its frozen articles, its date.
     pub fn frozen(&self, number: u32, date: DateTime<Utc>, articles: Vec<Article>) -> Draft {
         Draft { number, date, selected: Selected { articles, left_out: Vec::new() }, warnings: Vec::new() }

@@ -107,6 +107,41 @@ fn check_lists_every_problem_and_exits_2() {
     assert_eq!(json["next_runs"].as_array().map(Vec::len), Some(5));
 }
 
+/// `check` reads the list files as a send syncs them: each bad row is a problem by its file
+/// and line.
+#[test]
+fn check_names_each_bad_row_of_a_list_file() {
+    let p = Publication::sample();
+    p.write(
+        "subscribers/weekly.csv",
+        "email,name\nada@example.org,Ada\nnot-an-address,Bob\nada@example.org,Ada again\n",
+    );
+    let run = p.gazette(&["check", "--json"]);
+    assert_eq!(run.code(), 2, "{}", run.stdout());
+    let json = run.json();
+    let problems: Vec<&str> =
+        json["problems"].as_array().expect("problems").iter().filter_map(|v| v.as_str()).collect();
+    for needle in ["weekly.csv:3: email", "weekly.csv:4: ada@example.org appears earlier"] {
+        assert!(problems.iter().any(|p| p.contains(needle)), "{needle}: {problems:?}");
+    }
+}
+
+/// An issue of no article is skipped while send_when_empty is false: `check` says so, and why,
+/// instead of an unqualified ok.
+#[test]
+fn check_says_when_the_next_issue_would_be_skipped() {
+    let p = Publication::sample();
+    let json = p.gazette(&["check", "--json"]).ok().json();
+    let warnings = json["warnings"].to_string();
+    assert!(warnings.contains("would be skipped") && warnings.contains("send_when_empty"), "{json:#}");
+    assert!(warnings.contains("no article within max_age (7d)"), "{json:#}");
+
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("max_age = \"7d\"", "max_age = \"99999d\""));
+    let json = p.gazette(&["check", "--json"]).ok().json();
+    assert!(!json["warnings"].to_string().contains("skipped"), "{json:#}");
+}
+
 #[test]
 fn check_passes_on_the_sample() {
     let p = Publication::sample();
