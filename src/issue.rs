@@ -7,6 +7,7 @@ use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use lettre::Message;
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 
 use crate::{
     clock::Clock,
@@ -71,6 +72,9 @@ pub struct ListSync {
     pub file: PathBuf,
     pub counts: ImportCounts,
     pub rejected: Vec<Rejected>,
+    /// The file changed since the last sync noted it (always so for a sync rolled back): its bad
+    /// rows are news, where otherwise they were reported already.
+    pub changed: bool,
 }
 
 pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
@@ -84,13 +88,15 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
     for list in &config.lists {
         let Some(file) = &list.file else { continue };
         let bytes = read_list_file(file).await?;
+        let digest = format!("{:x}", Sha256::digest(&bytes));
         let (synced, report) = csv_import::stream(bytes, list_file_rows(config, &list.name), false, |parts| {
             store.sync_list_stream(&list.name, parts, now)
         })
         .await
         .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
         let counts = synced?;
-        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected });
+        let changed = store.note_list_file(&list.name, &digest, now).await?;
+        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected, changed });
     }
     Ok(out)
 }
@@ -125,7 +131,7 @@ pub async fn recipients_after_sync(
     let syncs = reports
         .into_iter()
         .zip(counts)
-        .map(|((list, file, report), counts)| ListSync { list, file, counts, rejected: report.rejected })
+        .map(|((list, file, report), counts)| ListSync { list, file, counts, rejected: report.rejected, changed: true })
         .collect();
     Ok((syncs, recipients))
 }

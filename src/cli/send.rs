@@ -69,8 +69,9 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         }
     }
     let mut warnings = Vec::new();
-    for s in issue::sync_lists(&publication.config, &store, real).await? {
-        warnings.extend(row_warnings(&s));
+    // A file's bad rows are told once, when the file changes, rather than at every send.
+    for s in issue::sync_lists(&publication.config, &store, real).await?.iter().filter(|s| s.changed) {
+        warnings.extend(row_warnings(s));
     }
     let issue = match plan {
         Plan::Nothing(reason) => {

@@ -112,6 +112,7 @@ delegate! {
     pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError>;
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError>;
+    pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError>;
     pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
     pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;

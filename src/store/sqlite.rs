@@ -769,6 +769,23 @@ impl SqliteStore {
         Ok(row.map(|r| FeedCacheEntry { body: r.get(0), etag: r.get(1), last_modified: r.get(2) }))
     }
 
+    /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
+    /// before (or none was).
+    pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "INSERT INTO list_files (list, digest, changed_at) VALUES (?, ?, ?) \
+             ON CONFLICT (list) DO UPDATE SET digest = excluded.digest, changed_at = excluded.changed_at \
+             WHERE list_files.digest <> excluded.digest",
+        )
+        .bind(list.as_ref())
+        .bind(digest)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
     pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO feed_cache (url, etag, last_modified, body, fetched_at) VALUES (?, ?, ?, ?, ?) \

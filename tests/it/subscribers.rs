@@ -437,3 +437,19 @@ fn an_import_onto_no_list_says_no_issue_reaches_it() {
     assert!(warnings.contains("1 row") && warnings.contains("subscribers/weekly.csv"), "{doc:#}");
     assert!(run.stderr().contains("no issue reaches them"), "{}", run.stderr());
 }
+
+/// A list file's bad rows are told at the send after the file changes, not at every send.
+#[test]
+fn a_list_files_bad_rows_are_warned_once_per_change() {
+    let p = Publication::sample();
+    let file = "email,name\nada@example.org,Ada\nnot-an-address,Bob\n";
+    p.write("subscribers/weekly.csv", file);
+    let send = || p.gazette(&["send", "--as-of", "2024-03-16", "--yes"]).ok().stderr();
+    assert!(send().contains("weekly.csv:3:"), "the first send tells");
+    assert!(!send().contains("weekly.csv:3:"), "the same file again: told already");
+    let dry = p.gazette(&["send", "--as-of", "2024-03-16", "--dry-run"]).ok().stderr();
+    assert!(dry.contains("weekly.csv:3:"), "a dry run always shows them: {dry}");
+    p.write("subscribers/weekly.csv", &format!("{file}grace@example.org,Grace\n"));
+    assert!(send().contains("weekly.csv:3:"), "a changed file tells again");
+    assert!(!send().contains("weekly.csv:3:"));
+}
