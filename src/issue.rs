@@ -228,7 +228,10 @@ pub async fn read_articles_cached(
             Source::Folder(_) => sources::read(&source, publication.fetcher(), &options).await,
         };
         match read {
-            Ok(mut a) => articles.append(&mut a),
+            Ok(mut a) => {
+                source.name_articles(&mut a);
+                articles.append(&mut a);
+            }
             Err(error) if source.optional() => {
                 warnings.push(crate::publication::SourceWarning { source: source.describe(), error })
             }

@@ -217,14 +217,20 @@ pub fn source_list(config: &Config) -> Vec<Source> {
         .sources
         .iter()
         .map(|s| match s {
-            SourceSetting::Feed { location, optional } => Source::Feed(sources::FeedSource {
+            SourceSetting::Feed { location, optional, name } => Source::Feed(sources::FeedSource {
                 location: match location {
                     FeedLocation::Url(u) => sources::Location::Url(u.clone()),
                     FeedLocation::File(p) => sources::Location::File(p.clone()),
                 },
                 optional: *optional,
+                name: name.clone(),
             }),
-            SourceSetting::Folder { path } => Source::Folder(sources::FolderSource { path: path.clone() }),
+            // A folder holds the publication's own writing: its articles come from the
+            // publication, not from a folder named `articles`.
+            SourceSetting::Folder { path, name } => Source::Folder(sources::FolderSource {
+                path: path.clone(),
+                name: name.clone().unwrap_or_else(|| config.publication.name.clone()),
+            }),
         })
         .collect()
 }
@@ -248,7 +254,7 @@ mod tests {
         let mut articles = Vec::new();
         for name in names {
             let location = sources::Location::File(PathBuf::from(format!("{DUPLICATES}/{name}")));
-            let source = Source::Feed(sources::FeedSource { location, optional: false });
+            let source = Source::Feed(sources::FeedSource { location, optional: false, name: None });
             articles.extend(sources::read(&source, &fetcher, &ReadOptions::default()).await.expect("feed"));
         }
         articles

@@ -70,10 +70,12 @@ impl std::fmt::Display for Sender {
     }
 }
 
+/// A `[[source]]`. `name`, when given, is what readers see as its articles' source, in place of
+/// a feed's title or, for a folder, the publication's name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSetting {
-    Feed { location: FeedLocation, optional: bool },
-    Folder { path: PathBuf },
+    Feed { location: FeedLocation, optional: bool, name: Option<String> },
+    Folder { path: PathBuf, name: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq)]

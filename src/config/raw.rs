@@ -66,6 +66,7 @@ struct RawSource {
     folder: Option<String>,
     #[serde(default)]
     optional: bool,
+    name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -376,6 +377,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
     for (i, s) in raw.sources.iter().enumerate() {
         let field = format!("source[{}]", i + 1);
         let src = s.get_ref();
+        let name = src.name.as_ref().map(|n| source_name(n, &at, &field)).transpose()?;
         let setting = match (&src.feed, &src.folder) {
             (Some(feed), None) => SourceSetting::Feed {
                 location: if feed.starts_with("http://") || feed.starts_with("https://") {
@@ -386,12 +388,13 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
                     FeedLocation::File(resolve(feed))
                 },
                 optional: src.optional,
+                name,
             },
             (None, Some(folder)) => {
                 if src.optional {
                     return Err(at.error(Some(s.span()), &format!("{field}.optional"), "only a feed can be optional"));
                 }
-                SourceSetting::Folder { path: resolve(folder) }
+                SourceSetting::Folder { path: resolve(folder), name }
             }
             _ => {
                 return Err(at.error(
@@ -523,6 +526,22 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
             trust_forwarded: raw.web.trust_forwarded,
         },
     })
+}
+
+/// A `[[source]] name`: one printable line of at most 200 characters.
+fn source_name(name: &Spanned<String>, at: &Locator<'_>, field: &str) -> Result<String, ConfigError> {
+    let refused = || {
+        at.error(
+            Some(name.span()),
+            &format!("{field}.name"),
+            "give the name readers see for this source's articles: one line of at most 200 characters",
+        )
+    };
+    let line = crate::domain::printable_line(name.get_ref()).map_err(|_| refused())?;
+    if line.is_empty() || line.chars().count() > 200 {
+        return Err(refused());
+    }
+    Ok(line)
 }
 
 fn positive(v: &Spanned<i64>, at: &Locator<'_>, field: &str) -> Result<usize, ConfigError> {

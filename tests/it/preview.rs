@@ -232,3 +232,43 @@ fn init_writes_a_publication_that_previews_and_refuses_to_overwrite() {
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds"));
 }
+
+fn article_sources(p: &Publication, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["articles", "--json"];
+    all.extend_from_slice(args);
+    let json = p.gazette(&all).ok().json();
+    json["articles"]
+        .as_array()
+        .expect("articles")
+        .iter()
+        .map(|a| a["source"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// A Markdown folder is the publication's own writing: its articles come from the publication
+/// (or the source's `name`), never from a folder called `articles`. A feed may be renamed too.
+/// Renaming a source does not make what an issue carried new again.
+#[test]
+fn an_articles_source_is_the_publication_or_the_name_given() {
+    let p = Publication::sample();
+    assert_eq!(article_sources(&p, &["--as-of", "2024-03-16"]), ["The Weekly Mirror"; 3]);
+    let text = p.gazette(&["preview", "--as-of", "2024-03-16", "--format", "text"]).ok().stdout();
+    assert!(text.contains("· The Weekly Mirror") && !text.contains("· articles"), "{text}");
+
+    p.gazette(&["send", "--as-of", "2024-03-16", "--yes"]).ok();
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write(
+        "gazette.toml",
+        &config.replace("folder = \"articles\"\n", "folder = \"articles\"\nname = \"Harbour desk\"\n"),
+    );
+    let all = p.gazette(&["articles", "--as-of", "2024-03-16", "--all", "--json"]).ok().json();
+    let left_out = all["left_out"].as_array().expect("left_out");
+    assert_eq!(left_out.len(), 4, "the three sent and the draft: {all:#}");
+    assert!(all["articles"].as_array().is_some_and(Vec::is_empty), "nothing is new under a new name: {all:#}");
+
+    let feed = Publication::with_config(&format!(
+        "{}name = \"Mirror wire\"\n",
+        feeds_config(&[fixture("feeds/seed-mirror.xml")], "")
+    ));
+    assert_eq!(article_sources(&feed, &["--as-of", AS_OF]), ["Mirror wire"; 6]);
+}
