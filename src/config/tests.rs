@@ -132,6 +132,21 @@ fn bad_timezone_and_cron_are_refused() {
 }
 
 #[test]
+fn a_crontab_expression_gets_its_six_field_form() {
+    let (line, field, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"30 9 * * 1-5\"\n"));
+    assert_eq!((line, field.as_deref()), (Some(5), Some("schedule.cron")));
+    assert!(msg.contains("five fields") && msg.contains("six fields, seconds first"), "{msg}");
+    assert!(msg.contains("\"0 30 9 * * Mon-Fri\""), "{msg}");
+    let (_, _, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"0 9 * * 0,6\"\n"));
+    assert!(msg.contains("\"0 0 9 * * Sun,Sat\""), "{msg}");
+    let (_, _, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"*/15 * * * *\"\n"));
+    assert!(msg.contains("\"0 */15 * * * *\""), "{msg}");
+    // What no prefix mends gets the general advice.
+    let (_, _, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"0 99 * * *\"\n"));
+    assert!(msg.contains("six fields") && !msg.contains("five fields"), "{msg}");
+}
+
+#[test]
 fn a_source_may_be_named_on_one_line() {
     let c =
         parse(&format!("{MINIMAL}[[source]]\nfolder = \"articles\"\nname = \" Harbour  desk \"\n")).expect("parses");

@@ -18,6 +18,21 @@ fn an_unknown_key_names_file_line_and_key() {
     assert!(json["error"]["message"].as_str().is_some());
 }
 
+/// A crontab line pasted as it is: the error says six fields are needed, seconds first, and
+/// gives the expression to write, its day numbers as names (crontab's 1 is Monday).
+#[test]
+fn a_five_field_cron_gets_its_six_field_form() {
+    let p = Publication::sample();
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("cron = \"0 0 9 * * Mon\"", "cron = \"0 9 * * 1\""));
+    let run = p.gazette(&["check"]);
+    assert_eq!(run.code(), 2, "{}{}", run.stdout(), run.stderr());
+    let shown = format!("{}{}", run.stdout(), run.stderr());
+    assert!(shown.contains("six fields, seconds first") && shown.contains("\"0 0 9 * * Mon\""), "{shown}");
+    let json = p.gazette(&["articles", "--json"]).json();
+    assert_eq!(json["error"]["field"], "schedule.cron", "{json:#}");
+}
+
 #[test]
 fn a_missing_config_says_how_to_make_one() {
     let dir = tempfile::tempdir().expect("tmp");
