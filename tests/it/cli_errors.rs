@@ -163,3 +163,15 @@ fn check_passes_on_the_sample() {
     let run = p.gazette(&["check"]).ok();
     assert!(run.stdout().contains("next runs"), "{}", run.stdout());
 }
+
+/// Every command that takes `--as-of` explains it in its help.
+#[test]
+fn as_of_is_explained_wherever_it_is_taken() {
+    for command in ["articles", "preview", "send"] {
+        let run =
+            std::process::Command::new(env!("CARGO_BIN_EXE_gazette")).args([command, "--help"]).output().expect("run");
+        let help = String::from_utf8_lossy(&run.stdout);
+        let line = help.lines().find(|l| l.contains("--as-of")).unwrap_or_else(|| panic!("{command}: {help}"));
+        assert!(line.contains("Stand in for \"now\""), "{command}: {help}");
+    }
+}
