@@ -326,8 +326,24 @@ impl IssueLetters {
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
     ) -> Result<(Message, String), String> {
+        self.message(email, name, attributes, "")
+    }
+
+    /// A test copy: a reader's message whose subject says it is a test.
+    pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, String), String> {
+        self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX)
+    }
+
+    fn message(
+        &self,
+        email: crate::domain::EmailAddress,
+        name: &str,
+        attributes: std::collections::BTreeMap<String, String>,
+        subject_prefix: &str,
+    ) -> Result<(Message, String), String> {
         let recipient = self.publication.recipient(email, name, attributes);
-        let rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
+        let mut rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
+        rendered.subject.insert_str(0, subject_prefix);
         let id = self.publication.message_id(self.number, &recipient.email);
         let message = message::build(&self.settings, &recipient, rendered, id.clone(), self.clock.now())
             .map_err(|e| e.to_string())?;
@@ -341,7 +357,11 @@ impl Letters for IssueLetters {
     }
 }
 
-/// Sends a test copy of `issue` to each of `to`, as a reader without a name would get it.
+/// What the subject of a test copy starts with, so that nobody takes it for the issue itself.
+pub const TEST_SUBJECT_PREFIX: &str = "[Test] ";
+
+/// Sends a test copy of `issue` to each of `to`, as a reader without a name would get it, its
+/// subject starting [`TEST_SUBJECT_PREFIX`].
 /// Recorded nowhere: no delivery, no consent event, nothing in the ledger. Stops at the first
 /// address that does not go out.
 pub async fn send_test_copies(
@@ -354,8 +374,7 @@ pub async fn send_test_copies(
     transport.check().await.map_err(|e| DeliverError::Server(e.reply))?;
     let letters = IssueLetters::new(publication, issue, clock)?;
     for address in to {
-        let (message, id) =
-            letters.message_for(address.clone(), "", Default::default()).map_err(IssueError::Compose)?;
+        let (message, id) = letters.test_copy_for(address.clone()).map_err(IssueError::Compose)?;
         transport.send(message, &id).await.map_err(|e| IssueError::TestCopy {
             to: address.clone(),
             refused: e.kind == deliver::SendErrorKind::Permanent,

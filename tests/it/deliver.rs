@@ -348,6 +348,8 @@ fn a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere(backend: B
     p.gazette(&["send", "--as-of", AS_OF, "--to", "editor@example.net"]).ok();
     let got = server.wait_for(1, Duration::from_secs(5));
     assert_eq!(got[0].rcpt_tos, ["editor@example.net"]);
+    let subject = MessageParser::default().parse(&got[0].raw).and_then(|m| m.subject().map(str::to_owned));
+    assert_eq!(subject.as_deref(), Some("[Test] The Weekly Mirror: 16 March 2024"), "a test copy says so");
     let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
     assert_eq!(issues["issues"].as_array().map(Vec::len), Some(0));
     let dry = p.gazette(&["send", "--as-of", AS_OF, "--dry-run", "--json"]).ok().json();
