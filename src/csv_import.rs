@@ -9,6 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::{
+    config::FileKeptList,
     domain::{EmailAddress, ListName, SubscriberName, printable_line},
     store::{ImportPart, NewSubscriber},
 };
@@ -25,6 +26,38 @@ pub struct Parsed {
     pub rejected: Vec<Rejected>,
 }
 
+/// The lists a file's rows go on, and those they may not name.
+#[derive(Debug, Clone, Default)]
+pub struct RowLists {
+    /// Added to every row: `import --list`, or a list file's own list.
+    pub every_row: Vec<ListName>,
+    /// Lists that a file keeps. A row whose `lists` cell names one of them (other than one of
+    /// `every_row`) is refused with its line: the list's file would drop it again at the next
+    /// send, so taking it would report an import that does not last.
+    pub kept: Vec<FileKeptList>,
+}
+
+impl RowLists {
+    /// Every row also goes on `list`.
+    pub fn onto(list: Option<ListName>) -> Self {
+        Self { every_row: list.into_iter().collect(), kept: Vec::new() }
+    }
+
+    /// No row may name one of `kept`.
+    pub fn keeping(mut self, kept: Vec<FileKeptList>) -> Self {
+        self.kept = kept;
+        self
+    }
+}
+
+/// What reading a file found beside the good rows.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub rejected: Vec<Rejected>,
+    /// Good rows that went on no list at all.
+    pub unlisted: u64,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CsvError {
     #[error("the header row has no `email` column; the first line must name the columns, e.g. email,name,lists")]
@@ -35,10 +68,10 @@ pub enum CsvError {
     Reading(String),
 }
 
-/// Parses the whole file. `default_lists` are added to every row (`import --list`, a list file).
-pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError> {
+/// Parses the whole file.
+pub fn parse(text: &[u8], lists: &RowLists) -> Result<Parsed, CsvError> {
     let mut out = Parsed::default();
-    for row in rows(text, default_lists)? {
+    for row in rows(text, lists)? {
         match row {
             Ok(r) => out.rows.push(r),
             Err(r) => out.rejected.push(r),
@@ -49,7 +82,7 @@ pub fn parse(text: &[u8], default_lists: &[ListName]) -> Result<Parsed, CsvError
 
 /// The file's rows one at a time, each a subscriber or the reason its line is refused, so that
 /// a file of a million rows is never held as a million subscribers.
-pub fn rows<'t>(text: &'t [u8], default_lists: &'t [ListName]) -> Result<Rows<'t>, CsvError> {
+pub fn rows<'t>(text: &'t [u8], lists: &'t RowLists) -> Result<Rows<'t>, CsvError> {
     let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
     let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(text);
     let headers: Vec<String> = reader
@@ -64,7 +97,7 @@ pub fn rows<'t>(text: &'t [u8], default_lists: &'t [ListName]) -> Result<Rows<'t
         reader,
         headers,
         email_col,
-        default_lists,
+        lists,
         seen: HashSet::new(),
         record: csv::StringRecord::new(),
         lines: LineCounter::default(),
@@ -76,7 +109,7 @@ pub struct Rows<'t> {
     reader: csv::Reader<&'t [u8]>,
     headers: Vec<String>,
     email_col: usize,
-    default_lists: &'t [ListName],
+    lists: &'t RowLists,
     /// A digest of each address met so far: a sixth of the memory of the addresses themselves,
     /// with a collision as likely as guessing a 128-bit key.
     seen: HashSet<[u8; 16]>,
@@ -103,7 +136,7 @@ impl Iterator for Rows<'_> {
             if self.record.iter().all(|c| c.trim().is_empty()) {
                 continue;
             }
-            return Some(match row(&self.headers, self.email_col, &self.record, self.default_lists) {
+            return Some(match row(&self.headers, self.email_col, &self.record, self.lists) {
                 Ok(r) if !self.seen.insert(digest(&r.email)) => {
                     Err(Rejected { line, reason: format!("{} appears earlier in the file", r.email) })
                 }
@@ -119,25 +152,48 @@ const CHUNK: usize = 2000;
 
 /// Reads the file's rows on a thread of their own and hands the good ones, in parts, to
 /// `consume` (a store's `import_stream` or `sync_list_stream`), which runs meanwhile. Returns what
-/// `consume` returned and the bad rows. A bad header is reported before `consume` is called, so
-/// a file that is not a subscriber CSV never touches the store.
+/// `consume` returned and what the reading found. A bad header is reported before `consume` is
+/// called, so a file that is not a subscriber CSV never touches the store.
 pub async fn stream<T, F, Fut>(
     text: Vec<u8>,
-    default_lists: Vec<ListName>,
+    lists: RowLists,
     strict: bool,
     consume: F,
-) -> Result<(T, Vec<Rejected>), CsvError>
+) -> Result<(T, Report), CsvError>
 where
     F: FnOnce(tokio::sync::mpsc::Receiver<ImportPart>) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    // The header is read again by the reading thread: the rows borrow the text, which moves there.
-    rows(&text, &default_lists)?;
-    let (to, parts) = tokio::sync::mpsc::channel(2);
-    let reading = tokio::task::spawn_blocking(move || send_rows(&text, &default_lists, strict, to));
+    let (parts, reading) = start(text, lists, strict)?;
     let consumed = consume(parts).await;
-    let rejected = reading.await.map_err(|e| CsvError::Reading(e.to_string()))??;
-    Ok((consumed, rejected))
+    Ok((consumed, reading.finish().await?))
+}
+
+/// Starts reading the file's rows on a thread of their own; they arrive in parts on the
+/// receiver, and [`Reading::finish`] says what else the reading found. For several files handed
+/// to one store call; [`stream`] is the usual way.
+pub fn start(
+    text: Vec<u8>,
+    lists: RowLists,
+    strict: bool,
+) -> Result<(tokio::sync::mpsc::Receiver<ImportPart>, Reading), CsvError> {
+    // The header is read again by the reading thread: the rows borrow the text, which moves there.
+    rows(&text, &lists)?;
+    let (to, parts) = tokio::sync::mpsc::channel(2);
+    let handle = tokio::task::spawn_blocking(move || send_rows(&text, &lists, strict, to));
+    Ok((parts, Reading { handle }))
+}
+
+/// A file being read by [`start`].
+pub struct Reading {
+    handle: tokio::task::JoinHandle<Result<Report, CsvError>>,
+}
+
+impl Reading {
+    /// Waits for the reading to end (its receiver must have been read or dropped).
+    pub async fn finish(self) -> Result<Report, CsvError> {
+        self.handle.await.map_err(|e| CsvError::Reading(e.to_string()))?
+    }
 }
 
 /// Sends the good rows to `to` as they are read, then `End`, and returns the bad rows. With
@@ -145,16 +201,19 @@ where
 /// the reading goes on to report every bad row.
 fn send_rows(
     text: &[u8],
-    default_lists: &[ListName],
+    lists: &RowLists,
     strict: bool,
     to: tokio::sync::mpsc::Sender<ImportPart>,
-) -> Result<Vec<Rejected>, CsvError> {
-    let mut rejected = Vec::new();
+) -> Result<Report, CsvError> {
+    let mut report = Report::default();
     let mut to = Some(to);
     let mut chunk = Vec::with_capacity(CHUNK);
-    for row in rows(text, default_lists)? {
+    for row in rows(text, lists)? {
         match row {
             Ok(r) if to.is_some() => {
+                if r.lists.is_empty() {
+                    report.unlisted += 1;
+                }
                 chunk.push(r);
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
@@ -166,7 +225,7 @@ fn send_rows(
             }
             Ok(_) => {}
             Err(r) => {
-                rejected.push(r);
+                report.rejected.push(r);
                 if strict {
                     to = None;
                 }
@@ -179,7 +238,7 @@ fn send_rows(
         }
         let _ = to.blocking_send(ImportPart::End);
     }
-    Ok(rejected)
+    Ok(report)
 }
 
 /// A cell as `subscribers export` wrote it, without the quote that keeps a spreadsheet from
@@ -241,7 +300,7 @@ fn row(
     headers: &[String],
     email_col: usize,
     record: &csv::StringRecord,
-    default_lists: &[ListName],
+    row_lists: &RowLists,
 ) -> Result<NewSubscriber, String> {
     if record.len() != headers.len() {
         return Err(format!("has {} fields where the header has {}", record.len(), headers.len()));
@@ -250,7 +309,7 @@ fn row(
         .parse()
         .map_err(|e| format!("email: {e}; fix or remove the row"))?;
     let mut name = None;
-    let mut lists: Vec<ListName> = default_lists.to_vec();
+    let mut lists: Vec<ListName> = row_lists.every_row.clone();
     let mut attributes = BTreeMap::new();
     for (h, v) in headers.iter().zip(record.iter()) {
         let v = unguarded(v);
@@ -262,9 +321,16 @@ fn row(
             "lists" => {
                 for l in v.split(';').map(str::trim).filter(|l| !l.is_empty()) {
                     let l: ListName = l.parse().map_err(|e| format!("lists: {e}"))?;
-                    if !lists.contains(&l) {
-                        lists.push(l);
+                    if lists.contains(&l) {
+                        continue;
                     }
+                    if let Some(kept) = row_lists.kept.iter().find(|k| k.list == l) {
+                        return Err(format!(
+                            "lists: `{l}` is kept by its file {}, which would drop this row again at the next send; add the row to that file, or leave `{l}` out of its lists",
+                            kept.file.display()
+                        ));
+                    }
+                    lists.push(l);
                 }
             }
             key if !key.is_empty() => {
@@ -290,7 +356,7 @@ mod tests {
                     ann@example.org,Ann again,,\n\
                     carl@example.org,Carl,bad list,\n\
                     short@example.org\n";
-        let p = parse(text.as_bytes(), &[]).expect("parses");
+        let p = parse(text.as_bytes(), &RowLists::default()).expect("parses");
         assert_eq!(p.rows.len(), 2);
         assert_eq!(p.rows[0].attributes.get("city").map(String::as_str), Some("Yerevan"));
         assert_eq!(p.rows[0].lists.len(), 2);
@@ -303,7 +369,7 @@ mod tests {
     #[test]
     fn a_control_character_is_its_rows_error_with_its_line() {
         let text = "email,name,city\nann@example.org,Ann,Oslo\nnul@example.org,Nu\0l,Oslo\nesc@example.org,Eve,Os\u{1b}[2Jlo\nbob@example.org,Bob,\n";
-        let p = parse(text.as_bytes(), &[]).expect("parses");
+        let p = parse(text.as_bytes(), &RowLists::default()).expect("parses");
         let emails: Vec<&str> = p.rows.iter().map(|r| r.email.as_str()).collect();
         assert_eq!(emails, ["ann@example.org", "bob@example.org"]);
         let lines: Vec<(u64, &str)> = p.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
@@ -320,7 +386,7 @@ mod tests {
         assert_eq!(guard_cell("-1"), "'-1");
         assert_eq!(guard_cell("Ann"), "Ann");
         let text = "email,name,'=tag\n'-ann@example.org,'=1+1,'@x\n";
-        let p = parse(text.as_bytes(), &[]).expect("parses");
+        let p = parse(text.as_bytes(), &RowLists::default()).expect("parses");
         assert_eq!(p.rows[0].email.as_str(), "-ann@example.org");
         assert_eq!(p.rows[0].name.as_deref(), Some("=1+1"));
         assert_eq!(p.rows[0].attributes.get("=tag").map(String::as_str), Some("@x"));
@@ -329,14 +395,14 @@ mod tests {
     #[test]
     fn crlf_files_report_the_same_lines() {
         let text = "email,name\r\nann@example.org,Ann\r\nbad,Bob\r\n\r\nalso-bad,Carl\r\n";
-        let p = parse(text.as_bytes(), &[]).expect("parses");
+        let p = parse(text.as_bytes(), &RowLists::default()).expect("parses");
         let lines: Vec<u64> = p.rejected.iter().map(|r| r.line).collect();
         assert_eq!(lines, [3, 5]);
     }
 
     /// What `stream` hands over, part by part, with the parts kept as they came.
     async fn streamed(text: &str, strict: bool) -> Result<(Vec<ImportPart>, Vec<Rejected>), CsvError> {
-        stream(text.as_bytes().to_vec(), vec![], strict, |mut parts| async move {
+        stream(text.as_bytes().to_vec(), RowLists::default(), strict, |mut parts| async move {
             let mut got = Vec::new();
             while let Some(p) = parts.recv().await {
                 got.push(p);
@@ -344,6 +410,7 @@ mod tests {
             got
         })
         .await
+        .map(|(parts, report)| (parts, report.rejected))
     }
 
     #[tokio::test]
@@ -366,19 +433,49 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_header_never_reaches_the_store() {
-        let result = stream(b"name\nAnn\n".to_vec(), vec![], false, |_| async { panic!("the store was called") }).await;
+        let result =
+            stream(b"name\nAnn\n".to_vec(), RowLists::default(), false, |_| async { panic!("the store was called") })
+                .await;
         assert_eq!(result.err(), Some(CsvError::NoEmailColumn));
     }
 
     #[test]
     fn needs_an_email_column() {
-        assert_eq!(parse(b"name\nAnn\n", &[]).err(), Some(CsvError::NoEmailColumn));
+        assert_eq!(parse(b"name\nAnn\n", &RowLists::default()).err(), Some(CsvError::NoEmailColumn));
     }
 
     #[test]
     fn default_lists_apply_to_every_row() {
         let weekly: ListName = "weekly".parse().expect("list");
-        let p = parse(b"email\na@example.org\n", std::slice::from_ref(&weekly)).expect("parses");
+        let p = parse(b"email\na@example.org\n", &RowLists::onto(Some(weekly.clone()))).expect("parses");
         assert_eq!(p.rows[0].lists, [weekly]);
+    }
+
+    #[tokio::test]
+    async fn a_row_naming_a_list_its_file_keeps_is_refused_with_its_line() {
+        let kept = |name: &str| FileKeptList { list: name.parse().expect("list"), file: format!("{name}.csv").into() };
+        let text = "email,lists\na@example.org,readers\nb@example.org,readers;weekly\nc@example.org,\n";
+        let lists = RowLists::onto(None).keeping(vec![kept("weekly")]);
+        let p = parse(text.as_bytes(), &lists).expect("parses");
+        let emails: Vec<&str> = p.rows.iter().map(|r| r.email.as_str()).collect();
+        assert_eq!(emails, ["a@example.org", "c@example.org"]);
+        assert_eq!(p.rejected.len(), 1);
+        assert_eq!(p.rejected[0].line, 3);
+        assert!(p.rejected[0].reason.contains("weekly.csv"), "{:?}", p.rejected);
+
+        // A list file may name its own list, which every one of its rows is on anyway.
+        let own = RowLists::onto(Some("weekly".parse().expect("list"))).keeping(vec![kept("weekly")]);
+        assert!(parse(text.as_bytes(), &own).expect("parses").rejected.is_empty());
+
+        let (_, report) =
+            stream(
+                text.as_bytes().to_vec(),
+                lists,
+                false,
+                |mut parts| async move { while parts.recv().await.is_some() {} },
+            )
+            .await
+            .expect("streams");
+        assert_eq!(report.unlisted, 1, "c@example.org names no list");
     }
 }

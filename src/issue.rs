@@ -7,6 +7,7 @@ use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
 use chrono::{DateTime, Utc};
 use lettre::Message;
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 
 use crate::{
     clock::Clock,
@@ -72,6 +73,9 @@ pub struct ListSync {
     pub file: PathBuf,
     pub counts: ImportCounts,
     pub rejected: Vec<Rejected>,
+    /// The file changed since the last sync noted it (always so for a sync rolled back): its bad
+    /// rows are news, where otherwise they were reported already.
+    pub changed: bool,
 }
 
 pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
@@ -84,17 +88,63 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
     let mut out = Vec::new();
     for list in &config.lists {
         let Some(file) = &list.file else { continue };
-        let bytes =
-            tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.clone(), source })?;
-        let (synced, rejected) = csv_import::stream(bytes, vec![list.name.clone()], false, |parts| {
+        let bytes = read_list_file(file).await?;
+        let digest = format!("{:x}", Sha256::digest(&bytes));
+        let (synced, report) = csv_import::stream(bytes, list_file_rows(config, &list.name), false, |parts| {
             store.sync_list_stream(&list.name, parts, now)
         })
         .await
         .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
         let counts = synced?;
-        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected });
+        let changed = store.note_list_file(&list.name, &digest, now).await?;
+        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected, changed });
     }
     Ok(out)
+}
+
+/// What a send would queue, found without changing anything: each list file synced as
+/// [`sync_lists`] syncs it and the recipients of the publication's lists counted, inside one
+/// transaction that is then rolled back. Returns the syncs and the count.
+pub async fn recipients_after_sync(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<(Vec<ListSync>, u64), IssueError> {
+    let mut files = Vec::new();
+    let mut readings = Vec::new();
+    for list in &config.lists {
+        let Some(file) = &list.file else { continue };
+        let bytes = read_list_file(file).await?;
+        let (parts, reading) = csv_import::start(bytes, list_file_rows(config, &list.name), false)
+            .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
+        files.push((list.name.clone(), parts));
+        readings.push((list.name.clone(), file.clone(), reading));
+    }
+    let counted = store.recipients_after_sync(files, &config.publication.lists, now).await;
+    // Each reading ends whether or not the store took its rows: a failed store dropped them.
+    let mut reports = Vec::with_capacity(readings.len());
+    for (list, file, reading) in readings {
+        let report =
+            reading.finish().await.map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
+        reports.push((list, file, report));
+    }
+    let (counts, recipients) = counted?;
+    let syncs = reports
+        .into_iter()
+        .zip(counts)
+        .map(|((list, file, report), counts)| ListSync { list, file, counts, rejected: report.rejected, changed: true })
+        .collect();
+    Ok((syncs, recipients))
+}
+
+async fn read_list_file(file: &std::path::Path) -> Result<Vec<u8>, IssueError> {
+    tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.to_owned(), source })
+}
+
+/// How a list file's rows are read: each goes on the file's list, and none may name another
+/// list that a file keeps (the other file would drop it again).
+pub fn list_file_rows(config: &Config, list: &ListName) -> csv_import::RowLists {
+    csv_import::RowLists::onto(Some(list.clone())).keeping(config.file_kept_lists())
 }
 
 /// The history the next issue is chosen against. `record` notes when undated articles were
@@ -125,19 +175,10 @@ pub async fn plan(
         if record { read_articles_cached(publication, store, now).await? } else { publication.read_articles().await? };
     let history = history(store, &articles, now, record).await?;
     let draft = publication.select(articles, warnings, now, &history);
-    if draft.selected.articles.is_empty() && !publication.config.selection.send_when_empty {
-        let reason = if history.carried.is_empty() {
-            format!(
-                "no article within max_age ({}) of {}",
-                publication.config.selection.max_age,
-                now.with_timezone(&publication.config.publication.timezone).to_rfc3339()
-            )
-        } else {
-            "nothing new since the last issue".to_owned()
-        };
-        return Ok(Plan::Nothing(reason));
+    match publication.skip_reason(&draft, &history) {
+        Some(reason) => Ok(Plan::Nothing(reason)),
+        None => Ok(Plan::Create(Box::new(draft))),
     }
-    Ok(Plan::Create(Box::new(draft)))
 }
 
 /// Reads the sources like `Publication::read_articles`, but fetches feeds over HTTP with a
@@ -188,7 +229,10 @@ pub async fn read_articles_cached(
             Source::Folder(_) => sources::read(&source, publication.fetcher(), &options).await,
         };
         match read {
-            Ok(mut a) => articles.append(&mut a),
+            Ok(mut a) => {
+                source.name_articles(&mut a);
+                articles.append(&mut a);
+            }
             Err(error) if source.optional() => {
                 warnings.push(crate::publication::SourceWarning { source: source.describe(), error })
             }
@@ -283,8 +327,24 @@ impl IssueLetters {
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
     ) -> Result<(Message, String), String> {
+        self.message(email, name, attributes, "")
+    }
+
+    /// A test copy: a reader's message whose subject says it is a test.
+    pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, String), String> {
+        self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX)
+    }
+
+    fn message(
+        &self,
+        email: crate::domain::EmailAddress,
+        name: &str,
+        attributes: std::collections::BTreeMap<String, String>,
+        subject_prefix: &str,
+    ) -> Result<(Message, String), String> {
         let recipient = self.publication.recipient(email, name, attributes);
-        let rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
+        let mut rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
+        rendered.subject.insert_str(0, subject_prefix);
         let id = self.publication.message_id(self.number, &recipient.email);
         let message = message::build(&self.settings, &recipient, rendered, id.clone(), self.clock.now())
             .map_err(|e| e.to_string())?;
@@ -298,7 +358,11 @@ impl Letters for IssueLetters {
     }
 }
 
-/// Sends a test copy of `issue` to each of `to`, as a reader without a name would get it.
+/// What the subject of a test copy starts with, so that nobody takes it for the issue itself.
+pub const TEST_SUBJECT_PREFIX: &str = "[Test] ";
+
+/// Sends a test copy of `issue` to each of `to`, as a reader without a name would get it, its
+/// subject starting [`TEST_SUBJECT_PREFIX`].
 /// Recorded nowhere: no delivery, no consent event, nothing in the ledger. Stops at the first
 /// address that does not go out.
 pub async fn send_test_copies(
@@ -311,8 +375,7 @@ pub async fn send_test_copies(
     transport.check().await.map_err(|e| DeliverError::Server(e.reply))?;
     let letters = IssueLetters::new(publication, issue, clock)?;
     for address in to {
-        let (message, id) =
-            letters.message_for(address.clone(), "", Default::default()).map_err(IssueError::Compose)?;
+        let (message, id) = letters.test_copy_for(address.clone()).map_err(IssueError::Compose)?;
         transport.send(message, &id).await.map_err(|e| IssueError::TestCopy {
             to: address.clone(),
             refused: e.kind.is_final(),

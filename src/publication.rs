@@ -117,6 +117,23 @@ impl Publication {
         Draft { number: history.next_number, date: now, selected, warnings }
     }
 
+    /// Why no issue is made of `draft`, when none is: it carries no article and
+    /// `[selection] send_when_empty` is off.
+    pub fn skip_reason(&self, draft: &Draft, history: &History) -> Option<String> {
+        if !draft.selected.articles.is_empty() || self.config.selection.send_when_empty {
+            return None;
+        }
+        Some(if history.carried.is_empty() {
+            format!(
+                "no article within max_age ({}) of {}",
+                self.config.selection.max_age,
+                draft.date.with_timezone(&self.config.publication.timezone).to_rfc3339()
+            )
+        } else {
+            "nothing new since the last issue".to_owned()
+        })
+    }
+
     /// The draft of an issue already created: its frozen articles, its date.
     pub fn frozen(&self, number: u32, date: DateTime<Utc>, articles: Vec<Article>) -> Draft {
         Draft { number, date, selected: Selected { articles, left_out: Vec::new() }, warnings: Vec::new() }
@@ -204,14 +221,20 @@ pub fn source_list(config: &Config) -> Vec<Source> {
         .sources
         .iter()
         .map(|s| match s {
-            SourceSetting::Feed { location, optional } => Source::Feed(sources::FeedSource {
+            SourceSetting::Feed { location, optional, name } => Source::Feed(sources::FeedSource {
                 location: match location {
                     FeedLocation::Url(u) => sources::Location::Url(u.clone()),
                     FeedLocation::File(p) => sources::Location::File(p.clone()),
                 },
                 optional: *optional,
+                name: name.clone(),
             }),
-            SourceSetting::Folder { path } => Source::Folder(sources::FolderSource { path: path.clone() }),
+            // A folder holds the publication's own writing: its articles come from the
+            // publication, not from a folder named `articles`.
+            SourceSetting::Folder { path, name } => Source::Folder(sources::FolderSource {
+                path: path.clone(),
+                name: name.clone().unwrap_or_else(|| config.publication.name.clone()),
+            }),
         })
         .collect()
 }
@@ -235,7 +258,7 @@ mod tests {
         let mut articles = Vec::new();
         for name in names {
             let location = sources::Location::File(PathBuf::from(format!("{DUPLICATES}/{name}")));
-            let source = Source::Feed(sources::FeedSource { location, optional: false });
+            let source = Source::Feed(sources::FeedSource { location, optional: false, name: None });
             articles.extend(sources::read(&source, &fetcher, &ReadOptions::default()).await.expect("feed"));
         }
         articles

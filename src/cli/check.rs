@@ -9,11 +9,14 @@ use super::{Failure, Output, output, setup};
 use crate::{
     clock::{Clock, SystemClock},
     compose::{GMAIL_CLIP_BYTES, TemplateSet},
-    config::LinkSecret,
+    config::{Config, LinkSecret},
+    csv_import,
+    domain::ListName,
     issue,
     publication::{self, History, Publication},
     schedule,
     sources::{self, Fetcher, ReadOptions},
+    store::Store,
 };
 
 #[derive(Default)]
@@ -47,20 +50,27 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         r.problems.push(format!("{}: no [[source]]: add a feed or a folder of articles", config.file.display()));
     }
     for list in &config.lists {
-        if let Some(file) = &list.file
-            && let Err(e) = tokio::fs::metadata(file).await
-        {
-            r.problems.push(format!("list {}: cannot read {}: {e}", list.name, file.display()));
+        if let Some(file) = &list.file {
+            check_list_file(&config, &list.name, file, &mut r).await;
         }
     }
 
-    match issue::open_store(&config).await {
+    let store = match issue::open_store(&config).await {
         Ok(store) => match store.list_counts().await {
-            Ok(_) => r.ok.push("database".into()),
-            Err(e) => r.problems.push(format!("storage.database_url: {e}")),
+            Ok(_) => {
+                r.ok.push("database".into());
+                Some(store)
+            }
+            Err(e) => {
+                r.problems.push(format!("storage.database_url: {e}"));
+                None
+            }
         },
-        Err(e) => r.problems.push(format!("storage.database_url: {e}")),
-    }
+        Err(e) => {
+            r.problems.push(format!("storage.database_url: {e}"));
+            None
+        }
+    };
     match issue::transport(&config).await {
         Ok(t) => match t.check().await {
             Ok(()) => r.ok.push(t.describe()),
@@ -82,22 +92,61 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         Err(e) => r.problems.push(e.to_string()),
         Ok(_) => {
             r.ok.push("templates".into());
-            render_sample(config, &mut r).await;
+            render_sample(config, store.as_ref(), &mut r).await;
         }
     }
     Ok(finish(r, next_runs))
 }
 
-/// Renders the issue that would go out now, to catch what only a render shows.
-async fn render_sample(config: crate::config::Config, r: &mut Report) {
+/// Reads a list file as a send's sync reads it: each bad row is a problem, by its line, since
+/// the sync leaves it out.
+async fn check_list_file(config: &Config, list: &ListName, file: &Path, r: &mut Report) {
+    let text = match tokio::fs::read(file).await {
+        Ok(t) => t,
+        Err(e) => return r.problems.push(format!("list {list}: cannot read {}: {e}", file.display())),
+    };
+    let lists = issue::list_file_rows(config, list);
+    let rows = match csv_import::rows(&text, &lists) {
+        Ok(rows) => rows,
+        Err(e) => return r.problems.push(format!("{}: {e}", file.display())),
+    };
+    let mut good = 0;
+    for row in rows {
+        match row {
+            Ok(_) => good += 1,
+            Err(bad) => r.problems.push(format!(
+                "{}:{}: {} (list {list}: a send leaves the row out; fix or remove it)",
+                file.display(),
+                bad.line,
+                bad.reason
+            )),
+        }
+    }
+    r.ok.push(format!("list {list}: {} ({good} rows)", file.display()));
+}
+
+/// Renders the issue that would go out now, to catch what only a render shows, and says when
+/// there would be no issue at all.
+async fn render_sample(config: Config, store: Option<&Store>, r: &mut Report) {
     let secret = LinkSecret::from_bytes(vec![0; 32]);
     let publication = match Publication::open(config, secret).await {
         Ok(p) => p,
         Err(e) => return r.problems.push(e.to_string()),
     };
-    let Ok(draft) = publication.draft(SystemClock.now(), &History::first()).await else {
+    let now = SystemClock.now();
+    let Ok((articles, warnings)) = publication.read_articles().await else {
         return; // the source problem is reported above
     };
+    let history = match store {
+        Some(store) => issue::history(store, &articles, now, false).await.unwrap_or_else(|_| History::first()),
+        None => History::first(),
+    };
+    let draft = publication.select(articles, warnings, now, &history);
+    if let Some(reason) = publication.skip_reason(&draft, &history) {
+        r.warnings.push(format!(
+            "the next issue would be skipped, not sent: {reason}, and an issue of no article is skipped while [selection] send_when_empty = false; add articles, widen max_age, or set send_when_empty = true"
+        ));
+    }
     let rendered = publication.prepare(&draft).and_then(|p| {
         let reader =
             publication.recipient("reader@example.org".parse().expect("literal"), "Reader", Default::default());

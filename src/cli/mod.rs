@@ -22,6 +22,10 @@ use clap::{Parser, Subcommand};
 pub use failure::Failure;
 pub use output::Output;
 
+/// Every command that takes `--as-of` says the same of it.
+const AS_OF_HELP: &str = "Stand in for \"now\" when choosing articles and dating the issue: RFC 3339 \
+     (2024-03-16T12:00:00-04:00) or a date (2024-03-16, the end of that day in the publication's time zone)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "gazette",
@@ -50,8 +54,7 @@ pub enum Command {
     Check,
     /// The articles the next issue would carry.
     Articles {
-        /// Stand in for "now": RFC 3339 or YYYY-MM-DD.
-        #[arg(long)]
+        #[arg(long, value_name = "T", help = AS_OF_HELP)]
         as_of: Option<String>,
         /// Also show the articles left out, and why.
         #[arg(long)]
@@ -59,7 +62,7 @@ pub enum Command {
     },
     /// Render the next issue as a subscriber would receive it; records and sends nothing.
     Preview {
-        #[arg(long)]
+        #[arg(long, value_name = "T", help = AS_OF_HELP)]
         as_of: Option<String>,
         /// Personalise for this subscriber.
         #[arg(long)]
@@ -72,7 +75,7 @@ pub enum Command {
     },
     /// Create the next issue and deliver it, or resume the unfinished one.
     Send {
-        #[arg(long)]
+        #[arg(long, value_name = "T", help = AS_OF_HELP)]
         as_of: Option<String>,
         /// Report what would happen; change nothing.
         #[arg(long)]
@@ -83,7 +86,7 @@ pub enum Command {
         /// Create and queue the issue; leave delivery to `gazette worker`.
         #[arg(long)]
         queue_only: bool,
-        /// Do not ask before sending.
+        /// Send without asking; needed where stdin is not a terminal (a pipe, cron).
         #[arg(long, short)]
         yes: bool,
     },

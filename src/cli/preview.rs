@@ -160,7 +160,8 @@ async fn listed(publication: &Publication, wanted: Option<&EmailAddress>) -> Opt
     for list in &publication.config.lists {
         let Some(file) = &list.file else { continue };
         let Ok(text) = tokio::fs::read(file).await else { continue };
-        let Ok(parsed) = csv_import::parse(&text, &[]) else { continue };
+        let rows = crate::issue::list_file_rows(&publication.config, &list.name);
+        let Ok(parsed) = csv_import::parse(&text, &rows) else { continue };
         if let Some(row) = parsed.rows.into_iter().find(|r| wanted.is_none_or(|w| w.same_as(&r.email))) {
             return Some(row);
         }

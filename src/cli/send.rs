@@ -25,6 +25,15 @@ pub struct Options<'a> {
 pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     let publication = Arc::new(setup::publication(config).await?);
     let now = setup::now(o.as_of, &publication)?;
+    // Asking is how a send is confirmed; where nobody can answer, only --yes confirms it, and
+    // this is said before the store is touched.
+    let ask = !o.yes && !o.dry_run && o.to.is_empty();
+    if ask && !std::io::stdin().is_terminal() {
+        return Err(Failure::usage(
+            "not sent: send asks before it sends, and stdin is not a terminal to answer on; add --yes to send without asking",
+        )
+        .field("--yes"));
+    }
     let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
     // `--as-of` dates the issue and chooses its articles; the ledger keeps real times.
     let real = SystemClock.now();
@@ -32,19 +41,38 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     if !o.to.is_empty() {
         return test_copies(&publication, &store, now, o.to).await;
     }
+    if o.dry_run {
+        return dry_run(&publication, &store, now, real).await;
+    }
 
     // The transport (and the DKIM key) is checked before anything is created, so a bad key or
     // URL leaves no issue behind.
-    let transport = if o.dry_run { None } else { Some(issue::transport(&publication.config).await?) };
-    let mut warnings = Vec::new();
-    if !o.dry_run {
-        for s in issue::sync_lists(&publication.config, &store, real).await? {
-            for r in &s.rejected {
-                warnings.push(format!("{}:{}: {} (row left out)", s.file.display(), r.line, r.reason));
+    let transport = issue::transport(&publication.config).await?;
+    let plan = issue::plan(&publication, &store, now, true).await?;
+    if ask {
+        let question = match &plan {
+            Plan::Nothing(_) => None,
+            Plan::Create(draft) => {
+                let (_, readers) = issue::recipients_after_sync(&publication.config, &store, real).await?;
+                Some(format!("Send issue #{} to {}? [y/N] ", draft.number, readers_count(readers)))
             }
+            Plan::Resume(issue) => Some(format!(
+                "Resume issue #{}: {} still to get it? [y/N] ",
+                issue.number,
+                readers_count(issue.counts.pending())
+            )),
+        };
+        if let Some(question) = question
+            && !confirm(question).await
+        {
+            return Err(Failure::usage("not sent: answer y to send it, or pass --yes"));
         }
     }
-    let plan = issue::plan(&publication, &store, now, !o.dry_run).await?;
+    let mut warnings = Vec::new();
+    // A file's bad rows are told once, when the file changes, rather than at every send.
+    for s in issue::sync_lists(&publication.config, &store, real).await?.iter().filter(|s| s.changed) {
+        warnings.extend(row_warnings(s));
+    }
     let issue = match plan {
         Plan::Nothing(reason) => {
             let mut out =
@@ -56,56 +84,17 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             warnings.push(format!("issue #{} is unfinished: resuming it before anything new", issue.number));
             *issue
         }
-        Plan::Create(draft) => {
-            if o.dry_run {
-                let recipients = dry_run_recipients(&publication, &store).await?;
-                let titles: Vec<&str> = draft.selected.articles.iter().map(|a| a.title.as_str()).collect();
-                let human = format!(
-                    "Dry run: issue #{} would carry {} articles to {} subscribers through {}:\n  {}\nNothing was changed.\n",
-                    draft.number,
-                    titles.len(),
-                    recipients,
-                    describe_transport(&publication.config),
-                    titles.join("\n  ")
-                );
-                let json = json!({
-                    "issue": null,
-                    "reason": "dry run",
-                    "would_send": { "number": draft.number, "articles": titles, "recipients": recipients },
-                });
-                let mut out = Output::new(human, json);
-                out.warnings = warnings;
-                return Ok(out);
-            }
-            if !o.yes && std::io::stdin().is_terminal() {
-                let question = format!(
-                    "Send issue #{} with {} articles to the lists {}? [y/N] ",
-                    draft.number,
-                    draft.selected.articles.len(),
-                    publication.config.publication.lists.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(", ")
-                );
-                if !confirm(question).await {
-                    return Err(Failure::usage("not sent: answer y to send, or pass --yes"));
-                }
-            }
-            match issue::create(&publication, &store, &draft, None, real).await {
-                Ok(i) => i,
-                Err(issue::IssueError::Store(crate::store::StoreError::IssueExists(n))) => store
-                    .issue(n)
-                    .await
-                    .map_err(Failure::from)?
-                    .ok_or_else(|| Failure::unfinished(format!("issue {n} vanished")))?,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Plan::Create(draft) => match issue::create(&publication, &store, &draft, None, real).await {
+            Ok(i) => i,
+            Err(issue::IssueError::Store(crate::store::StoreError::IssueExists(n))) => store
+                .issue(n)
+                .await
+                .map_err(Failure::from)?
+                .ok_or_else(|| Failure::unfinished(format!("issue {n} vanished")))?,
+            Err(e) => return Err(e.into()),
+        },
     };
     let tz = publication.config.publication.timezone;
-    if o.dry_run {
-        let mut out =
-            issues::show_output(&store, tz, issue.number, "Dry run: the unfinished issue would be resumed.\n").await?;
-        out.warnings = warnings;
-        return Ok(out);
-    }
     if o.queue_only {
         let mut out = issues::show_output(
             &store,
@@ -118,10 +107,6 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         return Ok(out);
     }
 
-    let transport = match transport {
-        Some(t) => t,
-        None => issue::transport(&publication.config).await?,
-    };
     let result = deliver(Arc::clone(&publication), &store, &issue, transport).await;
     let summary = match result {
         Ok(s) => s,
@@ -149,6 +134,61 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         out.warnings.push("stopped before the issue was done: run `gazette send` again to resume".into());
     }
     Ok(out)
+}
+
+/// `--dry-run`: what a send would do now, changing nothing. The list files are synced as a send
+/// syncs them, inside a transaction that is rolled back, so the count of readers is the one the
+/// send would queue.
+async fn dry_run(
+    publication: &crate::publication::Publication,
+    store: &crate::store::Store,
+    now: DateTime<Utc>,
+    real: DateTime<Utc>,
+) -> Result<Output, Failure> {
+    let (syncs, recipients) = issue::recipients_after_sync(&publication.config, store, real).await?;
+    let warnings: Vec<String> = syncs.iter().flat_map(row_warnings).collect();
+    let mut out = match issue::plan(publication, store, now, false).await? {
+        Plan::Nothing(reason) => {
+            Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason }))
+        }
+        Plan::Resume(issue) => {
+            issues::show_output(
+                store,
+                publication.config.publication.timezone,
+                issue.number,
+                "Dry run: the unfinished issue would be resumed.\n",
+            )
+            .await?
+        }
+        Plan::Create(draft) => {
+            let titles: Vec<&str> = draft.selected.articles.iter().map(|a| a.title.as_str()).collect();
+            let human = format!(
+                "Dry run: issue #{} would carry {} articles to {} through {}:\n  {}\nNothing was changed.\n",
+                draft.number,
+                titles.len(),
+                readers_count(recipients),
+                describe_transport(&publication.config),
+                titles.join("\n  ")
+            );
+            let json = json!({
+                "issue": null,
+                "reason": "dry run",
+                "would_send": { "number": draft.number, "articles": titles, "recipients": recipients },
+            });
+            Output::new(human, json)
+        }
+    };
+    out.warnings = warnings;
+    Ok(out)
+}
+
+/// A list file's bad rows, each by its file and line.
+fn row_warnings(s: &issue::ListSync) -> Vec<String> {
+    s.rejected.iter().map(|r| format!("{}:{}: {} (row left out)", s.file.display(), r.line, r.reason)).collect()
+}
+
+fn readers_count(n: u64) -> String {
+    if n == 1 { "1 reader".to_owned() } else { format!("{n} readers") }
 }
 
 /// Runs the engine on the issue with a progress bar and Ctrl-C/SIGTERM handling.
@@ -312,35 +352,4 @@ impl Progress for Bar {
             b.set_message(format!("waiting for deferred messages until {}", until.format("%H:%M:%S")));
         }
     }
-}
-
-/// Who a real send would queue: active members of the publication's lists, counting the list
-/// files as they are now (a send syncs them first), never an address that left.
-async fn dry_run_recipients(
-    publication: &crate::publication::Publication,
-    store: &crate::store::Store,
-) -> Result<usize, Failure> {
-    use std::collections::HashSet;
-    let lists = &publication.config.publication.lists;
-    let mut who: HashSet<String> = store
-        .subscribers(None, Some(crate::domain::SubscriberStatus::Active))
-        .await
-        .map_err(Failure::from)?
-        .into_iter()
-        .filter(|s| lists.iter().any(|l| s.lists.iter().any(|x| x == l.as_ref())))
-        .map(|s| s.email)
-        .collect();
-    for list in publication.config.lists.iter().filter(|l| lists.contains(&l.name)) {
-        let Some(file) = &list.file else { continue };
-        let Ok(bytes) = tokio::fs::read(file).await else { continue };
-        let Ok(parsed) = crate::csv_import::parse(&bytes, &[]) else { continue };
-        for row in parsed.rows {
-            let left =
-                store.subscriber(&row.email).await.map_err(Failure::from)?.is_some_and(|s| s.status.is_final_no());
-            if !left {
-                who.insert(row.email.to_string());
-            }
-        }
-    }
-    Ok(who.len())
 }

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::{Failure, Output, output, setup};
 use crate::{
     clock::{Clock, SystemClock},
+    config::Config,
     csv_import,
     domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus},
     issue,
@@ -76,18 +77,22 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
     let now = SystemClock.now();
     match command {
         SubscribersCommand::Import { file, list, strict } => {
-            let lists: Vec<ListName> =
-                list.as_deref().map(|l| list_name(l, "--list")).transpose()?.into_iter().collect();
+            let cfg = setup::config(config).await?;
+            let list = list.as_deref().map(|l| list_name(l, "--list")).transpose()?;
+            refuse_file_kept(&cfg, list.as_slice())?;
             let bytes = tokio::fs::read(&file)
                 .await
                 .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())).file(&file))?;
             let source = format!("import {}", file.display());
-            let (imported, rejected) = csv_import::stream(bytes, lists, strict, |parts| async move {
-                store(config).await?.import_stream(parts, &source, now).await.map_err(Failure::from)
+            let rows = csv_import::RowLists::onto(list).keeping(cfg.file_kept_lists());
+            let (imported, report) = csv_import::stream(bytes, rows, strict, |parts| async {
+                let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+                store.import_stream(parts, &source, now).await.map_err(Failure::from)
             })
             .await
             .map_err(|e| Failure::usage(format!("{}: {e}", file.display())).file(&file))?;
-            let warnings: Vec<String> =
+            let rejected = report.rejected;
+            let mut warnings: Vec<String> =
                 rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
             if strict && !rejected.is_empty() {
                 let mut f = Failure::usage(format!(
@@ -101,6 +106,9 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                 return Err(f);
             }
             let counts = imported?;
+            if report.unlisted > 0 {
+                warnings.push(unlisted_warning(&cfg, report.unlisted, &file));
+            }
             let human = format!(
                 "{} imported, {} updated, {} unchanged, {} left as they are (unsubscribed, bounced or complained), {} rejected\n",
                 counts.imported,
@@ -117,12 +125,15 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                     "unchanged": counts.unchanged + counts.refused,
                     "refused": counts.refused,
                     "rejected": rejected,
+                    "unlisted": report.unlisted,
+                    "warnings": warnings,
                 }),
             );
             out.warnings = warnings;
             Ok(out)
         }
         SubscribersCommand::Add { email: e, name, lists } => {
+            let cfg = setup::config(config).await?;
             let row = NewSubscriber {
                 email: email(&e)?,
                 name: name
@@ -133,7 +144,8 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                 lists: lists.iter().map(|l| list_name(l, "--list")).collect::<Result<_, _>>()?,
                 attributes: Default::default(),
             };
-            let store = store(config).await?;
+            refuse_file_kept(&cfg, &row.lists)?;
+            let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
             let counts = store.import(std::slice::from_ref(&row), "add", now).await.map_err(Failure::from)?;
             if counts.refused > 0 {
                 return Err(Failure::usage(format!(
@@ -142,7 +154,15 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                 )));
             }
             let record = store.subscriber(&row.email).await.map_err(Failure::from)?;
-            Ok(Output::new(format!("{} is active\n", row.email), json!({ "subscriber": record })))
+            let out = Output::new(format!("{} is active\n", row.email), json!({ "subscriber": record }));
+            Ok(match record.filter(|r| r.lists.is_empty()) {
+                Some(_) => out.warn(format!(
+                    "{} is on no list, so no issue reaches it; add it with --list {}",
+                    row.email,
+                    list_hint(&cfg)
+                )),
+                None => out,
+            })
         }
         SubscribersCommand::Remove { email: e, forget } => {
             let address = email(&e)?;
@@ -189,6 +209,38 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
             Ok(render(&subs, if json_out { ListFormat::Json } else { ListFormat::Csv }))
         }
     }
+}
+
+/// Refuses to add anyone to a list that a file keeps, before anything is read or written.
+fn refuse_file_kept(config: &Config, lists: &[ListName]) -> Result<(), Failure> {
+    config.refuse_file_kept(lists).map_err(|kept| {
+        Failure::usage(format!("--list {}: {kept}", kept.list)).field("--list").file(config.file.clone())
+    })
+}
+
+/// Says that `n` imported rows went on no list, and what to do about it.
+fn unlisted_warning(config: &Config, n: u64, file: &Path) -> String {
+    let rows = if n == 1 { "1 row" } else { &format!("{n} rows") };
+    let kept = config.file_kept_lists();
+    if !config.publication.lists.is_empty() && config.open_lists().is_empty() {
+        let files: Vec<String> = kept.iter().map(|k| format!("{} ({})", k.list, k.file.display())).collect();
+        format!(
+            "{rows} of {} named no list and went on none, so no issue reaches them: every list this publication sends to is kept by its file ({}); add them to that file, or add a [[list]] without a file and import with --list",
+            file.display(),
+            files.join(", ")
+        )
+    } else {
+        format!(
+            "{rows} of {} named no list and went on none, so no issue reaches them; import with --list {} (or give them a `lists` column)",
+            file.display(),
+            list_hint(config)
+        )
+    }
+}
+
+/// A list to suggest for `--list`: the publication's first open list.
+fn list_hint(config: &Config) -> String {
+    config.open_lists().first().map_or_else(|| "NAME".to_owned(), ToString::to_string)
 }
 
 fn render(subs: &[SubscriberRecord], format: ListFormat) -> Output {

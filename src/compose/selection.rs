@@ -64,7 +64,7 @@ pub fn identity(article: &Article) -> String {
             let s = u.as_str().trim_end_matches('/').to_owned();
             format!("url:{s}")
         }
-        None => format!("id:{}:{}", article.source, article.id),
+        None => format!("id:{}:{}", article.source_id, article.id),
     }
 }
 
@@ -93,7 +93,7 @@ fn ambiguous_ids<'a>(articles: impl Iterator<Item = &'a Article>) -> HashSet<Str
     let mut ambiguous = HashSet::new();
     for article in articles {
         let identity = identity(article);
-        match first_identity.entry((article.source.as_str(), article.id.as_str())) {
+        match first_identity.entry((article.source_id.as_str(), article.id.as_str())) {
             Entry::Occupied(first) if *first.get() != identity => {
                 ambiguous.insert(article.id.clone());
             }
@@ -194,6 +194,7 @@ mod tests {
             image: None,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             source: "s".into(),
+            source_id: "s".into(),
             draft: false,
         }
     }
@@ -244,6 +245,7 @@ mod tests {
     fn the_same_link_from_two_sources_appears_once() {
         let mut twin = article("a again", "https://e.org/a/#top", 13, &[]);
         twin.source = "other".into();
+        twin.source_id = "other".into();
         let s = run(vec![article("a", "https://e.org/a", 14, &[]), twin], &settings(), &HashSet::new());
         assert_eq!(s.articles.len(), 1);
         assert_eq!(s.left_out[0].reason, Reason::Duplicate);
@@ -256,6 +258,7 @@ mod tests {
         let mut copy = article("a, republished", "https://planet.example/blog/a", 14, &[]);
         copy.id = original.id.clone();
         copy.source = "planet".into();
+        copy.source_id = "planet".into();
         let s = run(vec![original.clone(), copy.clone()], &settings(), &HashSet::new());
         let kept: Vec<_> = s.articles.iter().map(|a| a.title.as_str()).collect();
         assert_eq!(kept, ["a, republished"], "the newest copy wins");
@@ -276,9 +279,11 @@ mod tests {
         let mut second = article("second", "https://mirror.example/1", 13, &[]);
         second.id = "urn:uuid:1".into();
         second.source = "mirror".into();
+        second.source_id = "mirror".into();
         let mut third = article("third", "https://mirror.example/1", 12, &[]);
         third.id = "urn:uuid:3".into();
         third.source = "another".into();
+        third.source_id = "another".into();
         let s = run(vec![third, second, first], &settings(), &HashSet::new());
         assert_eq!(s.articles.len(), 1);
         assert_eq!(s.articles[0].title, "first");
@@ -293,6 +298,7 @@ mod tests {
         let mut other = article("other", "https://b.example/1", 14, &[]);
         other.id = "1".into();
         other.source = "b".into();
+        other.source_id = "b".into();
         assert_eq!(run(vec![one, other], &settings(), &HashSet::new()).articles.len(), 2);
     }
 
@@ -320,6 +326,7 @@ mod tests {
         let mut copy = article("a elsewhere", "https://planet.example/a", 14, &[]);
         copy.id = carried_copy.id.clone();
         copy.source = "planet".into();
+        copy.source_id = "planet".into();
         let s = run(vec![copy], &settings(), &carried);
         assert_eq!(s.left_out[0].reason, Reason::AlreadyCarried);
     }

@@ -72,10 +72,12 @@ impl std::fmt::Display for Sender {
     }
 }
 
+/// A `[[source]]`. `name`, when given, is what readers see as its articles' source, in place of
+/// a feed's title or, for a folder, the publication's name.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSetting {
-    Feed { location: FeedLocation, optional: bool },
-    Folder { path: PathBuf },
+    Feed { location: FeedLocation, optional: bool, name: Option<String> },
+    Folder { path: PathBuf, name: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +188,39 @@ impl Config {
     pub fn folder(&self) -> &Path {
         self.file.parent().unwrap_or_else(|| Path::new("."))
     }
+
+    /// The lists whose members a file decides (`[[list]] file`). Such a list is made to match its
+    /// file before each issue, so whoever is added to it any other way is dropped again at the
+    /// next send: every way in (an import, `subscribers add`, the web form, the admin API) asks
+    /// here first.
+    pub fn file_kept_lists(&self) -> Vec<FileKeptList> {
+        self.lists.iter().filter_map(|l| Some(FileKeptList { list: l.name.clone(), file: l.file.clone()? })).collect()
+    }
+
+    /// The first of `lists` that a file keeps, as the error that refuses adding anyone to it.
+    pub fn refuse_file_kept(&self, lists: &[ListName]) -> Result<(), FileKeptList> {
+        match self.file_kept_lists().into_iter().find(|k| lists.contains(&k.list)) {
+            Some(kept) => Err(kept),
+            None => Ok(()),
+        }
+    }
+
+    /// The publication's lists that no file keeps: the ones a reader can be added to.
+    pub fn open_lists(&self) -> Vec<ListName> {
+        let kept = self.file_kept_lists();
+        self.publication.lists.iter().filter(|name| !kept.iter().any(|k| &k.list == *name)).cloned().collect()
+    }
+}
+
+/// A list that its file keeps, and so one that nobody can be added to but through that file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the list `{list}` is kept by its file {}, which is synced before each issue and would drop them again; add them to that file, or use a list without a file",
+    file.display()
+)]
+pub struct FileKeptList {
+    pub list: ListName,
+    pub file: PathBuf,
 }
 
 #[cfg(test)]

@@ -66,6 +66,7 @@ struct RawSource {
     folder: Option<String>,
     #[serde(default)]
     optional: bool,
+    name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -371,6 +372,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
     for (i, s) in raw.sources.iter().enumerate() {
         let field = format!("source[{}]", i + 1);
         let src = s.get_ref();
+        let name = src.name.as_ref().map(|n| source_name(n, &at, &field)).transpose()?;
         let setting = match (&src.feed, &src.folder) {
             (Some(feed), None) => SourceSetting::Feed {
                 location: if feed.starts_with("http://") || feed.starts_with("https://") {
@@ -381,12 +383,13 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
                     FeedLocation::File(resolve(feed))
                 },
                 optional: src.optional,
+                name,
             },
             (None, Some(folder)) => {
                 if src.optional {
                     return Err(at.error(Some(s.span()), &format!("{field}.optional"), "only a feed can be optional"));
                 }
-                SourceSetting::Folder { path: resolve(folder) }
+                SourceSetting::Folder { path: resolve(folder), name }
             }
             _ => {
                 return Err(at.error(
@@ -414,13 +417,15 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         Some(s) => {
             let expression = s.cron.get_ref().trim().to_owned();
             let cron = cron::Schedule::from_str(&expression).map_err(|e| {
-                at.error(
-                    Some(s.cron.span()),
-                    "schedule.cron",
-                    format!(
+                let message = match crontab_suggestion(&expression) {
+                    Some(suggestion) => format!(
+                        "`{expression}` has five fields, as crontab writes them; gazette's schedules take six fields, seconds first: write \"{suggestion}\""
+                    ),
+                    None => format!(
                         "`{expression}` is not a schedule ({e}); write six fields, seconds first, with day names: \"0 0 9 * * Mon\""
                     ),
-                )
+                };
+                at.error(Some(s.cron.span()), "schedule.cron", message)
             })?;
             Some(Schedule { cron, expression, catch_up: s.catch_up })
         }
@@ -523,6 +528,64 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         storage: Storage { database_url: SecretString::from(database_url), pool_size },
         web: Web { listen, subscribe_rate, welcome: raw.web.welcome, trust_forwarded: raw.web.trust_forwarded },
     })
+}
+
+/// A five-field crontab expression as the six-field schedule it means: `0 ` (the seconds) in
+/// front, and the day-of-week numbers as names, since crontab counts Monday as 1 and the `cron`
+/// crate counts Sunday as 1 (`0 9 * * 1` is Monday at 9 in crontab; `0 0 9 * * 1` is Sunday).
+/// `None` unless that is a schedule.
+fn crontab_suggestion(expression: &str) -> Option<String> {
+    let fields: Vec<&str> = expression.split_whitespace().collect();
+    let [minute, hour, day, month, weekday] = fields.as_slice() else { return None };
+    let suggestion = format!("0 {minute} {hour} {day} {month} {}", crontab_weekdays(weekday)?);
+    cron::Schedule::from_str(&suggestion).is_ok().then_some(suggestion)
+}
+
+/// Crontab's day-of-week numbers (0 and 7 Sunday, 1 Monday…) as names; a step (`*/2`) stays a
+/// number.
+fn crontab_weekdays(field: &str) -> Option<String> {
+    const NAMES: [&str; 8] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    let mut out = String::new();
+    let mut digits = String::new();
+    let mut after_slash = false;
+    let flush = |digits: &mut String, out: &mut String, step: bool| -> Option<()> {
+        if !digits.is_empty() {
+            if step {
+                out.push_str(digits);
+            } else {
+                out.push_str(NAMES.get(digits.parse::<usize>().ok()?)?);
+            }
+            digits.clear();
+        }
+        Some(())
+    };
+    for c in field.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        flush(&mut digits, &mut out, after_slash)?;
+        after_slash = c == '/';
+        out.push(c);
+    }
+    flush(&mut digits, &mut out, after_slash)?;
+    Some(out)
+}
+
+/// A `[[source]] name`: one printable line of at most 200 characters.
+fn source_name(name: &Spanned<String>, at: &Locator<'_>, field: &str) -> Result<String, ConfigError> {
+    let refused = || {
+        at.error(
+            Some(name.span()),
+            &format!("{field}.name"),
+            "give the name readers see for this source's articles: one line of at most 200 characters",
+        )
+    };
+    let line = crate::domain::printable_line(name.get_ref()).map_err(|_| refused())?;
+    if line.is_empty() || line.chars().count() > 200 {
+        return Err(refused());
+    }
+    Ok(line)
 }
 
 fn positive(v: &Spanned<i64>, at: &Locator<'_>, field: &str) -> Result<usize, ConfigError> {

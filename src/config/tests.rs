@@ -86,7 +86,7 @@ fn reads_every_key_of_the_example() {
     assert_eq!(c.publication.from.to_string(), "The Weekly Mirror <weekly@example.org>");
     assert_eq!(c.publication.timezone, chrono_tz::America::New_York);
     assert_eq!(c.sources.len(), 2);
-    assert_eq!(c.sources[1], SourceSetting::Folder { path: "/pub/articles".into() });
+    assert_eq!(c.sources[1], SourceSetting::Folder { path: "/pub/articles".into(), name: None });
     assert_eq!(c.selection.max_age, Duration::from_secs(7 * 86_400));
     assert_eq!(c.lists[0].file.as_deref(), Some(Path::new("/pub/subscribers/weekly.csv")));
     assert_eq!(c.templates_dir.as_deref(), Some(Path::new("/pub/templates")));
@@ -130,6 +130,32 @@ fn bad_timezone_and_cron_are_refused() {
     let (line, field, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"0 9 * * 1\"\n"));
     assert_eq!((line, field.as_deref()), (Some(5), Some("schedule.cron")));
     assert!(msg.contains("six fields"), "{msg}");
+}
+
+#[test]
+fn a_crontab_expression_gets_its_six_field_form() {
+    let (line, field, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"30 9 * * 1-5\"\n"));
+    assert_eq!((line, field.as_deref()), (Some(5), Some("schedule.cron")));
+    assert!(msg.contains("five fields") && msg.contains("six fields, seconds first"), "{msg}");
+    assert!(msg.contains("\"0 30 9 * * Mon-Fri\""), "{msg}");
+    let (_, _, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"0 9 * * 0,6\"\n"));
+    assert!(msg.contains("\"0 0 9 * * Sun,Sat\""), "{msg}");
+    let (_, _, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"*/15 * * * *\"\n"));
+    assert!(msg.contains("\"0 */15 * * * *\""), "{msg}");
+    // What no prefix mends gets the general advice.
+    let (_, _, msg) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"0 99 * * *\"\n"));
+    assert!(msg.contains("six fields") && !msg.contains("five fields"), "{msg}");
+}
+
+#[test]
+fn a_source_may_be_named_on_one_line() {
+    let c =
+        parse(&format!("{MINIMAL}[[source]]\nfolder = \"articles\"\nname = \" Harbour  desk \"\n")).expect("parses");
+    assert_eq!(c.sources[0], SourceSetting::Folder { path: "/pub/articles".into(), name: Some("Harbour desk".into()) });
+    let (line, field, _) = invalid(&format!("{MINIMAL}[[source]]\nfeed = \"a.xml\"\nname = \"\"\n"));
+    assert_eq!((line, field.as_deref()), (Some(6), Some("source[1].name")));
+    let (_, field, _) = invalid(&format!("{MINIMAL}[[source]]\nfeed = \"a.xml\"\nname = \"A\\u0007B\"\n"));
+    assert_eq!(field.as_deref(), Some("source[1].name"));
 }
 
 #[test]

@@ -24,8 +24,14 @@ pub struct Article {
     pub content_html: SafeHtml,
     pub image: Option<ArticleImage>,
     pub tags: Vec<String>,
-    /// A label for where it came from: the feed's title or the folder's name.
+    /// Where it came from, as readers see it: the feed's title or the `[[source]] name`; for a
+    /// folder, that name or the publication's.
     pub source: String,
+    /// Where it came from, as its identity knows it (see `compose::selection::identity`): the
+    /// feed's title, else its host or file name, or the folder's name. Unlike `source`, no
+    /// setting changes it, so renaming a source never makes its articles new.
+    #[serde(default)]
+    pub source_id: String,
     /// Drafts are read so `articles --all` can show them, and never selected.
     pub draft: bool,
 }

@@ -205,6 +205,7 @@ impl FeedContext {
             image,
             tags: tags_of(entry),
             source: self.label.clone(),
+            source_id: self.label.clone(),
             draft: false,
         }
     }

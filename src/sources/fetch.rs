@@ -447,14 +447,16 @@ mod tests {
         let address = start_server().await;
         let fetcher = fetcher();
         let options = ReadOptions { timezone: chrono_tz::UTC };
-        let source = Source::Feed(FeedSource { location: Location::Url(url(address, "/feed")), optional: false });
+        let source =
+            Source::Feed(FeedSource { location: Location::Url(url(address, "/feed")), optional: false, name: None });
         let articles = read(&source, &fetcher, &options).await.expect("read");
         assert_eq!(articles.len(), 1);
         assert_eq!(articles[0].source, "Loopback News");
         // The relative link resolves against the feed's own URL via the relative site link.
         assert_eq!(articles[0].url.as_ref().map(Url::as_str), Some(format!("http://{address}/first").as_str()));
 
-        let html = Source::Feed(FeedSource { location: Location::Url(url(address, "/html")), optional: true });
+        let html =
+            Source::Feed(FeedSource { location: Location::Url(url(address, "/html")), optional: true, name: None });
         let error = read(&html, &fetcher, &options).await.expect_err("not a feed");
         assert!(!error.is_unreachable());
         assert!(

@@ -106,6 +106,7 @@ pub fn parse_markdown_article(
         image,
         tags: front.tags,
         source: label.to_string(),
+        source_id: label.to_string(),
         draft: front.draft,
     })
 }
@@ -560,12 +561,12 @@ mod tests {
         write(".#a.md", "an editor's lock file");
         std::fs::create_dir(dir.path().join("sub.md")).expect("mkdir");
         write("sub.md/c.md", "+++\ntitle = \"C\"\ndate = 2024-03-14\n+++\n");
-        let folder = FolderSource { path: dir.path().to_path_buf() };
+        let folder = FolderSource { path: dir.path().to_path_buf(), name: "Pub".into() };
         let articles = read_folder(&folder, &options()).await.expect("reads");
         let titles: Vec<&str> = articles.iter().map(|a| a.title.as_str()).collect();
         assert_eq!(titles, ["A", "B"]);
 
-        let missing = FolderSource { path: dir.path().join("nope") };
+        let missing = FolderSource { path: dir.path().join("nope"), name: "Pub".into() };
         let error = read_folder(&missing, &options()).await.expect_err("missing");
         assert!(error.is_unreachable());
     }

@@ -46,12 +46,16 @@ pub struct FeedSource {
     pub location: Location,
     /// When true, a failure to read it is a warning and the issue goes on without it.
     pub optional: bool,
+    /// What readers see as its articles' source, in place of the feed's title.
+    pub name: Option<String>,
 }
 
 /// A folder of `*.md` files with front matter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderSource {
     pub path: PathBuf,
+    /// What readers see as its articles' source.
+    pub name: String,
 }
 
 /// One `[[source]]` of the publication.
@@ -67,6 +71,20 @@ impl Source {
         match self {
             Source::Feed(feed) => feed.optional,
             Source::Folder(_) => false,
+        }
+    }
+
+    /// Gives `articles`, read from this source, the name readers see, where one is set. Their
+    /// `source_id` stays the source's own label, so a name can change without making them new.
+    pub fn name_articles(&self, articles: &mut [Article]) {
+        let name = match self {
+            Source::Feed(feed) => feed.name.as_deref(),
+            Source::Folder(folder) => Some(folder.name.as_str()),
+        };
+        if let Some(name) = name {
+            for a in articles {
+                a.source = name.to_owned();
+            }
         }
     }
 
@@ -97,6 +115,12 @@ impl Default for ReadOptions {
 /// Reads one source: fetches (URL) or reads (file) a feed and parses it, or reads a folder of
 /// Markdown files. Articles come in the source's order.
 pub async fn read(source: &Source, fetcher: &Fetcher, options: &ReadOptions) -> Result<Vec<Article>, SourceError> {
+    let mut articles = read_unnamed(source, fetcher, options).await?;
+    source.name_articles(&mut articles);
+    Ok(articles)
+}
+
+async fn read_unnamed(source: &Source, fetcher: &Fetcher, options: &ReadOptions) -> Result<Vec<Article>, SourceError> {
     match source {
         Source::Feed(FeedSource { location: Location::Url(url), .. }) => {
             let body = match fetcher.fetch(url, None).await? {
@@ -142,10 +166,11 @@ mod tests {
         let feed = Source::Feed(FeedSource {
             location: Location::Url(url::Url::parse("https://e.org/feed").expect("valid")),
             optional: true,
+            name: None,
         });
         assert_eq!(feed.describe(), "https://e.org/feed");
         assert!(feed.optional());
-        let folder = Source::Folder(FolderSource { path: PathBuf::from("articles") });
+        let folder = Source::Folder(FolderSource { path: PathBuf::from("articles"), name: "Pub".into() });
         assert_eq!(folder.describe(), "articles");
         assert!(!folder.optional());
     }
@@ -163,6 +188,7 @@ mod tests {
         let source = Source::Feed(FeedSource {
             location: Location::File(PathBuf::from("/nonexistent/feed.xml")),
             optional: false,
+            name: None,
         });
         let error = read(&source, &fetcher, &ReadOptions::default()).await.expect_err("missing");
         assert!(error.is_unreachable());
@@ -175,7 +201,7 @@ mod tests {
         let path = dir.path().join("broken.xml");
         std::fs::write(&path, "<rss version=\"2.0\"><channel><item>").expect("write");
         let fetcher = Fetcher::new().expect("client");
-        let source = Source::Feed(FeedSource { location: Location::File(path.clone()), optional: false });
+        let source = Source::Feed(FeedSource { location: Location::File(path.clone()), optional: false, name: None });
         let error = read(&source, &fetcher, &ReadOptions::default()).await.expect_err("malformed");
         assert!(!error.is_unreachable());
         assert!(

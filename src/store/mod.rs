@@ -85,6 +85,7 @@ delegate! {
     pub async fn import(&self, rows: &[NewSubscriber], source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
     pub async fn import_stream(&self, parts: tokio::sync::mpsc::Receiver<ImportPart>, source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
     pub async fn sync_list_stream(&self, list: &ListName, parts: tokio::sync::mpsc::Receiver<ImportPart>, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
+    pub async fn recipients_after_sync(&self, files: Vec<(ListName, tokio::sync::mpsc::Receiver<ImportPart>)>, lists: &[ListName], now: DateTime<Utc>) -> Result<(Vec<ImportCounts>, u64), StoreError>;
     pub async fn set_status(&self, email: &EmailAddress, status: SubscriberStatus, event: ConsentEvent, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError>;
@@ -112,6 +113,7 @@ delegate! {
     pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError>;
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError>;
+    pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError>;
     pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
     pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;

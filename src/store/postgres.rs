@@ -95,6 +95,10 @@ pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subs
      AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
                  WHERE m.subscriber_id = s.id AND l.name = ANY($3::text[])) \
      ORDER BY s.id";
+/// How many deliveries `QUEUE_ISSUE` would queue for the lists $1.
+pub(super) const COUNT_RECIPIENTS: &str = "SELECT count(*) FROM subscribers s WHERE s.status = 'active' \
+     AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                 WHERE m.subscriber_id = s.id AND l.name = ANY($1::text[]))";
 pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
 pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
@@ -196,6 +200,34 @@ fn transient(e: &StoreError) -> bool {
 /// rows came from a stream and are gone): said as such, so that the publisher runs it again.
 fn contended(e: StoreError) -> StoreError {
     if transient(&e) { StoreError::Contended(e.to_string()) } else { e }
+}
+
+/// Makes the list's members exactly the rows that arrive, inside `conn`'s transaction.
+async fn sync_list(
+    conn: &mut PgConnection,
+    list: &ListName,
+    parts: tokio::sync::mpsc::Receiver<ImportPart>,
+    now: DateTime<Utc>,
+) -> Result<ImportCounts, StoreError> {
+    // The file's addresses, kept by the server rather than in memory; one table for every file
+    // a transaction syncs.
+    sqlx::query("CREATE TEMP TABLE IF NOT EXISTS listed (email TEXT COLLATE \"C\" PRIMARY KEY) ON COMMIT DROP")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("TRUNCATE listed").execute(&mut *conn).await?;
+    let source = format!("list file {list}");
+    let mut counts = take_rows(conn, parts, Some(list), &source, now).await.map_err(contended)?;
+    let list_id = list_id(conn, list, &mut ListIds::new()).await?;
+    // Statistics for the anti-join below: the table is new, and PostgreSQL would otherwise
+    // guess its size.
+    sqlx::query("ANALYZE listed").execute(&mut *conn).await?;
+    counts.removed = sqlx::query(SYNC_REMOVE)
+        .bind(list_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| contended(e.into()))?
+        .rows_affected();
+    Ok(counts)
 }
 
 /// Upserts the rows that arrive until `End`. For a list file (`listed`), every row is put on the
@@ -354,24 +386,30 @@ impl PgStore {
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
-        // The file's addresses, kept by the server rather than in memory.
-        sqlx::query("CREATE TEMP TABLE listed (email TEXT COLLATE \"C\" PRIMARY KEY) ON COMMIT DROP")
-            .execute(&mut *tx)
-            .await?;
-        let source = format!("list file {list}");
-        let mut counts = take_rows(&mut tx, parts, Some(list), &source, now).await.map_err(contended)?;
-        let list_id = list_id(&mut tx, list, &mut ListIds::new()).await?;
-        // Statistics for the anti-join below: the table is new, and PostgreSQL would otherwise
-        // guess its size.
-        sqlx::query("ANALYZE listed").execute(&mut *tx).await?;
-        counts.removed = sqlx::query(SYNC_REMOVE)
-            .bind(list_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| contended(e.into()))?
-            .rows_affected();
+        let counts = sync_list(&mut tx, list, parts, now).await?;
         tx.commit().await.map_err(|e| contended(e.into()))?;
         Ok(counts)
+    }
+
+    /// How many subscribers an issue to `lists` would be queued for once each list file had been
+    /// synced: the syncs of `files` made as `sync_list_stream` makes them, then the count, in one
+    /// transaction that is rolled back, so nothing changes.
+    pub async fn recipients_after_sync(
+        &self,
+        files: Vec<(ListName, tokio::sync::mpsc::Receiver<ImportPart>)>,
+        lists: &[ListName],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(IMPORT_LOCK).execute(&mut *tx).await?;
+        let mut synced = Vec::with_capacity(files.len());
+        for (list, parts) in files {
+            synced.push(sync_list(&mut tx, &list, parts, now).await?);
+        }
+        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
+        let recipients: i64 = sqlx::query_scalar(COUNT_RECIPIENTS).bind(&names).fetch_one(&mut *tx).await?;
+        tx.rollback().await?;
+        Ok((synced, count(recipients)))
     }
 
     pub async fn set_status(
@@ -941,6 +979,23 @@ impl PgStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| FeedCacheEntry { body: r.get(0), etag: r.get(1), last_modified: r.get(2) }))
+    }
+
+    /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
+    /// before (or none was).
+    pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "INSERT INTO list_files (list, digest, changed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (list) DO UPDATE SET digest = excluded.digest, changed_at = excluded.changed_at \
+             WHERE list_files.digest <> excluded.digest",
+        )
+        .bind(list.as_ref())
+        .bind(digest)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed > 0)
     }
 
     pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError> {

@@ -152,16 +152,29 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
         let mut tx = self.write().await?;
-        // The file's addresses, kept by the database rather than in memory; created inside the
-        // transaction, so a rollback takes it away too.
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS listed (email TEXT PRIMARY KEY)").execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM temp.listed").execute(&mut *tx).await?;
-        let mut counts = take_rows(&mut tx, parts, Some(list), &format!("list file {list}"), now).await?;
-        let list_id = list_id(&mut tx, list).await?;
-        counts.removed = sqlx::query(SYNC_REMOVE).bind(list_id).execute(&mut *tx).await?.rows_affected();
-        sqlx::query("DELETE FROM temp.listed").execute(&mut *tx).await?;
+        let counts = sync_list(&mut tx, list, parts, now).await?;
         tx.commit().await?;
         Ok(counts)
+    }
+
+    /// How many subscribers an issue to `lists` would be queued for once each list file had been
+    /// synced: the syncs of `files` made as `sync_list_stream` makes them, then the count, in one
+    /// transaction that is rolled back, so nothing changes.
+    pub async fn recipients_after_sync(
+        &self,
+        files: Vec<(ListName, tokio::sync::mpsc::Receiver<ImportPart>)>,
+        lists: &[ListName],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
+        let mut tx = self.write().await?;
+        let mut synced = Vec::with_capacity(files.len());
+        for (list, parts) in files {
+            synced.push(sync_list(&mut tx, &list, parts, now).await?);
+        }
+        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
+        let recipients: i64 = sqlx::query_scalar(COUNT_RECIPIENTS).bind(to_json(&names)?).fetch_one(&mut *tx).await?;
+        tx.rollback().await?;
+        Ok((synced, u64::try_from(recipients).unwrap_or_default()))
     }
 
     pub async fn set_status(
@@ -382,18 +395,13 @@ impl SqliteStore {
         }
         let names = serde_json::to_string(&lists.iter().map(|l| l.as_ref()).collect::<Vec<_>>())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
-             SELECT DISTINCT ?, s.id, 'queued', 0, ?, ? FROM subscribers s \
-             JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
-             WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each(?))",
-        )
-        .bind(i64::from(issue.number))
-        .bind(ms(now))
-        .bind(ms(now))
-        .bind(names)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(QUEUE_ISSUE)
+            .bind(i64::from(issue.number))
+            .bind(ms(now))
+            .bind(ms(now))
+            .bind(names)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))
     }
@@ -781,6 +789,23 @@ impl SqliteStore {
         Ok(row.map(|r| FeedCacheEntry { body: r.get(0), etag: r.get(1), last_modified: r.get(2) }))
     }
 
+    /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
+    /// before (or none was).
+    pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let changed = sqlx::query(
+            "INSERT INTO list_files (list, digest, changed_at) VALUES (?, ?, ?) \
+             ON CONFLICT (list) DO UPDATE SET digest = excluded.digest, changed_at = excluded.changed_at \
+             WHERE list_files.digest <> excluded.digest",
+        )
+        .bind(list.as_ref())
+        .bind(digest)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(changed > 0)
+    }
+
     pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO feed_cache (url, etag, last_modified, body, fetched_at) VALUES (?, ?, ?, ?, ?) \
@@ -1067,6 +1092,35 @@ async fn consent(
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// One delivery per active subscriber of the lists ?4, a JSON array (one for someone on two of
+/// them).
+const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
+     SELECT DISTINCT ?1, s.id, 'queued', 0, ?2, ?3 FROM subscribers s \
+     JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
+     WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each(?4))";
+/// How many deliveries `QUEUE_ISSUE` would queue for the lists ?1.
+const COUNT_RECIPIENTS: &str = "SELECT count(DISTINCT s.id) FROM subscribers s \
+     JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
+     WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each(?1))";
+
+/// Makes the list's members exactly the rows that arrive, inside `tx`.
+async fn sync_list(
+    tx: &mut Transaction<'static, Sqlite>,
+    list: &ListName,
+    parts: tokio::sync::mpsc::Receiver<ImportPart>,
+    now: DateTime<Utc>,
+) -> Result<ImportCounts, StoreError> {
+    // The file's addresses, kept by the database rather than in memory; created inside the
+    // transaction, so a rollback takes it away too.
+    sqlx::query("CREATE TEMP TABLE IF NOT EXISTS listed (email TEXT PRIMARY KEY)").execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM temp.listed").execute(&mut **tx).await?;
+    let mut counts = take_rows(tx, parts, Some(list), &format!("list file {list}"), now).await?;
+    let list_id = list_id(tx, list).await?;
+    counts.removed = sqlx::query(SYNC_REMOVE).bind(list_id).execute(&mut **tx).await?.rows_affected();
+    sqlx::query("DELETE FROM temp.listed").execute(&mut **tx).await?;
+    Ok(counts)
 }
 
 /// Upserts the rows that arrive until `End`. For a list file (`listed`), every row is put on the

@@ -153,6 +153,8 @@ on_each_backend!(
     an_address_is_one_subscriber_whatever_the_case_of_its_letters,
     the_signup_limit_counts_one_mailbox_however_it_is_spelled,
     the_ledger_is_counted_by_issue_status_and_delivery_state,
+    a_trial_sync_counts_what_the_syncs_would_leave_and_keeps_nothing,
+    a_list_file_is_noted_changed_only_when_its_digest_differs,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -279,6 +281,56 @@ async fn list_sync_removes_who_the_file_no_longer_names(s: Store) {
     assert_eq!((c.imported, c.removed), (1, 1));
     let members = s.subscribers(Some(&weekly()), None).await.expect("list");
     assert_eq!(members.iter().map(|m| m.email.as_str()).collect::<Vec<_>>(), ["c@example.org"]);
+}
+
+/// The parts of a list file, ready to be read: `rows` in twos, then `End`.
+fn parts(rows: &[NewSubscriber]) -> tokio::sync::mpsc::Receiver<ImportPart> {
+    let parts: Vec<ImportPart> =
+        rows.chunks(2).map(|c| ImportPart::Rows(c.to_vec())).chain([ImportPart::End]).collect();
+    let (to, from) = tokio::sync::mpsc::channel(parts.len());
+    for part in parts {
+        to.try_send(part).expect("room for every part");
+    }
+    from
+}
+
+async fn a_trial_sync_counts_what_the_syncs_would_leave_and_keeps_nothing(s: Store) {
+    let news: ListName = "news".parse().expect("list");
+    s.sync_list(&weekly(), &[row("a@example.org", &[]), row("b@example.org", &[])], now()).await.expect("sync");
+    s.import(&[row("z@example.org", &["news"])], "import", now()).await.expect("import");
+    s.set_status(
+        &"b@example.org".parse().expect("b"),
+        SubscriberStatus::Unsubscribed,
+        ConsentEvent::Unsubscribe,
+        "t",
+        now(),
+    )
+    .await
+    .expect("status");
+    let before = s.subscribers(None, None).await.expect("list");
+
+    // weekly's file drops a and names b (who left) and c; news's file drops z and names a and d.
+    let files = vec![
+        (weekly(), parts(&[row("B@example.org", &[]), row("c@example.org", &[])])),
+        (news.clone(), parts(&[row("a@example.org", &[]), row("d@example.org", &[])])),
+    ];
+    let (counts, recipients) = s.recipients_after_sync(files, &[weekly(), news.clone()], now()).await.expect("trial");
+    assert_eq!(recipients, 3, "a (news), c (weekly) and d (news): not b, who left, nor z, dropped");
+    assert_eq!((counts[0].imported, counts[0].removed), (1, 1));
+    assert_eq!((counts[1].imported, counts[1].removed), (1, 1));
+    assert_eq!(s.subscribers(None, None).await.expect("list"), before, "nothing kept");
+
+    let (_, weekly_only) = s.recipients_after_sync(vec![], &[weekly()], now()).await.expect("count");
+    assert_eq!(weekly_only, 1, "a, as the store holds it now");
+}
+
+async fn a_list_file_is_noted_changed_only_when_its_digest_differs(s: Store) {
+    assert!(s.note_list_file(&weekly(), "d1", now()).await.expect("note"), "never seen: changed");
+    assert!(!s.note_list_file(&weekly(), "d1", now()).await.expect("note"));
+    assert!(s.note_list_file(&"news".parse().expect("list"), "d1", now()).await.expect("note"), "another list");
+    assert!(s.note_list_file(&weekly(), "d2", now()).await.expect("note"));
+    assert!(!s.note_list_file(&weekly(), "d2", now()).await.expect("note"));
+    assert!(s.note_list_file(&weekly(), "d1", now()).await.expect("note"), "back to an older content: changed");
 }
 
 async fn one_delivery_per_active_subscriber_across_lists(s: Store) {

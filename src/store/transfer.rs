@@ -112,6 +112,8 @@ const TABLES: &[Table] = &[
         columns: &[("url", Text), ("etag", Text), ("last_modified", Text), ("body", Blob), ("fetched_at", Int)],
         identity: None,
     },
+    // What each list file held when its bad rows were last reported.
+    Table { name: "list_files", columns: &[("list", Text), ("digest", Text), ("changed_at", Int)], identity: None },
     // The sign-up limit's day of requests, so that moving stores does not reset it.
     Table { name: "signup_requests", columns: &[("mailbox", Text), ("at", Int)], identity: None },
 ];

@@ -222,7 +222,7 @@ async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) ->
         .flatten();
     let config = &state.publication.config;
     let lists: Vec<ListName> = match map.get("lists") {
-        None | Some(Value::Null) => super::pages::open_lists(config),
+        None | Some(Value::Null) => config.open_lists(),
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| {
@@ -234,15 +234,7 @@ async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) ->
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(ApiError::invalid("lists", "lists must be an array of list names")),
     };
-    // A list file is synced before each issue and would drop the address again.
-    if let Some((name, file)) =
-        config.lists.iter().find_map(|l| Some((&l.name, l.file.as_ref()?)).filter(|(n, _)| lists.contains(n)))
-    {
-        return Err(ApiError::invalid(
-            "lists",
-            format!("the list {name} is decided by its file {}: add the address there", file.display()),
-        ));
-    }
+    config.refuse_file_kept(&lists).map_err(|kept| ApiError::invalid("lists", kept.to_string()))?;
     let attributes = match map.get("attributes") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(attrs)) => attrs

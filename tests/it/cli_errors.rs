@@ -18,6 +18,21 @@ fn an_unknown_key_names_file_line_and_key() {
     assert!(json["error"]["message"].as_str().is_some());
 }
 
+/// A crontab line pasted as it is: the error says six fields are needed, seconds first, and
+/// gives the expression to write, its day numbers as names (crontab's 1 is Monday).
+#[test]
+fn a_five_field_cron_gets_its_six_field_form() {
+    let p = Publication::sample();
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("cron = \"0 0 9 * * Mon\"", "cron = \"0 9 * * 1\""));
+    let run = p.gazette(&["check"]);
+    assert_eq!(run.code(), 2, "{}{}", run.stdout(), run.stderr());
+    let shown = format!("{}{}", run.stdout(), run.stderr());
+    assert!(shown.contains("six fields, seconds first") && shown.contains("\"0 0 9 * * Mon\""), "{shown}");
+    let json = p.gazette(&["articles", "--json"]).json();
+    assert_eq!(json["error"]["field"], "schedule.cron", "{json:#}");
+}
+
 #[test]
 fn a_missing_config_says_how_to_make_one() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -107,6 +122,41 @@ fn check_lists_every_problem_and_exits_2() {
     assert_eq!(json["next_runs"].as_array().map(Vec::len), Some(5));
 }
 
+/// `check` reads the list files as a send syncs them: each bad row is a problem by its file
+/// and line.
+#[test]
+fn check_names_each_bad_row_of_a_list_file() {
+    let p = Publication::sample();
+    p.write(
+        "subscribers/weekly.csv",
+        "email,name\nada@example.org,Ada\nnot-an-address,Bob\nada@example.org,Ada again\n",
+    );
+    let run = p.gazette(&["check", "--json"]);
+    assert_eq!(run.code(), 2, "{}", run.stdout());
+    let json = run.json();
+    let problems: Vec<&str> =
+        json["problems"].as_array().expect("problems").iter().filter_map(|v| v.as_str()).collect();
+    for needle in ["weekly.csv:3: email", "weekly.csv:4: ada@example.org appears earlier"] {
+        assert!(problems.iter().any(|p| p.contains(needle)), "{needle}: {problems:?}");
+    }
+}
+
+/// An issue of no article is skipped while send_when_empty is false: `check` says so, and why,
+/// instead of an unqualified ok.
+#[test]
+fn check_says_when_the_next_issue_would_be_skipped() {
+    let p = Publication::sample();
+    let json = p.gazette(&["check", "--json"]).ok().json();
+    let warnings = json["warnings"].to_string();
+    assert!(warnings.contains("would be skipped") && warnings.contains("send_when_empty"), "{json:#}");
+    assert!(warnings.contains("no article within max_age (7d)"), "{json:#}");
+
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("max_age = \"7d\"", "max_age = \"99999d\""));
+    let json = p.gazette(&["check", "--json"]).ok().json();
+    assert!(!json["warnings"].to_string().contains("skipped"), "{json:#}");
+}
+
 #[test]
 fn check_passes_on_the_sample() {
     let p = Publication::sample();
@@ -141,5 +191,17 @@ fn a_time_zone_abbreviation_is_refused_with_the_zone_meant() {
         let p = Publication::with_config(&config(tz));
         std::fs::create_dir_all(p.path().join("articles")).expect("mkdir");
         p.gazette(&["articles"]).ok();
+    }
+}
+
+/// Every command that takes `--as-of` explains it in its help.
+#[test]
+fn as_of_is_explained_wherever_it_is_taken() {
+    for command in ["articles", "preview", "send"] {
+        let run =
+            std::process::Command::new(env!("CARGO_BIN_EXE_gazette")).args([command, "--help"]).output().expect("run");
+        let help = String::from_utf8_lossy(&run.stdout);
+        let line = help.lines().find(|l| l.contains("--as-of")).unwrap_or_else(|| panic!("{command}: {help}"));
+        assert!(line.contains("Stand in for \"now\""), "{command}: {help}");
     }
 }

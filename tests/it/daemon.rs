@@ -167,7 +167,7 @@ fn queue_only_then_a_worker_delivers_the_issue() {
     let server = SmtpServer::start(Options::default());
     let p = publication(&server, 12, "");
     p.write("feed.xml", &feed(&[("Queued news", Utc::now() - chrono::Duration::hours(1))]));
-    let queued = p.gazette(&["send", "--queue-only", "--json"]).ok().json();
+    let queued = p.gazette(&["send", "--yes", "--queue-only", "--json"]).ok().json();
     assert_eq!(queued["counts"]["queued"], 12, "{queued:#}");
     assert!(server.messages().is_empty(), "--queue-only sent something");
     let mut worker = start(&p, "worker");

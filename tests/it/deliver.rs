@@ -114,6 +114,7 @@ on_each_backend!(
     an_address_the_server_cannot_take_fails_at_once_and_bounces_no_one,
     deferred_deliveries_are_listed_with_their_next_attempt,
     the_closing_line_of_a_send_agrees_with_its_table,
+    a_dry_run_counts_the_readers_the_send_reaches_after_the_list_file_sync,
 );
 
 pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
@@ -129,7 +130,7 @@ pub fn by_recipient(server: &SmtpServer) -> HashMap<String, usize> {
 fn every_subscriber_gets_exactly_one_message_with_every_header(backend: Backend) {
     let server = SmtpServer::start(Options::default());
     let p = publication_on(backend, 25, &server.url(), "concurrency = 4");
-    let run = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok();
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok();
     let doc = run.json();
     assert_eq!(doc["counts"]["sent"], 25, "{doc:#}");
     assert_eq!(doc["status"], "sent");
@@ -168,7 +169,7 @@ fn every_subscriber_gets_exactly_one_message_with_every_header(backend: Backend)
     assert_eq!(ids.len(), 25, "one Message-ID per subscriber");
 
     // Nothing new: the second send says so and sends nothing.
-    let again = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    let again = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
     assert!(again["issue"].is_null(), "{again:#}");
     assert!(again["reason"].as_str().is_some_and(|r| r.contains("nothing new")));
     assert_eq!(server.messages().len(), 25);
@@ -183,7 +184,7 @@ fn lines_that_start_with_a_dot_arrive_as_written(backend: Backend) {
     p.write("gazette.toml", &format!("{config}\n[templates]\ndir = \"templates\"\n"));
     let lines = [".", ".hidden file", "..two dots", "a. middle dot", "...", "the end"];
     p.write("templates/email/digest.txt", &format!("{{{{ publication.name }}}}\n{}\n", lines.join("\n")));
-    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
     let messages = server.messages();
     assert_eq!(messages.len(), 3);
     for m in messages {
@@ -200,7 +201,7 @@ fn auth_and_starttls_with_a_trusted_ca(backend: Backend) {
     let ca = server.tls_files().expect("tls").ca().display().to_string();
     let url = server.url().replace("127.0.0.1", "localhost");
     let p = publication_on(backend, 3, &url, &format!("ca_file = {ca:?}"));
-    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
     assert_eq!(server.messages().len(), 3);
 }
 
@@ -218,7 +219,7 @@ fn a_reply_injected_before_the_starttls_handshake_is_never_read(backend: Backend
     let ca = server.tls_files().expect("tls").ca().display().to_string();
     let url = server.url().replace("127.0.0.1", "localhost");
     let p = publication_on(backend, 4, &url, &format!("ca_file = {ca:?}\nconcurrency = 2"));
-    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
     let counts = by_recipient(&server);
     assert_eq!(counts.len(), 4);
     assert!(counts.values().all(|c| *c == 1), "{counts:?}");
@@ -230,7 +231,7 @@ fn a_ca_file_without_a_certificate_is_named_and_nothing_is_sent(backend: Backend
     let url = server.url().replace("127.0.0.1", "localhost");
     let p = publication_on(backend, 2, &url, "ca_file = \"certs/ca.pem\"");
     p.write("certs/ca.pem", "this is a private key, pasted by mistake\n");
-    let run = p.gazette(&["send", "--as-of", AS_OF]);
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF]);
     assert_ne!(run.code(), 0);
     let said = run.stderr();
     assert!(said.contains("delivery.ca_file") && said.contains("ca.pem"), "{said}");
@@ -242,7 +243,7 @@ fn a_certificate_that_does_not_verify_is_refused_not_used_in_the_clear(backend: 
     let server = SmtpServer::start(Options::default().self_signed_tls());
     let url = server.url().replace("127.0.0.1", "localhost");
     let p = publication_on(backend, 3, &url, "");
-    let run = p.gazette(&["send", "--as-of", AS_OF, "--json"]);
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]);
     assert_eq!(run.code(), 1, "{}", run.stderr());
     assert!(server.messages().is_empty());
     let issues = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
@@ -253,7 +254,7 @@ fn a_wrong_password_is_exit_1_and_never_printed(backend: Backend) {
     let server = SmtpServer::start(Options::default().auth("mailer", "right"));
     let url = server.url().replace("right", "hunter2-wrong");
     let p = publication_on(backend, 2, &url, "");
-    let run = p.gazette(&["send", "--as-of", AS_OF]);
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF]);
     assert_eq!(run.code(), 1);
     let all = format!("{}{}", run.stdout(), run.stderr());
     assert!(!all.contains("hunter2"), "{all}");
@@ -266,7 +267,7 @@ fn a_wrong_password_is_exit_1_and_never_printed(backend: Backend) {
 fn temporary_failures_are_retried_until_accepted(backend: Backend) {
     let server = SmtpServer::start(Options::default().tempfail_first(2));
     let p = publication_on(backend, 5, &server.url(), "concurrency = 2\nmax_attempts = 4");
-    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 5, "{doc:#}");
     let counts = by_recipient(&server);
     assert_eq!(counts.len(), 5);
@@ -276,7 +277,7 @@ fn temporary_failures_are_retried_until_accepted(backend: Backend) {
 fn permanent_refusals_are_recorded_and_bounce_the_subscriber(backend: Backend) {
     let server = SmtpServer::start(Options::default().reject("reader1@").reject("reader3@"));
     let p = publication_on(backend, 5, &server.url(), "");
-    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(3), Some(2)), "{doc:#}");
     let failures = doc["failures"].as_array().expect("failures");
     assert_eq!(failures.len(), 2);
@@ -287,7 +288,7 @@ fn permanent_refusals_are_recorded_and_bounce_the_subscriber(backend: Backend) {
     let bounced = p.gazette(&["subscribers", "list", "--status", "bounced", "--json"]).ok().json();
     assert_eq!(bounced["subscribers"].as_array().map(Vec::len), Some(2));
     // A list file never brings a bounced address back.
-    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
     let bounced = p.gazette(&["subscribers", "list", "--status", "bounced", "--json"]).ok().json();
     assert_eq!(bounced["subscribers"].as_array().map(Vec::len), Some(2));
 }
@@ -295,7 +296,7 @@ fn permanent_refusals_are_recorded_and_bounce_the_subscriber(backend: Backend) {
 fn dropped_connections_and_stalls_are_retried_without_duplicates(backend: Backend) {
     let server = SmtpServer::start(Options::default().drop_every(4).stall_every(7, Duration::from_secs(5)));
     let p = publication_on(backend, 20, &server.url(), "concurrency = 3\ntimeout = \"1s\"\nmax_attempts = 6");
-    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 20, "{doc:#}");
     let counts = by_recipient(&server);
     assert_eq!(counts.len(), 20);
@@ -310,7 +311,7 @@ fn a_final_dot_left_unanswered_holds_back_no_other_sender(backend: Backend) {
     // The 5th message's dot gets no reply for 6 s, then the server hangs up; it is retried.
     let server = SmtpServer::start(Options::default().stall_every(5, stall));
     let p = publication_on(backend, 16, &server.url(), "concurrency = 4\ntimeout = \"30s\"");
-    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 16, "{doc:#}");
     let counts = by_recipient(&server);
     assert_eq!(counts.len(), 16);
@@ -329,7 +330,7 @@ fn a_final_dot_left_unanswered_holds_back_no_other_sender(backend: Backend) {
 fn a_pipelining_server_gets_each_envelope_in_one_write_and_every_fault_is_handled(backend: Backend) {
     let server = SmtpServer::start(Options::default().pipelining().reject("reader2@").tempfail_first(1).drop_every(5));
     let p = publication_on(backend, 12, &server.url(), "concurrency = 3\nmax_attempts = 5");
-    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(11), Some(1)), "{doc:#}");
     let failures = doc["failures"].as_array().expect("failures");
     assert!(failures[0]["reply"].as_str().is_some_and(|r| r.contains("550")), "{doc:#}");
@@ -350,6 +351,8 @@ fn a_test_copy_goes_to_the_given_address_only_and_is_recorded_nowhere(backend: B
     p.gazette(&["send", "--as-of", AS_OF, "--to", "editor@example.net"]).ok();
     let got = server.wait_for(1, Duration::from_secs(5));
     assert_eq!(got[0].rcpt_tos, ["editor@example.net"]);
+    let subject = MessageParser::default().parse(&got[0].raw).and_then(|m| m.subject().map(str::to_owned));
+    assert_eq!(subject.as_deref(), Some("[Test] The Weekly Mirror: 16 March 2024"), "a test copy says so");
     let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
     assert_eq!(issues["issues"].as_array().map(Vec::len), Some(0));
     let dry = p.gazette(&["send", "--as-of", AS_OF, "--dry-run", "--json"]).ok().json();
@@ -371,7 +374,7 @@ fn subscriber_on_two_lists_gets_one_copy_and_hostile_names_stay_out_of_headers(b
     config.push_str("\n[[list]]\nname = \"news\"\nfile = \"subscribers/news.csv\"\n");
     p.write("gazette.toml", &config);
     p.write("subscribers/news.csv", "email\nann@example.org\n");
-    p.gazette(&["send", "--as-of", AS_OF]).ok();
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
     let counts = by_recipient(&server);
     assert_eq!(counts.get("ann@example.org"), Some(&1));
     assert_eq!(counts.get("eve@example.org"), Some(&1));
@@ -508,4 +511,31 @@ fn a_rate_written_per_minute_paces_the_send() {
     assert_eq!(run.code(), 2);
     let said = run.stderr();
     assert!(said.contains("delivery.rate") && said.contains("gazette.toml:") && said.contains("20/s"), "{said}");
+}
+
+/// The store's `weekly` (ann, bob, dan, from before the list had a file) differs from the file
+/// (ann, bob, cat, and eve, who unsubscribed): the send syncs the file first and reaches ann, bob
+/// and cat. The dry run must say 3 and change nothing.
+fn a_dry_run_counts_the_readers_the_send_reaches_after_the_list_file_sync(backend: Backend) {
+    let server = SmtpServer::start(Options::default());
+    let p = publication_on(backend, 0, &server.url(), "");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("file = \"subscribers/weekly.csv\"\n", ""));
+    let before = p.write("before.csv", "email\nann@example.org\nbob@example.org\ndan@example.org\neve@example.org\n");
+    p.gazette(&["subscribers", "import", before.to_str().expect("utf-8 path"), "--list", "weekly"]).ok();
+    p.gazette(&["subscribers", "remove", "eve@example.org"]).ok();
+    p.write("gazette.toml", &config);
+    p.write("subscribers/weekly.csv", "email\nann@example.org\nBob@example.org\ncat@example.org\neve@example.org\n");
+    let members = || p.gazette(&["subscribers", "list", "--list", "weekly", "--json"]).ok().stdout();
+    let stored = members();
+
+    let dry = p.gazette(&["send", "--as-of", AS_OF, "--dry-run", "--json"]).ok().json();
+    assert_eq!(dry["would_send"]["recipients"], 3, "{dry:#}");
+    assert_eq!(members(), stored, "the dry run changed nothing");
+
+    let sent = p.gazette(&["send", "--as-of", AS_OF, "--yes", "--json"]).ok().json();
+    assert_eq!(sent["counts"]["sent"], dry["would_send"]["recipients"], "{sent:#}");
+    let mut to: Vec<String> = by_recipient(&server).into_keys().collect();
+    to.sort();
+    assert_eq!(to, ["ann@example.org", "bob@example.org", "cat@example.org"]);
 }

@@ -142,7 +142,7 @@ fn signs_and_verifies(make_key: fn(&Path) -> String, algorithm: &str) {
     let server = SmtpServer::start(Options::default());
     let p = signed_publication(3, &server);
     let record = make_key(p.path());
-    let doc = p.gazette(&["send", "--as-of", AS_OF, "--json"]).ok().json();
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 3, "{doc:#}");
     let messages = server.messages();
     assert_eq!(messages.len(), 3);
@@ -202,7 +202,7 @@ fn send_with_key(key: Option<&str>) -> (crate::support::Run, SmtpServer, Publica
     if let Some(text) = key {
         p.write("dkim.pem", text);
     }
-    let run = p.gazette(&["send", "--as-of", AS_OF]);
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF]);
     (run, server, p)
 }
 
@@ -220,7 +220,7 @@ fn a_missing_or_unusable_key_is_exit_2_naming_the_file() {
         assert!(all.contains("dkim.pem"), "key {key:?}: the error names the file: {all}");
         assert!(server.messages().is_empty(), "key {key:?}: nothing sent");
 
-        let json = p.gazette(&["send", "--as-of", AS_OF, "--json"]);
+        let json = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]);
         assert_eq!(json.code(), 2, "key {key:?}: {}", json.stdout());
         let error = &json.json()["error"];
         assert_eq!(error["field"], "dkim.private_key_file", "key {key:?}: {error:#}");

@@ -66,10 +66,12 @@ fn the_second_send_asks_with_the_etag_and_uses_the_kept_body() {
     );
     // Queue issue 1 and cancel it: a cancelled issue carries nothing, so the next send must
     // find the same six articles again, from the kept body.
-    let first = p.gazette(&["send", "--as-of", "2024-03-16T12:00:00-04:00", "--queue-only", "--json"]).ok().json();
+    let first =
+        p.gazette(&["send", "--yes", "--as-of", "2024-03-16T12:00:00-04:00", "--queue-only", "--json"]).ok().json();
     assert_eq!(first["articles"].as_array().map(Vec::len), Some(6), "{first:#}");
     p.gazette(&["issues", "cancel", "1"]).ok();
-    let second = p.gazette(&["send", "--as-of", "2024-03-16T12:00:00-04:00", "--queue-only", "--json"]).ok().json();
+    let second =
+        p.gazette(&["send", "--yes", "--as-of", "2024-03-16T12:00:00-04:00", "--queue-only", "--json"]).ok().json();
     assert_eq!(second["number"], 2, "{second:#}");
     assert_eq!(second["articles"].as_array().map(Vec::len), Some(6), "the kept body was read: {second:#}");
     let requests = server.requests();

@@ -20,6 +20,7 @@ mod look;
 mod migrate;
 mod permissions;
 mod preview;
+mod send_asks;
 mod smtp;
 mod smtp_selftest;
 mod subscribers;

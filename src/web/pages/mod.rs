@@ -13,7 +13,6 @@ use axum::{
 };
 
 use super::AppState;
-use crate::{config::Config, domain::ListName};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -22,19 +21,6 @@ pub fn routes() -> Router<AppState> {
         .route("/subscribe", post(subscribe::submit))
         .route("/confirm/{token}", get(confirm::page).post(confirm::confirm))
         .route("/unsubscribe/{token}", get(unsubscribe::page).post(unsubscribe::unsubscribe))
-}
-
-/// The lists a reader may join from the web: the publication's lists that no list file
-/// decides (a file's list is made to match the file before each issue, which would drop a
-/// web sign-up again).
-pub fn open_lists(config: &Config) -> Vec<ListName> {
-    config
-        .publication
-        .lists
-        .iter()
-        .filter(|name| !config.lists.iter().any(|l| &l.name == *name && l.file.is_some()))
-        .cloned()
-        .collect()
 }
 
 #[cfg(test)]

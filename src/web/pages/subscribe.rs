@@ -79,7 +79,7 @@ async fn accept(state: &AppState, client: std::net::IpAddr, json: bool, body: &[
     } else {
         parse_form(body)
     };
-    let open = super::open_lists(&state.publication.config);
+    let open = state.publication.config.open_lists();
     let signup = parse(raw, &open)?;
     let now = state.clock.now();
     let found = state.store.request_subscription(&signup.email, signup.name.as_ref(), "web", now).await?;
