@@ -37,7 +37,7 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
     let signals = {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
-            super::send::wait_for_signal().await;
+            super::delivery::wait_for_signal().await;
             info!("stopping: letting messages in flight finish");
             let _ = stop_tx.send(true);
         })

@@ -5,7 +5,7 @@ use std::{path::Path, sync::Arc};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use super::{Failure, Output, output, send, setup};
+use super::{Failure, Output, delivery, output, setup};
 use crate::{
     clock::{Clock, SystemClock},
     domain::IssueStatus,
@@ -53,9 +53,9 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             let publication = Arc::new(setup::publication(config).await?);
             store.reopen_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
             let transport = issue::transport(&publication.config).await?;
-            let summary = send::deliver(publication, &store, &i, transport).await?;
+            let summary = delivery::deliver(publication, &store, &i, transport).await?;
             let after = existing(&store, number).await?;
-            let header = send::summary_line(&after, &summary);
+            let header = delivery::summary_line(&after, &summary);
             let mut out = show(&store, tz, after, &header).await?;
             if summary.stopped {
                 out.exit_code = 1;

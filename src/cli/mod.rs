@@ -4,6 +4,7 @@
 mod articles;
 mod check;
 mod daemon;
+mod delivery;
 mod failure;
 mod init;
 mod issues;

@@ -1,15 +1,14 @@
 //! `gazette send`: create the next issue and deliver it, or resume the unfinished one.
 
-use std::{io::IsTerminal, path::Path, sync::Arc, time::Duration};
+use std::{io::IsTerminal, path::Path, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Failure, Output, issues, setup};
+use super::{Failure, Output, delivery, issues, setup};
 use crate::{
     clock::{Clock, FixedClock, SystemClock},
-    deliver::{Progress, RunSummary, Stop},
-    domain::{EmailAddress, Outcome},
+    domain::EmailAddress,
     issue::{self, Plan},
     store::IssueRecord,
 };
@@ -107,7 +106,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         return Ok(out);
     }
 
-    let result = deliver(Arc::clone(&publication), &store, &issue, transport).await;
+    let result = delivery::deliver(Arc::clone(&publication), &store, &issue, transport).await;
     let summary = match result {
         Ok(s) => s,
         Err(f) => return Err(f),
@@ -118,7 +117,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         .await
         .map_err(Failure::from)?
         .ok_or_else(|| Failure::unfinished(format!("issue {} vanished", issue.number)))?;
-    let header = summary_line(&after, &summary);
+    let header = delivery::summary_line(&after, &summary);
     let mut out = issues::show(&store, tz, after, &header).await?;
     let secs = summary.elapsed.as_secs_f64();
     out.json["elapsed_seconds"] = json!(secs);
@@ -191,63 +190,6 @@ fn readers_count(n: u64) -> String {
     if n == 1 { "1 reader".to_owned() } else { format!("{n} readers") }
 }
 
-/// Runs the engine on the issue with a progress bar and Ctrl-C/SIGTERM handling.
-pub async fn deliver(
-    publication: Arc<crate::publication::Publication>,
-    store: &crate::store::Store,
-    issue: &IssueRecord,
-    transport: crate::deliver::Transport,
-) -> Result<RunSummary, Failure> {
-    let (stop_tx, stop) = Stop::new();
-    let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    let progress = Arc::new(Bar::new(issue.counts.pending()));
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let result = issue::deliver(publication, store, issue, transport, clock, progress.clone(), stop, true).await;
-    signals.abort();
-    progress.finish();
-    Ok(result?.run)
-}
-
-pub(super) async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// The line that closes a delivery run: the issue's counts as the ledger holds them after it
-/// (`issue`, read once with the table printed below it), then how long this run took and how
-/// fast it sent. A run that did part of the issue says how much was its own.
-pub(super) fn summary_line(issue: &IssueRecord, s: &RunSummary) -> String {
-    let c = &issue.counts;
-    let own = if s.sent == c.sent { String::new() } else { format!(" ({} in this run)", s.sent) };
-    let queued = if c.queued > 0 { format!(", {} still queued", c.queued) } else { String::new() };
-    format!(
-        "Issue #{} \"{}\": {} sent{own}, {} deferred, {} failed{queued} in {} ({})\n",
-        issue.number,
-        issue.subject,
-        c.sent,
-        c.deferred,
-        c.failed,
-        crate::domain::took(s.elapsed),
-        crate::domain::throughput(s.sent, s.elapsed),
-    )
-}
-
 fn describe_transport(config: &crate::config::Config) -> String {
     match config.delivery.transport {
         crate::config::Transport::Outbox => format!("the outbox {}", config.delivery.outbox.display()),
@@ -307,49 +249,4 @@ async fn confirm(question: String) -> bool {
     })
     .await
     .unwrap_or(false)
-}
-
-/// A progress bar on a terminal; silent otherwise.
-struct Bar {
-    bar: Option<indicatif::ProgressBar>,
-}
-
-impl Bar {
-    fn new(total: u64) -> Self {
-        let bar = std::io::stdout().is_terminal().then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {rate} {msg}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .with_key("rate", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = w.write_str(&crate::domain::readable_rate(state.per_sec()));
-                    }),
-            );
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
-        });
-        Self { bar }
-    }
-
-    fn finish(&self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
-    }
-}
-
-impl Progress for Bar {
-    fn recorded(&self, outcome: &Outcome) {
-        if let Some(b) = &self.bar
-            && !matches!(outcome, Outcome::Released { .. } | Outcome::Deferred { .. })
-        {
-            b.inc(1);
-        }
-    }
-
-    fn waiting(&self, until: DateTime<Utc>) {
-        if let Some(b) = &self.bar {
-            b.set_message(format!("waiting for deferred messages until {}", until.format("%H:%M:%S")));
-        }
-    }
 }

@@ -23,7 +23,7 @@ pub async fn run(config: &Path, listen: Option<&str>) -> Result<Output, Failure>
     let listener = web::server::bind(addr).await.map_err(|e| Failure::unfinished(e.to_string()).field("web.listen"))?;
     let state = state(publication, store, tokens).await?;
     announce(&listener);
-    web::serve(state, listener, super::send::wait_for_signal())
+    web::serve(state, listener, super::delivery::wait_for_signal())
         .await
         .map_err(|e| Failure::unfinished(e.to_string()))?;
     Ok(Output::new(String::new(), json!({ "stopped": true })))
