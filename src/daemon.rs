@@ -114,8 +114,20 @@ async fn serve(
         }
         return Ok(SlotAction::Missed);
     }
-    if let Err(e) = issue::sync_lists(&publication.config, store, now).await {
-        warn!("list files not synced: {e}");
+    match issue::sync_lists(&publication.config, store, now).await {
+        Err(e) => warn!("list files not synced: {e}"),
+        // A bad row's reason may quote an address, which logs never hold: the count is logged
+        // once per change of the file, and `check` names the rows.
+        Ok(syncs) => {
+            for s in syncs.iter().filter(|s| s.changed && !s.rejected.is_empty()) {
+                warn!(
+                    list = %s.list,
+                    file = %s.file.display(),
+                    rows = s.rejected.len(),
+                    "bad rows of the list file left out; `gazette check` names them"
+                );
+            }
+        }
     }
     // The issue is dated by the slot, not by when this process got to it.
     match issue::plan(publication, store, slot.at, true).await? {

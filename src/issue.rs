@@ -175,7 +175,7 @@ pub async fn plan(
         if record { read_articles_cached(publication, store, now).await? } else { publication.read_articles().await? };
     let history = history(store, &articles, now, record).await?;
     let draft = publication.select(articles, warnings, now, &history);
-    match publication.skip_reason(&draft, &history) {
+    match publication.skip_reason(&draft) {
         Some(reason) => Ok(Plan::Nothing(reason)),
         None => Ok(Plan::Create(Box::new(draft))),
     }

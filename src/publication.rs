@@ -119,18 +119,20 @@ impl Publication {
 
     /// Why no issue is made of `draft`, when none is: it carries no article and
     /// `[selection] send_when_empty` is off.
-    pub fn skip_reason(&self, draft: &Draft, history: &History) -> Option<String> {
+    pub fn skip_reason(&self, draft: &Draft) -> Option<String> {
         if !draft.selected.articles.is_empty() || self.config.selection.send_when_empty {
             return None;
         }
-        Some(if history.carried.is_empty() {
+        let carried = draft.selected.left_out.iter().any(|l| l.reason == compose::selection::Reason::AlreadyCarried);
+        Some(if carried {
+            "nothing new since the last issue".to_owned()
+        } else {
+            let date = draft.date.with_timezone(&self.config.publication.timezone);
             format!(
                 "no article within max_age ({}) of {}",
                 self.config.selection.max_age,
-                draft.date.with_timezone(&self.config.publication.timezone).to_rfc3339()
+                date.to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
             )
-        } else {
-            "nothing new since the last issue".to_owned()
         })
     }
 

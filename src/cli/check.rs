@@ -142,7 +142,7 @@ async fn render_sample(config: Config, store: Option<&Store>, r: &mut Report) {
         None => History::first(),
     };
     let draft = publication.select(articles, warnings, now, &history);
-    if let Some(reason) = publication.skip_reason(&draft, &history) {
+    if let Some(reason) = publication.skip_reason(&draft) {
         r.warnings.push(format!(
             "the next issue would be skipped, not sent: {reason}, and an issue of no article is skipped while [selection] send_when_empty = false; add articles, widen max_age, or set send_when_empty = true"
         ));

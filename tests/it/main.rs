@@ -4,6 +4,7 @@
 mod postgres;
 mod support;
 
+mod architecture;
 mod archive;
 mod browser;
 mod cli_errors;
