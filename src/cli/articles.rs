@@ -5,12 +5,13 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{Failure, Output, output, setup};
-use crate::domain::Article;
+use crate::{domain::Article, issue};
 
 pub async fn run(config: &Path, as_of: Option<&str>, all: bool) -> Result<Output, Failure> {
     let publication = setup::publication(config).await?;
     let now = setup::now(as_of, &publication)?;
-    let draft = setup::draft(&publication, now).await?;
+    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let draft = setup::draft(&publication, &store, now).await?;
     let tz = publication.config.publication.timezone;
     let settings = &publication.config.selection;
 

@@ -38,7 +38,7 @@ pub async fn run(
     let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
     let (email, name, attributes, mut warnings) = reader(&publication, &store, email).await?;
 
-    let draft = setup::draft(&publication, now).await?;
+    let draft = setup::draft(&publication, &store, now).await?;
     let prepared = publication.prepare(&draft)?;
     let recipient = publication.recipient(email, &name, attributes);
     let rendered = prepared.personalize(&recipient)?;

@@ -10,6 +10,7 @@ use crate::{
     config::{Config, Environment, LinkSecret},
     issue,
     publication::{Draft, Publication},
+    store::Store,
 };
 
 pub async fn config(file: &Path) -> Result<Config, Failure> {
@@ -38,9 +39,8 @@ pub fn now(as_of: Option<&str>, publication: &Publication) -> Result<DateTime<Ut
 
 /// The next issue as `send` would choose it: against the store's history (what earlier issues
 /// carried, when undated articles were first seen), without recording anything.
-pub async fn draft(publication: &Publication, now: DateTime<Utc>) -> Result<Draft, Failure> {
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+pub async fn draft(publication: &Publication, store: &Store, now: DateTime<Utc>) -> Result<Draft, Failure> {
     let (articles, warnings) = publication.read_articles().await?;
-    let history = issue::history(&store, &articles, now, false).await.map_err(Failure::from)?;
+    let history = issue::history(store, &articles, now, false).await.map_err(Failure::from)?;
     Ok(publication.select(articles, warnings, now, &history))
 }

@@ -30,16 +30,7 @@ impl Server {
     /// Starts the server on the publication, with `env` added to the environment the tests
     /// always give (`GAZETTE_SECRET`, and no admin or metrics token unless `env` sets one).
     pub fn start(p: &Publication, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
-            .arg("--config")
-            .arg(p.path().join("gazette.toml"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("GAZETTE_SMTP_URL")
-            .env_remove("DATABASE_URL")
-            .env_remove("GAZETTE_CONFIG")
-            .env_remove("GAZETTE_ADMIN_TOKEN")
-            .env_remove("GAZETTE_METRICS_TOKEN")
-            .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+        let mut child = without_tokens(p, &["serve", "--listen", "127.0.0.1:0"])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -437,19 +428,18 @@ async fn metrics_answer_only_a_token_and_are_not_there_without_one() {
     assert!(!log.contains(METRICS_TOKEN) && !log.contains(TOKEN), "a token reached the log:\n{log}");
 }
 
+/// The binary on `p` as every test runs it, with no admin or metrics token from the environment
+/// that runs the tests.
+fn without_tokens(p: &Publication, args: &[&str]) -> Command {
+    let mut command = p.command(args);
+    command.env_remove("GAZETTE_ADMIN_TOKEN").env_remove("GAZETTE_METRICS_TOKEN");
+    command
+}
+
 /// Runs `gazette ARGS` with `env` for at most `limit` (a command still running then is
 /// killed), and gives its exit code (`None`: it was still running) and stderr.
 fn run_briefly(p: &Publication, args: &[&str], env: &[(&str, &str)], limit: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gazette"))
-        .arg("--config")
-        .arg(p.path().join("gazette.toml"))
-        .args(args)
-        .env_remove("GAZETTE_SMTP_URL")
-        .env_remove("DATABASE_URL")
-        .env_remove("GAZETTE_CONFIG")
-        .env_remove("GAZETTE_ADMIN_TOKEN")
-        .env_remove("GAZETTE_METRICS_TOKEN")
-        .env("GAZETTE_SECRET", "test-secret-0123456789abcdef")
+    let mut child = without_tokens(p, args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
