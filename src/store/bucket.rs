@@ -1,13 +1,44 @@
-//! The token bucket arithmetic both backends share: the SQL only loads and stores its two
-//! numbers under a lock.
+//! Shared token buckets: every process on the store draws sends from the same bucket. The
+//! arithmetic is here; the database only keeps each bucket's two numbers, locked from the read
+//! to the write, so two takers never spend the same tokens.
 
 use std::time::Duration;
 
-use super::Grant;
+use chrono::{DateTime, Utc};
+
+use super::{
+    Grant, Store, StoreError,
+    backend::{in_tx, ms},
+};
+
+const ENSURE: &str = "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+const STORE: &str = "UPDATE rate_buckets SET tokens = $1, updated_at = $2 WHERE name = $3";
+
+impl Store {
+    /// Takes up to `want` sends from the bucket `name`, which refills at `per_second` and holds
+    /// at most `burst` (a new bucket starts full).
+    pub async fn take_tokens(
+        &self,
+        name: &str,
+        per_second: f64,
+        burst: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Grant, StoreError> {
+        let now_ms = ms(now);
+        in_tx!(self, |tx, db| {
+            sqlx::query(ENSURE).bind(name).bind(burst).bind(now_ms).execute(&mut *tx).await?;
+            let (tokens, updated): (f64, i64) = sqlx::query_as(db::LOCK_BUCKET).bind(name).fetch_one(&mut *tx).await?;
+            let (grant, left) = take(tokens, updated, per_second, burst, want, now_ms);
+            sqlx::query(STORE).bind(left).bind(now_ms.max(updated)).bind(name).execute(&mut *tx).await?;
+            Ok(grant)
+        })
+    }
+}
 
 /// Refills a bucket that held `tokens` at `updated_ms` up to `now_ms`, then takes up to `want`.
 /// Returns the grant and the tokens left.
-pub(super) fn take(tokens: f64, updated_ms: i64, per_second: f64, burst: f64, want: u32, now_ms: i64) -> (Grant, f64) {
+fn take(tokens: f64, updated_ms: i64, per_second: f64, burst: f64, want: u32, now_ms: i64) -> (Grant, f64) {
     // A clock that went backwards refills nothing rather than draining the bucket.
     let elapsed = (now_ms - updated_ms).max(0) as f64 / 1000.0;
     let available = (tokens + elapsed * per_second).min(burst);

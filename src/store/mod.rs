@@ -2,12 +2,15 @@
 //! module that speaks SQL. SQLite is the embedded default (created and migrated on first use);
 //! the backend is chosen from the URL's scheme. Callers see typed values, never rows.
 
+mod backend;
 mod bucket;
 mod error;
+mod feeds;
 mod import;
 mod keys;
 mod model;
 mod postgres;
+mod slots;
 mod sqlite;
 mod transfer;
 
@@ -108,17 +111,10 @@ delegate! {
     pub async fn release(&self, owner: &str) -> Result<u64, StoreError>;
     pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError>;
-    pub async fn record_slot(&self, key: &str, at: DateTime<Utc>, outcome: SlotOutcome, reason: Option<&str>, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn slot(&self, key: &str) -> Result<Option<SlotRecord>, StoreError>;
-    pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError>;
-    pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-    pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError>;
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError>;
     pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
     pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;
     pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
-    pub async fn take_tokens(&self, name: &str, per_second: f64, burst: f64, want: u32, now: DateTime<Utc>) -> Result<Grant, StoreError>;
     pub async fn ping(&self) -> Result<(), StoreError>;
     pub async fn subscribers_page(&self, list: Option<&ListName>, status: Option<SubscriberStatus>, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<SubscriberRecord>, StoreError>;
     pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;

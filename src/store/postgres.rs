@@ -20,9 +20,9 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, Deferred, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts,
-    ImportPart, IssueRecord, LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup,
-    SlotOutcome, SlotRecord, StoreError, SubscriberRecord, import, keys,
+    Claimed, Confirmation, ConsentEvent, Deferred, DeliveryCounts, Failure, ImportCounts, ImportPart, IssueRecord,
+    LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, StoreError, SubscriberRecord,
+    import, keys,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
@@ -187,9 +187,17 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// A rate bucket's numbers, locked until the transaction ends.
+pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1 FOR UPDATE";
+
+/// Begins a transaction; row locks and `ON CONFLICT` keep writers apart.
+pub(super) async fn begin(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+    Ok(pool.begin().await?)
+}
+
 /// A deadlock or a serialisation failure: nothing was written, and the same transaction run
 /// again will most likely go through.
-fn transient(e: &StoreError) -> bool {
+pub(super) fn transient(e: &StoreError) -> bool {
     match e {
         StoreError::Query(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
         _ => false,
@@ -930,57 +938,6 @@ impl PgStore {
         Ok(rows.into_iter().filter_map(|n| u32::try_from(n).ok()).collect())
     }
 
-    /// Records a slot that made no issue; false when it was already recorded.
-    pub async fn record_slot(
-        &self,
-        key: &str,
-        at: DateTime<Utc>,
-        outcome: SlotOutcome,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "INSERT INTO slots (key, at, outcome, reason, recorded_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(key)
-        .bind(ms(at))
-        .bind(outcome.as_str())
-        .bind(reason)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            > 0)
-    }
-
-    pub async fn slot(&self, key: &str) -> Result<Option<SlotRecord>, StoreError> {
-        let row = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(slot_row))
-    }
-
-    pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError> {
-        let rows = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots ORDER BY at")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(slot_row).collect())
-    }
-
-    pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<i64> = sqlx::query_scalar("SELECT max(at) FROM slots").fetch_one(&self.pool).await?;
-        Ok(t.map(from_ms))
-    }
-
-    pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError> {
-        let row = sqlx::query("SELECT body, etag, last_modified FROM feed_cache WHERE url = $1")
-            .bind(url)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| FeedCacheEntry { body: r.get(0), etag: r.get(1), last_modified: r.get(2) }))
-    }
-
     /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
     /// before (or none was).
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -996,22 +953,6 @@ impl PgStore {
         .await?
         .rows_affected();
         Ok(changed > 0)
-    }
-
-    pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO feed_cache (url, etag, last_modified, body, fetched_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, \
-             body = excluded.body, fetched_at = excluded.fetched_at",
-        )
-        .bind(url)
-        .bind(&entry.etag)
-        .bind(&entry.last_modified)
-        .bind(&entry.body)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// A sign-up from the web form. An unknown address is stored as unconfirmed; any other is
@@ -1180,43 +1121,6 @@ impl PgStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    /// Takes up to `want` sends from the bucket `name`, which refills at `per_second` and holds
-    /// at most `burst`. Every process on the store draws from the same bucket: its row is locked
-    /// from the read to the write, so two takers never spend the same tokens.
-    pub async fn take_tokens(
-        &self,
-        name: &str,
-        per_second: f64,
-        burst: f64,
-        want: u32,
-        now: DateTime<Utc>,
-    ) -> Result<Grant, StoreError> {
-        let now_ms = ms(now);
-        in_tx!(self, |tx| {
-            sqlx::query(
-                "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(name)
-            .bind(burst)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query("SELECT tokens, updated_at FROM rate_buckets WHERE name = $1 FOR UPDATE")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-            let (tokens, updated): (f64, i64) = (row.get(0), row.get(1));
-            let (grant, left) = super::bucket::take(tokens, updated, per_second, burst, want, now_ms);
-            sqlx::query("UPDATE rate_buckets SET tokens = $1, updated_at = $2 WHERE name = $3")
-                .bind(left)
-                .bind(now_ms.max(updated))
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            Ok(grant)
-        })
     }
 }
 
@@ -1446,16 +1350,6 @@ fn subscriber_row(r: &PgRow) -> Result<SubscriberRecord, StoreError> {
         attributes: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
         lists,
     })
-}
-
-fn slot_row(r: &PgRow) -> SlotRecord {
-    SlotRecord {
-        key: r.get(0),
-        at: from_ms(r.get(1)),
-        outcome: r.get(2),
-        issue_number: r.get::<Option<i64>, _>(3).and_then(|n| u32::try_from(n).ok()),
-        reason: r.get(4),
-    }
 }
 
 fn issue_row(r: &PgRow) -> Result<IssueRecord, StoreError> {

@@ -15,9 +15,9 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, Deferred, DeliveryCounts, Failure, FeedCacheEntry, Grant, ImportCounts,
-    ImportPart, IssueRecord, LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup,
-    SlotOutcome, SlotRecord, StoreError, SubscriberRecord, import, keys,
+    Claimed, Confirmation, ConsentEvent, Deferred, DeliveryCounts, Failure, ImportCounts, ImportPart, IssueRecord,
+    LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, StoreError, SubscriberRecord,
+    import, keys,
 };
 use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
 
@@ -69,6 +69,21 @@ async fn create_private(file: &Path) {
     // Any failure but "it exists" (a missing folder, a read-only one) is SQLite's to report as
     // it opens the file, in the words a publisher already knows.
     let _ = options.open(file).await;
+}
+
+/// A rate bucket's numbers; the write transaction already holds the only writer's lock.
+pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1";
+
+/// Begins a write transaction holding the writer's lock from its first statement, so that two
+/// processes never both read and then both write.
+pub(super) async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+}
+
+/// SQLite waits for the writer's lock (the busy timeout) instead of failing a transaction that
+/// another could let through: nothing is worth a second run.
+pub(super) fn transient(_: &StoreError) -> bool {
+    false
 }
 
 impl SqliteStore {
@@ -743,52 +758,6 @@ impl SqliteStore {
         Ok(rows.into_iter().filter_map(|n| u32::try_from(n).ok()).collect())
     }
 
-    /// Records a slot that made no issue; false when it was already recorded.
-    pub async fn record_slot(
-        &self,
-        key: &str,
-        at: DateTime<Utc>,
-        outcome: SlotOutcome,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        Ok(sqlx::query(
-            "INSERT INTO slots (key, at, outcome, reason, recorded_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(key)
-        .bind(ms(at))
-        .bind(outcome.as_str())
-        .bind(reason)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            > 0)
-    }
-
-    pub async fn slot(&self, key: &str) -> Result<Option<SlotRecord>, StoreError> {
-        let row = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(slot_row))
-    }
-
-    pub async fn slots(&self) -> Result<Vec<SlotRecord>, StoreError> {
-        let rows = sqlx::query("SELECT key, at, outcome, issue_number, reason FROM slots ORDER BY at")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(slot_row).collect())
-    }
-
-    pub async fn cached_feed(&self, url: &str) -> Result<Option<FeedCacheEntry>, StoreError> {
-        let row = sqlx::query("SELECT body, etag, last_modified FROM feed_cache WHERE url = ?")
-            .bind(url)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| FeedCacheEntry { body: r.get(0), etag: r.get(1), last_modified: r.get(2) }))
-    }
-
     /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
     /// before (or none was).
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -804,27 +773,6 @@ impl SqliteStore {
         .await?
         .rows_affected();
         Ok(changed > 0)
-    }
-
-    pub async fn cache_feed(&self, url: &str, entry: &FeedCacheEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO feed_cache (url, etag, last_modified, body, fetched_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (url) DO UPDATE SET etag = excluded.etag, last_modified = excluded.last_modified, \
-             body = excluded.body, fetched_at = excluded.fetched_at",
-        )
-        .bind(url)
-        .bind(&entry.etag)
-        .bind(&entry.last_modified)
-        .bind(&entry.body)
-        .bind(ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<i64> = sqlx::query_scalar("SELECT max(at) FROM slots").fetch_one(&self.pool).await?;
-        Ok(t.map(from_ms))
     }
 }
 
@@ -934,36 +882,6 @@ impl SqliteStore {
             out.insert(r.get(0), u64::try_from(r.get::<i64, _>(1)).unwrap_or_default());
         }
         Ok(out)
-    }
-
-    /// Takes up to `want` sends from the bucket `name`, which refills at `per_second` and holds
-    /// at most `burst`. Every process on the store draws from the same bucket.
-    pub async fn take_tokens(
-        &self,
-        name: &str,
-        per_second: f64,
-        burst: f64,
-        want: u32,
-        now: DateTime<Utc>,
-    ) -> Result<Grant, StoreError> {
-        let mut tx = self.write().await?;
-        let row = sqlx::query("SELECT tokens, updated_at FROM rate_buckets WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (tokens, updated) = row.map_or((burst, ms(now)), |r| (r.get::<f64, _>(0), r.get::<i64, _>(1)));
-        let (grant, left) = super::bucket::take(tokens, updated, per_second, burst, want, ms(now));
-        sqlx::query(
-            "INSERT INTO rate_buckets (name, tokens, updated_at) VALUES (?, ?, ?) \
-             ON CONFLICT (name) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
-        )
-        .bind(name)
-        .bind(left)
-        .bind(ms(now).max(updated))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(grant)
     }
 }
 
@@ -1355,16 +1273,6 @@ fn subscriber_row(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
         attributes: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
         lists,
     })
-}
-
-fn slot_row(r: &SqliteRow) -> SlotRecord {
-    SlotRecord {
-        key: r.get(0),
-        at: from_ms(r.get(1)),
-        outcome: r.get(2),
-        issue_number: r.get::<Option<i64>, _>(3).and_then(|n| u32::try_from(n).ok()),
-        reason: r.get(4),
-    }
 }
 
 fn issue_row(r: &SqliteRow) -> Result<IssueRecord, StoreError> {

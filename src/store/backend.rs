@@ -1,0 +1,111 @@
+//! How the concern modules (`ledger`, `subscribers`, `issues`…) reach whichever database the
+//! store is, and the conversions both backends share.
+//!
+//! A concern writes each operation once: its decisions, its statements and its row mapping.
+//! [`with_backend!`] expands that code once per backend, so each expansion is plain sqlx code
+//! on a concrete database type, and names the backend's module (`db`) for what differs:
+//! statements whose SQL text is the backend's own (PostgreSQL's arrays and row locks, SQLite's
+//! JSON lists), how a write transaction begins, and which errors are worth a second run.
+//! Statements both databases read alike are written once, with `$N` placeholders, which SQLite
+//! reads as numbered parameters.
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+
+/// How many times a transaction that met a deadlock or a serialisation failure is run again.
+pub(super) const RETRIES: u32 = 5;
+
+/// Evaluates `$body` with `$pool` bound to the store's pool and `$db` to its backend's module
+/// (`store::sqlite` or `store::postgres`), once per backend.
+macro_rules! with_backend {
+    ($store:expr, |$pool:ident, $db:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite(store) => {
+                #[allow(unused_imports)]
+                use $crate::store::sqlite as $db;
+                let $pool = &store.pool;
+                $body
+            }
+            $crate::store::Store::Postgres(store) => {
+                #[allow(unused_imports)]
+                use $crate::store::postgres as $db;
+                let $pool = &store.pool;
+                $body
+            }
+        }
+    };
+}
+pub(super) use with_backend;
+
+/// Runs `$body` in a write transaction (`$db::begin`: SQLite takes the writer's lock at once,
+/// PostgreSQL relies on row locks) with `$tx` bound to it, and commits what it returns `Ok`; an
+/// `Err` rolls back. A failure the backend calls transient (PostgreSQL's deadlocks and
+/// serialisation failures, which wrote nothing) runs the body again in a new transaction, a few
+/// times, after a short random pause: the body must read what it decides on inside the
+/// transaction, and must not consume input it cannot read again.
+macro_rules! in_tx {
+    ($store:expr, |$tx:ident, $db:ident| $body:block) => {
+        $crate::store::backend::with_backend!($store, |pool, $db| {
+            let mut attempt: u32 = 0;
+            loop {
+                let mut $tx = $db::begin(pool).await?;
+                let result: Result<_, $crate::store::StoreError> = async { $body }.await;
+                let result = match result {
+                    Ok(value) => $tx.commit().await.map(|()| value).map_err($crate::store::StoreError::from),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Err(e) if attempt < $crate::store::backend::RETRIES && $db::transient(&e) => {
+                        attempt += 1;
+                        tokio::time::sleep($crate::store::backend::retry_pause(attempt)).await;
+                    }
+                    other => break other,
+                }
+            }
+        })
+    };
+}
+pub(super) use in_tx;
+
+/// A short pause, longer with each attempt and random, so that two transactions that collided
+/// do not collide again.
+pub(super) fn retry_pause(attempt: u32) -> Duration {
+    Duration::from_millis(10 * u64::from(attempt) + rand::random::<u64>() % 20)
+}
+
+/// Times are stored as milliseconds since the epoch in both backends.
+pub(super) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(super) fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or_default()
+}
+
+pub(super) fn lease_ms(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
+/// A stored text read back as the typed value it was written from.
+pub(super) fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    s.parse().map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+}
+
+pub(super) fn issue_number(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// A count from SQL (a signed integer) as the unsigned count it is.
+pub(super) fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or_default()
+}
+
+pub(super) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
