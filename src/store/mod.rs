@@ -4,6 +4,7 @@
 
 mod backend;
 mod bucket;
+mod consent;
 mod error;
 mod feeds;
 mod import;

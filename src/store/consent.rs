@@ -1,0 +1,29 @@
+//! The consent record: every change of a subscriber's standing, with its source and time.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, IntoArguments, Transaction, Type};
+
+use super::{ConsentEvent, StoreError, backend::ms};
+
+const ONE: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) VALUES ($1, $2, $3, $4)";
+
+/// Records `event` for `subscriber` (none: the address was not stored) inside `tx`.
+#[allow(dead_code)]
+pub(super) async fn record<DB>(
+    tx: &mut Transaction<'static, DB>,
+    subscriber: Option<i64>,
+    event: ConsentEvent,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    sqlx::query(ONE).bind(subscriber).bind(event.as_str()).bind(source).bind(ms(now)).execute(&mut **tx).await?;
+    Ok(())
+}
