@@ -20,11 +20,10 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, Deferred, DeliveryCounts, Failure, ImportCounts, ImportPart, IssueRecord,
-    LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, StoreError, SubscriberRecord,
-    import, keys,
+    Claimed, Confirmation, ConsentEvent, Deferred, Failure, ImportCounts, ImportPart, LedgerCounts, ListCounts,
+    NewSubscriber, Outcome, Signup, StoreError, SubscriberRecord, import, keys,
 };
-use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
+use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
 mod tls;
 
@@ -99,9 +98,6 @@ pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subs
 pub(super) const COUNT_RECIPIENTS: &str = "SELECT count(*) FROM subscribers s WHERE s.status = 'active' \
      AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
                  WHERE m.subscriber_id = s.id AND l.name = ANY($1::text[]))";
-pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
-pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
-     lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
 pub(super) const SUBSCRIBER_BY_EMAIL: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
      (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) \
      FROM subscribers s WHERE lower(s.email) = $1";
@@ -149,8 +145,6 @@ pub(super) const SUBSCRIBERS_PAGE: &str = "SELECT s.id, s.email, s.name, s.statu
                                       WHERE m.subscriber_id = s.id AND l.name = $3)) \
      ORDER BY s.email LIMIT $4";
 
-const ISSUE_COLUMNS: &str = "number, status, subject, issue_date, articles, slot, created_at, finished_at";
-
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pub(super) pool: PgPool,
@@ -175,16 +169,26 @@ where
     s.parse().map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
 }
 
-fn issue_number(v: i64) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 fn count(v: i64) -> u64 {
     u64::try_from(v).unwrap_or_default()
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The articles (identities $2) issue $1 carried.
+pub(super) const CARRY_ARTICLES: &str = "INSERT INTO issue_articles (issue_number, identity) \
+     SELECT $1, u.identity FROM UNNEST($2::text[]) AS u(identity) ON CONFLICT DO NOTHING";
+/// Notes the articles $1 as first seen at $2, unless they were seen before.
+pub(super) const NOTE_FIRST_SEEN: &str = "INSERT INTO article_first_seen (identity, first_seen) \
+     SELECT u.identity, $2 FROM UNNEST($1::text[]) AS u(identity) ON CONFLICT DO NOTHING";
+pub(super) const FIRST_SEEN: &str =
+    "SELECT identity, first_seen FROM article_first_seen WHERE identity = ANY($1::text[])";
+
+/// A list of texts as one parameter: a PostgreSQL array.
+pub(super) fn texts<S: AsRef<str>>(v: &[S]) -> Result<Vec<&str>, StoreError> {
+    Ok(v.iter().map(AsRef::as_ref).collect())
 }
 
 /// A rate bucket's numbers, locked until the transaction ends.
@@ -531,142 +535,6 @@ impl PgStore {
         Ok(out)
     }
 
-    pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError> {
-        let max: Option<i64> = sqlx::query_scalar("SELECT max(number) FROM issues").fetch_one(&self.pool).await?;
-        let carried: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number \
-             WHERE i.status <> 'cancelled'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        Ok((issue_number(max.unwrap_or(0) + 1)?, carried.into_iter().collect()))
-    }
-
-    pub async fn first_seen(
-        &self,
-        identities: &[String],
-        now: DateTime<Utc>,
-        record: bool,
-    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
-        if record {
-            // The first writer's time stands; a later one's is ignored.
-            sqlx::query(
-                "INSERT INTO article_first_seen (identity, first_seen) SELECT u.identity, $2 \
-                 FROM UNNEST($1::text[]) AS u(identity) ON CONFLICT DO NOTHING",
-            )
-            .bind(identities)
-            .bind(ms(now))
-            .execute(&self.pool)
-            .await?;
-        }
-        let rows = sqlx::query("SELECT identity, first_seen FROM article_first_seen WHERE identity = ANY($1::text[])")
-            .bind(identities)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(|r| (r.get::<String, _>(0), from_ms(r.get(1)))).collect())
-    }
-
-    pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
-        let n: Option<i64> =
-            sqlx::query_scalar("SELECT min(number) FROM issues WHERE status = 'sending'").fetch_one(&self.pool).await?;
-        match n {
-            Some(n) => self.issue(issue_number(n)?).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Creates the issue and queues one delivery per active subscriber of `lists` (one for
-    /// someone on two of them), all in one transaction. A second process creating the same
-    /// number, or serving the same slot, waits on the first and then finds it taken.
-    pub async fn create_issue(
-        &self,
-        issue: &NewIssue,
-        lists: &[ListName],
-        now: DateTime<Utc>,
-    ) -> Result<IssueRecord, StoreError> {
-        let articles = to_json(&issue.articles)?;
-        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
-        let number = i64::from(issue.number);
-        in_tx!(self, |tx| {
-            let inserted = sqlx::query(
-                "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) \
-                 VALUES ($1, 'sending', $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-            )
-            .bind(number)
-            .bind(&issue.subject)
-            .bind(ms(issue.date))
-            .bind(&articles)
-            .bind(issue.slot.as_ref().map(|s| &s.key))
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() == 0 {
-                return Err(StoreError::IssueExists(issue.number));
-            }
-            if let Some(slot) = &issue.slot {
-                let taken = sqlx::query(
-                    "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(&slot.key)
-                .bind(ms(slot.at))
-                .bind(number)
-                .bind(ms(now))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 0;
-                if taken {
-                    return Err(StoreError::SlotTaken(slot.key.clone()));
-                }
-            }
-            sqlx::query(
-                "INSERT INTO issue_articles (issue_number, identity) SELECT $1, u.identity \
-                 FROM UNNEST($2::text[]) AS u(identity) ON CONFLICT DO NOTHING",
-            )
-            .bind(number)
-            .bind(&issue.identities)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(QUEUE_ISSUE).bind(number).bind(ms(now)).bind(&names).execute(&mut *tx).await?;
-            Ok(())
-        })?;
-        self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))
-    }
-
-    pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE number = $1")))
-            .bind(i64::from(number))
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut issue = issue_row(&row)?;
-        issue.counts = self.counts(number).await?;
-        Ok(Some(issue))
-    }
-
-    async fn counts(&self, number: u32) -> Result<DeliveryCounts, StoreError> {
-        let rows = sqlx::query(COUNTS).bind(i64::from(number)).fetch_all(&self.pool).await?;
-        let mut counts = DeliveryCounts::default();
-        for r in rows {
-            counts.add(parse(r.get::<&str, _>(0))?, count(r.get(1)));
-        }
-        Ok(counts)
-    }
-
-    pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ISSUE_COLUMNS} FROM issues ORDER BY number")))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mut issue = issue_row(&r)?;
-            issue.counts = self.counts(issue.number).await?;
-            out.push(issue);
-        }
-        Ok(out)
-    }
-
     pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.email, d.last_reply, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
@@ -703,33 +571,6 @@ impl PgStore {
                 next_attempt: from_ms(r.get(3)),
             })
             .collect())
-    }
-
-    pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        in_tx!(self, |tx| {
-            let done = sqlx::query(
-                "UPDATE issues SET status = 'cancelled', finished_at = $1 WHERE number = $2 AND status = 'sending'",
-            )
-            .bind(ms(now))
-            .bind(i64::from(number))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            sqlx::query(CANCEL_DELIVERIES).bind(ms(now)).bind(i64::from(number)).execute(&mut *tx).await?;
-            Ok(done > 0)
-        })
-    }
-
-    /// Puts a finished issue back to sending, so that its deliveries that can still go out do.
-    pub async fn reopen_issue(&self, number: u32, _now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = $1 AND status = 'sent'",
-        )
-        .bind(i64::from(number))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done > 0)
     }
 
     pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -931,13 +772,6 @@ impl PgStore {
         Ok(t.map(from_ms))
     }
 
-    pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError> {
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT number FROM issues WHERE status = 'sending' ORDER BY number")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().filter_map(|n| u32::try_from(n).ok()).collect())
-    }
-
     /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
     /// before (or none was).
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -1059,16 +893,6 @@ impl PgStore {
         Ok(out)
     }
 
-    /// Issues by status, for metrics.
-    pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query("SELECT status, count(*) FROM issues GROUP BY status").fetch_all(&self.pool).await?;
-        let mut out: BTreeMap<String, u64> = IssueStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
-        for r in rows {
-            out.insert(r.get(0), count(r.get(1)));
-        }
-        Ok(out)
-    }
-
     /// Deliveries by their issue's status and their state, for metrics: the whole ledger, whichever
     /// process recorded each outcome. Counted per issue first, which the ledger's index on
     /// (issue, state) answers alone, then summed over the few issues.
@@ -1085,42 +909,6 @@ impl PgStore {
             out.add(parse(r.get::<&str, _>(0))?, parse(r.get::<&str, _>(1))?, count(r.get(2)));
         }
         Ok(out)
-    }
-
-    /// The issues that went out or are going out (at least one delivery sent: a reader may
-    /// already hold it), newest first, without their delivery counts (which cost a walk of
-    /// the ledger).
-    pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError> {
-        sqlx::query(
-            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
-             WHERE status = 'sent' OR (status = 'sending' AND EXISTS \
-                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')) \
-             ORDER BY number DESC",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(sent_issue_row)
-        .collect()
-    }
-
-    /// One issue, if it went out or is going out.
-    pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError> {
-        let row = sqlx::query(
-            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
-             WHERE number = $1 AND (status = 'sent' OR (status = 'sending' AND EXISTS \
-                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')))",
-        )
-        .bind(i64::from(number))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(sent_issue_row).transpose()
-    }
-
-    /// Answers when the database does, for health checks.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
     }
 }
 
@@ -1349,31 +1137,5 @@ fn subscriber_row(r: &PgRow) -> Result<SubscriberRecord, StoreError> {
         status: parse(r.get::<&str, _>(3))?,
         attributes: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
         lists,
-    })
-}
-
-fn issue_row(r: &PgRow) -> Result<IssueRecord, StoreError> {
-    Ok(IssueRecord {
-        number: issue_number(r.get(0))?,
-        status: parse::<IssueStatus>(r.get::<&str, _>(1))?,
-        subject: r.get(2),
-        date: from_ms(r.get(3)),
-        articles: serde_json::from_str(r.get::<&str, _>(4)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        slot: r.get(5),
-        created_at: from_ms(r.get(6)),
-        finished_at: r.get::<Option<i64>, _>(7).map(from_ms),
-        counts: DeliveryCounts::default(),
-    })
-}
-
-fn sent_issue_row(r: &PgRow) -> Result<SentIssue, StoreError> {
-    let created_at = from_ms(r.get(4));
-    Ok(SentIssue {
-        number: issue_number(r.get(0))?,
-        subject: r.get(1),
-        date: from_ms(r.get(2)),
-        articles: serde_json::from_str(r.get::<&str, _>(3)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        sent_at: r.get::<Option<i64>, _>(5).map_or(created_at, from_ms),
-        finished: r.get::<&str, _>(6) == IssueStatus::Sent.as_str(),
     })
 }

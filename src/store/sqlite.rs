@@ -15,11 +15,10 @@ use sqlx::{
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, Deferred, DeliveryCounts, Failure, ImportCounts, ImportPart, IssueRecord,
-    LedgerCounts, ListCounts, NewIssue, NewSubscriber, Outcome, SentIssue, Signup, StoreError, SubscriberRecord,
-    import, keys,
+    Claimed, Confirmation, ConsentEvent, Deferred, Failure, ImportCounts, ImportPart, LedgerCounts, ListCounts,
+    NewSubscriber, Outcome, Signup, StoreError, SubscriberRecord, import, keys,
 };
-use crate::domain::{EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
+use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
 pub(super) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -69,6 +68,27 @@ async fn create_private(file: &Path) {
     // Any failure but "it exists" (a missing folder, a read-only one) is SQLite's to report as
     // it opens the file, in the words a publisher already knows.
     let _ = options.open(file).await;
+}
+
+/// One delivery per active subscriber of the lists $3, a JSON array (one for someone on two of
+/// them).
+pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
+     SELECT DISTINCT $1, s.id, 'queued', 0, $2, $2 FROM subscribers s \
+     JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
+     WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each($3))";
+/// The articles (identities, a JSON array $2) issue $1 carried. SQLite needs the WHERE to read
+/// ON CONFLICT after a SELECT as the upsert it is.
+pub(super) const CARRY_ARTICLES: &str = "INSERT INTO issue_articles (issue_number, identity) \
+     SELECT $1, value FROM json_each($2) WHERE true ON CONFLICT DO NOTHING";
+/// Notes the articles $1 (a JSON array) as first seen at $2, unless they were seen before.
+pub(super) const NOTE_FIRST_SEEN: &str = "INSERT INTO article_first_seen (identity, first_seen) \
+     SELECT value, $2 FROM json_each($1) WHERE true ON CONFLICT DO NOTHING";
+pub(super) const FIRST_SEEN: &str = "SELECT identity, first_seen FROM article_first_seen \
+     WHERE identity IN (SELECT value FROM json_each($1))";
+
+/// A list of texts as one parameter: a JSON array, which `json_each` reads.
+pub(super) fn texts<S: AsRef<str>>(v: &[S]) -> Result<String, StoreError> {
+    to_json(&v.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
 }
 
 /// A rate bucket's numbers; the write transaction already holds the only writer's lock.
@@ -312,155 +332,6 @@ impl SqliteStore {
         Ok(out)
     }
 
-    pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError> {
-        let max: Option<i64> = sqlx::query_scalar("SELECT max(number) FROM issues").fetch_one(&self.pool).await?;
-        let carried: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number WHERE i.status != 'cancelled'",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let next = u32::try_from(max.unwrap_or(0) + 1).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok((next, carried.into_iter().collect()))
-    }
-
-    pub async fn first_seen(
-        &self,
-        identities: &[String],
-        now: DateTime<Utc>,
-        record: bool,
-    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
-        let mut tx = if record { self.write().await? } else { self.pool.begin().await? };
-        let mut out = HashMap::new();
-        for id in identities {
-            if record {
-                sqlx::query("INSERT OR IGNORE INTO article_first_seen (identity, first_seen) VALUES (?, ?)")
-                    .bind(id)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let t: Option<i64> = sqlx::query_scalar("SELECT first_seen FROM article_first_seen WHERE identity = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(t) = t {
-                out.insert(id.clone(), from_ms(t));
-            }
-        }
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
-        let n: Option<i64> =
-            sqlx::query_scalar("SELECT min(number) FROM issues WHERE status = 'sending'").fetch_one(&self.pool).await?;
-        match n {
-            Some(n) => self.issue(u32::try_from(n).map_err(|e| StoreError::Corrupt(e.to_string()))?).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Creates the issue and queues one delivery per active subscriber of `lists` (one for
-    /// someone on two of them), all in one transaction.
-    pub async fn create_issue(
-        &self,
-        issue: &NewIssue,
-        lists: &[ListName],
-        now: DateTime<Utc>,
-    ) -> Result<IssueRecord, StoreError> {
-        let mut tx = self.write().await?;
-        let articles = serde_json::to_string(&issue.articles).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let inserted = sqlx::query(
-            "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) VALUES (?, 'sending', ?, ?, ?, ?, ?) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(i64::from(issue.number))
-        .bind(&issue.subject)
-        .bind(ms(issue.date))
-        .bind(articles)
-        .bind(issue.slot.as_ref().map(|s| &s.key))
-        .bind(ms(now))
-        .execute(&mut *tx)
-        .await?;
-        if inserted.rows_affected() == 0 {
-            return Err(StoreError::IssueExists(issue.number));
-        }
-        if let Some(slot) = &issue.slot {
-            let taken = sqlx::query(
-                "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES (?, ?, 'issue', ?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(&slot.key)
-            .bind(ms(slot.at))
-            .bind(i64::from(issue.number))
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 0;
-            if taken {
-                return Err(StoreError::SlotTaken(slot.key.clone()));
-            }
-        }
-        for id in &issue.identities {
-            sqlx::query("INSERT OR IGNORE INTO issue_articles (issue_number, identity) VALUES (?, ?)")
-                .bind(i64::from(issue.number))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let names = serde_json::to_string(&lists.iter().map(|l| l.as_ref()).collect::<Vec<_>>())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        sqlx::query(QUEUE_ISSUE)
-            .bind(i64::from(issue.number))
-            .bind(ms(now))
-            .bind(ms(now))
-            .bind(names)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))
-    }
-
-    pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at FROM issues WHERE number = ?",
-        )
-        .bind(i64::from(number))
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut issue = issue_row(&row)?;
-        issue.counts = self.counts(number).await?;
-        Ok(Some(issue))
-    }
-
-    async fn counts(&self, number: u32) -> Result<DeliveryCounts, StoreError> {
-        let rows = sqlx::query("SELECT state, count(*) FROM deliveries WHERE issue_number = ? GROUP BY state")
-            .bind(i64::from(number))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut counts = DeliveryCounts::default();
-        for r in rows {
-            counts.add(parse(r.get::<&str, _>(0))?, u64::try_from(r.get::<i64, _>(1)).unwrap_or_default());
-        }
-        Ok(counts)
-    }
-
-    pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at FROM issues ORDER BY number",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mut issue = issue_row(&r)?;
-            issue.counts = self.counts(issue.number).await?;
-            out.push(issue);
-        }
-        Ok(out)
-    }
-
     pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.email, d.last_reply, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
@@ -497,40 +368,6 @@ impl SqliteStore {
                 next_attempt: from_ms(r.get(3)),
             })
             .collect())
-    }
-
-    pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let mut tx = self.write().await?;
-        let done = sqlx::query(
-            "UPDATE issues SET status = 'cancelled', finished_at = ? WHERE number = ? AND status = 'sending'",
-        )
-        .bind(ms(now))
-        .bind(i64::from(number))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', lease_owner = NULL, lease_until = NULL, updated_at = ? \
-             WHERE issue_number = ? AND state IN ('queued', 'deferred')",
-        )
-        .bind(ms(now))
-        .bind(i64::from(number))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done > 0)
-    }
-
-    /// Puts a finished issue back to sending, so that its deliveries that can still go out do.
-    pub async fn reopen_issue(&self, number: u32, _now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = ? AND status = 'sent'",
-        )
-        .bind(i64::from(number))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done > 0)
     }
 
     pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -751,13 +588,6 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError> {
-        let rows: Vec<i64> = sqlx::query_scalar("SELECT number FROM issues WHERE status = 'sending' ORDER BY number")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.into_iter().filter_map(|n| u32::try_from(n).ok()).collect())
-    }
-
     /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
     /// before (or none was).
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -886,12 +716,6 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Answers when the database does, for health checks.
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     /// One page of subscribers in address order: at most `limit`, each after `after`.
     pub async fn subscribers_page(
         &self,
@@ -920,16 +744,6 @@ impl SqliteStore {
         rows.iter().map(subscriber_row).collect()
     }
 
-    /// Issues by status, for metrics.
-    pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
-        let rows = sqlx::query("SELECT status, count(*) FROM issues GROUP BY status").fetch_all(&self.pool).await?;
-        let mut out: BTreeMap<String, u64> = IssueStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
-        for r in rows {
-            out.insert(r.get(0), u64::try_from(r.get::<i64, _>(1)).unwrap_or_default());
-        }
-        Ok(out)
-    }
-
     /// Deliveries by their issue's status and their state, for metrics: the whole ledger, whichever
     /// process recorded each outcome. Counted per issue first, which the ledger's index on
     /// (issue, state) answers alone, then summed over the few issues.
@@ -948,46 +762,6 @@ impl SqliteStore {
         }
         Ok(out)
     }
-
-    /// The issues that went out or are going out (at least one delivery sent: a reader may
-    /// already hold it), newest first, without their delivery counts (which cost a walk of
-    /// the ledger).
-    pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
-             WHERE status = 'sent' OR (status = 'sending' AND EXISTS \
-                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')) \
-             ORDER BY number DESC",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(sent_issue_row).collect()
-    }
-
-    /// One issue, if it went out or is going out.
-    pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError> {
-        let row = sqlx::query(
-            "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
-             WHERE number = ? AND (status = 'sent' OR (status = 'sending' AND EXISTS \
-                 (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')))",
-        )
-        .bind(i64::from(number))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(sent_issue_row).transpose()
-    }
-}
-
-fn sent_issue_row(r: &SqliteRow) -> Result<SentIssue, StoreError> {
-    let created_at = from_ms(r.get(4));
-    Ok(SentIssue {
-        number: u32::try_from(r.get::<i64, _>(0)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        subject: r.get(1),
-        date: from_ms(r.get(2)),
-        articles: serde_json::from_str(r.get::<&str, _>(3)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        sent_at: r.get::<Option<i64>, _>(5).map_or(created_at, from_ms),
-        finished: r.get::<&str, _>(6) == IssueStatus::Sent.as_str(),
-    })
 }
 
 async fn list_id(tx: &mut Transaction<'static, Sqlite>, list: &ListName) -> Result<i64, StoreError> {
@@ -1012,12 +786,6 @@ async fn consent(
     Ok(())
 }
 
-/// One delivery per active subscriber of the lists ?4, a JSON array (one for someone on two of
-/// them).
-const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
-     SELECT DISTINCT ?1, s.id, 'queued', 0, ?2, ?3 FROM subscribers s \
-     JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
-     WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each(?4))";
 /// How many deliveries `QUEUE_ISSUE` would queue for the lists ?1.
 const COUNT_RECIPIENTS: &str = "SELECT count(DISTINCT s.id) FROM subscribers s \
      JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
@@ -1272,19 +1040,5 @@ fn subscriber_row(r: &SqliteRow) -> Result<SubscriberRecord, StoreError> {
         status: parse(r.get::<&str, _>(3))?,
         attributes: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
         lists,
-    })
-}
-
-fn issue_row(r: &SqliteRow) -> Result<IssueRecord, StoreError> {
-    Ok(IssueRecord {
-        number: u32::try_from(r.get::<i64, _>(0)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        status: parse::<IssueStatus>(r.get::<&str, _>(1))?,
-        subject: r.get(2),
-        date: from_ms(r.get(3)),
-        articles: serde_json::from_str(r.get::<&str, _>(4)).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        slot: r.get(5),
-        created_at: from_ms(r.get(6)),
-        finished_at: r.get::<Option<i64>, _>(7).map(from_ms),
-        counts: DeliveryCounts::default(),
     })
 }

@@ -1145,9 +1145,9 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         ("next_due", super::postgres::NEXT_DUE, "5".into()),
         ("finish_issue", super::postgres::FINISH_ISSUE, "1, 5".into()),
         ("queue_issue", super::postgres::QUEUE_ISSUE, "6, 1, ARRAY['weekly', 'news']".into()),
-        ("counts_sending", super::postgres::COUNTS, "5".into()),
-        ("counts_sent", super::postgres::COUNTS, "3".into()),
-        ("cancel_deliveries", super::postgres::CANCEL_DELIVERIES, "1, 5".into()),
+        ("counts_sending", super::issues::COUNTS, "5".into()),
+        ("counts_sent", super::issues::COUNTS, "3".into()),
+        ("cancel_deliveries", super::issues::CANCEL_DELIVERIES, "1, 5".into()),
         ("subscriber_by_email", super::postgres::SUBSCRIBER_BY_EMAIL, "'reader77@example.org'".into()),
         ("lock_subscriber", super::postgres::LOCK_SUBSCRIBER, "'reader77@example.org'".into()),
         (

@@ -1,0 +1,275 @@
+//! Issues: made once per number (and per schedule slot), with the articles they carried and one
+//! queued delivery per active subscriber of their lists, all in one transaction; then read back
+//! with their delivery counts, cancelled, reopened, and listed for the archive.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    DeliveryCounts, IssueRecord, NewIssue, SentIssue, Store, StoreError,
+    backend::{count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
+};
+use crate::domain::{IssueStatus, ListName};
+
+const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at \
+     FROM issues WHERE number = $1";
+const ALL: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at \
+     FROM issues ORDER BY number";
+const NEXT_NUMBER: &str = "SELECT max(number) FROM issues";
+/// The articles an issue that was not cancelled carried: `since_last_issue` leaves them out.
+const CARRIED: &str = "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number \
+     WHERE i.status <> 'cancelled'";
+const UNFINISHED: &str = "SELECT min(number) FROM issues WHERE status = 'sending'";
+const SENDING: &str = "SELECT number FROM issues WHERE status = 'sending' ORDER BY number";
+const INSERT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) \
+     VALUES ($1, 'sending', $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
+     ON CONFLICT DO NOTHING";
+/// An issue's deliveries by state; the ledger's index on (issue, state) answers it alone.
+pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
+const CANCEL: &str =
+    "UPDATE issues SET status = 'cancelled', finished_at = $1 WHERE number = $2 AND status = 'sending'";
+/// What a cancelled issue had not yet sent is skipped, never sent later.
+pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
+     lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
+const REOPEN: &str = "UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = $1 AND status = 'sent'";
+const BY_STATUS: &str = "SELECT status, count(*) FROM issues GROUP BY status";
+/// Issues a reader may already hold: sent, or sending with at least one delivery sent.
+const SENT: &str = "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
+     WHERE status = 'sent' OR (status = 'sending' AND EXISTS \
+         (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')) \
+     ORDER BY number DESC";
+const SENT_ONE: &str = "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
+     WHERE number = $1 AND (status = 'sent' OR (status = 'sending' AND EXISTS \
+         (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')))";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    number: i64,
+    status: String,
+    subject: String,
+    issue_date: i64,
+    articles: String,
+    slot: Option<String>,
+    created_at: i64,
+    finished_at: Option<i64>,
+}
+
+impl Row {
+    fn record(self, counts: DeliveryCounts) -> Result<IssueRecord, StoreError> {
+        Ok(IssueRecord {
+            number: issue_number(self.number)?,
+            status: parse(&self.status)?,
+            subject: self.subject,
+            date: from_ms(self.issue_date),
+            articles: serde_json::from_str(&self.articles).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            slot: self.slot,
+            created_at: from_ms(self.created_at),
+            finished_at: self.finished_at.map(from_ms),
+            counts,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SentRow {
+    number: i64,
+    subject: String,
+    issue_date: i64,
+    articles: String,
+    created_at: i64,
+    finished_at: Option<i64>,
+    status: String,
+}
+
+impl TryFrom<SentRow> for SentIssue {
+    type Error = StoreError;
+
+    fn try_from(r: SentRow) -> Result<Self, StoreError> {
+        let created_at = from_ms(r.created_at);
+        Ok(Self {
+            number: issue_number(r.number)?,
+            subject: r.subject,
+            date: from_ms(r.issue_date),
+            articles: serde_json::from_str(&r.articles).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            sent_at: r.finished_at.map_or(created_at, from_ms),
+            finished: r.status == IssueStatus::Sent.as_str(),
+        })
+    }
+}
+
+/// Counts by status with every status present, those without a row at zero.
+fn by_status<'a>(all: impl IntoIterator<Item = &'a str>, rows: Vec<(String, i64)>) -> BTreeMap<String, u64> {
+    let mut out: BTreeMap<String, u64> = all.into_iter().map(|s| (s.to_owned(), 0)).collect();
+    out.extend(rows.into_iter().map(|(status, n)| (status, count(n))));
+    out
+}
+
+impl Store {
+    /// The next issue's number and the articles earlier issues carried.
+    pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError> {
+        let (max, carried): (Option<i64>, Vec<String>) = with_backend!(self, |pool, db| (
+            sqlx::query_scalar(NEXT_NUMBER).fetch_one(pool).await?,
+            sqlx::query_scalar(CARRIED).fetch_all(pool).await?
+        ));
+        Ok((issue_number(max.unwrap_or(0) + 1)?, carried.into_iter().collect()))
+    }
+
+    /// When each of `identities` was first seen; with `record`, those never seen before are
+    /// noted as seen `now` (the first writer's time stands).
+    pub async fn first_seen(
+        &self,
+        identities: &[String],
+        now: DateTime<Utc>,
+        record: bool,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let rows: Vec<(String, i64)> = with_backend!(self, |pool, db| {
+            if record {
+                sqlx::query(db::NOTE_FIRST_SEEN).bind(db::texts(identities)?).bind(ms(now)).execute(pool).await?;
+            }
+            sqlx::query_as(db::FIRST_SEEN).bind(db::texts(identities)?).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(|(identity, t)| (identity, from_ms(t))).collect())
+    }
+
+    /// The oldest issue still sending, if any.
+    pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
+        let n: Option<i64> = with_backend!(self, |pool, db| sqlx::query_scalar(UNFINISHED).fetch_one(pool).await?);
+        match n {
+            Some(n) => self.issue(issue_number(n)?).await,
+            None => Ok(None),
+        }
+    }
+
+    pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError> {
+        let rows: Vec<i64> = with_backend!(self, |pool, db| sqlx::query_scalar(SENDING).fetch_all(pool).await?);
+        Ok(rows.into_iter().filter_map(|n| u32::try_from(n).ok()).collect())
+    }
+
+    /// Creates the issue and queues one delivery per active subscriber of `lists` (one for
+    /// someone on two of them), all in one transaction. A second process creating the same
+    /// number, or serving the same slot, waits on the first and then finds it taken.
+    pub async fn create_issue(
+        &self,
+        issue: &NewIssue,
+        lists: &[ListName],
+        now: DateTime<Utc>,
+    ) -> Result<IssueRecord, StoreError> {
+        let articles = to_json(&issue.articles)?;
+        let number = i64::from(issue.number);
+        in_tx!(self, |tx, db| {
+            let inserted = sqlx::query(INSERT)
+                .bind(number)
+                .bind(&issue.subject)
+                .bind(ms(issue.date))
+                .bind(&articles)
+                .bind(issue.slot.as_ref().map(|s| &s.key))
+                .bind(ms(now))
+                .execute(&mut *tx)
+                .await?;
+            if inserted.rows_affected() == 0 {
+                return Err(StoreError::IssueExists(issue.number));
+            }
+            if let Some(slot) = &issue.slot {
+                let taken = sqlx::query(TAKE_SLOT)
+                    .bind(&slot.key)
+                    .bind(ms(slot.at))
+                    .bind(number)
+                    .bind(ms(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if taken == 0 {
+                    return Err(StoreError::SlotTaken(slot.key.clone()));
+                }
+            }
+            sqlx::query(db::CARRY_ARTICLES).bind(number).bind(db::texts(&issue.identities)?).execute(&mut *tx).await?;
+            sqlx::query(db::QUEUE_ISSUE).bind(number).bind(ms(now)).bind(db::texts(lists)?).execute(&mut *tx).await?;
+            Ok(())
+        })?;
+        self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))
+    }
+
+    pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError> {
+        let row: Option<Row> =
+            with_backend!(self, |pool, db| sqlx::query_as(ONE).bind(i64::from(number)).fetch_optional(pool).await?);
+        let Some(row) = row else { return Ok(None) };
+        let counts = self.delivery_counts(number).await?;
+        row.record(counts).map(Some)
+    }
+
+    pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError> {
+        let rows: Vec<Row> = with_backend!(self, |pool, db| sqlx::query_as(ALL).fetch_all(pool).await?);
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let counts = self.delivery_counts(issue_number(row.number)?).await?;
+            out.push(row.record(counts)?);
+        }
+        Ok(out)
+    }
+
+    /// An issue's deliveries by state.
+    pub(super) async fn delivery_counts(&self, number: u32) -> Result<DeliveryCounts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            with_backend!(self, |pool, db| sqlx::query_as(COUNTS).bind(i64::from(number)).fetch_all(pool).await?);
+        let mut counts = DeliveryCounts::default();
+        for (state, n) in rows {
+            counts.add(parse(&state)?, count(n));
+        }
+        Ok(counts)
+    }
+
+    /// Cancels an issue still sending; what it had not sent is skipped. False when it was not
+    /// sending.
+    pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let n = i64::from(number);
+        in_tx!(self, |tx, db| {
+            let done = sqlx::query(CANCEL).bind(ms(now)).bind(n).execute(&mut *tx).await?.rows_affected();
+            sqlx::query(CANCEL_DELIVERIES).bind(ms(now)).bind(n).execute(&mut *tx).await?;
+            Ok(done > 0)
+        })
+    }
+
+    /// Puts a finished issue back to sending, so that its deliveries that can still go out do.
+    pub async fn reopen_issue(&self, number: u32, _now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let done = with_backend!(self, |pool, db| {
+            sqlx::query(REOPEN).bind(i64::from(number)).execute(pool).await?.rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Issues by status, for metrics.
+    pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            with_backend!(self, |pool, db| sqlx::query_as(BY_STATUS).fetch_all(pool).await?);
+        Ok(by_status(IssueStatus::ALL.iter().map(|s| s.as_str()), rows))
+    }
+
+    /// The issues that went out or are going out (at least one delivery sent: a reader may
+    /// already hold it), newest first, without their delivery counts (which cost a walk of
+    /// the ledger).
+    pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError> {
+        let rows: Vec<SentRow> = with_backend!(self, |pool, db| sqlx::query_as(SENT).fetch_all(pool).await?);
+        rows.into_iter().map(SentIssue::try_from).collect()
+    }
+
+    /// One issue, if it went out or is going out.
+    pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError> {
+        let row: Option<SentRow> = with_backend!(self, |pool, db| {
+            sqlx::query_as(SENT_ONE).bind(i64::from(number)).fetch_optional(pool).await?
+        });
+        row.map(SentIssue::try_from).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_is_counted_even_at_zero() {
+        let counts = by_status(["sending", "sent", "cancelled"], vec![("sent".into(), 3)]);
+        assert_eq!(counts, BTreeMap::from([("cancelled".into(), 0), ("sending".into(), 0), ("sent".into(), 3)]));
+    }
+}
