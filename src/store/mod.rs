@@ -9,16 +9,14 @@ mod error;
 mod feeds;
 mod import;
 mod keys;
+mod ledger;
 mod model;
 mod postgres;
 mod slots;
 mod sqlite;
 mod transfer;
 
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    time::Duration,
-};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -101,16 +99,8 @@ delegate! {
     pub async fn create_issue(&self, issue: &NewIssue, lists: &[ListName], now: DateTime<Utc>) -> Result<IssueRecord, StoreError>;
     pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError>;
     pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError>;
-    pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError>;
-    pub async fn deferred(&self, number: u32) -> Result<Vec<Deferred>, StoreError>;
     pub async fn cancel_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn reopen_issue(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn claim(&self, number: u32, owner: &str, limit: usize, now: DateTime<Utc>, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
-    pub async fn renew_leases(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<u64, StoreError>;
-    pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError>;
-    pub async fn release(&self, owner: &str) -> Result<u64, StoreError>;
-    pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError>;
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
@@ -119,7 +109,6 @@ delegate! {
     pub async fn ping(&self) -> Result<(), StoreError>;
     pub async fn subscribers_page(&self, list: Option<&ListName>, status: Option<SubscriberStatus>, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<SubscriberRecord>, StoreError>;
     pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
-    pub async fn ledger_counts(&self) -> Result<LedgerCounts, StoreError>;
     pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError>;
     pub async fn sent_issue(&self, number: u32) -> Result<Option<SentIssue>, StoreError>;
 }
