@@ -109,3 +109,22 @@ pub(super) fn count(v: i64) -> u64 {
 pub(super) fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
+
+/// Runs one statement, atomic on its own, again after a failure `transient` calls worth a second
+/// run, as [`in_tx!`] runs a transaction again: a single write needs no transaction around it.
+pub(super) async fn retrying<T, F, Fut>(transient: fn(&StoreError) -> bool, mut statement: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match statement().await {
+            Err(e) if attempt < RETRIES && transient(&e) => {
+                attempt += 1;
+                tokio::time::sleep(retry_pause(attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}

@@ -10,13 +10,14 @@ mod feeds;
 mod import;
 mod issues;
 mod keys;
+mod ledger;
 mod model;
 mod postgres;
 mod slots;
 mod sqlite;
 mod transfer;
 
-use std::{collections::BTreeMap, time::Duration};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -99,20 +100,11 @@ delegate! {
     pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError>;
     pub async fn subscribers(&self, list: Option<&ListName>, status: Option<SubscriberStatus>) -> Result<Vec<SubscriberRecord>, StoreError>;
     pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError>;
-    pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError>;
-    pub async fn deferred(&self, number: u32) -> Result<Vec<Deferred>, StoreError>;
-    pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn claim(&self, number: u32, owner: &str, limit: usize, now: DateTime<Utc>, lease: Duration) -> Result<Vec<Claimed>, StoreError>;
-    pub async fn renew_leases(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<u64, StoreError>;
-    pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError>;
-    pub async fn release(&self, owner: &str) -> Result<u64, StoreError>;
-    pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
     pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
     pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;
     pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
     pub async fn subscribers_page(&self, list: Option<&ListName>, status: Option<SubscriberStatus>, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<SubscriberRecord>, StoreError>;
-    pub async fn ledger_counts(&self) -> Result<LedgerCounts, StoreError>;
 }
 
 #[cfg(test)]

@@ -15,13 +15,13 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use sqlx::{
-    ConnectOptions, Connection, PgConnection, PgPool, Row,
-    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+    ConnectOptions, Connection, Encode, PgConnection, PgPool, Postgres, Row, Type,
+    postgres::{PgArguments, PgConnectOptions, PgHasArrayType, PgPoolOptions, PgRow},
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, Deferred, Failure, ImportCounts, ImportPart, LedgerCounts, ListCounts,
-    NewSubscriber, Outcome, Signup, StoreError, SubscriberRecord, import, keys,
+    Confirmation, ConsentEvent, ImportCounts, ImportPart, ListCounts, NewSubscriber, Signup, StoreError,
+    SubscriberRecord, import, keys,
 };
 use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
@@ -71,10 +71,6 @@ pub(super) const RECORD_BOUNCES: &str = "UPDATE subscribers SET status = 'bounce
      WHERE id = ANY($2::bigint[]) AND status = 'active' RETURNING id";
 pub(super) const RECORD_RELEASED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
      WHERE id = ANY($1::bigint[]) AND lease_owner = $2";
-/// Every lease `owner` holds; a lease only ever sits on a delivery still to send.
-pub(super) const RELEASE: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
-     WHERE issue_number IN (SELECT number FROM issues WHERE status = 'sending') \
-     AND state IN ('queued', 'deferred') AND lease_owner = $1 AND lease_until IS NOT NULL";
 /// The earliest moment a delivery of issue $1 can be claimed: min over the deliveries still to
 /// send of max(next_attempt_at, lease_until), written as two index walks that each stop early.
 pub(super) const NEXT_DUE: &str = "SELECT LEAST( \
@@ -82,9 +78,6 @@ pub(super) const NEXT_DUE: &str = "SELECT LEAST( \
       AND (lease_until IS NULL OR lease_until <= next_attempt_at)), \
      (SELECT min(lease_until) FROM deliveries WHERE issue_number = $1 AND state IN ('queued', 'deferred') \
       AND lease_until > next_attempt_at))";
-pub(super) const FINISH_ISSUE: &str = "UPDATE issues SET status = 'sent', finished_at = $1 \
-     WHERE number = $2 AND status = 'sending' \
-     AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_number = $2 AND state IN ('queued', 'deferred'))";
 /// The members of list $1 the list file no longer names.
 pub(super) const SYNC_REMOVE: &str = "DELETE FROM memberships m WHERE m.list_id = $1 AND NOT EXISTS \
      (SELECT 1 FROM subscribers s JOIN listed k ON k.email = lower(s.email) WHERE s.id = m.subscriber_id)";
@@ -154,14 +147,6 @@ fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_ms(v: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(v).unwrap_or_default()
-}
-
-fn lease_ms(lease: Duration) -> i64 {
-    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
-}
-
 fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
@@ -206,6 +191,52 @@ pub(super) fn transient(e: &StoreError) -> bool {
         StoreError::Query(sqlx::Error::Database(db)) => matches!(db.code().as_deref(), Some("40001" | "40P01")),
         _ => false,
     }
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, PgArguments>;
+
+/// A batch of rows as PostgreSQL's statements take it: one array per column, which `UNNEST`
+/// joins again, so that a statement's text (and plan) is the same whatever the batch's length.
+pub(super) trait Columns: Sized {
+    fn bind<'q>(query: PgQuery<'q>, rows: &[Self]) -> PgQuery<'q>;
+}
+
+impl Columns for i64 {
+    fn bind<'q>(query: PgQuery<'q>, rows: &[Self]) -> PgQuery<'q> {
+        query.bind(rows)
+    }
+}
+
+/// What a column's values must be for an array of them to be bound. The lifetime is the values'
+/// own: asking for every lifetime would ask borrowed text to live forever.
+pub(super) trait Value<'v>: Clone + Encode<'v, Postgres> + Type<Postgres> + PgHasArrayType {}
+
+impl<'v, T: Clone + Encode<'v, Postgres> + Type<Postgres> + PgHasArrayType> Value<'v> for T {}
+
+fn column<'q, 'v, R, T: Value<'v>>(query: PgQuery<'q>, rows: &[R], field: impl Fn(&R) -> T) -> PgQuery<'q> {
+    let values: Vec<T> = rows.iter().map(field).collect();
+    // As a slice: a `Vec`'s encoding asks its borrowed values to live forever.
+    query.bind(values.as_slice())
+}
+
+impl<'v, A: Value<'v>, B: Value<'v>> Columns for (A, B) {
+    fn bind<'q>(query: PgQuery<'q>, rows: &[Self]) -> PgQuery<'q> {
+        let query = column(query, rows, |r| r.0.clone());
+        column(query, rows, |r| r.1.clone())
+    }
+}
+
+impl<'v, A: Value<'v>, B: Value<'v>, C: Value<'v>> Columns for (A, B, C) {
+    fn bind<'q>(query: PgQuery<'q>, rows: &[Self]) -> PgQuery<'q> {
+        let query = column(query, rows, |r| r.0.clone());
+        let query = column(query, rows, |r| r.1.clone());
+        column(query, rows, |r| r.2.clone())
+    }
+}
+
+/// Binds `rows` as the next parameters of `query`, a column each.
+pub(super) fn bind_rows<'q, R: Columns>(query: PgQuery<'q>, rows: &[R]) -> Result<PgQuery<'q>, StoreError> {
+    Ok(R::bind(query, rows))
 }
 
 /// A deadlock or serialisation failure in a transaction that cannot be run again by itself (its
@@ -303,25 +334,6 @@ macro_rules! in_tx {
 
 fn retry_pause(attempt: u32) -> Duration {
     Duration::from_millis(10 * u64::from(attempt) + rand::random::<u64>() % 20)
-}
-
-/// Runs one statement (atomic on its own) again after a deadlock or serialisation failure, as
-/// [`in_tx!`] runs a transaction again.
-async fn retrying<T, F, Fut>(mut statement: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
-{
-    let mut attempt = 0;
-    loop {
-        match statement().await.map_err(StoreError::from) {
-            Err(e) if attempt < RETRIES && transient(&e) => {
-                attempt += 1;
-                tokio::time::sleep(retry_pause(attempt)).await;
-            }
-            other => return other,
-        }
-    }
 }
 
 impl PgStore {
@@ -535,243 +547,6 @@ impl PgStore {
         Ok(out)
     }
 
-    pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.email, d.last_reply, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
-             WHERE d.issue_number = $1 AND d.state = 'failed' ORDER BY s.email",
-        )
-        .bind(i64::from(number))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Failure {
-                email: r.get(0),
-                reply: r.get(1),
-                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
-            })
-            .collect())
-    }
-
-    /// The deliveries of an issue waiting for another attempt, the soonest first.
-    pub async fn deferred(&self, number: u32) -> Result<Vec<Deferred>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.email, d.last_reply, d.attempts, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
-             WHERE d.issue_number = $1 AND d.state = 'deferred' ORDER BY d.next_attempt_at, s.email",
-        )
-        .bind(i64::from(number))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Deferred {
-                email: r.get(0),
-                reply: r.get(1),
-                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
-                next_attempt: from_ms(r.get(3)),
-            })
-            .collect())
-    }
-
-    pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(FINISH_ISSUE).bind(ms(now)).bind(i64::from(number)).execute(&self.pool).await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Takes up to `limit` due deliveries of the issue under a lease, committed before this
-    /// returns. Rows another worker is claiming at this instant are skipped, not waited for;
-    /// expired leases are taken over. Deliveries whose subscriber is no longer active are marked
-    /// skipped instead: they get nothing more.
-    pub async fn claim(
-        &self,
-        number: u32,
-        owner: &str,
-        limit: usize,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let now_ms = ms(now);
-        let mut claimed = in_tx!(self, |tx| {
-            let rows = sqlx::query(CLAIM)
-                .bind(owner)
-                .bind(now_ms + lease_ms(lease))
-                .bind(i64::from(number))
-                .bind(now_ms)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&mut *tx)
-                .await?;
-            let ids: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(1)).collect();
-            let people: HashMap<i64, PgRow> = sqlx::query(CLAIM_PEOPLE)
-                .bind(&ids)
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .map(|r| (r.get::<i64, _>(0), r))
-                .collect();
-            let mut claimed = Vec::with_capacity(rows.len());
-            let (mut left, mut why) = (Vec::new(), Vec::new());
-            for r in rows {
-                let delivery_id: i64 = r.get(0);
-                let subscriber_id: i64 = r.get(1);
-                let s = people
-                    .get(&subscriber_id)
-                    .ok_or_else(|| StoreError::Corrupt("a delivery without its subscriber".into()))?;
-                let status: SubscriberStatus = parse(s.get::<&str, _>(4))?;
-                if status != SubscriberStatus::Active {
-                    // Left (or bounced) since the issue was queued: they get nothing more from it.
-                    left.push(delivery_id);
-                    why.push(format!("subscriber is {status}"));
-                    continue;
-                }
-                claimed.push(Claimed {
-                    delivery_id,
-                    subscriber_id,
-                    email: parse(s.get::<&str, _>(1))?,
-                    name: s.get(2),
-                    attributes: serde_json::from_str(s.get::<&str, _>(3)).unwrap_or_default(),
-                    attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
-                });
-            }
-            if !left.is_empty() {
-                sqlx::query(SKIP_LEFT).bind(now_ms).bind(&left).bind(&why).execute(&mut *tx).await?;
-            }
-            Ok(claimed)
-        })?;
-        claimed.sort_by_key(|c| c.delivery_id);
-        Ok(claimed)
-    }
-
-    /// Extends the leases `owner` holds on `ids` (the deliveries it has claimed and not yet
-    /// recorded).
-    pub async fn renew_leases(
-        &self,
-        owner: &str,
-        ids: &[i64],
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        // Rows are locked in id order here and in `record`, so the two never wait on each other
-        // in a cycle; a deadlock with anything else is retried.
-        let mut ids = ids.to_vec();
-        ids.sort_unstable();
-        let ids = &ids;
-        let until = ms(now) + lease_ms(lease);
-        Ok(retrying(
-            || async move { sqlx::query(RENEW_LEASES).bind(until).bind(ids).bind(owner).execute(&self.pool).await },
-        )
-        .await?
-        .rows_affected())
-    }
-
-    /// Writes a batch of outcomes in one transaction, one statement per kind of outcome.
-    pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let now_ms = ms(now);
-        // In id order, as `renew_leases` locks them: see there.
-        let mut outcomes: Vec<&Outcome> = outcomes.iter().collect();
-        outcomes.sort_unstable_by_key(|o| o.delivery_id());
-        let mut sent = (Vec::new(), Vec::new(), Vec::new());
-        let mut deferred = (Vec::new(), Vec::new(), Vec::new());
-        let mut failed = (Vec::new(), Vec::new());
-        let mut bounces: Vec<(i64, &str)> = Vec::new();
-        let mut released = Vec::new();
-        for o in outcomes {
-            match o {
-                Outcome::Sent { delivery_id, message_id, reply } => {
-                    sent.0.push(*delivery_id);
-                    sent.1.push(message_id.as_str());
-                    sent.2.push(reply.as_deref());
-                }
-                Outcome::Deferred { delivery_id, reply, retry_at } => {
-                    deferred.0.push(*delivery_id);
-                    deferred.1.push(reply.as_str());
-                    deferred.2.push(ms(*retry_at));
-                }
-                Outcome::Failed { delivery_id, reply, bounce } => {
-                    failed.0.push(*delivery_id);
-                    failed.1.push(reply.as_str());
-                    if let Some(subscriber_id) = bounce
-                        && !bounces.iter().any(|(id, _)| id == subscriber_id)
-                    {
-                        bounces.push((*subscriber_id, reply.as_str()));
-                    }
-                }
-                Outcome::Released { delivery_id } => released.push(*delivery_id),
-            }
-        }
-        if deferred.0.is_empty() && failed.0.is_empty() && released.is_empty() {
-            // Only sends, by far the common batch: one statement is atomic on its own, and saves
-            // the round trips of a transaction around it.
-            let sent = &sent;
-            retrying(|| async move {
-                sqlx::query(RECORD_SENT)
-                    .bind(now_ms)
-                    .bind(&sent.0)
-                    .bind(&sent.1)
-                    .bind(&sent.2)
-                    .execute(&self.pool)
-                    .await
-            })
-            .await?;
-            return Ok(());
-        }
-        in_tx!(self, |tx| {
-            if !sent.0.is_empty() {
-                sqlx::query(RECORD_SENT)
-                    .bind(now_ms)
-                    .bind(&sent.0)
-                    .bind(&sent.1)
-                    .bind(&sent.2)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if !deferred.0.is_empty() {
-                sqlx::query(RECORD_DEFERRED)
-                    .bind(now_ms)
-                    .bind(&deferred.0)
-                    .bind(&deferred.1)
-                    .bind(&deferred.2)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if !failed.0.is_empty() {
-                sqlx::query(RECORD_FAILED).bind(now_ms).bind(&failed.0).bind(&failed.1).execute(&mut *tx).await?;
-            }
-            if !bounces.is_empty() {
-                let ids: Vec<i64> = bounces.iter().map(|(id, _)| *id).collect();
-                let changed: HashSet<i64> = sqlx::query_scalar(RECORD_BOUNCES)
-                    .bind(now_ms)
-                    .bind(&ids)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .collect();
-                let (ids, replies): (Vec<i64>, Vec<&str>) =
-                    bounces.iter().filter(|(id, _)| changed.contains(id)).copied().unzip();
-                consent_many(&mut tx, &ids, ConsentEvent::Bounce, &replies, now).await?;
-            }
-            if !released.is_empty() {
-                sqlx::query(RECORD_RELEASED).bind(&released).bind(owner).execute(&mut *tx).await?;
-            }
-            Ok(())
-        })
-    }
-
-    pub async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query(RELEASE).bind(owner).execute(&self.pool).await?.rows_affected())
-    }
-
-    pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<i64> = sqlx::query_scalar(NEXT_DUE).bind(i64::from(number)).fetch_one(&self.pool).await?;
-        Ok(t.map(from_ms))
-    }
-
     /// Notes `digest` as the content of `list`'s file; true when it differs from the one noted
     /// before (or none was).
     pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -889,24 +664,6 @@ impl PgStore {
         let mut out: BTreeMap<String, u64> = SubscriberStatus::ALL.iter().map(|s| (s.as_str().to_owned(), 0)).collect();
         for r in rows {
             out.insert(r.get(0), count(r.get(1)));
-        }
-        Ok(out)
-    }
-
-    /// Deliveries by their issue's status and their state, for metrics: the whole ledger, whichever
-    /// process recorded each outcome. Counted per issue first, which the ledger's index on
-    /// (issue, state) answers alone, then summed over the few issues.
-    pub async fn ledger_counts(&self) -> Result<LedgerCounts, StoreError> {
-        let rows = sqlx::query(
-            "SELECT i.status, c.state, sum(c.n)::bigint FROM \
-             (SELECT issue_number, state, count(*) AS n FROM deliveries GROUP BY issue_number, state) c \
-             JOIN issues i ON i.number = c.issue_number GROUP BY i.status, c.state",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = LedgerCounts::default();
-        for r in rows {
-            out.add(parse(r.get::<&str, _>(0))?, parse(r.get::<&str, _>(1))?, count(r.get(2)));
         }
         Ok(out)
     }

@@ -11,12 +11,14 @@ use std::{
 use chrono::{DateTime, Utc};
 use sqlx::{
     ConnectOptions, Row, Sqlite, SqlitePool, Transaction,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 
 use super::{
-    Claimed, Confirmation, ConsentEvent, Deferred, Failure, ImportCounts, ImportPart, LedgerCounts, ListCounts,
-    NewSubscriber, Outcome, Signup, StoreError, SubscriberRecord, import, keys,
+    Confirmation, ConsentEvent, ImportCounts, ImportPart, ListCounts, NewSubscriber, Signup, StoreError,
+    SubscriberRecord, import, keys,
 };
 use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
@@ -29,14 +31,6 @@ pub struct SqliteStore {
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
-}
-
-fn from_ms(v: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(v).unwrap_or_default()
-}
-
-fn lease_ms(lease: Duration) -> i64 {
-    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
 fn parse<T: FromStr>(s: &str) -> Result<T, StoreError>
@@ -105,6 +99,53 @@ pub(super) async fn begin(pool: &SqlitePool) -> Result<Transaction<'static, Sqli
 pub(super) fn transient(_: &StoreError) -> bool {
     false
 }
+
+/// A batch of values as SQLite's statements take it: one JSON array (of arrays, for rows of
+/// several columns), unpacked by `json_each`.
+pub(super) fn bind_rows<'q, R: serde::Serialize>(
+    query: sqlx::query::Query<'q, Sqlite, SqliteArguments>,
+    rows: &[R],
+) -> Result<sqlx::query::Query<'q, Sqlite, SqliteArguments>, StoreError> {
+    Ok(query.bind(super::backend::to_json(rows)?))
+}
+
+// The ledger's statements whose text is SQLite's own (`ledger.rs` runs them). A list is one
+// JSON parameter here where PostgreSQL takes an array per column, so a parameter after a list of
+// rows is numbered apart from PostgreSQL's.
+
+/// Takes up to $5 due, unleased deliveries of issue $3 for owner $1 until $2 ($4 is now). The due
+/// index is walked in its own order and the walk stops at the limit: a claim costs the same on the
+/// first row of a million as on the last. No row lock: the write transaction holds the only
+/// writer's lock.
+pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
+     WHERE id IN (SELECT id FROM deliveries WHERE issue_number = $3 AND state IN ('queued', 'deferred') \
+                  AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4) LIMIT $5) \
+     RETURNING id, subscriber_id, attempts";
+pub(super) const CLAIM_PEOPLE: &str =
+    "SELECT id, email, name, attributes, status FROM subscribers WHERE id IN (SELECT value FROM json_each($1))";
+pub(super) const SKIP_LEFT: &str = "UPDATE deliveries SET state = 'skipped', last_reply = j.value ->> 1, \
+     lease_owner = NULL, lease_until = NULL, updated_at = $1 \
+     FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0";
+pub(super) const RENEW_LEASES: &str = "UPDATE deliveries SET lease_until = $1 \
+     WHERE id IN (SELECT value FROM json_each($2)) AND lease_owner = $3 AND state IN ('queued', 'deferred')";
+pub(super) const RECORD_SENT: &str = "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, \
+     message_id = j.value ->> 1, last_reply = j.value ->> 2, sent_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0";
+pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries SET state = 'deferred', attempts = attempts + 1, \
+     last_reply = j.value ->> 1, next_attempt_at = j.value ->> 2, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM json_each($2) AS j \
+     WHERE deliveries.id = j.value ->> 0 AND deliveries.lease_owner = $3 AND deliveries.state <> 'sent'";
+pub(super) const RECORD_FAILED: &str = "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, \
+     last_reply = j.value ->> 1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0 AND deliveries.state <> 'sent'";
+pub(super) const RECORD_BOUNCES: &str = "UPDATE subscribers SET status = 'bounced', updated_at = $1 \
+     WHERE id IN (SELECT value FROM json_each($2)) AND status = 'active' RETURNING id";
+pub(super) const RECORD_RELEASED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+     WHERE id IN (SELECT value FROM json_each($1)) AND lease_owner = $2";
+/// The earliest moment a delivery of issue $1 can be claimed: min over the deliveries still to
+/// send of max(next_attempt_at, lease_until).
+pub(super) const NEXT_DUE: &str = "SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) FROM deliveries \
+     WHERE issue_number = $1 AND state IN ('queued', 'deferred')";
 
 impl SqliteStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
@@ -331,260 +372,6 @@ impl SqliteStore {
         }
         Ok(out)
     }
-
-    pub async fn failures(&self, number: u32) -> Result<Vec<Failure>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.email, d.last_reply, d.attempts FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
-             WHERE d.issue_number = ? AND d.state = 'failed' ORDER BY s.email",
-        )
-        .bind(i64::from(number))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Failure {
-                email: r.get(0),
-                reply: r.get(1),
-                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
-            })
-            .collect())
-    }
-
-    /// The deliveries of an issue waiting for another attempt, the soonest first.
-    pub async fn deferred(&self, number: u32) -> Result<Vec<Deferred>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT s.email, d.last_reply, d.attempts, d.next_attempt_at FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
-             WHERE d.issue_number = ? AND d.state = 'deferred' ORDER BY d.next_attempt_at, s.email",
-        )
-        .bind(i64::from(number))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Deferred {
-                email: r.get(0),
-                reply: r.get(1),
-                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
-                next_attempt: from_ms(r.get(3)),
-            })
-            .collect())
-    }
-
-    pub async fn finish_issue_if_done(&self, number: u32, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE issues SET status = 'sent', finished_at = ? WHERE number = ? AND status = 'sending' \
-             AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_number = ? AND state IN ('queued', 'deferred'))",
-        )
-        .bind(ms(now))
-        .bind(i64::from(number))
-        .bind(i64::from(number))
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(done > 0)
-    }
-
-    /// Takes up to `limit` due deliveries of the issue under a lease. Deliveries whose subscriber
-    /// is no longer active are marked skipped instead: they get nothing more.
-    pub async fn claim(
-        &self,
-        number: u32,
-        owner: &str,
-        limit: usize,
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let mut tx = self.write().await?;
-        let n = i64::from(number);
-        let now_ms = ms(now);
-        // The due index is walked in its own order and the walk stops at the limit: a claim
-        // costs the same on the first row of a million as on the last.
-        let rows = sqlx::query(
-            "UPDATE deliveries SET lease_owner = ?, lease_until = ? \
-             WHERE id IN (SELECT id FROM deliveries WHERE issue_number = ? AND state IN ('queued', 'deferred') \
-                          AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?) LIMIT ?) \
-             RETURNING id, subscriber_id, attempts",
-        )
-        .bind(owner)
-        .bind(now_ms + lease_ms(lease))
-        .bind(n)
-        .bind(now_ms)
-        .bind(now_ms)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *tx)
-        .await?;
-        let ids: Vec<i64> = rows.iter().map(|r| r.get::<i64, _>(1)).collect();
-        let ids_json = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let people: HashMap<i64, SqliteRow> = sqlx::query(
-            "SELECT id, email, name, attributes, status FROM subscribers WHERE id IN (SELECT value FROM json_each(?))",
-        )
-        .bind(ids_json)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.get::<i64, _>(0), r))
-        .collect();
-        let mut claimed = Vec::with_capacity(rows.len());
-        for r in rows {
-            let delivery_id: i64 = r.get(0);
-            let subscriber_id: i64 = r.get(1);
-            let s = people
-                .get(&subscriber_id)
-                .ok_or_else(|| StoreError::Corrupt("a delivery without its subscriber".into()))?;
-            let status: SubscriberStatus = parse(s.get::<&str, _>(4))?;
-            if status != SubscriberStatus::Active {
-                // Left (or bounced) since the issue was queued: they get nothing more from it.
-                sqlx::query(
-                    "UPDATE deliveries SET state = 'skipped', last_reply = ?, lease_owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
-                )
-                .bind(format!("subscriber is {status}"))
-                .bind(now_ms)
-                .bind(delivery_id)
-                .execute(&mut *tx)
-                .await?;
-                continue;
-            }
-            claimed.push(Claimed {
-                delivery_id,
-                subscriber_id,
-                email: parse(s.get::<&str, _>(1))?,
-                name: s.get(2),
-                attributes: serde_json::from_str(s.get::<&str, _>(3)).unwrap_or_default(),
-                attempts: u32::try_from(r.get::<i64, _>(2)).unwrap_or_default(),
-            });
-        }
-        tx.commit().await?;
-        claimed.sort_by_key(|c| c.delivery_id);
-        Ok(claimed)
-    }
-
-    /// Extends the leases `owner` holds on `ids` (the deliveries it has claimed and not yet
-    /// recorded): by id, so no index on the owner has to follow every claim.
-    pub async fn renew_leases(
-        &self,
-        owner: &str,
-        ids: &[i64],
-        now: DateTime<Utc>,
-        lease: Duration,
-    ) -> Result<u64, StoreError> {
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        let ids = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(sqlx::query(
-            "UPDATE deliveries SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? \
-             AND state IN ('queued', 'deferred')",
-        )
-        .bind(ms(now) + lease_ms(lease))
-        .bind(ids)
-        .bind(owner)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
-    }
-
-    /// Writes a batch of outcomes in one transaction.
-    pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.write().await?;
-        let now_ms = ms(now);
-        // Sent is by far the most common outcome: one statement records a whole batch of them.
-        let sent: Vec<serde_json::Value> = outcomes
-            .iter()
-            .filter_map(|o| match o {
-                Outcome::Sent { delivery_id, message_id, reply } => {
-                    Some(serde_json::json!({ "id": delivery_id, "mid": message_id, "reply": reply }))
-                }
-                _ => None,
-            })
-            .collect();
-        if !sent.is_empty() {
-            sqlx::query(
-                "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, message_id = j.mid, last_reply = j.reply, \
-                 sent_at = ?, updated_at = ?, lease_owner = NULL, lease_until = NULL \
-                 FROM (SELECT value ->> '$.id' AS id, value ->> '$.mid' AS mid, value ->> '$.reply' AS reply FROM json_each(?)) AS j \
-                 WHERE deliveries.id = j.id",
-            )
-            .bind(now_ms)
-            .bind(now_ms)
-            .bind(serde_json::Value::Array(sent).to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for o in outcomes {
-            match o {
-                Outcome::Sent { .. } => {}
-                Outcome::Deferred { delivery_id, reply, retry_at } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'deferred', attempts = attempts + 1, last_reply = ?, next_attempt_at = ?, \
-                         updated_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ? AND state != 'sent'",
-                    )
-                    .bind(reply)
-                    .bind(ms(*retry_at))
-                    .bind(now_ms)
-                    .bind(delivery_id)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Outcome::Failed { delivery_id, reply, bounce } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_reply = ?, updated_at = ?, \
-                         lease_owner = NULL, lease_until = NULL WHERE id = ? AND state != 'sent'",
-                    )
-                    .bind(reply)
-                    .bind(now_ms)
-                    .bind(delivery_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if let Some(subscriber_id) = bounce {
-                        let changed = sqlx::query(
-                            "UPDATE subscribers SET status = 'bounced', updated_at = ? WHERE id = ? AND status = 'active'",
-                        )
-                        .bind(now_ms)
-                        .bind(subscriber_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        if changed > 0 {
-                            consent(&mut tx, Some(*subscriber_id), ConsentEvent::Bounce, reply, now).await?;
-                        }
-                    }
-                }
-                Outcome::Released { delivery_id } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
-                    )
-                    .bind(delivery_id)
-                    .bind(owner)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn release(&self, owner: &str) -> Result<u64, StoreError> {
-        Ok(sqlx::query("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?")
-            .bind(owner)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
-    }
-
-    pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let t: Option<i64> = sqlx::query_scalar(
-            "SELECT min(max(next_attempt_at, coalesce(lease_until, 0))) FROM deliveries WHERE issue_number = ? AND state IN ('queued', 'deferred')",
-        )
-        .bind(i64::from(number))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(t.map(from_ms))
-    }
 }
 
 impl SqliteStore {
@@ -742,25 +529,6 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(subscriber_row).collect()
-    }
-
-    /// Deliveries by their issue's status and their state, for metrics: the whole ledger, whichever
-    /// process recorded each outcome. Counted per issue first, which the ledger's index on
-    /// (issue, state) answers alone, then summed over the few issues.
-    pub async fn ledger_counts(&self) -> Result<LedgerCounts, StoreError> {
-        let rows = sqlx::query(
-            "SELECT i.status, c.state, sum(c.n) FROM \
-             (SELECT issue_number, state, count(*) AS n FROM deliveries GROUP BY issue_number, state) c \
-             JOIN issues i ON i.number = c.issue_number GROUP BY i.status, c.state",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out = LedgerCounts::default();
-        for r in rows {
-            let n = u64::try_from(r.get::<i64, _>(2)).unwrap_or_default();
-            out.add(parse(r.get::<&str, _>(0))?, parse(r.get::<&str, _>(1))?, n);
-        }
-        Ok(out)
     }
 }
 

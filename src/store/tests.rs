@@ -9,7 +9,7 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::{TimeZone, Utc};
 use sqlx::{Connection, PgConnection};
 
-use super::*;
+use super::{backend::with_backend, *};
 use crate::domain::{DeliveryState, SubscriberName};
 
 /// Where the tests find a PostgreSQL server they may create databases on.
@@ -155,6 +155,9 @@ on_each_backend!(
     the_ledger_is_counted_by_issue_status_and_delivery_state,
     a_trial_sync_counts_what_the_syncs_would_leave_and_keeps_nothing,
     a_list_file_is_noted_changed_only_when_its_digest_differs,
+    a_subscriber_refused_twice_in_one_batch_bounces_once_noting_the_first_refusal,
+    a_release_hands_back_only_deliveries_still_to_send,
+    a_worker_whose_lease_was_taken_over_records_only_what_is_final,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -846,6 +849,111 @@ async fn an_issue_is_on_the_archive_from_its_first_delivery_sent(s: Store) {
     assert!(s.sent_issues().await.expect("read").is_empty());
 }
 
+/// The texts of column 0 of `sql` run with `id` bound, on whichever backend `s` is.
+async fn texts(s: &Store, sql: &'static str, id: i64) -> Vec<String> {
+    with_backend!(s, |pool, db| sqlx::query_scalar(sql).bind(id).fetch_all(pool).await.expect("read"))
+}
+
+/// Runs `sql` with `id` bound: for a state the store's own writes never leave.
+async fn write(s: &Store, sql: &'static str, id: i64) {
+    with_backend!(s, |pool, db| {
+        sqlx::query(sql).bind(id).execute(pool).await.expect("write");
+    });
+}
+
+async fn a_subscriber_refused_twice_in_one_batch_bounces_once_noting_the_first_refusal(s: Store) {
+    s.import(&[row("a@example.org", &["weekly"])], "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    issue(&s, 2, &[weekly()]).await;
+    let one = s.claim(1, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    let two = s.claim(2, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    let subscriber = one[0].subscriber_id;
+    assert!(one[0].delivery_id < two[0].delivery_id);
+    // The later delivery's refusal arrived first.
+    let outcomes = [
+        Outcome::Failed { delivery_id: two[0].delivery_id, reply: "550 first".into(), bounce: Some(subscriber) },
+        Outcome::Failed { delivery_id: one[0].delivery_id, reply: "550 second".into(), bounce: Some(subscriber) },
+    ];
+    s.record("w", &outcomes, now()).await.expect("record");
+    assert_eq!(s.subscriber(&one[0].email).await.expect("get").map(|r| r.status), Some(SubscriberStatus::Bounced));
+    let noted = texts(
+        &s,
+        "SELECT source FROM consent_events WHERE subscriber_id = $1 AND event = 'bounce' ORDER BY id",
+        subscriber,
+    )
+    .await;
+    assert_eq!(noted, ["550 first"], "one departure, for the refusal received first");
+    assert_eq!(s.failures(1).await.expect("failures")[0].reply.as_deref(), Some("550 second"));
+    assert_eq!(s.failures(2).await.expect("failures")[0].reply.as_deref(), Some("550 first"));
+}
+
+async fn a_release_hands_back_only_deliveries_still_to_send(s: Store) {
+    s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
+        .await
+        .expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    let held = s.claim(1, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    assert_eq!(held.len(), 2);
+    let sent = Outcome::Sent { delivery_id: held[0].delivery_id, message_id: "<m@e.org>".into(), reply: None };
+    s.record("w", &[sent], now()).await.expect("record");
+    // A lease on a delivery already sent, as a store written by hand may hold: not one to hand back.
+    write(
+        &s,
+        "UPDATE deliveries SET lease_owner = 'w', lease_until = 1710752430000 WHERE id = $1",
+        held[0].delivery_id,
+    )
+    .await;
+    assert_eq!(s.release("w").await.expect("release"), 1, "the delivery still to send, alone");
+    let again = s.claim(1, "v", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    assert_eq!(again.iter().map(|c| c.delivery_id).collect::<Vec<_>>(), [held[1].delivery_id]);
+    assert_eq!(s.issue(1).await.expect("issue").map(|i| i.counts.sent), Some(1));
+}
+
+/// A worker whose lease ran out while it sent, and another took the delivery over: a deferral or
+/// a release is the new holder's to make; a sent message and a permanent refusal are facts,
+/// recorded whoever holds the lease, and a sent message is never undone.
+async fn a_worker_whose_lease_was_taken_over_records_only_what_is_final(s: Store) {
+    let rows: Vec<_> =
+        ["a@example.org", "b@example.org", "c@example.org"].iter().map(|e| row(e, &["weekly"])).collect();
+    s.import(&rows, "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    let lease = Duration::from_secs(30);
+    assert_eq!(s.claim(1, "old", 10, now(), lease).await.expect("claim").len(), 3);
+    let later = now() + chrono::Duration::seconds(31);
+    let taken = s.claim(1, "new", 10, later, lease).await.expect("claim");
+    let ids: Vec<i64> = taken.iter().map(|c| c.delivery_id).collect();
+    assert_eq!(ids.len(), 3, "expired leases are taken over");
+    let counts = |s: Store| async move { s.issue(1).await.expect("issue").expect("issue").counts };
+
+    let retry_at = later + chrono::Duration::seconds(600);
+    let stale = [
+        Outcome::Deferred { delivery_id: ids[0], reply: "451 later".into(), retry_at },
+        Outcome::Released { delivery_id: ids[1] },
+    ];
+    s.record("old", &stale, later).await.expect("record");
+    let c = counts(s.clone()).await;
+    assert_eq!((c.queued, c.deferred), (3, 0), "{c:?}");
+    assert!(s.claim(1, "third", 10, later, lease).await.expect("claim").is_empty(), "still the new holder's");
+
+    let facts = [
+        Outcome::Failed { delivery_id: ids[0], reply: "550 no".into(), bounce: None },
+        Outcome::Sent { delivery_id: ids[1], message_id: "<1@e.org>".into(), reply: None },
+    ];
+    s.record("old", &facts, later).await.expect("record");
+    let c = counts(s.clone()).await;
+    assert_eq!((c.queued, c.failed, c.sent), (1, 1, 1), "{c:?}");
+
+    let new = [
+        Outcome::Sent { delivery_id: ids[0], message_id: "<0@e.org>".into(), reply: None },
+        Outcome::Failed { delivery_id: ids[1], reply: "550 late".into(), bounce: None },
+        Outcome::Deferred { delivery_id: ids[2], reply: "451 later".into(), retry_at },
+    ];
+    s.record("new", &new, later).await.expect("record");
+    let c = counts(s.clone()).await;
+    assert_eq!((c.sent, c.failed, c.deferred), (2, 0, 1), "a send stands over any refusal: {c:?}");
+    assert_eq!(s.next_due(1).await.expect("due"), Some(retry_at));
+}
+
 async fn the_next_due_time_and_a_release_follow_the_leases(s: Store) {
     s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
         .await
@@ -1141,9 +1249,9 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         ("record_failed", super::postgres::RECORD_FAILED, format!("1, {deliveries}, {}", texts(n, "550"))),
         ("record_bounces", super::postgres::RECORD_BOUNCES, format!("1, {people}")),
         ("record_released", super::postgres::RECORD_RELEASED, format!("{deliveries}, 'w1'")),
-        ("release", super::postgres::RELEASE, "'w1'".into()),
+        ("release", super::ledger::RELEASE, "'w1'".into()),
         ("next_due", super::postgres::NEXT_DUE, "5".into()),
-        ("finish_issue", super::postgres::FINISH_ISSUE, "1, 5".into()),
+        ("finish_issue", super::ledger::FINISH_ISSUE, "1, 5".into()),
         ("queue_issue", super::postgres::QUEUE_ISSUE, "6, 1, ARRAY['weekly', 'news']".into()),
         ("counts_sending", super::issues::COUNTS, "5".into()),
         ("counts_sent", super::issues::COUNTS, "3".into()),
@@ -1234,6 +1342,41 @@ where
     assert_eq!(count("SELECT count(*) FROM subscribers WHERE email LIKE 'forgotten:merged-%'").await, 1);
     let c = store.import(&[row("ANI@EXAMPLE.ORG", &["weekly"])], "import", now()).await.expect("import");
     assert_eq!(c.refused, 1, "{c:?}");
+}
+
+/// SQLite's side of the index test: the ledger's statements as this store runs them find their
+/// rows through an index or by id, never by reading the whole ledger or every subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_ledger_statements_read_no_whole_table() {
+    let t = sqlite().await;
+    let Store::Sqlite(store) = &t.store else { panic!("a SQLite store was expected") };
+    let hot = [
+        ("claim", super::sqlite::CLAIM),
+        ("claim_people", super::sqlite::CLAIM_PEOPLE),
+        ("skip_left", super::sqlite::SKIP_LEFT),
+        ("renew_leases", super::sqlite::RENEW_LEASES),
+        ("record_sent", super::sqlite::RECORD_SENT),
+        ("record_deferred", super::sqlite::RECORD_DEFERRED),
+        ("record_failed", super::sqlite::RECORD_FAILED),
+        ("record_bounces", super::sqlite::RECORD_BOUNCES),
+        ("record_released", super::sqlite::RECORD_RELEASED),
+        ("release", super::ledger::RELEASE),
+        ("next_due", super::sqlite::NEXT_DUE),
+        ("finish_issue", super::ledger::FINISH_ISSUE),
+    ];
+    let mut whole_reads = Vec::new();
+    for (name, sql) in hot {
+        // Parameters left unbound are NULL, which changes no plan.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+            .fetch_all(&store.pool)
+            .await
+            .expect(name);
+        let details: Vec<String> = rows.iter().map(|r| sqlx::Row::get::<String, _>(r, 3)).collect();
+        if details.iter().any(|d| d.starts_with("SCAN deliveries") || d.starts_with("SCAN subscribers")) {
+            whole_reads.push(format!("{name}: {details:?}"));
+        }
+    }
+    assert!(whole_reads.is_empty(), "{}", whole_reads.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
