@@ -6,18 +6,14 @@ use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
 use crate::{
     clock::Clock,
     compose::{self, MessageSettings, PreparedIssue, message},
-    config::{Config, Transport as TransportSetting},
+    config::Config,
     csv_import::{self, Rejected},
-    deliver::{
-        self, DeliverError, Engine, EngineSettings, Letters, Outbox, Progress, Queue, RunSummary, Smtp, SmtpSettings,
-        Stop, Transport,
-    },
+    deliver::{DeliverError, Engine, EngineSettings, Letters, Progress, Queue, RunSummary, Stop, Transport},
     domain::{Claimed, ListName, Outcome},
     publication::{Draft, History, Publication, PublicationError},
     sources::SourceError,
@@ -42,8 +38,6 @@ pub enum IssueError {
     },
     #[error("{}: {message}", file.display())]
     ListCsv { file: PathBuf, message: String },
-    #[error("{0}")]
-    Dkim(#[from] deliver::DkimError),
     #[error("{0}")]
     Compose(String),
     #[error("the test copy to {to} did not go out: {reply}")]
@@ -76,11 +70,6 @@ pub struct ListSync {
     /// The file changed since the last sync noted it (always so for a sync rolled back): its bad
     /// rows are news, where otherwise they were reported already.
     pub changed: bool,
-}
-
-pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
-    let options = crate::store::StoreOptions { pool_size: config.storage.pool_size };
-    Store::open_with(config.storage.database_url.expose_secret(), options).await
 }
 
 /// Makes each list that has a file hold exactly the file's (good) rows.
@@ -272,38 +261,6 @@ pub async fn create(
     Ok(store.create_issue(&new, &publication.config.publication.lists, now).await?)
 }
 
-/// The transport `[delivery]` asks for, with DKIM where `[dkim]` is set.
-pub async fn transport(config: &Config) -> Result<Transport, IssueError> {
-    let dkim = match &config.dkim {
-        Some(d) => Some(deliver::load_dkim(&d.domain, &d.selector, &d.private_key_file).await?),
-        None => None,
-    };
-    let d = &config.delivery;
-    Ok(match d.transport {
-        TransportSetting::Outbox => {
-            Transport::outbox(Outbox::open(&d.outbox).await.map_err(|e| DeliverError::Setup(e.reply))?, dkim)
-        }
-        TransportSetting::Smtp => {
-            let url = d.smtp_url.clone().ok_or_else(|| DeliverError::Setup("delivery.smtp_url is not set".into()))?;
-            let smtp = Smtp::new(&SmtpSettings {
-                url,
-                ca_file: d.ca_file.clone(),
-                timeout: d.timeout.std(),
-                pool_size: u32::try_from(d.concurrency).unwrap_or(u32::MAX),
-            })
-            .await
-            .map_err(|e| DeliverError::Setup(e.reply))?;
-            Transport::smtp(smtp, dkim)
-        }
-    })
-}
-
-/// The name this process's leases carry.
-pub fn owner() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
-    format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>())
-}
-
 /// Each claimed delivery's message, from the issue rendered once.
 pub struct IssueLetters {
     publication: Arc<Publication>,
@@ -412,7 +369,7 @@ pub async fn deliver(
         retry_backoff: d.retry_backoff.std(),
         lease: d.lease.std(),
         rate: d.rate,
-        owner: owner(),
+        owner: crate::setup::owner(),
         wait_for_deferred,
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);

@@ -14,6 +14,7 @@ pub mod logging;
 pub mod metrics;
 pub mod publication;
 pub mod schedule;
+pub mod setup;
 pub mod sources;
 pub mod store;
 pub mod tokens;

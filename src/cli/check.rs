@@ -55,7 +55,7 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         }
     }
 
-    let store = match issue::open_store(&config).await {
+    let store = match crate::setup::open_store(&config).await {
         Ok(store) => match store.list_counts().await {
             Ok(_) => {
                 r.ok.push("database".into());
@@ -71,7 +71,7 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
             None
         }
     };
-    match issue::transport(&config).await {
+    match crate::setup::transport(&config).await {
         Ok(t) => match t.check().await {
             Ok(()) => r.ok.push(t.describe()),
             Err(e) => r.problems.push(format!("delivery: {}", e.reply)),

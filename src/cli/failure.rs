@@ -12,6 +12,7 @@ use crate::{
     deliver::DeliverError,
     issue::IssueError,
     publication::PublicationError,
+    setup::SetupError,
     sources::SourceError,
     store::StoreError,
 };
@@ -131,16 +132,25 @@ impl From<IssueError> for Failure {
             IssueError::Deliver(e) => e.into(),
             IssueError::ListFile { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
             IssueError::ListCsv { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
-            IssueError::Dkim(ref d) => {
-                let file = match d {
+            IssueError::Compose(m) => Self::usage(m),
+            IssueError::TestCopy { .. } => Self::unfinished(e.to_string()),
+        }
+    }
+}
+
+impl From<SetupError> for Failure {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Store(e) => e.into(),
+            SetupError::Transport(e) => e.into(),
+            SetupError::Dkim(d) => {
+                let file = match &d {
                     crate::deliver::DkimError::Read { file, .. } | crate::deliver::DkimError::Key { file, .. } => {
                         file.clone()
                     }
                 };
                 Self::usage(d.to_string()).field("dkim.private_key_file").file(file)
             }
-            IssueError::Compose(m) => Self::usage(m),
-            IssueError::TestCopy { .. } => Self::unfinished(e.to_string()),
         }
     }
 }

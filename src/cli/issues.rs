@@ -9,7 +9,6 @@ use super::{Failure, Output, delivery, output, setup};
 use crate::{
     clock::{Clock, SystemClock},
     domain::IssueStatus,
-    issue,
     store::{IssueRecord, Store},
 };
 
@@ -28,7 +27,7 @@ pub enum IssuesCommand {
 
 pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failure> {
     let cfg = setup::config(config).await?;
-    let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+    let store = setup::store(&cfg).await?;
     let tz = cfg.publication.timezone;
     match command {
         IssuesCommand::List => list(&store).await,
@@ -52,7 +51,7 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             drop(cfg);
             let publication = Arc::new(setup::publication(config).await?);
             store.reopen_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
-            let transport = issue::transport(&publication.config).await?;
+            let transport = setup::transport(&publication.config).await?;
             let summary = delivery::deliver(publication, &store, &i, transport).await?;
             let after = existing(&store, number).await?;
             let header = delivery::summary_line(&after, &summary);

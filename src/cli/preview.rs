@@ -10,7 +10,6 @@ use crate::{
     compose::{GMAIL_CLIP_BYTES, message},
     csv_import,
     domain::{EmailAddress, SubscriberStatus},
-    issue,
     publication::Publication,
     store::{NewSubscriber, Store},
 };
@@ -35,7 +34,7 @@ pub async fn run(
     let email: Option<EmailAddress> = subscriber
         .map(|s| s.parse().map_err(|e| Failure::usage(format!("--subscriber: {e}")).field("--subscriber")))
         .transpose()?;
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let store = setup::store(&publication.config).await?;
     let (email, name, attributes, mut warnings) = reader(&publication, &store, email).await?;
 
     let draft = setup::draft(&publication, &store, now).await?;

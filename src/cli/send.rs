@@ -33,7 +33,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         )
         .field("--yes"));
     }
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let store = setup::store(&publication.config).await?;
     // `--as-of` dates the issue and chooses its articles; the ledger keeps real times.
     let real = SystemClock.now();
 
@@ -46,7 +46,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
 
     // The transport (and the DKIM key) is checked before anything is created, so a bad key or
     // URL leaves no issue behind.
-    let transport = issue::transport(&publication.config).await?;
+    let transport = setup::transport(&publication.config).await?;
     let plan = issue::plan(&publication, &store, now, true).await?;
     if ask {
         let question = match &plan {
@@ -231,7 +231,7 @@ async fn test_copies(
             ));
         }
     };
-    let transport = issue::transport(&publication.config).await?;
+    let transport = setup::transport(&publication.config).await?;
     let clock: Arc<dyn Clock> = Arc::new(FixedClock(now));
     issue::send_test_copies(Arc::clone(publication), &issue, &transport, &addresses, clock).await?;
     let sent: Vec<String> = addresses.iter().map(ToString::to_string).collect();

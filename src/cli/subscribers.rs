@@ -10,7 +10,6 @@ use crate::{
     config::Config,
     csv_import,
     domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus},
-    issue,
     store::{ConsentEvent, NewSubscriber, Store, SubscriberRecord},
 };
 
@@ -61,8 +60,7 @@ pub enum ListFormat {
 }
 
 async fn store(config: &Path) -> Result<Store, Failure> {
-    let cfg = setup::config(config).await?;
-    issue::open_store(&cfg).await.map_err(Failure::from)
+    setup::store(&setup::config(config).await?).await
 }
 
 fn list_name(s: &str, flag: &str) -> Result<ListName, Failure> {
@@ -86,7 +84,7 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
             let source = format!("import {}", file.display());
             let rows = csv_import::RowLists::onto(list).keeping(cfg.file_kept_lists());
             let (imported, report) = csv_import::stream(bytes, rows, strict, |parts| async {
-                let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+                let store = setup::store(&cfg).await?;
                 store.import_stream(parts, &source, now).await.map_err(Failure::from)
             })
             .await
@@ -145,7 +143,7 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                 attributes: Default::default(),
             };
             refuse_file_kept(&cfg, &row.lists)?;
-            let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+            let store = setup::store(&cfg).await?;
             let counts = store.import(std::slice::from_ref(&row), "add", now).await.map_err(Failure::from)?;
             if counts.refused > 0 {
                 return Err(Failure::usage(format!(
@@ -277,7 +275,7 @@ fn to_csv(subs: &[SubscriberRecord]) -> String {
 
 pub async fn lists(config: &Path) -> Result<Output, Failure> {
     let cfg = setup::config(config).await?;
-    let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+    let store = setup::store(&cfg).await?;
     let counts = store.list_counts().await.map_err(Failure::from)?;
     let rows: Vec<Vec<String>> = counts
         .iter()
