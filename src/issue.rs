@@ -13,8 +13,10 @@ use crate::{
     compose::{self, MessageSettings, PreparedIssue, message},
     config::Config,
     csv_import::{self, Rejected},
-    deliver::{DeliverError, Engine, EngineSettings, Letters, Progress, Queue, RunSummary, Stop, Transport},
-    domain::{Claimed, ListName, Outcome},
+    deliver::{
+        DeliverError, Engine, EngineSettings, Letters, Progress, Queue, QueueError, RunSummary, Stop, Transport,
+    },
+    domain::{Claimed, ListName, MessageId, Outcome},
     publication::{Draft, History, Publication, PublicationError},
     sources::SourceError,
     store::{ImportCounts, IssueRecord, NewIssue, SlotRef, Store, StoreError},
@@ -283,12 +285,12 @@ impl IssueLetters {
         email: crate::domain::EmailAddress,
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
-    ) -> Result<(Message, String), String> {
+    ) -> Result<(Message, MessageId), String> {
         self.message(email, name, attributes, "")
     }
 
     /// A test copy: a reader's message whose subject says it is a test.
-    pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, String), String> {
+    pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, MessageId), String> {
         self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX)
     }
 
@@ -298,19 +300,19 @@ impl IssueLetters {
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
         subject_prefix: &str,
-    ) -> Result<(Message, String), String> {
+    ) -> Result<(Message, MessageId), String> {
         let recipient = self.publication.recipient(email, name, attributes);
         let mut rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
         rendered.subject.insert_str(0, subject_prefix);
-        let id = self.publication.message_id(self.number, &recipient.email);
-        let message = message::build(&self.settings, &recipient, rendered, id.clone(), self.clock.now())
-            .map_err(|e| e.to_string())?;
+        let id = self.publication.message_id(self.number, &recipient.email).map_err(|e| e.to_string())?;
+        let message =
+            message::build(&self.settings, &recipient, rendered, &id, self.clock.now()).map_err(|e| e.to_string())?;
         Ok((message, id))
     }
 }
 
 impl Letters for IssueLetters {
-    fn letter(&self, c: &Claimed) -> Result<(Message, String), String> {
+    fn letter(&self, c: &Claimed) -> Result<(Message, MessageId), String> {
         self.message_for(c.email.clone(), &c.name, c.attributes.clone())
     }
 }
@@ -388,28 +390,36 @@ impl Queue for Store {
         limit: usize,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Vec<Claimed>, String> {
-        Store::claim(self, issue, owner, limit, now, lease).await.map_err(|e| e.to_string())
+    ) -> Result<Vec<Claimed>, QueueError> {
+        Ok(Store::claim(self, issue, owner, limit, now, lease).await?)
     }
 
-    async fn renew(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), String> {
-        self.renew_leases(owner, ids, now, lease).await.map(|_| ()).map_err(|e| e.to_string())
+    async fn renew(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), QueueError> {
+        self.renew_leases(owner, ids, now, lease).await?;
+        Ok(())
     }
 
-    async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), String> {
-        Store::record(self, owner, outcomes, now).await.map_err(|e| e.to_string())
+    async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), QueueError> {
+        Ok(Store::record(self, owner, outcomes, now).await?)
     }
 
-    async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, String> {
-        Store::next_due(self, issue).await.map_err(|e| e.to_string())
+    async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, QueueError> {
+        Ok(Store::next_due(self, issue).await?)
     }
 
-    async fn take_sends(&self, per_second: f64, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
+    async fn take_sends(&self, per_second: f64, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), QueueError> {
         // The bucket holds a fiftieth of a second's sends: processes that start together cannot
         // burst past the rate by more than that.
         let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
-        let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await.map_err(|e| e.to_string())?;
+        let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await?;
         Ok((grant.granted, grant.retry_in))
+    }
+}
+
+/// The engine sees the store's failures as its queue's, with the store's error as the cause.
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        Self::new(e)
     }
 }
 
@@ -446,4 +456,20 @@ pub fn articles_json(articles: &[crate::domain::Article]) -> Vec<serde_json::Val
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_failure_stops_the_engine_in_the_stores_words() {
+        let e = DeliverError::from(QueueError::from(StoreError::Contended("three writers".into())));
+        assert_eq!(
+            e.to_string(),
+            "the queue failed: the database stayed busy with other writers (three writers); run the command again"
+        );
+        let cause = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<QueueError>());
+        assert!(cause.is_some(), "the queue's error is kept as the cause");
+    }
 }

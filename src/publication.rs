@@ -14,7 +14,7 @@ use crate::{
         message,
     },
     config::{Config, FeedLocation, LinkSecret, SourceSetting},
-    domain::{Article, EmailAddress},
+    domain::{Article, EmailAddress, MessageId, MessageIdError},
     sources::{self, Fetcher, ReadOptions, Source, SourceError},
     tokens::{Claims, Signer},
 };
@@ -212,7 +212,8 @@ impl Publication {
         }
     }
 
-    pub fn message_id(&self, issue: u32, email: &EmailAddress) -> String {
+    /// The Message-ID of issue `issue`'s copy for `email`: the same each time it is made.
+    pub fn message_id(&self, issue: u32, email: &EmailAddress) -> Result<MessageId, MessageIdError> {
         message::message_id(issue, &self.signer.address_tag(email), &self.config.publication.from.address)
     }
 }

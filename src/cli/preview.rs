@@ -46,9 +46,10 @@ pub async fn run(
         Format::Html => rendered.html.clone().into_bytes(),
         Format::Text => rendered.text.clone().into_bytes(),
         Format::Eml => {
-            let id = publication.message_id(draft.number, &recipient.email);
+            let id =
+                publication.message_id(draft.number, &recipient.email).map_err(|e| Failure::usage(e.to_string()))?;
             let letter = prepared.letter(&recipient)?;
-            message::build(&publication.message_settings(), &recipient, letter, id, now)
+            message::build(&publication.message_settings(), &recipient, letter, &id, now)
                 .map_err(|e| Failure::usage(e.to_string()))?
                 .formatted()
         }
