@@ -1,25 +1,23 @@
-//! An issue's life: the lists synced from their files, the next issue planned (or the
-//! unfinished one resumed), created with its articles frozen and its deliveries queued, and
-//! delivered by the engine. This is where store, compose and deliver meet.
+//! An issue's life: the next issue planned (or the unfinished one resumed), created with its
+//! articles frozen and a delivery queued for each of its readers (`subscribers` says who they
+//! are), and delivered by the engine. This is where store, compose and deliver meet.
 
-use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use sha2::{Digest, Sha256};
 
 use crate::{
     clock::Clock,
     compose::{self, MessageSettings, PreparedIssue, message},
-    config::Config,
-    csv_import::{self, Rejected},
     deliver::{
         DeliverError, Engine, EngineSettings, Letters, Progress, Queue, QueueError, RunSummary, Stop, Transport,
     },
-    domain::{Claimed, ListName, MessageId, Outcome},
+    domain::{Claimed, MessageId, Outcome},
     publication::{Draft, History, Publication, PublicationError},
     sources::SourceError,
-    store::{ImportCounts, IssueRecord, NewIssue, SlotRef, Store, StoreError},
+    store::{IssueRecord, NewIssue, SlotRef, Store, StoreError},
+    subscribers,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -32,14 +30,6 @@ pub enum IssueError {
     Publication(#[from] PublicationError),
     #[error(transparent)]
     Deliver(#[from] DeliverError),
-    #[error("cannot read the list file {}: {source}; fix [[list]] file or create the file", file.display())]
-    ListFile {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", file.display())]
-    ListCsv { file: PathBuf, message: String },
     #[error("{0}")]
     Compose(String),
     #[error("the test copy to {to} did not go out: {reply}")]
@@ -60,82 +50,6 @@ pub enum Plan {
     Create(Box<Draft>),
     /// Nothing to send, and why.
     Nothing(String),
-}
-
-/// What syncing one list file did.
-#[derive(Debug)]
-pub struct ListSync {
-    pub list: ListName,
-    pub file: PathBuf,
-    pub counts: ImportCounts,
-    pub rejected: Vec<Rejected>,
-    /// The file changed since the last sync noted it (always so for a sync rolled back): its bad
-    /// rows are news, where otherwise they were reported already.
-    pub changed: bool,
-}
-
-/// Makes each list that has a file hold exactly the file's (good) rows.
-pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<ListSync>, IssueError> {
-    let mut out = Vec::new();
-    for list in &config.lists {
-        let Some(file) = &list.file else { continue };
-        let bytes = read_list_file(file).await?;
-        let digest = format!("{:x}", Sha256::digest(&bytes));
-        let (synced, report) = csv_import::stream(bytes, list_file_rows(config, &list.name), false, |parts| {
-            store.sync_list_stream(&list.name, parts, now)
-        })
-        .await
-        .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
-        let counts = synced?;
-        let changed = store.note_list_file(&list.name, &digest, now).await?;
-        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected, changed });
-    }
-    Ok(out)
-}
-
-/// What a send would queue, found without changing anything: each list file synced as
-/// [`sync_lists`] syncs it and the recipients of the publication's lists counted, inside one
-/// transaction that is then rolled back. Returns the syncs and the count.
-pub async fn recipients_after_sync(
-    config: &Config,
-    store: &Store,
-    now: DateTime<Utc>,
-) -> Result<(Vec<ListSync>, u64), IssueError> {
-    let mut files = Vec::new();
-    let mut readings = Vec::new();
-    for list in &config.lists {
-        let Some(file) = &list.file else { continue };
-        let bytes = read_list_file(file).await?;
-        let (parts, reading) = csv_import::start(bytes, list_file_rows(config, &list.name), false)
-            .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
-        files.push((list.name.clone(), parts));
-        readings.push((list.name.clone(), file.clone(), reading));
-    }
-    let counted = store.recipients_after_sync(files, &config.publication.lists, now).await;
-    // Each reading ends whether or not the store took its rows: a failed store dropped them.
-    let mut reports = Vec::with_capacity(readings.len());
-    for (list, file, reading) in readings {
-        let report =
-            reading.finish().await.map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
-        reports.push((list, file, report));
-    }
-    let (counts, recipients) = counted?;
-    let syncs = reports
-        .into_iter()
-        .zip(counts)
-        .map(|((list, file, report), counts)| ListSync { list, file, counts, rejected: report.rejected, changed: true })
-        .collect();
-    Ok((syncs, recipients))
-}
-
-async fn read_list_file(file: &std::path::Path) -> Result<Vec<u8>, IssueError> {
-    tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.to_owned(), source })
-}
-
-/// How a list file's rows are read: each goes on the file's list, and none may name another
-/// list that a file keeps (the other file would drop it again).
-pub fn list_file_rows(config: &Config, list: &ListName) -> csv_import::RowLists {
-    csv_import::RowLists::onto(Some(list.clone())).keeping(config.file_kept_lists())
 }
 
 /// The history the next issue is chosen against. `record` notes when undated articles were
@@ -260,7 +174,7 @@ pub async fn create(
             .collect(),
         slot,
     };
-    Ok(store.create_issue(&new, &publication.config.publication.lists, now).await?)
+    Ok(store.create_issue(&new, subscribers::issue_lists(&publication.config), now).await?)
 }
 
 /// Each claimed delivery's message, from the issue rendered once.

@@ -17,5 +17,6 @@ pub mod schedule;
 pub mod setup;
 pub mod sources;
 pub mod store;
+pub mod subscribers;
 pub mod tokens;
 pub mod web;

@@ -17,6 +17,7 @@ use crate::{
     schedule,
     sources::{self, Fetcher, ReadOptions},
     store::Store,
+    subscribers,
 };
 
 #[derive(Default)]
@@ -105,7 +106,7 @@ async fn check_list_file(config: &Config, list: &ListName, file: &Path, r: &mut 
         Ok(t) => t,
         Err(e) => return r.problems.push(format!("list {list}: cannot read {}: {e}", file.display())),
     };
-    let lists = issue::list_file_rows(config, list);
+    let lists = subscribers::list_file_rows(config, list);
     let rows = match csv_import::rows(&text, &lists) {
         Ok(rows) => rows,
         Err(e) => return r.problems.push(format!("{}: {e}", file.display())),

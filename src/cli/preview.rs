@@ -8,10 +8,10 @@ use serde_json::json;
 use super::{Failure, Output, setup};
 use crate::{
     compose::{GMAIL_CLIP_BYTES, message},
-    csv_import,
     domain::{EmailAddress, SubscriberStatus},
     publication::Publication,
-    store::{NewSubscriber, Store},
+    store::Store,
+    subscribers,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -116,7 +116,7 @@ async fn reader(
     store: &Store,
     wanted: Option<EmailAddress>,
 ) -> Result<(EmailAddress, String, BTreeMap<String, String>, Vec<String>), Failure> {
-    let listed = listed(publication, wanted.as_ref()).await;
+    let listed = subscribers::listed(&publication.config, wanted.as_ref()).await;
     let lookup = wanted.as_ref().or(listed.as_ref().map(|r| &r.email));
     let stored = match lookup {
         Some(email) => store.subscriber(email).await.map_err(Failure::from)?,
@@ -153,18 +153,4 @@ async fn reader(
             (email, String::new(), BTreeMap::new(), warnings)
         }
     })
-}
-
-/// `wanted`'s row in the list files, read as a sync reads them; without `wanted`, the first row.
-async fn listed(publication: &Publication, wanted: Option<&EmailAddress>) -> Option<NewSubscriber> {
-    for list in &publication.config.lists {
-        let Some(file) = &list.file else { continue };
-        let Ok(text) = tokio::fs::read(file).await else { continue };
-        let rows = crate::issue::list_file_rows(&publication.config, &list.name);
-        let Ok(parsed) = csv_import::parse(&text, &rows) else { continue };
-        if let Some(row) = parsed.rows.into_iter().find(|r| wanted.is_none_or(|w| w.same_as(&r.email))) {
-            return Some(row);
-        }
-    }
-    None
 }

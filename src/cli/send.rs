@@ -11,6 +11,7 @@ use crate::{
     domain::EmailAddress,
     issue::{self, Plan},
     store::IssueRecord,
+    subscribers,
 };
 
 pub struct Options<'a> {
@@ -52,8 +53,8 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         let question = match &plan {
             Plan::Nothing(_) => None,
             Plan::Create(draft) => {
-                let (_, readers) = issue::recipients_after_sync(&publication.config, &store, real).await?;
-                Some(format!("Send issue #{} to {}? [y/N] ", draft.number, readers_count(readers)))
+                let reach = subscribers::reach(&publication.config, &store, real).await?;
+                Some(format!("Send issue #{} to {}? [y/N] ", draft.number, readers_count(reach.readers)))
             }
             Plan::Resume(issue) => Some(format!(
                 "Resume issue #{}: {} still to get it? [y/N] ",
@@ -69,7 +70,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     }
     let mut warnings = Vec::new();
     // A file's bad rows are told once, when the file changes, rather than at every send.
-    for s in issue::sync_lists(&publication.config, &store, real).await?.iter().filter(|s| s.changed) {
+    for s in subscribers::sync_lists(&publication.config, &store, real).await?.iter().filter(|s| s.changed) {
         warnings.extend(row_warnings(s));
     }
     let issue = match plan {
@@ -144,8 +145,8 @@ async fn dry_run(
     now: DateTime<Utc>,
     real: DateTime<Utc>,
 ) -> Result<Output, Failure> {
-    let (syncs, recipients) = issue::recipients_after_sync(&publication.config, store, real).await?;
-    let warnings: Vec<String> = syncs.iter().flat_map(row_warnings).collect();
+    let reach = subscribers::reach(&publication.config, store, real).await?;
+    let warnings: Vec<String> = reach.syncs.iter().flat_map(row_warnings).collect();
     let mut out = match issue::plan(publication, store, now, false).await? {
         Plan::Nothing(reason) => {
             Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason }))
@@ -165,14 +166,14 @@ async fn dry_run(
                 "Dry run: issue #{} would carry {} articles to {} through {}:\n  {}\nNothing was changed.\n",
                 draft.number,
                 titles.len(),
-                readers_count(recipients),
+                readers_count(reach.readers),
                 describe_transport(&publication.config),
                 titles.join("\n  ")
             );
             let json = json!({
                 "issue": null,
                 "reason": "dry run",
-                "would_send": { "number": draft.number, "articles": titles, "recipients": recipients },
+                "would_send": { "number": draft.number, "articles": titles, "recipients": reach.readers },
             });
             Output::new(human, json)
         }
@@ -182,7 +183,7 @@ async fn dry_run(
 }
 
 /// A list file's bad rows, each by its file and line.
-fn row_warnings(s: &issue::ListSync) -> Vec<String> {
+fn row_warnings(s: &subscribers::ListSync) -> Vec<String> {
     s.rejected.iter().map(|r| format!("{}:{}: {} (row left out)", s.file.display(), r.line, r.reason)).collect()
 }
 

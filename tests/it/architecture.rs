@@ -222,6 +222,7 @@ fn each_outside_protocol_and_the_clock_have_one_home() {
                 "deliver/",
                 "cli/",
                 "web/",
+                "subscribers/",
                 "issue.rs",
                 "publication.rs",
                 "csv_import.rs",
@@ -244,6 +245,59 @@ fn each_outside_protocol_and_the_clock_have_one_home() {
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// The modules that combine others, and the only ones each may import: what a subscriber may
+/// be is decided over the store, and opening a process's store and transport needs nothing of
+/// an issue.
+#[test]
+fn the_combining_modules_import_only_what_they_combine() {
+    let (_, edges) = graph();
+    let rules: [(&str, &[&str], &str); 2] = [
+        ("subscribers", &["domain", "config", "csv_import", "store"], "the subscriber rules stand on the store alone"),
+        ("setup", &["config", "deliver", "store"], "setup opens the store and the transport"),
+    ];
+    let mut broken = Vec::new();
+    for (from, targets) in &edges {
+        let own = from.split('/').next().unwrap_or_default().trim_end_matches(".rs");
+        let Some((_, allowed, rule)) = rules.iter().find(|(m, _, _)| *m == own) else { continue };
+        for to in targets {
+            let top = to.split('/').next().unwrap_or_default().trim_end_matches(".rs");
+            if top != own && !allowed.contains(&top) {
+                broken.push(format!("{from} -> {to} ({rule})"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Every change to subscribers goes through `subscribers`, so that the command line, the web
+/// pages and the admin API cannot come to follow different rules again.
+#[test]
+fn subscribers_change_only_through_the_subscribers_module() {
+    let changing = [
+        ".import(",
+        ".import_stream(",
+        ".sync_list_stream(",
+        ".recipients_after_sync(",
+        ".note_list_file(",
+        ".set_status(",
+        ".forget(",
+        ".request_subscription(",
+        ".confirm_subscription(",
+    ];
+    let mut broken = Vec::new();
+    for s in sources() {
+        if s.file.starts_with("store/") || s.file.starts_with("subscribers/") {
+            continue;
+        }
+        for call in changing {
+            if s.code.contains(call) {
+                broken.push(format!("{}: calls the store's `{}` itself", s.file, call.trim_matches(['.', '('])));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "subscribers change only through src/subscribers/:\n{}", broken.join("\n"));
 }
 
 #[test]

@@ -24,6 +24,7 @@ mod preview;
 mod send_asks;
 mod smtp;
 mod smtp_selftest;
+mod subscriber_rules;
 mod subscribers;
 mod web;
 mod web_api;
