@@ -340,38 +340,6 @@ impl From<StoreError> for QueueError {
 /// The bucket every process sending for this publication draws from.
 const SEND_BUCKET: &str = "smtp";
 
-/// An issue's deferred deliveries as `issues show --json` and the admin API give them, each
-/// next attempt in the publication's zone.
-pub fn deferred_json(deferred: &[crate::store::Deferred], tz: chrono_tz::Tz) -> Vec<serde_json::Value> {
-    deferred
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "email": d.email,
-                "reply": d.reply,
-                "attempts": d.attempts,
-                "next_attempt": d.next_attempt.with_timezone(&tz).to_rfc3339(),
-            })
-        })
-        .collect()
-}
-
-/// An issue's frozen articles as `issues show --json` and the admin API give them.
-pub fn articles_json(articles: &[crate::domain::Article]) -> Vec<serde_json::Value> {
-    articles
-        .iter()
-        .map(|a| {
-            serde_json::json!({
-                "title": a.title,
-                "url": a.url.as_ref().map(|u| u.as_str()),
-                "date": a.date.map(|d| d.to_rfc3339()),
-                "author": a.author,
-                "source": a.source,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,4 +19,5 @@ pub mod sources;
 pub mod store;
 pub mod subscribers;
 pub mod tokens;
+pub mod views;
 pub mod web;

@@ -184,7 +184,7 @@ impl Publication {
 
     /// An absolute link under `base_url`.
     pub fn link(&self, path: &str) -> String {
-        format!("{}/{}", self.config.publication.base_url.as_str().trim_end_matches('/'), path)
+        self.config.publication.link(path)
     }
 
     pub fn unsubscribe_url(&self, email: &EmailAddress) -> String {

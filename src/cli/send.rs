@@ -94,11 +94,11 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             Err(e) => return Err(e.into()),
         },
     };
-    let tz = publication.config.publication.timezone;
+    let site = &publication.config.publication;
     if o.queue_only {
         let mut out = issues::show_output(
             &store,
-            tz,
+            site,
             issue.number,
             &format!("Issue #{} queued; `gazette worker` delivers it.\n", issue.number),
         )
@@ -119,7 +119,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         .map_err(Failure::from)?
         .ok_or_else(|| Failure::unfinished(format!("issue {} vanished", issue.number)))?;
     let header = delivery::summary_line(&after, &summary);
-    let mut out = issues::show(&store, tz, after, &header).await?;
+    let mut out = issues::show(&store, site, after, &header).await?;
     let secs = summary.elapsed.as_secs_f64();
     out.json["elapsed_seconds"] = json!(secs);
     out.json["this_run"] = json!({
@@ -154,7 +154,7 @@ async fn dry_run(
         Plan::Resume(issue) => {
             issues::show_output(
                 store,
-                publication.config.publication.timezone,
+                &publication.config.publication,
                 issue.number,
                 "Dry run: the unfinished issue would be resumed.\n",
             )

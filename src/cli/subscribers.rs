@@ -13,6 +13,7 @@ use crate::{
     domain::{EmailAddress, ListName, SubscriberStatus},
     store::{Store, SubscriberRecord},
     subscribers::{self, Addition, Import, SubscriberError, Via},
+    views::{LeftView, SubscriberView},
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -135,9 +136,11 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
             let store = setup::store(&cfg).await?;
             let address = addition.email.clone();
             let added = subscribers::add(&cfg, &store, addition, Via::CommandLine, now).await.map_err(refusal(&cfg))?;
-            let record = added.record;
-            let out = Output::new(format!("{address} is active\n"), json!({ "subscriber": record }));
-            Ok(if record.lists.is_empty() {
+            let out = Output::new(
+                format!("{address} is active\n"),
+                json!({ "subscriber": SubscriberView::from(&added.record), "created": added.created }),
+            );
+            Ok(if added.record.lists.is_empty() {
                 out.warn(format!(
                     "{address} is on no list, so no issue reaches it; add it with --list {}",
                     list_hint(&cfg)
@@ -164,7 +167,7 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                 }
                 _ => format!("{address} was not subscribed (or already {what})\n"),
             };
-            Ok(Output::new(human, json!({ "email": address, "changed": left.changed, "forgotten": forget })))
+            Ok(Output::new(human, json!(LeftView::from(&left))))
         }
         SubscribersCommand::List { list, status, format } => {
             let list = list.as_deref().map(|l| list_name(l, "--list")).transpose()?;
@@ -214,7 +217,7 @@ fn list_hint(config: &Config) -> String {
 }
 
 fn render(subs: &[SubscriberRecord], format: ListFormat) -> Output {
-    let json = json!({ "subscribers": subs });
+    let json = json!({ "subscribers": subs.iter().map(SubscriberView::from).collect::<Vec<_>>() });
     let human = match format {
         ListFormat::Json => format!("{json:#}\n"),
         ListFormat::Csv => to_csv(subs),

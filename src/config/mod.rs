@@ -56,6 +56,13 @@ pub struct Publication {
     pub postal_address: Option<String>,
 }
 
+impl Publication {
+    /// The address of `path` on the publication's site (`archive/3`), under `base_url`.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
 /// A display name and an address, as in `From:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {

@@ -33,6 +33,7 @@ use crate::{
     issue::{self, IssueError},
     store::StoreError,
     subscribers::{self, Addition, Field, SubscriberError, Via},
+    views::{AddedView, IssueSummary, IssueView, LeftView, SubscriberView},
 };
 
 const DEFAULT_PAGE: u32 = 100;
@@ -229,6 +230,7 @@ async fn list_subscribers(
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next = if more { page.last().map(|s| s.email.clone()) } else { None };
+    let page: Vec<SubscriberView> = page.iter().map(SubscriberView::from).collect();
     Ok(Json(json!({ "subscribers": page, "next": next })))
 }
 
@@ -264,7 +266,7 @@ async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) ->
     let added =
         subscribers::add(&state.publication.config, &state.store, addition, Via::Api, state.clock.now()).await?;
     let status = if added.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({ "subscriber": added.record, "created": added.created }))).into_response())
+    Ok((status, Json(json!(AddedView::from(&added)))).into_response())
 }
 
 async fn show_subscriber(
@@ -274,7 +276,7 @@ async fn show_subscriber(
 ) -> Result<Json<Value>, ApiError> {
     let address = email("email", &address)?;
     let record = state.store.subscriber(&address).await?.ok_or_else(|| not_subscribed(&address))?;
-    Ok(Json(json!({ "subscriber": record })))
+    Ok(Json(json!({ "subscriber": SubscriberView::from(&record) })))
 }
 
 fn not_subscribed(address: &EmailAddress) -> ApiError {
@@ -303,22 +305,12 @@ async fn remove_subscriber(
     if !left.known {
         return Err(not_subscribed(&address));
     }
-    Ok(Json(json!({ "email": address, "status": left.status, "changed": left.changed, "forgotten": forget })))
+    Ok(Json(json!(LeftView::from(&left))))
 }
 
 async fn list_issues(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let issues = state.store.issues().await?;
-    Ok(Json(json!({
-        "issues": issues.iter().map(|i| json!({
-            "number": i.number,
-            "status": i.status,
-            "subject": i.subject,
-            "date": i.date.to_rfc3339(),
-            "created_at": i.created_at.to_rfc3339(),
-            "finished_at": i.finished_at.map(|t| t.to_rfc3339()),
-            "counts": i.counts,
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(json!({ "issues": issues.iter().map(IssueSummary::from).collect::<Vec<_>>() })))
 }
 
 fn number(s: &str) -> Result<u32, ApiError> {
@@ -333,20 +325,7 @@ async fn show_issue(_: Admin, State(state): State<AppState>, Path(n): Path<Strin
     let i = existing_issue(&state, number(&n)?).await?;
     let failures = state.store.failures(i.number).await?;
     let deferred = state.store.deferred(i.number).await?;
-    let tz = state.publication.config.publication.timezone;
-    Ok(Json(json!({
-        "number": i.number,
-        "status": i.status,
-        "subject": i.subject,
-        "date": i.date.to_rfc3339(),
-        "created_at": i.created_at.to_rfc3339(),
-        "finished_at": i.finished_at.map(|t| t.to_rfc3339()),
-        "web_url": state.publication.link(&format!("archive/{}", i.number)),
-        "articles": crate::issue::articles_json(&i.articles),
-        "counts": i.counts,
-        "failures": failures,
-        "deferred": crate::issue::deferred_json(&deferred, tz),
-    })))
+    Ok(Json(json!(IssueView::new(&i, &failures, &deferred, &state.publication.config.publication))))
 }
 
 async fn preview_issue(

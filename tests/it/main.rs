@@ -26,6 +26,7 @@ mod smtp;
 mod smtp_selftest;
 mod subscriber_rules;
 mod subscribers;
+mod views;
 mod web;
 mod web_api;
 mod workers;
