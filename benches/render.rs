@@ -84,8 +84,8 @@ fn main() {
     let mut bytes = 0usize;
     for r in &recipients {
         let m = prepared.letter(r).expect("personalise");
-        let id = publication.message_id(draft.number, &r.email);
-        let msg = message::build(&settings, r, m, id, now).expect("build");
+        let id = publication.message_id(draft.number, &r.email).expect("message id");
+        let msg = message::build(&settings, r, m, &id, now).expect("build");
         bytes += msg.formatted().len();
     }
     let t = started.elapsed().as_secs_f64();

@@ -21,6 +21,7 @@ use crate::{
     publication::Publication,
     schedule::{self, Slot},
     store::{SlotOutcome, SlotRef, Store, StoreError},
+    subscribers,
 };
 
 /// What serving one slot did.
@@ -114,7 +115,7 @@ async fn serve(
         }
         return Ok(SlotAction::Missed);
     }
-    match issue::sync_lists(&publication.config, store, now).await {
+    match subscribers::sync_lists(&publication.config, store, now).await {
         Err(e) => warn!("list files not synced: {e}"),
         // A bad row's reason may quote an address, which logs never hold: the count is logged
         // once per change of the file, and `check` names the rows.

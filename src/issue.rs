@@ -1,27 +1,23 @@
-//! An issue's life: the lists synced from their files, the next issue planned (or the
-//! unfinished one resumed), created with its articles frozen and its deliveries queued, and
-//! delivered by the engine. This is where store, compose and deliver meet.
+//! An issue's life: the next issue planned (or the unfinished one resumed), created with its
+//! articles frozen and a delivery queued for each of its readers (`subscribers` says who they
+//! are), and delivered by the engine. This is where store, compose and deliver meet.
 
-use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use lettre::Message;
-use secrecy::ExposeSecret;
-use sha2::{Digest, Sha256};
 
 use crate::{
     clock::Clock,
     compose::{self, MessageSettings, PreparedIssue, message},
-    config::{Config, Transport as TransportSetting},
-    csv_import::{self, Rejected},
     deliver::{
-        self, DeliverError, Engine, EngineSettings, Letters, Outbox, Progress, Queue, RunSummary, Smtp, SmtpSettings,
-        Stop, Transport,
+        DeliverError, Engine, EngineSettings, Letters, Progress, Queue, QueueError, RunSummary, Stop, Transport,
     },
-    domain::{Claimed, ListName, Outcome},
+    domain::{Claimed, MessageId, Outcome},
     publication::{Draft, History, Publication, PublicationError},
     sources::SourceError,
-    store::{ImportCounts, IssueRecord, NewIssue, SlotRef, Store, StoreError},
+    store::{IssueRecord, NewIssue, SlotRef, Store, StoreError},
+    subscribers,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -34,16 +30,6 @@ pub enum IssueError {
     Publication(#[from] PublicationError),
     #[error(transparent)]
     Deliver(#[from] DeliverError),
-    #[error("cannot read the list file {}: {source}; fix [[list]] file or create the file", file.display())]
-    ListFile {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{}: {message}", file.display())]
-    ListCsv { file: PathBuf, message: String },
-    #[error("{0}")]
-    Dkim(#[from] deliver::DkimError),
     #[error("{0}")]
     Compose(String),
     #[error("the test copy to {to} did not go out: {reply}")]
@@ -64,87 +50,6 @@ pub enum Plan {
     Create(Box<Draft>),
     /// Nothing to send, and why.
     Nothing(String),
-}
-
-/// What syncing one list file did.
-#[derive(Debug)]
-pub struct ListSync {
-    pub list: ListName,
-    pub file: PathBuf,
-    pub counts: ImportCounts,
-    pub rejected: Vec<Rejected>,
-    /// The file changed since the last sync noted it (always so for a sync rolled back): its bad
-    /// rows are news, where otherwise they were reported already.
-    pub changed: bool,
-}
-
-pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
-    let options = crate::store::StoreOptions { pool_size: config.storage.pool_size };
-    Store::open_with(config.storage.database_url.expose_secret(), options).await
-}
-
-/// Makes each list that has a file hold exactly the file's (good) rows.
-pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<ListSync>, IssueError> {
-    let mut out = Vec::new();
-    for list in &config.lists {
-        let Some(file) = &list.file else { continue };
-        let bytes = read_list_file(file).await?;
-        let digest = format!("{:x}", Sha256::digest(&bytes));
-        let (synced, report) = csv_import::stream(bytes, list_file_rows(config, &list.name), false, |parts| {
-            store.sync_list_stream(&list.name, parts, now)
-        })
-        .await
-        .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
-        let counts = synced?;
-        let changed = store.note_list_file(&list.name, &digest, now).await?;
-        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected, changed });
-    }
-    Ok(out)
-}
-
-/// What a send would queue, found without changing anything: each list file synced as
-/// [`sync_lists`] syncs it and the recipients of the publication's lists counted, inside one
-/// transaction that is then rolled back. Returns the syncs and the count.
-pub async fn recipients_after_sync(
-    config: &Config,
-    store: &Store,
-    now: DateTime<Utc>,
-) -> Result<(Vec<ListSync>, u64), IssueError> {
-    let mut files = Vec::new();
-    let mut readings = Vec::new();
-    for list in &config.lists {
-        let Some(file) = &list.file else { continue };
-        let bytes = read_list_file(file).await?;
-        let (parts, reading) = csv_import::start(bytes, list_file_rows(config, &list.name), false)
-            .map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
-        files.push((list.name.clone(), parts));
-        readings.push((list.name.clone(), file.clone(), reading));
-    }
-    let counted = store.recipients_after_sync(files, &config.publication.lists, now).await;
-    // Each reading ends whether or not the store took its rows: a failed store dropped them.
-    let mut reports = Vec::with_capacity(readings.len());
-    for (list, file, reading) in readings {
-        let report =
-            reading.finish().await.map_err(|e| IssueError::ListCsv { file: file.clone(), message: e.to_string() })?;
-        reports.push((list, file, report));
-    }
-    let (counts, recipients) = counted?;
-    let syncs = reports
-        .into_iter()
-        .zip(counts)
-        .map(|((list, file, report), counts)| ListSync { list, file, counts, rejected: report.rejected, changed: true })
-        .collect();
-    Ok((syncs, recipients))
-}
-
-async fn read_list_file(file: &std::path::Path) -> Result<Vec<u8>, IssueError> {
-    tokio::fs::read(file).await.map_err(|source| IssueError::ListFile { file: file.to_owned(), source })
-}
-
-/// How a list file's rows are read: each goes on the file's list, and none may name another
-/// list that a file keeps (the other file would drop it again).
-pub fn list_file_rows(config: &Config, list: &ListName) -> csv_import::RowLists {
-    csv_import::RowLists::onto(Some(list.clone())).keeping(config.file_kept_lists())
 }
 
 /// The history the next issue is chosen against. `record` notes when undated articles were
@@ -269,39 +174,7 @@ pub async fn create(
             .collect(),
         slot,
     };
-    Ok(store.create_issue(&new, &publication.config.publication.lists, now).await?)
-}
-
-/// The transport `[delivery]` asks for, with DKIM where `[dkim]` is set.
-pub async fn transport(config: &Config) -> Result<Transport, IssueError> {
-    let dkim = match &config.dkim {
-        Some(d) => Some(deliver::load_dkim(&d.domain, &d.selector, &d.private_key_file).await?),
-        None => None,
-    };
-    let d = &config.delivery;
-    Ok(match d.transport {
-        TransportSetting::Outbox => {
-            Transport::outbox(Outbox::open(&d.outbox).await.map_err(|e| DeliverError::Setup(e.reply))?, dkim)
-        }
-        TransportSetting::Smtp => {
-            let url = d.smtp_url.clone().ok_or_else(|| DeliverError::Setup("delivery.smtp_url is not set".into()))?;
-            let smtp = Smtp::new(&SmtpSettings {
-                url,
-                ca_file: d.ca_file.clone(),
-                timeout: d.timeout.std(),
-                pool_size: u32::try_from(d.concurrency).unwrap_or(u32::MAX),
-            })
-            .await
-            .map_err(|e| DeliverError::Setup(e.reply))?;
-            Transport::smtp(smtp, dkim)
-        }
-    })
-}
-
-/// The name this process's leases carry.
-pub fn owner() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "host".into());
-    format!("{host}:{}:{:08x}", std::process::id(), rand::random::<u32>())
+    Ok(store.create_issue(&new, subscribers::issue_lists(&publication.config), now).await?)
 }
 
 /// Each claimed delivery's message, from the issue rendered once.
@@ -326,12 +199,12 @@ impl IssueLetters {
         email: crate::domain::EmailAddress,
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
-    ) -> Result<(Message, String), String> {
+    ) -> Result<(Message, MessageId), String> {
         self.message(email, name, attributes, "")
     }
 
     /// A test copy: a reader's message whose subject says it is a test.
-    pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, String), String> {
+    pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, MessageId), String> {
         self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX)
     }
 
@@ -341,19 +214,19 @@ impl IssueLetters {
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
         subject_prefix: &str,
-    ) -> Result<(Message, String), String> {
+    ) -> Result<(Message, MessageId), String> {
         let recipient = self.publication.recipient(email, name, attributes);
         let mut rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
         rendered.subject.insert_str(0, subject_prefix);
-        let id = self.publication.message_id(self.number, &recipient.email);
-        let message = message::build(&self.settings, &recipient, rendered, id.clone(), self.clock.now())
-            .map_err(|e| e.to_string())?;
+        let id = self.publication.message_id(self.number, &recipient.email).map_err(|e| e.to_string())?;
+        let message =
+            message::build(&self.settings, &recipient, rendered, &id, self.clock.now()).map_err(|e| e.to_string())?;
         Ok((message, id))
     }
 }
 
 impl Letters for IssueLetters {
-    fn letter(&self, c: &Claimed) -> Result<(Message, String), String> {
+    fn letter(&self, c: &Claimed) -> Result<(Message, MessageId), String> {
         self.message_for(c.email.clone(), &c.name, c.attributes.clone())
     }
 }
@@ -412,7 +285,7 @@ pub async fn deliver(
         retry_backoff: d.retry_backoff.std(),
         lease: d.lease.std(),
         rate: d.rate,
-        owner: owner(),
+        owner: crate::setup::owner(),
         wait_for_deferred,
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
@@ -431,62 +304,54 @@ impl Queue for Store {
         limit: usize,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> Result<Vec<Claimed>, String> {
-        Store::claim(self, issue, owner, limit, now, lease).await.map_err(|e| e.to_string())
+    ) -> Result<Vec<Claimed>, QueueError> {
+        Ok(Store::claim(self, issue, owner, limit, now, lease).await?)
     }
 
-    async fn renew(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), String> {
-        self.renew_leases(owner, ids, now, lease).await.map(|_| ()).map_err(|e| e.to_string())
+    async fn renew(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), QueueError> {
+        self.renew_leases(owner, ids, now, lease).await?;
+        Ok(())
     }
 
-    async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), String> {
-        Store::record(self, owner, outcomes, now).await.map_err(|e| e.to_string())
+    async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), QueueError> {
+        Ok(Store::record(self, owner, outcomes, now).await?)
     }
 
-    async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, String> {
-        Store::next_due(self, issue).await.map_err(|e| e.to_string())
+    async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, QueueError> {
+        Ok(Store::next_due(self, issue).await?)
     }
 
-    async fn take_sends(&self, per_second: f64, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), String> {
+    async fn take_sends(&self, per_second: f64, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), QueueError> {
         // The bucket holds a fiftieth of a second's sends: processes that start together cannot
         // burst past the rate by more than that.
         let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
-        let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await.map_err(|e| e.to_string())?;
+        let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await?;
         Ok((grant.granted, grant.retry_in))
+    }
+}
+
+/// The engine sees the store's failures as its queue's, with the store's error as the cause.
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        Self::new(e)
     }
 }
 
 /// The bucket every process sending for this publication draws from.
 const SEND_BUCKET: &str = "smtp";
 
-/// An issue's deferred deliveries as `issues show --json` and the admin API give them, each
-/// next attempt in the publication's zone.
-pub fn deferred_json(deferred: &[crate::store::Deferred], tz: chrono_tz::Tz) -> Vec<serde_json::Value> {
-    deferred
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "email": d.email,
-                "reply": d.reply,
-                "attempts": d.attempts,
-                "next_attempt": d.next_attempt.with_timezone(&tz).to_rfc3339(),
-            })
-        })
-        .collect()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// An issue's frozen articles as `issues show --json` and the admin API give them.
-pub fn articles_json(articles: &[crate::domain::Article]) -> Vec<serde_json::Value> {
-    articles
-        .iter()
-        .map(|a| {
-            serde_json::json!({
-                "title": a.title,
-                "url": a.url.as_ref().map(|u| u.as_str()),
-                "date": a.date.map(|d| d.to_rfc3339()),
-                "author": a.author,
-                "source": a.source,
-            })
-        })
-        .collect()
+    #[test]
+    fn a_store_failure_stops_the_engine_in_the_stores_words() {
+        let e = DeliverError::from(QueueError::from(StoreError::Contended("three writers".into())));
+        assert_eq!(
+            e.to_string(),
+            "the queue failed: the database stayed busy with other writers (three writers); run the command again"
+        );
+        let cause = std::error::Error::source(&e).and_then(|c| c.downcast_ref::<QueueError>());
+        assert!(cause.is_some(), "the queue's error is kept as the cause");
+    }
 }

@@ -14,7 +14,7 @@ use crate::{
         message,
     },
     config::{Config, FeedLocation, LinkSecret, SourceSetting},
-    domain::{Article, EmailAddress},
+    domain::{Article, EmailAddress, MessageId, MessageIdError},
     sources::{self, Fetcher, ReadOptions, Source, SourceError},
     tokens::{Claims, Signer},
 };
@@ -184,7 +184,7 @@ impl Publication {
 
     /// An absolute link under `base_url`.
     pub fn link(&self, path: &str) -> String {
-        format!("{}/{}", self.config.publication.base_url.as_str().trim_end_matches('/'), path)
+        self.config.publication.link(path)
     }
 
     pub fn unsubscribe_url(&self, email: &EmailAddress) -> String {
@@ -212,7 +212,8 @@ impl Publication {
         }
     }
 
-    pub fn message_id(&self, issue: u32, email: &EmailAddress) -> String {
+    /// The Message-ID of issue `issue`'s copy for `email`: the same each time it is made.
+    pub fn message_id(&self, issue: u32, email: &EmailAddress) -> Result<MessageId, MessageIdError> {
         message::message_id(issue, &self.signer.address_tag(email), &self.config.publication.from.address)
     }
 }

@@ -5,12 +5,12 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{Failure, Output, output, setup};
-use crate::{domain::Article, issue};
+use crate::domain::Article;
 
 pub async fn run(config: &Path, as_of: Option<&str>, all: bool) -> Result<Output, Failure> {
     let publication = setup::publication(config).await?;
     let now = setup::now(as_of, &publication)?;
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let store = setup::store(&publication.config).await?;
     let draft = setup::draft(&publication, &store, now).await?;
     let tz = publication.config.publication.timezone;
     let settings = &publication.config.selection;

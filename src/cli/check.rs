@@ -17,6 +17,7 @@ use crate::{
     schedule,
     sources::{self, Fetcher, ReadOptions},
     store::Store,
+    subscribers,
 };
 
 #[derive(Default)]
@@ -55,7 +56,7 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         }
     }
 
-    let store = match issue::open_store(&config).await {
+    let store = match crate::setup::open_store(&config).await {
         Ok(store) => match store.list_counts().await {
             Ok(_) => {
                 r.ok.push("database".into());
@@ -71,7 +72,7 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
             None
         }
     };
-    match issue::transport(&config).await {
+    match crate::setup::transport(&config).await {
         Ok(t) => match t.check().await {
             Ok(()) => r.ok.push(t.describe()),
             Err(e) => r.problems.push(format!("delivery: {}", e.reply)),
@@ -105,7 +106,7 @@ async fn check_list_file(config: &Config, list: &ListName, file: &Path, r: &mut 
         Ok(t) => t,
         Err(e) => return r.problems.push(format!("list {list}: cannot read {}: {e}", file.display())),
     };
-    let lists = issue::list_file_rows(config, list);
+    let lists = subscribers::list_file_rows(config, list);
     let rows = match csv_import::rows(&text, &lists) {
         Ok(rows) => rows,
         Err(e) => return r.problems.push(format!("{}: {e}", file.display())),

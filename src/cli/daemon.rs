@@ -13,7 +13,6 @@ use crate::{
     clock::{Clock, SystemClock},
     daemon::{self, Roles},
     deliver::Stop,
-    issue,
     publication::Publication,
     store::Store,
     web::{self, ServeError, access::AccessTokens},
@@ -30,14 +29,14 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
         ))
         .field("schedule"));
     }
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
-    let transport = issue::transport(&publication.config).await?;
+    let store = setup::store(&publication.config).await?;
+    let transport = setup::transport(&publication.config).await?;
     let (stop_tx, stop) = Stop::new();
     let stop_tx = Arc::new(stop_tx);
     let signals = {
         let stop_tx = stop_tx.clone();
         tokio::spawn(async move {
-            super::delivery::wait_for_signal().await;
+            super::signals::wait_for_signal().await;
             info!("stopping: letting messages in flight finish");
             let _ = stop_tx.send(true);
         })

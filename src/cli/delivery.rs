@@ -1,12 +1,12 @@
 //! Running a delivery from the command line, for `send` and `issues resume`: the engine with a
-//! progress bar on a terminal, Ctrl-C and SIGTERM as a graceful stop (which the daemon's
-//! commands share), and the line that closes the run.
+//! progress bar on a terminal, Ctrl-C and SIGTERM as a graceful stop (`signals`), and the line
+//! that closes the run.
 
 use std::{io::IsTerminal, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 
-use super::Failure;
+use super::{Failure, signals};
 use crate::{
     clock::{Clock, SystemClock},
     deliver::{Progress, RunSummary, Stop},
@@ -24,7 +24,7 @@ pub async fn deliver(
 ) -> Result<RunSummary, Failure> {
     let (stop_tx, stop) = Stop::new();
     let signals = tokio::spawn(async move {
-        wait_for_signal().await;
+        signals::wait_for_signal().await;
         let _ = stop_tx.send(true);
     });
     let progress = Arc::new(Bar::new(issue.counts.pending()));
@@ -33,24 +33,6 @@ pub async fn deliver(
     signals.abort();
     progress.finish();
     Ok(result?.run)
-}
-
-pub async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// The line that closes a delivery run: the issue's counts as the ledger holds them after it

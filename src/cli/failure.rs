@@ -12,8 +12,10 @@ use crate::{
     deliver::DeliverError,
     issue::IssueError,
     publication::PublicationError,
+    setup::SetupError,
     sources::SourceError,
     store::StoreError,
+    subscribers::{Field, SubscriberError},
 };
 
 #[derive(Debug, Serialize)]
@@ -129,18 +131,61 @@ impl From<IssueError> for Failure {
             IssueError::Source(e) => e.into(),
             IssueError::Publication(e) => e.into(),
             IssueError::Deliver(e) => e.into(),
-            IssueError::ListFile { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
-            IssueError::ListCsv { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
-            IssueError::Dkim(ref d) => {
-                let file = match d {
+            IssueError::Compose(m) => Self::usage(m),
+            IssueError::TestCopy { .. } => Self::unfinished(e.to_string()),
+        }
+    }
+}
+
+impl From<SetupError> for Failure {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Store(e) => e.into(),
+            SetupError::Transport(e) => e.into(),
+            SetupError::Dkim(d) => {
+                let file = match &d {
                     crate::deliver::DkimError::Read { file, .. } | crate::deliver::DkimError::Key { file, .. } => {
                         file.clone()
                     }
                 };
                 Self::usage(d.to_string()).field("dkim.private_key_file").file(file)
             }
-            IssueError::Compose(m) => Self::usage(m),
-            IssueError::TestCopy { .. } => Self::unfinished(e.to_string()),
+        }
+    }
+}
+
+impl From<SubscriberError> for Failure {
+    fn from(e: SubscriberError) -> Self {
+        match e {
+            SubscriberError::Store(e) => e.into(),
+            SubscriberError::Invalid { ref field, ref reason } => match field {
+                Field::Email => Self::usage(format!("EMAIL: {reason}")).field("EMAIL"),
+                Field::Name => Self::usage(format!("--name {reason}")).field("--name"),
+                Field::Lists => Self::usage(format!("--list: {reason}")).field("--list"),
+                Field::Attribute(_) => Self::usage(e.to_string()),
+            },
+            SubscriberError::FileKept(kept) => Self::usage(format!("--list {}: {kept}", kept.list)).field("--list"),
+            SubscriberError::Strict { file, rejected } => {
+                let rows: Vec<String> =
+                    rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
+                let mut f = Self::usage(format!(
+                    "{} bad rows in {}; nothing imported (--strict):\n{}",
+                    rejected.len(),
+                    file.display(),
+                    rows.join("\n")
+                ))
+                .file(&file);
+                f.line = rejected.first().and_then(|r| usize::try_from(r.line).ok());
+                f
+            }
+            SubscriberError::Read { ref file, .. }
+            | SubscriberError::Csv { ref file, .. }
+            | SubscriberError::ListFile { ref file, .. }
+            | SubscriberError::ListCsv { ref file, .. } => Self::usage(e.to_string()).file(file.clone()),
+            SubscriberError::LeftEarlier(_)
+            | SubscriberError::NotFound(_)
+            | SubscriberError::NoSuchList
+            | SubscriberError::SignupsClosed => Self::usage(e.to_string()),
         }
     }
 }

@@ -2,15 +2,15 @@
 
 use std::{path::Path, sync::Arc};
 
-use chrono_tz::Tz;
 use serde_json::json;
 
 use super::{Failure, Output, delivery, output, setup};
 use crate::{
     clock::{Clock, SystemClock},
+    config::Publication,
     domain::IssueStatus,
-    issue,
     store::{IssueRecord, Store},
+    views::{IssueSummary, IssueView},
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -28,18 +28,18 @@ pub enum IssuesCommand {
 
 pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failure> {
     let cfg = setup::config(config).await?;
-    let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
-    let tz = cfg.publication.timezone;
+    let store = setup::store(&cfg).await?;
+    let site = &cfg.publication;
     match command {
         IssuesCommand::List => list(&store).await,
-        IssuesCommand::Show { number } => show_output(&store, tz, number, "").await,
+        IssuesCommand::Show { number } => show_output(&store, site, number, "").await,
         IssuesCommand::Cancel { number } => {
             let done = store.cancel_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
             if !done {
                 let i = existing(&store, number).await?;
                 return Err(Failure::usage(format!("issue #{number} is {}, not sending: nothing to cancel", i.status)));
             }
-            show_output(&store, tz, number, &format!("Issue #{number} cancelled.\n")).await
+            show_output(&store, site, number, &format!("Issue #{number} cancelled.\n")).await
         }
         IssuesCommand::Resume { number } => {
             let i = existing(&store, number).await?;
@@ -47,16 +47,16 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
                 return Err(Failure::usage(format!("issue #{number} was cancelled; it cannot be resumed")));
             }
             if i.counts.pending() == 0 {
-                return show_output(&store, tz, number, &format!("Issue #{number} has nothing left to send.\n")).await;
+                return show_output(&store, site, number, &format!("Issue #{number} has nothing left to send.\n"))
+                    .await;
             }
-            drop(cfg);
             let publication = Arc::new(setup::publication(config).await?);
             store.reopen_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
-            let transport = issue::transport(&publication.config).await?;
-            let summary = delivery::deliver(publication, &store, &i, transport).await?;
+            let transport = setup::transport(&publication.config).await?;
+            let summary = delivery::deliver(Arc::clone(&publication), &store, &i, transport).await?;
             let after = existing(&store, number).await?;
             let header = delivery::summary_line(&after, &summary);
-            let mut out = show(&store, tz, after, &header).await?;
+            let mut out = show(&store, &publication.config.publication, after, &header).await?;
             if summary.stopped {
                 out.exit_code = 1;
             }
@@ -99,27 +99,20 @@ async fn list(store: &Store) -> Result<Output, Failure> {
             &rows,
         )
     };
-    let json = json!({
-        "issues": issues.iter().map(|i| json!({
-            "number": i.number,
-            "status": i.status,
-            "created_at": i.created_at.to_rfc3339(),
-            "subject": i.subject,
-            "counts": i.counts,
-        })).collect::<Vec<_>>()
-    });
+    let json = json!({ "issues": issues.iter().map(IssueSummary::from).collect::<Vec<_>>() });
     Ok(Output::new(human, json))
 }
 
-/// The `issues show` document, which `send` prints too; times in the publication's zone `tz`.
-pub async fn show_output(store: &Store, tz: Tz, number: u32, header: &str) -> Result<Output, Failure> {
+/// The `issues show` document, which `send` prints too; times in the publication's zone.
+pub async fn show_output(store: &Store, site: &Publication, number: u32, header: &str) -> Result<Output, Failure> {
     let i = existing(store, number).await?;
-    show(store, tz, i, header).await
+    show(store, site, i, header).await
 }
 
 /// The `issues show` document of `i` as read, so that a header made from the same record agrees
 /// with its counts.
-pub async fn show(store: &Store, tz: Tz, i: IssueRecord, header: &str) -> Result<Output, Failure> {
+pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &str) -> Result<Output, Failure> {
+    let tz = site.timezone;
     let number = i.number;
     let failures = store.failures(number).await.map_err(Failure::from)?;
     let deferred = store.deferred(number).await.map_err(Failure::from)?;
@@ -155,15 +148,6 @@ pub async fn show(store: &Store, tz: Tz, i: IssueRecord, header: &str) -> Result
             .collect();
         human.push_str(&output::table(&["EMAIL", "ATTEMPTS", "NEXT ATTEMPT", "REPLY"], &rows));
     }
-    let json = json!({
-        "number": i.number,
-        "status": i.status,
-        "subject": i.subject,
-        "created_at": i.created_at.to_rfc3339(),
-        "articles": crate::issue::articles_json(&i.articles),
-        "counts": i.counts,
-        "failures": failures,
-        "deferred": crate::issue::deferred_json(&deferred, tz),
-    });
+    let json = json!(IssueView::new(&i, &failures, &deferred, site));
     Ok(Output::new(human, json))
 }

@@ -14,6 +14,7 @@ mod preview;
 mod send;
 mod serve;
 mod setup;
+mod signals;
 mod subscribers;
 
 use std::path::PathBuf;

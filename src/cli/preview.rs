@@ -8,11 +8,10 @@ use serde_json::json;
 use super::{Failure, Output, setup};
 use crate::{
     compose::{GMAIL_CLIP_BYTES, message},
-    csv_import,
     domain::{EmailAddress, SubscriberStatus},
-    issue,
     publication::Publication,
-    store::{NewSubscriber, Store},
+    store::Store,
+    subscribers,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -35,7 +34,7 @@ pub async fn run(
     let email: Option<EmailAddress> = subscriber
         .map(|s| s.parse().map_err(|e| Failure::usage(format!("--subscriber: {e}")).field("--subscriber")))
         .transpose()?;
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let store = setup::store(&publication.config).await?;
     let (email, name, attributes, mut warnings) = reader(&publication, &store, email).await?;
 
     let draft = setup::draft(&publication, &store, now).await?;
@@ -47,9 +46,10 @@ pub async fn run(
         Format::Html => rendered.html.clone().into_bytes(),
         Format::Text => rendered.text.clone().into_bytes(),
         Format::Eml => {
-            let id = publication.message_id(draft.number, &recipient.email);
+            let id =
+                publication.message_id(draft.number, &recipient.email).map_err(|e| Failure::usage(e.to_string()))?;
             let letter = prepared.letter(&recipient)?;
-            message::build(&publication.message_settings(), &recipient, letter, id, now)
+            message::build(&publication.message_settings(), &recipient, letter, &id, now)
                 .map_err(|e| Failure::usage(e.to_string()))?
                 .formatted()
         }
@@ -116,7 +116,7 @@ async fn reader(
     store: &Store,
     wanted: Option<EmailAddress>,
 ) -> Result<(EmailAddress, String, BTreeMap<String, String>, Vec<String>), Failure> {
-    let listed = listed(publication, wanted.as_ref()).await;
+    let listed = subscribers::listed(&publication.config, wanted.as_ref()).await;
     let lookup = wanted.as_ref().or(listed.as_ref().map(|r| &r.email));
     let stored = match lookup {
         Some(email) => store.subscriber(email).await.map_err(Failure::from)?,
@@ -153,18 +153,4 @@ async fn reader(
             (email, String::new(), BTreeMap::new(), warnings)
         }
     })
-}
-
-/// `wanted`'s row in the list files, read as a sync reads them; without `wanted`, the first row.
-async fn listed(publication: &Publication, wanted: Option<&EmailAddress>) -> Option<NewSubscriber> {
-    for list in &publication.config.lists {
-        let Some(file) = &list.file else { continue };
-        let Ok(text) = tokio::fs::read(file).await else { continue };
-        let rows = crate::issue::list_file_rows(&publication.config, &list.name);
-        let Ok(parsed) = csv_import::parse(&text, &rows) else { continue };
-        if let Some(row) = parsed.rows.into_iter().find(|r| wanted.is_none_or(|w| w.same_as(&r.email))) {
-            return Some(row);
-        }
-    }
-    None
 }

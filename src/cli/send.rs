@@ -11,6 +11,7 @@ use crate::{
     domain::EmailAddress,
     issue::{self, Plan},
     store::IssueRecord,
+    subscribers,
 };
 
 pub struct Options<'a> {
@@ -33,7 +34,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         )
         .field("--yes"));
     }
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let store = setup::store(&publication.config).await?;
     // `--as-of` dates the issue and chooses its articles; the ledger keeps real times.
     let real = SystemClock.now();
 
@@ -46,14 +47,14 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
 
     // The transport (and the DKIM key) is checked before anything is created, so a bad key or
     // URL leaves no issue behind.
-    let transport = issue::transport(&publication.config).await?;
+    let transport = setup::transport(&publication.config).await?;
     let plan = issue::plan(&publication, &store, now, true).await?;
     if ask {
         let question = match &plan {
             Plan::Nothing(_) => None,
             Plan::Create(draft) => {
-                let (_, readers) = issue::recipients_after_sync(&publication.config, &store, real).await?;
-                Some(format!("Send issue #{} to {}? [y/N] ", draft.number, readers_count(readers)))
+                let reach = subscribers::reach(&publication.config, &store, real).await?;
+                Some(format!("Send issue #{} to {}? [y/N] ", draft.number, readers_count(reach.readers)))
             }
             Plan::Resume(issue) => Some(format!(
                 "Resume issue #{}: {} still to get it? [y/N] ",
@@ -69,7 +70,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     }
     let mut warnings = Vec::new();
     // A file's bad rows are told once, when the file changes, rather than at every send.
-    for s in issue::sync_lists(&publication.config, &store, real).await?.iter().filter(|s| s.changed) {
+    for s in subscribers::sync_lists(&publication.config, &store, real).await?.iter().filter(|s| s.changed) {
         warnings.extend(row_warnings(s));
     }
     let issue = match plan {
@@ -93,11 +94,11 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             Err(e) => return Err(e.into()),
         },
     };
-    let tz = publication.config.publication.timezone;
+    let site = &publication.config.publication;
     if o.queue_only {
         let mut out = issues::show_output(
             &store,
-            tz,
+            site,
             issue.number,
             &format!("Issue #{} queued; `gazette worker` delivers it.\n", issue.number),
         )
@@ -118,7 +119,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         .map_err(Failure::from)?
         .ok_or_else(|| Failure::unfinished(format!("issue {} vanished", issue.number)))?;
     let header = delivery::summary_line(&after, &summary);
-    let mut out = issues::show(&store, tz, after, &header).await?;
+    let mut out = issues::show(&store, site, after, &header).await?;
     let secs = summary.elapsed.as_secs_f64();
     out.json["elapsed_seconds"] = json!(secs);
     out.json["this_run"] = json!({
@@ -144,8 +145,8 @@ async fn dry_run(
     now: DateTime<Utc>,
     real: DateTime<Utc>,
 ) -> Result<Output, Failure> {
-    let (syncs, recipients) = issue::recipients_after_sync(&publication.config, store, real).await?;
-    let warnings: Vec<String> = syncs.iter().flat_map(row_warnings).collect();
+    let reach = subscribers::reach(&publication.config, store, real).await?;
+    let warnings: Vec<String> = reach.syncs.iter().flat_map(row_warnings).collect();
     let mut out = match issue::plan(publication, store, now, false).await? {
         Plan::Nothing(reason) => {
             Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason }))
@@ -153,7 +154,7 @@ async fn dry_run(
         Plan::Resume(issue) => {
             issues::show_output(
                 store,
-                publication.config.publication.timezone,
+                &publication.config.publication,
                 issue.number,
                 "Dry run: the unfinished issue would be resumed.\n",
             )
@@ -165,14 +166,14 @@ async fn dry_run(
                 "Dry run: issue #{} would carry {} articles to {} through {}:\n  {}\nNothing was changed.\n",
                 draft.number,
                 titles.len(),
-                readers_count(recipients),
+                readers_count(reach.readers),
                 describe_transport(&publication.config),
                 titles.join("\n  ")
             );
             let json = json!({
                 "issue": null,
                 "reason": "dry run",
-                "would_send": { "number": draft.number, "articles": titles, "recipients": recipients },
+                "would_send": { "number": draft.number, "articles": titles, "recipients": reach.readers },
             });
             Output::new(human, json)
         }
@@ -182,7 +183,7 @@ async fn dry_run(
 }
 
 /// A list file's bad rows, each by its file and line.
-fn row_warnings(s: &issue::ListSync) -> Vec<String> {
+fn row_warnings(s: &subscribers::ListSync) -> Vec<String> {
     s.rejected.iter().map(|r| format!("{}:{}: {} (row left out)", s.file.display(), r.line, r.reason)).collect()
 }
 
@@ -231,7 +232,7 @@ async fn test_copies(
             ));
         }
     };
-    let transport = issue::transport(&publication.config).await?;
+    let transport = setup::transport(&publication.config).await?;
     let clock: Arc<dyn Clock> = Arc::new(FixedClock(now));
     issue::send_test_copies(Arc::clone(publication), &issue, &transport, &addresses, clock).await?;
     let sent: Vec<String> = addresses.iter().map(ToString::to_string).collect();

@@ -9,7 +9,6 @@ use tracing::info;
 use super::{Failure, Output, setup};
 use crate::{
     clock::{Clock, SystemClock},
-    issue,
     publication::Publication,
     store::Store,
     web::{self, AppState, access::AccessTokens},
@@ -19,11 +18,11 @@ pub async fn run(config: &Path, listen: Option<&str>) -> Result<Output, Failure>
     let tokens = access_tokens()?;
     let publication = Arc::new(setup::publication(config).await?);
     let addr = listen_addr(&publication, listen)?;
-    let store = issue::open_store(&publication.config).await.map_err(Failure::from)?;
+    let store = setup::store(&publication.config).await?;
     let listener = web::server::bind(addr).await.map_err(|e| Failure::unfinished(e.to_string()).field("web.listen"))?;
     let state = state(publication, store, tokens).await?;
     announce(&listener);
-    web::serve(state, listener, super::delivery::wait_for_signal())
+    web::serve(state, listener, super::signals::wait_for_signal())
         .await
         .map_err(|e| Failure::unfinished(e.to_string()))?;
     Ok(Output::new(String::new(), json!({ "stopped": true })))
@@ -58,7 +57,7 @@ pub(super) async fn state(
     store: Store,
     tokens: AccessTokens,
 ) -> Result<AppState, Failure> {
-    let transport = Arc::new(issue::transport(&publication.config).await?);
+    let transport = Arc::new(setup::transport(&publication.config).await?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(publication, store, transport, clock).await.map_err(|e| match &e {
         web::views::ViewError::Read { file, .. } | web::views::ViewError::Syntax { file, .. } => {

@@ -1,4 +1,5 @@
-//! The steps every publication command starts with: the config, the secret, the templates.
+//! The steps every publication command starts with: the config, the secret, the templates, and
+//! the store and transport opened as `crate::setup` opens them, failing the way a command fails.
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use super::Failure;
 use crate::{
     clock::{self, Clock, FixedClock, SystemClock},
     config::{Config, Environment, LinkSecret},
+    deliver::Transport,
     issue,
     publication::{Draft, Publication},
     store::Store,
@@ -23,6 +25,16 @@ pub async fn publication(file: &Path) -> Result<Publication, Failure> {
         .await
         .map_err(|e| Failure::usage(format!("cannot load the link secret: {e}")).field("GAZETTE_SECRET"))?;
     Ok(Publication::open(config, secret).await?)
+}
+
+/// The publication's store.
+pub async fn store(config: &Config) -> Result<Store, Failure> {
+    Ok(crate::setup::open_store(config).await?)
+}
+
+/// The publication's transport, checked as far as opening it goes (the DKIM key read).
+pub async fn transport(config: &Config) -> Result<Transport, Failure> {
+    Ok(crate::setup::transport(config).await?)
 }
 
 /// "Now", or the `--as-of` time standing in for it.

@@ -1,4 +1,5 @@
-//! `gazette subscribers …` and `gazette lists`: the subscriber store by hand.
+//! `gazette subscribers …` and `gazette lists`: the subscriber store by hand, under the rules
+//! `subscribers` keeps for every way in.
 
 use std::path::{Path, PathBuf};
 
@@ -9,9 +10,10 @@ use crate::{
     clock::{Clock, SystemClock},
     config::Config,
     csv_import,
-    domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus},
-    issue,
-    store::{ConsentEvent, NewSubscriber, Store, SubscriberRecord},
+    domain::{EmailAddress, ListName, SubscriberStatus},
+    store::{Store, SubscriberRecord},
+    subscribers::{self, Addition, Import, SubscriberError, Via},
+    views::{LeftView, SubscriberView},
 };
 
 #[derive(Debug, clap::Subcommand)]
@@ -31,6 +33,8 @@ pub enum SubscribersCommand {
         email: String,
         #[arg(long)]
         name: Option<String>,
+        /// Put them on this list (repeatable); without it, on the lists a reader may join
+        /// (those of [publication] lists that no file keeps).
         #[arg(long = "list")]
         lists: Vec<String>,
     },
@@ -61,8 +65,7 @@ pub enum ListFormat {
 }
 
 async fn store(config: &Path) -> Result<Store, Failure> {
-    let cfg = setup::config(config).await?;
-    issue::open_store(&cfg).await.map_err(Failure::from)
+    setup::store(&setup::config(config).await?).await
 }
 
 fn list_name(s: &str, flag: &str) -> Result<ListName, Failure> {
@@ -73,49 +76,38 @@ fn email(s: &str) -> Result<EmailAddress, Failure> {
     s.parse().map_err(|e| Failure::usage(format!("EMAIL: {e}")).field("EMAIL"))
 }
 
+/// A refusal of the subscriber rules, as a command says it: a list that its file keeps is
+/// refused naming the config that gives it the file.
+fn refusal(config: &Config) -> impl Fn(SubscriberError) -> Failure + '_ {
+    move |e| match e {
+        SubscriberError::FileKept(_) => Failure::from(e).file(config.file.clone()),
+        e => e.into(),
+    }
+}
+
 pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> Result<Output, Failure> {
     let now = SystemClock.now();
     match command {
         SubscribersCommand::Import { file, list, strict } => {
             let cfg = setup::config(config).await?;
             let list = list.as_deref().map(|l| list_name(l, "--list")).transpose()?;
-            refuse_file_kept(&cfg, list.as_slice())?;
-            let bytes = tokio::fs::read(&file)
-                .await
-                .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())).file(&file))?;
-            let source = format!("import {}", file.display());
-            let rows = csv_import::RowLists::onto(list).keeping(cfg.file_kept_lists());
-            let (imported, report) = csv_import::stream(bytes, rows, strict, |parts| async {
-                let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
-                store.import_stream(parts, &source, now).await.map_err(Failure::from)
-            })
-            .await
-            .map_err(|e| Failure::usage(format!("{}: {e}", file.display())).file(&file))?;
-            let rejected = report.rejected;
+            // The file is read and its header judged before the store is opened.
+            let import = Import::read(&cfg, &file, list, strict).await.map_err(refusal(&cfg))?;
+            let store = setup::store(&cfg).await?;
+            let done = import.into_store(&store, now).await.map_err(refusal(&cfg))?;
             let mut warnings: Vec<String> =
-                rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
-            if strict && !rejected.is_empty() {
-                let mut f = Failure::usage(format!(
-                    "{} bad rows in {}; nothing imported (--strict):\n{}",
-                    rejected.len(),
-                    file.display(),
-                    warnings.join("\n")
-                ))
-                .file(&file);
-                f.line = rejected.first().map(|r| r.line as usize);
-                return Err(f);
+                done.rejected.iter().map(|r| format!("{}:{}: {}", file.display(), r.line, r.reason)).collect();
+            if done.unlisted > 0 {
+                warnings.push(unlisted_warning(&cfg, done.unlisted, &file));
             }
-            let counts = imported?;
-            if report.unlisted > 0 {
-                warnings.push(unlisted_warning(&cfg, report.unlisted, &file));
-            }
+            let counts = done.counts;
             let human = format!(
                 "{} imported, {} updated, {} unchanged, {} left as they are (unsubscribed, bounced or complained), {} rejected\n",
                 counts.imported,
                 counts.updated,
                 counts.unchanged,
                 counts.refused,
-                rejected.len()
+                done.rejected.len()
             );
             let mut out = Output::new(
                 human,
@@ -124,70 +116,58 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                     "updated": counts.updated,
                     "unchanged": counts.unchanged + counts.refused,
                     "refused": counts.refused,
-                    "rejected": rejected,
-                    "unlisted": report.unlisted,
+                    "rejected": done.rejected,
+                    "unlisted": done.unlisted,
                     "warnings": warnings,
                 }),
             );
             out.warnings = warnings;
             Ok(out)
         }
-        SubscribersCommand::Add { email: e, name, lists } => {
+        SubscribersCommand::Add { email, name, lists } => {
             let cfg = setup::config(config).await?;
-            let row = NewSubscriber {
-                email: email(&e)?,
-                name: name
-                    .map(|n| SubscriberName::parse(&n))
-                    .transpose()
-                    .map_err(|e| Failure::usage(format!("--name {e}")).field("--name"))?
-                    .flatten(),
-                lists: lists.iter().map(|l| list_name(l, "--list")).collect::<Result<_, _>>()?,
-                attributes: Default::default(),
-            };
-            refuse_file_kept(&cfg, &row.lists)?;
-            let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
-            let counts = store.import(std::slice::from_ref(&row), "add", now).await.map_err(Failure::from)?;
-            if counts.refused > 0 {
-                return Err(Failure::usage(format!(
-                    "{} unsubscribed, bounced or complained earlier; gazette will not add it back (they can sign up again themselves)",
-                    row.email
-                )));
-            }
-            let record = store.subscriber(&row.email).await.map_err(Failure::from)?;
-            let out = Output::new(format!("{} is active\n", row.email), json!({ "subscriber": record }));
-            Ok(match record.filter(|r| r.lists.is_empty()) {
-                Some(_) => out.warn(format!(
-                    "{} is on no list, so no issue reaches it; add it with --list {}",
-                    row.email,
+            // No --list: the lists a reader may join, as the admin API does.
+            let lists = (!lists.is_empty()).then_some(lists);
+            let addition = Addition::parse(&email, name.as_deref(), lists, []).map_err(refusal(&cfg))?;
+            // A list its file keeps is refused before the store is opened.
+            subscribers::refuse_file_kept(&cfg, addition.lists.as_deref().unwrap_or_default())
+                .map_err(SubscriberError::from)
+                .map_err(refusal(&cfg))?;
+            let store = setup::store(&cfg).await?;
+            let address = addition.email.clone();
+            let added = subscribers::add(&cfg, &store, addition, Via::CommandLine, now).await.map_err(refusal(&cfg))?;
+            let out = Output::new(
+                format!("{address} is active\n"),
+                json!({ "subscriber": SubscriberView::from(&added.record), "created": added.created }),
+            );
+            Ok(if added.record.lists.is_empty() {
+                out.warn(format!(
+                    "{address} is on no list, so no issue reaches it; add it with --list {}",
                     list_hint(&cfg)
-                )),
-                None => out,
+                ))
+            } else {
+                out
             })
         }
         SubscribersCommand::Remove { email: e, forget } => {
             let address = email(&e)?;
             let store = store(config).await?;
-            let known = if forget {
-                store.forget(&address, "command line", now).await
+            let left = if forget {
+                subscribers::forget(&store, &address, Via::CommandLine, now).await
             } else {
-                store
-                    .set_status(
-                        &address,
-                        SubscriberStatus::Unsubscribed,
-                        ConsentEvent::Unsubscribe,
-                        "command line",
-                        now,
-                    )
-                    .await
+                subscribers::unsubscribe(&store, &address, Via::CommandLine, now).await
             }
             .map_err(Failure::from)?;
             let what = if forget { "unsubscribed and forgotten" } else { "unsubscribed" };
-            let human = if known {
-                format!("{address} {what}\n")
-            } else {
-                format!("{address} was not subscribed (or already {what})\n")
+            let human = match (left.known, left.changed, left.status) {
+                (true, true, _) => format!("{address} {what}\n"),
+                // Unsubscribing keeps a bounce or a complaint, which says more.
+                (true, false, Some(status @ (SubscriberStatus::Bounced | SubscriberStatus::Complained))) => {
+                    format!("{address} is {status}, and stays so: no issue goes to it\n")
+                }
+                _ => format!("{address} was not subscribed (or already {what})\n"),
             };
-            Ok(Output::new(human, json!({ "email": address, "changed": known, "forgotten": forget })))
+            Ok(Output::new(human, json!(LeftView::from(&left))))
         }
         SubscribersCommand::List { list, status, format } => {
             let list = list.as_deref().map(|l| list_name(l, "--list")).transpose()?;
@@ -211,18 +191,11 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
     }
 }
 
-/// Refuses to add anyone to a list that a file keeps, before anything is read or written.
-fn refuse_file_kept(config: &Config, lists: &[ListName]) -> Result<(), Failure> {
-    config.refuse_file_kept(lists).map_err(|kept| {
-        Failure::usage(format!("--list {}: {kept}", kept.list)).field("--list").file(config.file.clone())
-    })
-}
-
 /// Says that `n` imported rows went on no list, and what to do about it.
 fn unlisted_warning(config: &Config, n: u64, file: &Path) -> String {
     let rows = if n == 1 { "1 row" } else { &format!("{n} rows") };
     let kept = config.file_kept_lists();
-    if !config.publication.lists.is_empty() && config.open_lists().is_empty() {
+    if subscribers::all_lists_kept_by_files(config) {
         let files: Vec<String> = kept.iter().map(|k| format!("{} ({})", k.list, k.file.display())).collect();
         format!(
             "{rows} of {} named no list and went on none, so no issue reaches them: every list this publication sends to is kept by its file ({}); add them to that file, or add a [[list]] without a file and import with --list",
@@ -240,11 +213,11 @@ fn unlisted_warning(config: &Config, n: u64, file: &Path) -> String {
 
 /// A list to suggest for `--list`: the publication's first open list.
 fn list_hint(config: &Config) -> String {
-    config.open_lists().first().map_or_else(|| "NAME".to_owned(), ToString::to_string)
+    subscribers::joinable(config).first().map_or_else(|| "NAME".to_owned(), ToString::to_string)
 }
 
 fn render(subs: &[SubscriberRecord], format: ListFormat) -> Output {
-    let json = json!({ "subscribers": subs });
+    let json = json!({ "subscribers": subs.iter().map(SubscriberView::from).collect::<Vec<_>>() });
     let human = match format {
         ListFormat::Json => format!("{json:#}\n"),
         ListFormat::Csv => to_csv(subs),
@@ -277,7 +250,7 @@ fn to_csv(subs: &[SubscriberRecord]) -> String {
 
 pub async fn lists(config: &Path) -> Result<Output, Failure> {
     let cfg = setup::config(config).await?;
-    let store = issue::open_store(&cfg).await.map_err(Failure::from)?;
+    let store = setup::store(&cfg).await?;
     let counts = store.list_counts().await.map_err(Failure::from)?;
     let rows: Vec<Vec<String>> = counts
         .iter()

@@ -12,7 +12,10 @@ use super::{
     headers::{ListId, ListUnsubscribe, ListUnsubscribePost},
     personalize::{HtmlPart, Letter, Recipient},
 };
-use crate::{config::Sender, domain::EmailAddress};
+use crate::{
+    config::Sender,
+    domain::{EmailAddress, MessageId, MessageIdError},
+};
 
 /// What every message of a publication shares.
 #[derive(Debug, Clone)]
@@ -32,8 +35,8 @@ pub enum MessageError {
 
 /// The Message-ID of an issue's copy for one reader: the same every time it is built, so a
 /// copy sent again after a crash is recognisably the same message.
-pub fn message_id(issue: u32, address_tag: &str, from: &EmailAddress) -> String {
-    format!("<issue{issue}.{address_tag}@{}>", from.domain())
+pub fn message_id(issue: u32, address_tag: &str, from: &EmailAddress) -> Result<MessageId, MessageIdError> {
+    MessageId::new(&format!("issue{issue}.{address_tag}"), from.domain())
 }
 
 /// Builds one reader's message.
@@ -41,7 +44,7 @@ pub fn build(
     settings: &MessageSettings,
     recipient: &Recipient,
     rendered: Letter,
-    message_id: String,
+    message_id: &MessageId,
     date: DateTime<Utc>,
 ) -> Result<Message, MessageError> {
     let fail = |message: String| MessageError::Build { email: recipient.email.to_string(), message };
@@ -59,7 +62,7 @@ pub fn build(
         .to(to)
         .subject(subject)
         .date(date.into())
-        .message_id(Some(message_id))
+        .message_id(Some(message_id.to_string()))
         .header(ListId(super::render::one_line(&settings.list_id)))
         .header(ListUnsubscribe(unsubscribe))
         .header(ListUnsubscribePost("List-Unsubscribe=One-Click".into()));

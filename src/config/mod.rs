@@ -56,6 +56,13 @@ pub struct Publication {
     pub postal_address: Option<String>,
 }
 
+impl Publication {
+    /// The address of `path` on the publication's site (`archive/3`), under `base_url`.
+    pub fn link(&self, path: &str) -> String {
+        format!("{}/{}", self.base_url.as_str().trim_end_matches('/'), path)
+    }
+}
+
 /// A display name and an address, as in `From:`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sender {
@@ -189,26 +196,10 @@ impl Config {
         self.file.parent().unwrap_or_else(|| Path::new("."))
     }
 
-    /// The lists whose members a file decides (`[[list]] file`). Such a list is made to match its
-    /// file before each issue, so whoever is added to it any other way is dropped again at the
-    /// next send: every way in (an import, `subscribers add`, the web form, the admin API) asks
-    /// here first.
+    /// The lists whose members a file decides (`[[list]] file`). `subscribers` holds what follows
+    /// from that: nobody joins such a list any other way.
     pub fn file_kept_lists(&self) -> Vec<FileKeptList> {
         self.lists.iter().filter_map(|l| Some(FileKeptList { list: l.name.clone(), file: l.file.clone()? })).collect()
-    }
-
-    /// The first of `lists` that a file keeps, as the error that refuses adding anyone to it.
-    pub fn refuse_file_kept(&self, lists: &[ListName]) -> Result<(), FileKeptList> {
-        match self.file_kept_lists().into_iter().find(|k| lists.contains(&k.list)) {
-            Some(kept) => Err(kept),
-            None => Ok(()),
-        }
-    }
-
-    /// The publication's lists that no file keeps: the ones a reader can be added to.
-    pub fn open_lists(&self) -> Vec<ListName> {
-        let kept = self.file_kept_lists();
-        self.publication.lists.iter().filter(|name| !kept.iter().any(|k| &k.list == *name)).cloned().collect()
     }
 }
 

@@ -20,12 +20,12 @@ use lettre::Message;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::{
-    DeliverError, SendError, SendErrorKind, Transport, backoff,
+    DeliverError, QueueError, SendError, SendErrorKind, Transport, backoff,
     pace::{self, Allowance, Pace},
 };
 use crate::{
     clock::{Clock, SystemClock},
-    domain::{Claimed, Outcome, Rate},
+    domain::{Claimed, MessageId, Outcome, Rate},
 };
 
 /// What the engine needs of the delivery ledger.
@@ -37,21 +37,21 @@ pub trait Queue: Clone + Send + Sync + 'static {
         limit: usize,
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> impl Future<Output = Result<Vec<Claimed>, String>> + Send;
+    ) -> impl Future<Output = Result<Vec<Claimed>, QueueError>> + Send;
     fn renew(
         &self,
         owner: &str,
         ids: &[i64],
         now: DateTime<Utc>,
         lease: Duration,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
     fn record(
         &self,
         owner: &str,
         outcomes: &[Outcome],
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), String>> + Send;
-    fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, String>> + Send;
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, QueueError>> + Send;
     /// Takes up to `want` sends from the rate of `per_second` (which may be below one) that
     /// every process on this queue shares; answers how many were granted, or how long until one
     /// will be.
@@ -60,12 +60,13 @@ pub trait Queue: Clone + Send + Sync + 'static {
         per_second: f64,
         want: u32,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<pace::Grant, String>> + Send;
+    ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send;
 }
 
-/// What the engine needs of composition: each claimed delivery's message and Message-ID.
+/// What the engine needs of composition: each claimed delivery's message and Message-ID. An
+/// error is the reason the delivery failed, as the ledger records it.
 pub trait Letters: Send + Sync + 'static {
-    fn letter(&self, claimed: &Claimed) -> Result<(Message, String), String>;
+    fn letter(&self, claimed: &Claimed) -> Result<(Message, MessageId), String>;
 }
 
 /// Told of every outcome as it is recorded, and of waits for deferred messages.
@@ -181,7 +182,7 @@ impl<Q: Queue> Shared<Q> {
     }
 
     /// Pays for one send from the rate all processes on the queue share.
-    async fn take_send(&self) -> Result<(), String> {
+    async fn take_send(&self) -> Result<(), QueueError> {
         let rate = self.settings.rate.map_or(0.0, |r| r.as_per_second());
         // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
         self.allowance.take(|want| self.queue.take_sends(rate, want, SystemClock.now())).await
@@ -314,7 +315,7 @@ async fn claim_loop<Q: Queue>(
         let batch = match shared.queue.claim(issue, &s.owner, claim_size(concurrency), now, s.lease).await {
             Ok(b) => b,
             Err(e) => {
-                shared.halt(Some(DeliverError::Queue(e))).await;
+                shared.halt(Some(DeliverError::from(e))).await;
                 return false;
             }
         };
@@ -325,7 +326,7 @@ async fn claim_loop<Q: Queue>(
             let due = match shared.queue.next_due(issue).await {
                 Ok(d) => d,
                 Err(e) => {
-                    shared.halt(Some(DeliverError::Queue(e))).await;
+                    shared.halt(Some(DeliverError::from(e))).await;
                     return false;
                 }
             };
@@ -403,7 +404,7 @@ async fn send_loop<Q: Queue>(
             match shared.take_send().await {
                 Ok(()) => deliver_one(&shared, &claimed, &mut fence).await,
                 Err(e) => {
-                    shared.halt(Some(DeliverError::Queue(e))).await;
+                    shared.halt(Some(DeliverError::from(e))).await;
                     Outcome::Released { delivery_id: claimed.delivery_id }
                 }
             }
@@ -456,7 +457,8 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
         Err(e) => Err(e),
     };
     let error = match sent {
-        Ok(reply) => return Outcome::Sent { delivery_id: c.delivery_id, message_id, reply },
+        // The ledger keeps the id as text, as the header has it.
+        Ok(reply) => return Outcome::Sent { delivery_id: c.delivery_id, message_id: message_id.to_string(), reply },
         Err(e) => e,
     };
     match error.kind {
@@ -532,7 +534,7 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
             }
         }
         if let Err(e) = result {
-            shared.halt(Some(DeliverError::Queue(e))).await;
+            shared.halt(Some(DeliverError::from(e))).await;
         }
         for (outcome, ack) in batch {
             if ok {
@@ -598,8 +600,8 @@ mod tests {
             limit: usize,
             _: DateTime<Utc>,
             _: Duration,
-        ) -> Result<Vec<Claimed>, String> {
-            let mut left = self.left.lock().map_err(|e| e.to_string())?;
+        ) -> Result<Vec<Claimed>, QueueError> {
+            let mut left = self.left.lock().map_err(|e| QueueError::new(e.to_string()))?;
             let take = left.len().min(limit);
             Ok(left
                 .drain(..take)
@@ -613,19 +615,19 @@ mod tests {
                 })
                 .collect())
         }
-        async fn renew(&self, _: &str, _: &[i64], _: DateTime<Utc>, _: Duration) -> Result<(), String> {
+        async fn renew(&self, _: &str, _: &[i64], _: DateTime<Utc>, _: Duration) -> Result<(), QueueError> {
             Ok(())
         }
-        async fn record(&self, _: &str, outcomes: &[Outcome], _: DateTime<Utc>) -> Result<(), String> {
+        async fn record(&self, _: &str, outcomes: &[Outcome], _: DateTime<Utc>) -> Result<(), QueueError> {
             tokio::time::sleep(self.record_delay).await;
             let sent = outcomes.iter().filter(|o| matches!(o, Outcome::Sent { .. })).count();
             self.recorded_sent.fetch_add(sent, Ordering::SeqCst);
             Ok(())
         }
-        async fn next_due(&self, _: u32) -> Result<Option<DateTime<Utc>>, String> {
+        async fn next_due(&self, _: u32) -> Result<Option<DateTime<Utc>>, QueueError> {
             Ok(None)
         }
-        async fn take_sends(&self, _: f64, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, String> {
+        async fn take_sends(&self, _: f64, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, QueueError> {
             Ok((want, Duration::ZERO))
         }
     }
@@ -633,12 +635,12 @@ mod tests {
     struct Plain;
 
     impl Letters for Plain {
-        fn letter(&self, c: &Claimed) -> Result<(Message, String), String> {
-            let id = format!("<issue1.{}@example.org>", c.delivery_id);
+        fn letter(&self, c: &Claimed) -> Result<(Message, MessageId), String> {
+            let id = MessageId::new(&format!("issue1.{}", c.delivery_id), "example.org").map_err(|e| e.to_string())?;
             let message = Message::builder()
                 .from("Weekly <weekly@example.org>".parse().map_err(|e| format!("{e}"))?)
                 .to(c.email.as_str().parse().map_err(|e| format!("{e}"))?)
-                .message_id(Some(id.clone()))
+                .message_id(Some(id.to_string()))
                 .subject("Issue 1")
                 .body("Hello".to_owned())
                 .map_err(|e| e.to_string())?;

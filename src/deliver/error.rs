@@ -1,4 +1,5 @@
-//! Why a send failed, sorted the way the engine acts on it.
+//! Why a send failed, sorted the way the engine acts on it; why the ledger failed the engine;
+//! and why a run stopped.
 
 /// What a failure means for the delivery and for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +60,20 @@ pub enum DeliverError {
     )]
     Server(String),
     #[error("the queue failed: {0}")]
-    Queue(String),
+    Queue(#[from] QueueError),
     #[error("cannot set up the transport: {0}")]
     Setup(String),
+}
+
+/// Why the delivery ledger could not do what the engine asked of it (claim, renew, record, say
+/// what is due, grant sends). The engine knows no store: the ledger's own error is kept whole as
+/// the cause, and the engine only stops the run on it.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct QueueError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl QueueError {
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self(cause.into())
+    }
 }

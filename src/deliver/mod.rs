@@ -15,7 +15,7 @@ mod transport;
 pub use backoff::backoff;
 pub use dkim::{DkimError, load_dkim};
 pub use engine::{Engine, EngineSettings, Letters, Progress, Queue, RunSummary, Stop};
-pub use error::{DeliverError, SendError, SendErrorKind};
+pub use error::{DeliverError, QueueError, SendError, SendErrorKind};
 pub use outbox::Outbox;
 pub use pace::CHUNKS_PER_SECOND;
 pub use smtp::{Smtp, SmtpSettings};

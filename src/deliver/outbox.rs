@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 
 use super::SendError;
+use crate::domain::MessageId;
 
 #[derive(Debug, Clone)]
 pub struct Outbox {
@@ -35,9 +36,10 @@ impl Outbox {
         &self.dir
     }
 
-    pub async fn deliver(&self, message_id: &str, bytes: &[u8]) -> Result<(), SendError> {
+    pub async fn deliver(&self, message_id: &MessageId, bytes: &[u8]) -> Result<(), SendError> {
+        // A Message-ID may hold characters a file name should not (`/`, `%`): each becomes `_`.
         let name: String = message_id
-            .trim_matches(['<', '>'])
+            .as_str()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') { c } else { '_' })
             .collect();
@@ -71,9 +73,10 @@ mod tests {
     async fn writes_once_per_message_id() {
         let dir = tempfile::tempdir().expect("tmp");
         let o = Outbox::open(dir.path()).await.expect("open");
-        o.deliver("<issue1.ab@example.org>", b"one").await.expect("write");
-        o.deliver("<issue1.ab@example.org>", b"one again").await.expect("write");
-        o.deliver("<issue1.cd@example.org>", b"two").await.expect("write");
+        let id = |s: &str| s.parse::<MessageId>().expect("id");
+        o.deliver(&id("<issue1.ab@example.org>"), b"one").await.expect("write");
+        o.deliver(&id("<issue1.ab@example.org>"), b"one again").await.expect("write");
+        o.deliver(&id("<issue1.cd@example.org>"), b"two").await.expect("write");
         let names: Vec<_> = std::fs::read_dir(dir.path().join("new")).expect("dir").collect();
         assert_eq!(names.len(), 2);
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("dir").count(), 0);

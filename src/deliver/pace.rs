@@ -64,10 +64,10 @@ impl Allowance {
     }
 
     /// Takes one send from the allowance, asking the bucket through `fetch` when none is left.
-    pub async fn take<F, Fut>(&self, mut fetch: F) -> Result<(), String>
+    pub async fn take<F, Fut, E>(&self, mut fetch: F) -> Result<(), E>
     where
         F: FnMut(u32) -> Fut,
-        Fut: Future<Output = Result<Grant, String>>,
+        Fut: Future<Output = Result<Grant, E>>,
     {
         if self.per_second <= 0.0 {
             return Ok(());
@@ -108,7 +108,11 @@ mod tests {
                     async move {
                         assert_eq!(want, 10);
                         // Every other request is refused for 50 ms.
-                        Ok(if n.is_multiple_of(2) { (0, Duration::from_millis(50)) } else { (want, Duration::ZERO) })
+                        Ok::<_, String>(if n.is_multiple_of(2) {
+                            (0, Duration::from_millis(50))
+                        } else {
+                            (want, Duration::ZERO)
+                        })
                     }
                 })
                 .await

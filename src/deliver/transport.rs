@@ -5,6 +5,7 @@ use std::sync::Arc;
 use lettre::{Message, message::dkim::DkimConfig};
 
 use super::{Outbox, SendError, Smtp, smtp::OpenMail};
+use crate::domain::MessageId;
 
 #[derive(Clone)]
 pub struct Transport {
@@ -44,21 +45,21 @@ impl Transport {
     }
 
     /// Sends one message; the reply is the server's, for the ledger.
-    pub async fn send(&self, message: Message, message_id: &str) -> Result<Option<String>, SendError> {
+    pub async fn send(&self, message: Message, message_id: &MessageId) -> Result<Option<String>, SendError> {
         self.stage(message, message_id).await?.hand_over().await
     }
 
     /// Takes a message as far as it can go without delivering it: signed and formatted, and for
     /// SMTP with its envelope accepted and its content sent, all but the final dot.
     /// [`Staged::hand_over`] delivers it; dropping it does not.
-    pub async fn stage(&self, mut message: Message, message_id: &str) -> Result<Staged, SendError> {
+    pub async fn stage(&self, mut message: Message, message_id: &MessageId) -> Result<Staged, SendError> {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
         let bytes = message.formatted();
         Ok(Staged(match &self.kind {
             Kind::Smtp(s) => To::Smtp(Box::new(s.open(message.envelope(), &bytes).await?)),
-            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.to_owned(), bytes),
+            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.clone(), bytes),
         }))
     }
 }
@@ -70,7 +71,7 @@ pub struct Staged(To);
 #[derive(Debug)]
 enum To {
     Smtp(Box<OpenMail>),
-    Outbox(Outbox, String, Vec<u8>),
+    Outbox(Outbox, MessageId, Vec<u8>),
 }
 
 impl Staged {

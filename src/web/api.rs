@@ -29,13 +29,13 @@ use serde_json::{Map, Value, json};
 
 use super::AppState;
 use crate::{
-    domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus, printable_line},
+    domain::{EmailAddress, ListName, SubscriberStatus},
     issue::{self, IssueError},
-    store::{ConsentEvent, NewSubscriber, StoreError},
+    store::StoreError,
+    subscribers::{self, Addition, Field, SubscriberError, Via},
+    views::{AddedView, IssueSummary, IssueView, LeftView, SubscriberView},
 };
 
-/// What the consent record names as the source of changes made here.
-const SOURCE: &str = "api";
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
@@ -68,6 +68,9 @@ enum ApiError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Issue(IssueError),
+    /// A subscriber rule no request here can break; a fault of ours if one does.
+    #[error(transparent)]
+    Subscribers(SubscriberError),
 }
 
 impl ApiError {
@@ -83,7 +86,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MailServer(_) => StatusCode::BAD_GATEWAY,
-            Self::Store(_) | Self::Issue(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Store(_) | Self::Issue(_) | Self::Subscribers(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -102,11 +105,29 @@ impl From<IssueError> for ApiError {
     }
 }
 
+impl From<SubscriberError> for ApiError {
+    fn from(e: SubscriberError) -> Self {
+        match e {
+            SubscriberError::Store(e) => Self::Store(e),
+            SubscriberError::Invalid { field, reason } => match field {
+                Field::Email => Self::invalid("email", format!("email: {reason}")),
+                Field::Name => Self::invalid("name", format!("name {reason}")),
+                Field::Lists => Self::invalid("lists", reason),
+                Field::Attribute(k) => Self::invalid(&format!("attributes.{k}"), format!("attribute `{k}` {reason}")),
+            },
+            SubscriberError::FileKept(kept) => Self::invalid("lists", kept.to_string()),
+            SubscriberError::LeftEarlier(_) => Self::Conflict(e.to_string()),
+            SubscriberError::NotFound(_) => Self::NotFound(e.to_string()),
+            other => Self::Subscribers(other),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let (message, field) = match &self {
-            Self::Store(_) | Self::Issue(_) => {
+            Self::Store(_) | Self::Issue(_) | Self::Subscribers(_) => {
                 tracing::error!(error = %chain(&self), "admin API request failed");
                 ("something went wrong inside gazette; the log says what".to_owned(), None)
             }
@@ -209,55 +230,43 @@ async fn list_subscribers(
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next = if more { page.last().map(|s| s.email.clone()) } else { None };
+    let page: Vec<SubscriberView> = page.iter().map(SubscriberView::from).collect();
     Ok(Json(json!({ "subscribers": page, "next": next })))
 }
 
 async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let map = object(&body, &["email", "name", "lists", "attributes"])?;
-    let address = email("email", text(&map, "email")?.ok_or_else(|| ApiError::invalid("email", "email is required"))?)?;
-    let name = text(&map, "name")?
-        .map(SubscriberName::parse)
-        .transpose()
-        .map_err(|e| ApiError::invalid("name", format!("name {e}")))?
-        .flatten();
-    let config = &state.publication.config;
-    let lists: Vec<ListName> = match map.get("lists") {
-        None | Some(Value::Null) => config.open_lists(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str()
-                    .ok_or_else(|| ApiError::invalid("lists", "lists must be an array of list names"))?
-                    .parse::<ListName>()
-                    .map_err(|e| ApiError::invalid("lists", e.to_string()))
-            })
-            .collect::<Result<_, _>>()?,
+    let email = text(&map, "email")?.ok_or_else(|| ApiError::invalid("email", "email is required"))?;
+    let name = text(&map, "name")?;
+    let lists: Option<Vec<&str>> = match map.get("lists") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| {
+                    item.as_str().ok_or_else(|| ApiError::invalid("lists", "lists must be an array of list names"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         Some(_) => return Err(ApiError::invalid("lists", "lists must be an array of list names")),
     };
-    config.refuse_file_kept(&lists).map_err(|kept| ApiError::invalid("lists", kept.to_string()))?;
-    let attributes = match map.get("attributes") {
-        None | Some(Value::Null) => BTreeMap::new(),
+    let attributes: Vec<(String, String)> = match map.get("attributes") {
+        None | Some(Value::Null) => Vec::new(),
         Some(Value::Object(attrs)) => attrs
             .iter()
             .map(|(k, v)| match v {
-                Value::String(s) => printable_line(s)
-                    .map(|v| (k.clone(), v))
-                    .map_err(|e| ApiError::invalid(&format!("attributes.{k}"), format!("attribute `{k}` {e}"))),
+                Value::String(s) => Ok((k.clone(), s.clone())),
                 _ => Err(ApiError::invalid(&format!("attributes.{k}"), format!("attribute `{k}` must be a string"))),
             })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(ApiError::invalid("attributes", "attributes must be an object of strings")),
     };
-    let row = NewSubscriber { email: address.clone(), name, lists, attributes };
-    let counts = state.store.import(std::slice::from_ref(&row), SOURCE, state.clock.now()).await?;
-    if counts.refused > 0 {
-        return Err(ApiError::Conflict(format!(
-            "{address} unsubscribed, bounced or complained earlier; gazette will not add it back (they can sign up again themselves)"
-        )));
-    }
-    let record = state.store.subscriber(&address).await?;
-    let status = if counts.imported > 0 { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({ "subscriber": record, "created": counts.imported > 0 }))).into_response())
+    // Without `lists`, the lists a reader may join; the rules are those of every way in.
+    let addition = Addition::parse(email, name, lists, attributes)?;
+    let added =
+        subscribers::add(&state.publication.config, &state.store, addition, Via::Api, state.clock.now()).await?;
+    let status = if added.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!(AddedView::from(&added)))).into_response())
 }
 
 async fn show_subscriber(
@@ -267,7 +276,7 @@ async fn show_subscriber(
 ) -> Result<Json<Value>, ApiError> {
     let address = email("email", &address)?;
     let record = state.store.subscriber(&address).await?.ok_or_else(|| not_subscribed(&address))?;
-    Ok(Json(json!({ "subscriber": record })))
+    Ok(Json(json!({ "subscriber": SubscriberView::from(&record) })))
 }
 
 fn not_subscribed(address: &EmailAddress) -> ApiError {
@@ -287,31 +296,21 @@ async fn remove_subscriber(
         Some(_) => return Err(ApiError::invalid("forget", "forget must be true or false")),
     };
     let address = email("email", &address)?;
-    if state.store.subscriber(&address).await?.is_none() {
+    let now = state.clock.now();
+    let left = if forget {
+        subscribers::forget(&state.store, &address, Via::Api, now).await?
+    } else {
+        subscribers::unsubscribe(&state.store, &address, Via::Api, now).await?
+    };
+    if !left.known {
         return Err(not_subscribed(&address));
     }
-    let now = state.clock.now();
-    let changed = if forget {
-        state.store.forget(&address, SOURCE, now).await?
-    } else {
-        state.store.set_status(&address, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, SOURCE, now).await?
-    };
-    Ok(Json(json!({ "email": address, "status": "unsubscribed", "changed": changed, "forgotten": forget })))
+    Ok(Json(json!(LeftView::from(&left))))
 }
 
 async fn list_issues(_: Admin, State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let issues = state.store.issues().await?;
-    Ok(Json(json!({
-        "issues": issues.iter().map(|i| json!({
-            "number": i.number,
-            "status": i.status,
-            "subject": i.subject,
-            "date": i.date.to_rfc3339(),
-            "created_at": i.created_at.to_rfc3339(),
-            "finished_at": i.finished_at.map(|t| t.to_rfc3339()),
-            "counts": i.counts,
-        })).collect::<Vec<_>>()
-    })))
+    Ok(Json(json!({ "issues": issues.iter().map(IssueSummary::from).collect::<Vec<_>>() })))
 }
 
 fn number(s: &str) -> Result<u32, ApiError> {
@@ -326,20 +325,7 @@ async fn show_issue(_: Admin, State(state): State<AppState>, Path(n): Path<Strin
     let i = existing_issue(&state, number(&n)?).await?;
     let failures = state.store.failures(i.number).await?;
     let deferred = state.store.deferred(i.number).await?;
-    let tz = state.publication.config.publication.timezone;
-    Ok(Json(json!({
-        "number": i.number,
-        "status": i.status,
-        "subject": i.subject,
-        "date": i.date.to_rfc3339(),
-        "created_at": i.created_at.to_rfc3339(),
-        "finished_at": i.finished_at.map(|t| t.to_rfc3339()),
-        "web_url": state.publication.link(&format!("archive/{}", i.number)),
-        "articles": crate::issue::articles_json(&i.articles),
-        "counts": i.counts,
-        "failures": failures,
-        "deferred": crate::issue::deferred_json(&deferred, tz),
-    })))
+    Ok(Json(json!(IssueView::new(&i, &failures, &deferred, &state.publication.config.publication))))
 }
 
 async fn preview_issue(

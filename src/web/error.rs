@@ -8,7 +8,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{store::StoreError, tokens::TokenError};
+use crate::{store::StoreError, subscribers::SubscriberError, tokens::TokenError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -29,6 +29,20 @@ pub enum WebError {
     View(#[from] super::views::ViewError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A subscriber rule the reader's pages never meet; a fault of ours if they do.
+    #[error(transparent)]
+    Subscribers(SubscriberError),
+}
+
+impl From<SubscriberError> for WebError {
+    fn from(e: SubscriberError) -> Self {
+        match e {
+            SubscriberError::Store(e) => Self::Store(e),
+            SubscriberError::NoSuchList => Self::BadInput("There is no such list to join.".into()),
+            SubscriberError::SignupsClosed => Self::BadInput("Sign-ups are closed for now.".into()),
+            other => Self::Subscribers(other),
+        }
+    }
 }
 
 impl WebError {
@@ -39,7 +53,9 @@ impl WebError {
             Self::Link(TokenError::Invalid) => StatusCode::BAD_REQUEST,
             Self::Link(TokenError::Expired) | Self::StaleLink => StatusCode::GONE,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Template { .. } | Self::View(_) | Self::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Template { .. } | Self::View(_) | Self::Store(_) | Self::Subscribers(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -61,7 +77,7 @@ impl WebError {
                 "You left after this link was sent, so it cannot sign you up again. Sign up again if you want to come back.".to_owned(),
             ),
             Self::TooMany(wait) => ("Too many attempts", come_back(*wait)),
-            Self::Template { .. } | Self::View(_) | Self::Store(_) => {
+            Self::Template { .. } | Self::View(_) | Self::Store(_) | Self::Subscribers(_) => {
                 ("Something went wrong", "We could not finish this. Please try again in a few minutes.".to_owned())
             }
         };

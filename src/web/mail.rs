@@ -27,7 +27,7 @@ use crate::{
         render, text,
     },
     deliver::Transport,
-    domain::{EmailAddress, ListName},
+    domain::{EmailAddress, ListName, MessageId},
     publication::Publication,
 };
 
@@ -52,7 +52,7 @@ pub enum MailError {
 /// A message ready to send, with the id the outbox files it under.
 pub struct Outgoing {
     pub message: Message,
-    pub message_id: String,
+    pub message_id: MessageId,
     /// What it is, for the log (never the address).
     pub kind: &'static str,
 }
@@ -127,19 +127,19 @@ fn build(
     };
     // Each message gets an id of its own (two sign-ups within a millisecond are two messages),
     // made of a time and a count rather than random characters, which spam filters dislike.
-    let message_id = format!(
-        "<{kind}.{}.{}.{}@{}>",
+    let left = format!(
+        "{kind}.{}.{}.{}",
         now.timestamp_millis(),
         SEQUENCE.fetch_add(1, Ordering::Relaxed),
-        publication.signer.address_tag(to),
-        p.from.address.domain()
+        publication.signer.address_tag(to)
     );
+    let message_id = MessageId::new(&left, p.from.address.domain()).map_err(|e| MailError::Build(e.to_string()))?;
     let mut builder = Message::builder()
         .from(from)
         .to(Mailbox::new(name, to.to_lettre()))
         .subject(subject)
         .date(now.into())
-        .message_id(Some(message_id.clone()))
+        .message_id(Some(message_id.to_string()))
         .header(AutoSubmitted("auto-generated".into()));
     if let Some(r) = &p.reply_to {
         builder = builder.reply_to(Mailbox::new(None, r.to_lettre()));

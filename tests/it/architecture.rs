@@ -222,6 +222,7 @@ fn each_outside_protocol_and_the_clock_have_one_home() {
                 "deliver/",
                 "cli/",
                 "web/",
+                "subscribers/",
                 "issue.rs",
                 "publication.rs",
                 "csv_import.rs",
@@ -246,11 +247,99 @@ fn each_outside_protocol_and_the_clock_have_one_home() {
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
 
+/// The modules that combine others, and the only ones each may import: what a subscriber may
+/// be is decided over the store, opening a process's store and transport needs nothing of an
+/// issue, and a view only shapes records it is given.
+#[test]
+fn the_combining_modules_import_only_what_they_combine() {
+    let (_, edges) = graph();
+    let rules: [(&str, &[&str], &str); 3] = [
+        ("subscribers", &["domain", "config", "csv_import", "store"], "the subscriber rules stand on the store alone"),
+        ("setup", &["config", "deliver", "store"], "setup opens the store and the transport"),
+        ("views", &["domain", "config", "store", "subscribers"], "views shape records, and fetch nothing"),
+    ];
+    let mut broken = Vec::new();
+    for (from, targets) in &edges {
+        let own = from.split('/').next().unwrap_or_default().trim_end_matches(".rs");
+        let Some((_, allowed, rule)) = rules.iter().find(|(m, _, _)| *m == own) else { continue };
+        for to in targets {
+            let top = to.split('/').next().unwrap_or_default().trim_end_matches(".rs");
+            if top != own && !allowed.contains(&top) {
+                broken.push(format!("{from} -> {to} ({rule})"));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+/// Every change to subscribers goes through `subscribers`, so that the command line, the web
+/// pages and the admin API cannot come to follow different rules again.
+#[test]
+fn subscribers_change_only_through_the_subscribers_module() {
+    let changing = [
+        ".import(",
+        ".import_stream(",
+        ".sync_list_stream(",
+        ".recipients_after_sync(",
+        ".note_list_file(",
+        ".set_status(",
+        ".forget(",
+        ".request_subscription(",
+        ".confirm_subscription(",
+    ];
+    let mut broken = Vec::new();
+    for s in sources() {
+        if s.file.starts_with("store/") || s.file.starts_with("subscribers/") {
+            continue;
+        }
+        for call in changing {
+            if s.code.contains(call) {
+                broken.push(format!("{}: calls the store's `{}` itself", s.file, call.trim_matches(['.', '('])));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "subscribers change only through src/subscribers/:\n{}", broken.join("\n"));
+}
+
 #[test]
 fn no_two_files_import_each_other_in_a_circle() {
     let (_, edges) = graph();
-    let mut circles = Vec::new();
-    // Tarjan's strongly connected components: a component of more than one file is a circle.
+    let found = circles(&edges);
+    assert!(
+        found.is_empty(),
+        "files that import each other in a circle (give what they share a home of its own):\n{}",
+        found.iter().map(|c| c.join(" <-> ")).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// The same at the scale of the crate's modules (`issue`, `subscribers`, `web`, …): a module
+/// that needs another never serves it in turn, so each can be read knowing only those below.
+#[test]
+fn no_two_modules_import_each_other_in_a_circle() {
+    let (_, files) = graph();
+    let top = |file: &str| file.split('/').next().unwrap_or_default().trim_end_matches(".rs").to_owned();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (from, targets) in &files {
+        for to in targets {
+            let (a, b) = (top(from), top(to));
+            // `lib.rs` names every module; it is the root, not one of them.
+            if a != b && a != "lib" && b != "lib" {
+                edges.entry(a).or_default().insert(b);
+            }
+        }
+    }
+    assert!(edges.len() > 10, "the modules were read: {edges:?}");
+    let found = circles(&edges);
+    assert!(
+        found.is_empty(),
+        "modules that import each other in a circle:\n{}",
+        found.iter().map(|c| c.join(" <-> ")).collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// The groups of more than one node that reach each other (Tarjan's strongly connected
+/// components), each sorted.
+fn circles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     struct State<'a> {
         edges: &'a BTreeMap<String, BTreeSet<String>>,
         index: BTreeMap<&'a str, usize>,
@@ -296,7 +385,7 @@ fn no_two_files_import_each_other_in_a_circle() {
         }
     }
     let mut st = State {
-        edges: &edges,
+        edges,
         index: BTreeMap::new(),
         low: BTreeMap::new(),
         stack: Vec::new(),
@@ -309,12 +398,7 @@ fn no_two_files_import_each_other_in_a_circle() {
             visit(&mut st, v);
         }
     }
-    circles.extend(st.out);
-    assert!(
-        circles.is_empty(),
-        "files that import each other in a circle (give what they share a home of its own):\n{}",
-        circles.iter().map(|c| c.join(" <-> ")).collect::<Vec<_>>().join("\n")
-    );
+    st.out
 }
 
 #[test]

@@ -352,7 +352,7 @@ fn exports_never_start_a_formula_and_tables_never_carry_control_characters() {
 
 /// Runs one statement on the publication's SQLite store directly: the
 /// way an older version (or a hand edit) could have left a value.
-fn edit_store(p: &Publication, sql: &str) -> bool {
+pub fn edit_store(p: &Publication, sql: &str) -> bool {
     let url = format!("sqlite://{}", p.path().join("gazette.db").display());
     let sql = sql.to_owned();
     std::thread::spawn(move || {

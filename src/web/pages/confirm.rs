@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::{
     store::Confirmation,
+    subscribers,
     tokens::{Claims, Purpose, TokenError},
     web::{AppState, error::WebError, mail, views},
 };
@@ -36,14 +37,9 @@ pub async fn page(State(state): State<AppState>, Path(token): Path<String>) -> R
 pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Result<Html<String>, WebError> {
     let claims = claims(&state, &token)?;
     let issued = claims.issued.ok_or(WebError::Link(TokenError::Invalid))?;
-    let open = state.publication.config.open_lists();
-    // The list asked for, if the web may still join it; else every list it may.
-    let lists = match &claims.list {
-        Some(l) if open.contains(l) => vec![l.clone()],
-        _ => open,
-    };
     let now = state.clock.now();
-    let outcome = state.store.confirm_subscription(&claims.email, &lists, issued, "web", now).await?;
+    let config = &state.publication.config;
+    let outcome = subscribers::confirm(config, &state.store, &claims.email, claims.list.as_ref(), issued, now).await?;
     match outcome {
         Confirmation::Stale | Confirmation::Unknown => return Err(WebError::StaleLink),
         Confirmation::Confirmed => {

@@ -8,7 +8,10 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::web::{AppState, error::WebError, views};
+use crate::{
+    subscribers,
+    web::{AppState, error::WebError, views},
+};
 
 /// Issues listed on the front page; the archive has them all.
 const LATEST: usize = 5;
@@ -30,7 +33,7 @@ pub async fn page(State(state): State<AppState>) -> Result<Html<String>, WebErro
         .collect();
     let mut ctx = state.views.context();
     ctx.insert("issues", &lines);
-    ctx.insert("open_lists", &state.publication.config.open_lists());
+    ctx.insert("open_lists", &subscribers::joinable(&state.publication.config));
     Ok(state.views.render(views::HOME, &ctx)?)
 }
 

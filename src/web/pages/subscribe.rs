@@ -17,13 +17,13 @@ use serde_json::json;
 use tracing::warn;
 
 use crate::{
-    domain::{EmailAddress, ListName, MAX_NAME_CHARS, SubscriberName, SubscriberStatus, TextError},
+    config::Config,
+    domain::{EmailAddress, ListName, MAX_NAME_CHARS, SubscriberName, TextError},
+    subscribers::{self, Requested},
     tokens::Claims,
     web::{AppState, error::WebError, limit::ClientIp, mail, views},
 };
 
-/// Confirmation emails to one address in any 24 hours, whoever asks.
-pub const MAX_CONFIRMATIONS_PER_DAY: u32 = 3;
 /// How long a confirmation link works, in days (docs/src/web.md says 7).
 pub const CONFIRM_VALID_DAYS: i64 = 7;
 
@@ -79,19 +79,15 @@ async fn accept(state: &AppState, client: std::net::IpAddr, json: bool, body: &[
     } else {
         parse_form(body)
     };
-    let open = state.publication.config.open_lists();
-    let signup = parse(raw, &open)?;
+    let signup = parse(raw, &state.publication.config)?;
     let now = state.clock.now();
-    let found = state.store.request_subscription(&signup.email, signup.name.as_ref(), "web", now).await?;
-    let refused = matches!(found.before, Some(SubscriberStatus::Bounced | SubscriberStatus::Complained));
-    if refused || found.recent_requests >= MAX_CONFIRMATIONS_PER_DAY {
-        return Ok(());
+    // Whether a link goes out is not told: the answer is the same for any address.
+    if let Requested::Confirm { name } =
+        subscribers::request(&state.store, &signup.email, signup.name.as_ref(), now).await?
+    {
+        let state = state.clone();
+        tokio::spawn(async move { send_confirmation(&state, &signup, name.as_deref(), now) });
     }
-    // Only a new address is greeted by the name typed: anyone may type any name for an address
-    // that is already known.
-    let name = if found.before.is_none() { signup.name.clone() } else { None };
-    let state = state.clone();
-    tokio::spawn(async move { send_confirmation(&state, &signup, name.as_deref(), now) });
     Ok(())
 }
 
@@ -126,8 +122,8 @@ fn parse_form(body: &[u8]) -> RawSignup {
     raw
 }
 
-/// Checks every field: the address, a name on one line, a list the web may join.
-fn parse(raw: RawSignup, open: &[ListName]) -> Result<Signup, WebError> {
+/// Checks every field: the address, a name on one line, a list a reader may join.
+fn parse(raw: RawSignup, config: &Config) -> Result<Signup, WebError> {
     let email: EmailAddress = raw
         .email
         .trim()
@@ -146,19 +142,7 @@ fn parse(raw: RawSignup, open: &[ListName]) -> Result<Signup, WebError> {
             ));
         }
     };
-    let list = match raw.list.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(l) => {
-            let list: Option<ListName> = l.parse().ok();
-            match list {
-                Some(list) if open.contains(&list) => Some(list),
-                _ => return Err(WebError::BadInput("There is no such list to join.".into())),
-            }
-        }
-    };
-    if open.is_empty() {
-        return Err(WebError::BadInput("Sign-ups are closed for now.".into()));
-    }
+    let list = subscribers::signup_list(config, raw.list.as_deref())?;
     Ok(Signup { email, name, list })
 }
 
@@ -166,8 +150,17 @@ fn parse(raw: RawSignup, open: &[ListName]) -> Result<Signup, WebError> {
 mod tests {
     use super::*;
 
-    fn open() -> Vec<ListName> {
-        vec!["weekly".parse().expect("list"), "daily".parse().expect("list")]
+    /// A publication sending to `lists`, none of them kept by a file.
+    fn config(lists: &str) -> Config {
+        let text = format!(
+            "[publication]\nname = \"Notes\"\nfrom = \"Notes <notes@example.org>\"\n\
+             base_url = \"https://news.example.org\"\nlists = {lists}\n[[source]]\nfolder = \"articles\"\n"
+        );
+        Config::parse(&text, std::path::Path::new("gazette.toml"), &Default::default()).expect("config")
+    }
+
+    fn open() -> Config {
+        config("[\"weekly\", \"daily\"]")
     }
 
     #[test]
@@ -190,7 +183,7 @@ mod tests {
             Err(WebError::BadInput(_))
         ));
         assert!(matches!(parse(parse_form(b"email=a@example.org&list=vip"), &open()), Err(WebError::BadInput(_))));
-        assert!(matches!(parse(parse_form(b"email=a@example.org"), &[]), Err(WebError::BadInput(_))));
+        assert!(matches!(parse(parse_form(b"email=a@example.org"), &config("[]")), Err(WebError::BadInput(_))));
         let long = format!("email=a@example.org&name={}", "x".repeat(201));
         assert!(matches!(parse(parse_form(long.as_bytes()), &open()), Err(WebError::BadInput(_))));
     }

@@ -12,8 +12,7 @@ use axum::{
 use tracing::info;
 
 use crate::{
-    domain::SubscriberStatus,
-    store::ConsentEvent,
+    subscribers::{self, Via},
     tokens::{Claims, Purpose},
     web::{AppState, error::WebError, views},
 };
@@ -36,17 +35,9 @@ pub async fn unsubscribe(
     body: Bytes,
 ) -> Result<Html<String>, WebError> {
     let claims = claims(&state, &token)?;
-    let source = if is_one_click(&body) { "one-click" } else { "web" };
-    let current = state.store.subscriber(&claims.email).await?.map(|s| s.status);
-    if matches!(current, Some(SubscriberStatus::Active | SubscriberStatus::Unconfirmed)) {
-        let now = state.clock.now();
-        if state
-            .store
-            .set_status(&claims.email, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, source, now)
-            .await?
-        {
-            info!(source, "unsubscribed");
-        }
+    let via = if is_one_click(&body) { Via::OneClick } else { Via::Web };
+    if subscribers::unsubscribe(&state.store, &claims.email, via, state.clock.now()).await?.changed {
+        info!(source = via.source(), "unsubscribed");
     }
     let mut ctx = state.views.context();
     ctx.insert("email", claims.email.as_str());

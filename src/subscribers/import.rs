@@ -1,0 +1,118 @@
+//! A subscriber CSV imported: every good row added or updated as `subscribers add` would (none
+//! brought back that left), each bad row reported by its line, nothing at all with `strict` if
+//! any row is bad. In two steps, so that a file that is not a subscriber CSV, or an import onto
+//! a list that a file keeps, is refused before the store is opened.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc::Receiver;
+
+use super::{SubscriberError, lists};
+use crate::{
+    config::Config,
+    csv_import::{self, Reading, Rejected},
+    domain::ListName,
+    store::{ImportCounts, ImportPart, Store},
+};
+
+/// A file being read, its header found good, waiting for a store to take its rows.
+pub struct Import {
+    file: PathBuf,
+    strict: bool,
+    parts: Receiver<ImportPart>,
+    reading: Reading,
+}
+
+/// What an import did.
+#[derive(Debug)]
+pub struct Imported {
+    pub counts: ImportCounts,
+    pub rejected: Vec<Rejected>,
+    /// Good rows that went on no list: no issue reaches them.
+    pub unlisted: u64,
+}
+
+impl Import {
+    /// Starts reading `file`, every row of which also goes on `list`: a list that a file keeps is
+    /// refused, and so is a file that cannot be read or has no `email` column.
+    pub async fn read(
+        config: &Config,
+        file: &Path,
+        list: Option<ListName>,
+        strict: bool,
+    ) -> Result<Self, SubscriberError> {
+        lists::refuse_file_kept(config, list.as_slice())?;
+        let text =
+            tokio::fs::read(file).await.map_err(|source| SubscriberError::Read { file: file.to_owned(), source })?;
+        let (parts, reading) = csv_import::start(text, lists::import_rows(config, list), strict)
+            .map_err(|error| SubscriberError::Csv { file: file.to_owned(), error })?;
+        Ok(Self { file: file.to_owned(), strict, parts, reading })
+    }
+
+    /// Hands the rows to `store` as they are read, in one transaction.
+    pub async fn into_store(self, store: &Store, now: DateTime<Utc>) -> Result<Imported, SubscriberError> {
+        let source = format!("import {}", self.file.display());
+        let imported = store.import_stream(self.parts, &source, now).await;
+        let report =
+            self.reading.finish().await.map_err(|error| SubscriberError::Csv { file: self.file.clone(), error })?;
+        // A strict import's reader stopped before the end, so the store took nothing: the bad rows
+        // are the news, not the store's complaint about rows that stopped.
+        if self.strict && !report.rejected.is_empty() {
+            return Err(SubscriberError::Strict { file: self.file, rejected: report.rejected });
+        }
+        Ok(Imported { counts: imported?, rejected: report.rejected, unlisted: report.unlisted })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        clock::{Clock, SystemClock},
+        subscribers::lists::tests::config,
+    };
+
+    async fn store(dir: &Path) -> Store {
+        Store::open(&format!("sqlite://{}", dir.join("g.db").display())).await.expect("store")
+    }
+
+    fn kept() -> Config {
+        config(
+            "[\"weekly\", \"readers\"]",
+            "[[list]]\nname = \"weekly\"\nfile = \"weekly.csv\"\n[[list]]\nname = \"readers\"\n",
+        )
+    }
+
+    #[tokio::test]
+    async fn refuses_a_kept_list_and_a_file_without_addresses_before_the_store() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("people.csv");
+        std::fs::write(&file, "email\nann@example.org\n").expect("write");
+        let weekly = Import::read(&kept(), &file, Some("weekly".parse().expect("list")), false).await;
+        assert!(matches!(weekly, Err(SubscriberError::FileKept(_))));
+        std::fs::write(&file, "address\nann@example.org\n").expect("write");
+        let no_email = Import::read(&kept(), &file, None, false).await;
+        assert!(matches!(no_email, Err(SubscriberError::Csv { .. })));
+        let missing = Import::read(&kept(), &dir.path().join("none.csv"), None, false).await;
+        assert!(matches!(missing, Err(SubscriberError::Read { .. })));
+        assert!(!dir.path().join("g.db").exists(), "no store was made");
+    }
+
+    #[tokio::test]
+    async fn imports_the_good_rows_and_counts_those_on_no_list() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("people.csv");
+        std::fs::write(&file, "email,lists\nann@example.org,readers\nbad,readers\nbob@example.org,\n").expect("write");
+        let store = store(dir.path()).await;
+        let import = Import::read(&kept(), &file, None, false).await.expect("read");
+        let done = import.into_store(&store, SystemClock.now()).await.expect("imported");
+        assert_eq!(done.counts.imported, 2);
+        assert_eq!(done.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [3]);
+        assert_eq!(done.unlisted, 1);
+
+        let strict = Import::read(&kept(), &file, None, true).await.expect("read");
+        let refused = strict.into_store(&store, SystemClock.now()).await.expect_err("a bad row");
+        assert!(matches!(refused, SubscriberError::Strict { ref rejected, .. } if rejected.len() == 1), "{refused:?}");
+    }
+}
