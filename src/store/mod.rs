@@ -9,10 +9,13 @@ mod error;
 mod feeds;
 mod import;
 mod keys;
+mod lists;
 mod model;
 mod postgres;
+mod signup;
 mod slots;
 mod sqlite;
+mod subscribers;
 mod transfer;
 
 use std::{
@@ -26,7 +29,7 @@ pub use error::StoreError;
 pub use model::*;
 pub use transfer::TransferReport;
 
-use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
+use crate::domain::ListName;
 
 /// A store of one publication.
 #[derive(Debug, Clone)]
@@ -86,15 +89,6 @@ macro_rules! delegate {
 }
 
 delegate! {
-    pub async fn import(&self, rows: &[NewSubscriber], source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
-    pub async fn import_stream(&self, parts: tokio::sync::mpsc::Receiver<ImportPart>, source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
-    pub async fn sync_list_stream(&self, list: &ListName, parts: tokio::sync::mpsc::Receiver<ImportPart>, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
-    pub async fn recipients_after_sync(&self, files: Vec<(ListName, tokio::sync::mpsc::Receiver<ImportPart>)>, lists: &[ListName], now: DateTime<Utc>) -> Result<(Vec<ImportCounts>, u64), StoreError>;
-    pub async fn set_status(&self, email: &EmailAddress, status: SubscriberStatus, event: ConsentEvent, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError>;
-    pub async fn subscribers(&self, list: Option<&ListName>, status: Option<SubscriberStatus>) -> Result<Vec<SubscriberRecord>, StoreError>;
-    pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError>;
     pub async fn history(&self) -> Result<(u32, HashSet<String>), StoreError>;
     pub async fn first_seen(&self, identities: &[String], now: DateTime<Utc>, record: bool) -> Result<HashMap<String, DateTime<Utc>>, StoreError>;
     pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError>;
@@ -112,12 +106,7 @@ delegate! {
     pub async fn release(&self, owner: &str) -> Result<u64, StoreError>;
     pub async fn next_due(&self, number: u32) -> Result<Option<DateTime<Utc>>, StoreError>;
     pub async fn sending_issues(&self) -> Result<Vec<u32>, StoreError>;
-    pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
-    pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;
-    pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
     pub async fn ping(&self) -> Result<(), StoreError>;
-    pub async fn subscribers_page(&self, list: Option<&ListName>, status: Option<SubscriberStatus>, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<SubscriberRecord>, StoreError>;
     pub async fn issue_status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
     pub async fn ledger_counts(&self) -> Result<LedgerCounts, StoreError>;
     pub async fn sent_issues(&self) -> Result<Vec<SentIssue>, StoreError>;
