@@ -27,15 +27,16 @@ struct Stored<'a> {
     status: SubscriberStatus,
 }
 
-/// The rows in chunks of at most `size`, each with distinct addresses. An address named twice
-/// starts a new chunk, which then finds the first row stored, as row by row it would.
+/// The rows in chunks of at most `size`, each with distinct addresses, compared as the store
+/// compares them (by key: `Ann@` and `ann@` are one). An address named twice starts a new
+/// chunk, which then finds the first row stored, as row by row it would.
 fn chunks(rows: &[NewSubscriber], size: usize) -> Vec<&[NewSubscriber]> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < rows.len() {
         let mut seen = HashSet::new();
         let mut end = start;
-        while end < rows.len() && end - start < size.max(1) && seen.insert(rows[end].email.as_str()) {
+        while end < rows.len() && end - start < size.max(1) && seen.insert(rows[end].email.key()) {
             end += 1;
         }
         out.push(&rows[start..end]);
@@ -415,6 +416,9 @@ mod tests {
         let sizes: Vec<usize> = chunks(&rows, 10).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [2, 3]);
         assert!(chunks(&[], 10).is_empty());
+        let spellings = [row("Ann@e.org"), row("bob@e.org"), row("ANN@e.org")];
+        let sizes: Vec<usize> = chunks(&spellings, 10).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [2, 1], "another spelling of an address is that address");
     }
 
     #[test]

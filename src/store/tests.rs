@@ -156,6 +156,7 @@ on_each_backend!(
     a_trial_sync_counts_what_the_syncs_would_leave_and_keeps_nothing,
     a_list_file_is_noted_changed_only_when_its_digest_differs,
     an_import_numbers_new_addresses_in_the_order_of_its_rows,
+    two_spellings_of_a_new_address_in_one_import_are_one_subscriber,
     a_signup_names_only_a_new_address_and_a_confirmation_joins_each_list_once,
     forgetting_and_leaving_at_once_take_their_turn,
 );
@@ -344,6 +345,37 @@ async fn an_import_numbers_new_addresses_in_the_order_of_its_rows(s: Store) {
     assert_eq!(
         all.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
         ["zed@example.org", "amy@example.org", "max@example.org"]
+    );
+}
+
+/// Two spellings of one address in one file: the first row creates or changes the subscriber,
+/// the second finds what the first left, as row by row they would.
+async fn two_spellings_of_a_new_address_in_one_import_are_one_subscriber(s: Store) {
+    let mut again = row("ANN@example.org", &["news"]);
+    again.name = None;
+    again.attributes.insert("plan".into(), "pro".into());
+    let c = s.import(&[row("Ann@example.org", &["weekly"]), again], "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.updated, c.unchanged), (1, 1, 0), "{c:?}");
+    let all = s.subscribers(None, None).await.expect("list");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].email.as_str(), all[0].name.as_str()), ("Ann@example.org", "Ann"));
+    assert_eq!(all[0].lists, ["news", "weekly"]);
+    assert_eq!(all[0].attributes.get("plan").map(String::as_str), Some("pro"));
+
+    let mut city = row("ann@example.org", &[]);
+    city.name = SubscriberName::parse("Ann Smith").expect("name");
+    city.attributes.insert("city".into(), "Oslo".into());
+    let mut tier = row("aNN@example.org", &[]);
+    tier.name = None;
+    tier.attributes.insert("plan".into(), "max".into());
+    let c = s.import(&[city, tier], "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.updated), (0, 2), "{c:?}");
+    let ann = s.subscriber(&"ann@example.org".parse().expect("a")).await.expect("get").expect("stored");
+    assert_eq!(ann.name, "Ann Smith");
+    assert_eq!(
+        ann.attributes,
+        BTreeMap::from([("city".to_owned(), "Oslo".to_owned()), ("plan".to_owned(), "max".to_owned())]),
+        "the second row changes what the first wrote"
     );
 }
 
