@@ -35,6 +35,8 @@ pub(super) const PAGE: &str = "SELECT s.id, s.email, s.name, s.status, s.attribu
                                              WHERE m.subscriber_id = s.id AND l.name = $3)) \
      ORDER BY s.email LIMIT $4";
 const SET_STATUS: &str = "UPDATE subscribers SET status = $1, updated_at = $2 WHERE id = $3";
+/// A row that holds `forgotten`'s form already: the address was forgotten before.
+const FORGOTTEN_BEFORE: &str = "SELECT id FROM subscribers WHERE lower(email) = $1";
 const FORGET: &str =
     "UPDATE subscribers SET email = $1, name = $2, attributes = $3, status = $4, updated_at = $5 WHERE id = $6";
 const LEAVE_LISTS: &str = "DELETE FROM memberships WHERE subscriber_id = $1";
@@ -82,10 +84,19 @@ struct Forgotten {
     status: SubscriberStatus,
 }
 
-/// Forgetting `email` keeps nothing to read the address or the person back from, and a status
-/// no import undoes. The address becomes its digest, by which an import still recognises it.
-fn forgotten(email: &EmailAddress) -> Forgotten {
-    Forgotten { email: keys::forgotten(email), name: "", attributes: "{}", status: SubscriberStatus::Unsubscribed }
+/// Forgetting row `id` of `email` keeps nothing to read the address or the person back from, and
+/// a status no import undoes. The address becomes its digest, by which an import still
+/// recognises it; when a row forgotten before holds that digest already (the address signed up
+/// again since), that row goes on being the one recognised, and this one takes a form of its
+/// own, which no address can have.
+fn forgotten(email: &EmailAddress, id: i64, forgotten_before: bool) -> Forgotten {
+    let digest = keys::forgotten(email);
+    Forgotten {
+        email: if forgotten_before { format!("{digest}:{id}") } else { digest },
+        name: "",
+        attributes: "{}",
+        status: SubscriberStatus::Unsubscribed,
+    }
 }
 
 impl Store {
@@ -172,7 +183,9 @@ impl Store {
             let row: Option<(i64, String)> =
                 sqlx::query_as(db::LOCK_SUBSCRIBER).bind(email.key()).fetch_optional(&mut *tx).await?;
             let Some((id, _)) = row else { return Ok(false) };
-            let row = forgotten(email);
+            let before: Option<i64> =
+                sqlx::query_scalar(FORGOTTEN_BEFORE).bind(keys::forgotten(email)).fetch_optional(&mut *tx).await?;
+            let row = forgotten(email, id, before.is_some());
             sqlx::query(FORGET)
                 .bind(&row.email)
                 .bind(row.name)
@@ -203,11 +216,21 @@ mod tests {
     #[test]
     fn a_forgotten_row_keeps_nothing_of_the_person() {
         let email: EmailAddress = "Ann.Smith@example.org".parse().expect("address");
-        let row = forgotten(&email);
+        let row = forgotten(&email, 7, false);
         assert_eq!(row.email, keys::forgotten(&email), "what an import recognises");
         assert!(!row.email.to_lowercase().contains("ann") && !row.email.contains('@'));
         assert!(row.email.starts_with("forgotten:"), "left out of every listing");
         assert_eq!((row.name, row.attributes), ("", "{}"));
         assert!(row.status.is_final_no(), "no import brings it back");
+    }
+
+    #[test]
+    fn an_address_forgotten_twice_keeps_the_first_digest_where_it_is() {
+        let email: EmailAddress = "ann@example.org".parse().expect("address");
+        let again = forgotten(&email, 42, true);
+        assert_ne!(again.email, keys::forgotten(&email));
+        assert_ne!(again.email, forgotten(&email, 43, true).email, "each row its own");
+        assert!(again.email.starts_with("forgotten:") && !again.email.contains('@'));
+        assert!(!keys::forgotten_forms(&email).contains(&again.email), "an import finds the first row, not this one");
     }
 }

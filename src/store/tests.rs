@@ -157,6 +157,7 @@ on_each_backend!(
     a_list_file_is_noted_changed_only_when_its_digest_differs,
     an_import_numbers_new_addresses_in_the_order_of_its_rows,
     two_spellings_of_a_new_address_in_one_import_are_one_subscriber,
+    an_address_forgotten_and_signed_up_again_can_be_forgotten_again,
     a_signup_names_only_a_new_address_and_a_confirmation_joins_each_list_once,
     forgetting_and_leaving_at_once_take_their_turn,
 );
@@ -377,6 +378,24 @@ async fn two_spellings_of_a_new_address_in_one_import_are_one_subscriber(s: Stor
         BTreeMap::from([("city".to_owned(), "Oslo".to_owned()), ("plan".to_owned(), "max".to_owned())]),
         "the second row changes what the first wrote"
     );
+}
+
+/// Forgetting keeps a digest that imports recognise; the person may still sign up again
+/// themselves, and ask again to be forgotten.
+async fn an_address_forgotten_and_signed_up_again_can_be_forgotten_again(s: Store) {
+    let a: EmailAddress = "Back@example.org".parse().expect("a");
+    s.import(&[row("Back@example.org", &["weekly"])], "import", now()).await.expect("import");
+    assert!(s.forget(&a, "test", now()).await.expect("forget"));
+    let signup = s.request_subscription(&a, None, "web", now()).await.expect("signup");
+    assert_eq!(signup.before, None, "a forgotten address is unknown to the sign-up");
+    let c = s.confirm_subscription(&a, &[weekly()], now(), "web", now()).await.expect("confirm");
+    assert_eq!(c, Confirmation::Confirmed);
+    assert!(s.forget(&"back@EXAMPLE.org".parse().expect("a"), "test", now()).await.expect("forget again"));
+    assert!(s.subscribers(None, None).await.expect("list").is_empty());
+    assert_eq!(s.subscriber(&a).await.expect("get"), None);
+    let c = s.import(&[row("back@example.org", &["weekly"])], "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.refused), (0, 1), "still recognised as forgotten");
+    assert!(!s.forget(&a, "test", now()).await.expect("forget"), "nothing left to forget");
 }
 
 /// The name typed with a sign-up is stored for a new address only: anyone may type any name
