@@ -8,12 +8,19 @@
 //! JSON lists), how a write transaction begins, and which errors are worth a second run.
 //! Statements both databases read alike are written once, with `$N` placeholders, which SQLite
 //! reads as numbered parameters.
+//!
+//! A helper several operations share is written once too, generic over the database type with
+//! explicit bounds, and called on either backend's transaction. Where it needs what differs, it
+//! asks [`Dialect`], which each database type implements from its backend's module, since a
+//! generic function cannot name `db::`. A list of values travels as one parameter, [`Values`].
 
 use std::{str::FromStr, time::Duration};
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{Database, Encode, Postgres, Sqlite, Type, encode::IsNull, error::BoxDynError};
 
-use super::StoreError;
+use super::{StoreError, postgres, sqlite};
 
 /// How many times a transaction that met a deadlock or a serialisation failure is run again.
 pub(super) const RETRIES: u32 = 5;
@@ -69,6 +76,13 @@ macro_rules! in_tx {
     };
 }
 pub(super) use in_tx;
+
+/// A failure of a transaction that cannot run again by itself, since its rows came from a stream
+/// and are gone: a transient one (`transient`, the backend's) is said as such, so that the
+/// publisher runs the command again, which is safe, since nothing was written.
+pub(super) fn contended(e: StoreError, transient: fn(&StoreError) -> bool) -> StoreError {
+    if transient(&e) { StoreError::Contended(e.to_string()) } else { e }
+}
 
 /// A short pause, longer with each attempt and random, so that two transactions that collided
 /// do not collide again.
@@ -126,5 +140,115 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// A list of values bound as one parameter: a JSON array on SQLite, which `json_each` reads, an
+/// array on PostgreSQL, which `UNNEST` and `= ANY` read.
+pub(super) struct Values<'a, T>(pub &'a [T]);
+
+impl<T: Serialize> Type<Sqlite> for Values<'_, T> {
+    fn type_info() -> <Sqlite as Database>::TypeInfo {
+        <String as Type<Sqlite>>::type_info()
+    }
+}
+
+impl<T: Serialize> Encode<'_, Sqlite> for Values<'_, T> {
+    fn encode_by_ref(&self, buf: &mut <Sqlite as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <String as Encode<'_, Sqlite>>::encode(serde_json::to_string(self.0)?, buf)
+    }
+}
+
+impl<T> Type<Postgres> for Values<'_, T>
+where
+    [T]: Type<Postgres>,
+{
+    fn type_info() -> <Postgres as Database>::TypeInfo {
+        <[T] as Type<Postgres>>::type_info()
+    }
+}
+
+impl<'q, T> Encode<'q, Postgres> for Values<'_, T>
+where
+    for<'a> &'a [T]: Encode<'q, Postgres>,
+{
+    fn encode_by_ref(&self, buf: &mut <Postgres as Database>::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <&[T] as Encode<'q, Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+/// A subscriber an import changes: (id, name, attributes as JSON).
+pub(super) type Update = (i64, String, String);
+/// A subscriber an import adds: (address, name, attributes as JSON).
+pub(super) type Addition<'a> = (&'a str, &'a str, String);
+
+/// What a helper written once over the database type needs of its backend: the statements whose
+/// text is the backend's own, and the arguments of those that take rows of several columns,
+/// which SQLite reads as one JSON array of rows and PostgreSQL as one array a column. Each is
+/// the backend module's item of the same name.
+pub(super) trait Dialect: Database {
+    /// Rows an import writes per statement.
+    const IMPORT_CHUNK: usize;
+    /// The stored rows of the addresses $1 (keys and forgotten forms), held until the end of
+    /// the transaction: (id, key, name, attributes, status).
+    const LOCK_SUBSCRIBERS: &'static str;
+    /// Makes each [`Update`] active with its name and attributes.
+    const UPDATE_SUBSCRIBERS: &'static str;
+    /// Adds each [`Addition`] as active, in their order, skipping an address another
+    /// transaction added first; returns (id, address) of those added.
+    const INSERT_SUBSCRIBERS: &'static str;
+    /// Puts each (list id, subscriber id) on its list; returns the subscriber of each one added.
+    const JOIN_LISTS: &'static str;
+    /// One consent event for each subscriber of $1, all of event $2, from source $3, at $4.
+    const CONSENTS: &'static str;
+
+    fn updates(rows: &[Update], now: i64) -> Result<Self::Arguments, StoreError>;
+    fn additions(rows: &[Addition<'_>], now: i64) -> Result<Self::Arguments, StoreError>;
+    fn memberships(pairs: &[(i64, i64)], now: i64) -> Result<Self::Arguments, StoreError>;
+}
+
+fn encoding(e: BoxDynError) -> StoreError {
+    StoreError::Query(sqlx::Error::Encode(e))
+}
+
+impl Dialect for Sqlite {
+    const IMPORT_CHUNK: usize = sqlite::IMPORT_CHUNK;
+    const LOCK_SUBSCRIBERS: &'static str = sqlite::LOCK_SUBSCRIBERS;
+    const UPDATE_SUBSCRIBERS: &'static str = sqlite::UPDATE_SUBSCRIBERS;
+    const INSERT_SUBSCRIBERS: &'static str = sqlite::INSERT_SUBSCRIBERS;
+    const JOIN_LISTS: &'static str = sqlite::JOIN_LISTS;
+    const CONSENTS: &'static str = sqlite::CONSENTS;
+
+    fn updates(rows: &[Update], now: i64) -> Result<Self::Arguments, StoreError> {
+        sqlite::updates(rows, now).map_err(encoding)
+    }
+
+    fn additions(rows: &[Addition<'_>], now: i64) -> Result<Self::Arguments, StoreError> {
+        sqlite::additions(rows, now).map_err(encoding)
+    }
+
+    fn memberships(pairs: &[(i64, i64)], now: i64) -> Result<Self::Arguments, StoreError> {
+        sqlite::memberships(pairs, now).map_err(encoding)
+    }
+}
+
+impl Dialect for Postgres {
+    const IMPORT_CHUNK: usize = postgres::IMPORT_CHUNK;
+    const LOCK_SUBSCRIBERS: &'static str = postgres::LOCK_SUBSCRIBERS;
+    const UPDATE_SUBSCRIBERS: &'static str = postgres::UPDATE_SUBSCRIBERS;
+    const INSERT_SUBSCRIBERS: &'static str = postgres::INSERT_SUBSCRIBERS;
+    const JOIN_LISTS: &'static str = postgres::JOIN_LISTS;
+    const CONSENTS: &'static str = postgres::CONSENTS;
+
+    fn updates(rows: &[Update], now: i64) -> Result<Self::Arguments, StoreError> {
+        postgres::updates(rows, now).map_err(encoding)
+    }
+
+    fn additions(rows: &[Addition<'_>], now: i64) -> Result<Self::Arguments, StoreError> {
+        postgres::additions(rows, now).map_err(encoding)
+    }
+
+    fn memberships(pairs: &[(i64, i64)], now: i64) -> Result<Self::Arguments, StoreError> {
+        postgres::memberships(pairs, now).map_err(encoding)
     }
 }

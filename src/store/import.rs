@@ -1,30 +1,42 @@
-//! What an import does with each of its rows, decided apart from any database: both backends
-//! read the stored rows a chunk names, let this module sort the chunk into new, changed,
-//! unchanged and refused, write the result in a few statements, and count it here.
+//! Rows in: imports (given whole, or streamed as a file is read) and list files, whose rows
+//! become the list's members exactly. What an import does with each row is decided here apart
+//! from any database: the stored rows a chunk names are read, the chunk is sorted into new,
+//! changed, unchanged and refused ([`Plan`]), and the result is written in a few statements a
+//! chunk, whose text is each backend's own ([`Dialect`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{ImportCounts, NewSubscriber, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::{Encode, Executor, IntoArguments, Transaction, Type};
+use tokio::sync::mpsc::Receiver;
+
+use super::{
+    ConsentEvent, ImportCounts, ImportPart, NewSubscriber, Store, StoreError,
+    backend::{Dialect, RETRIES, Values, contended, count, in_tx, ms, parse, to_json, with_backend},
+    consent, keys,
+    lists::{self, ListIds},
+};
 use crate::domain::{ListName, SubscriberStatus};
 
 /// A subscriber as the store holds it, as much as an import needs.
-pub(super) struct Stored<'a> {
-    pub id: i64,
-    pub name: &'a str,
+struct Stored<'a> {
+    id: i64,
+    name: &'a str,
     /// The attributes as stored: a JSON object of strings.
-    pub attributes: &'a str,
-    pub status: SubscriberStatus,
+    attributes: &'a str,
+    status: SubscriberStatus,
 }
 
-/// The rows in chunks of at most `size`, each with distinct addresses. An address named twice
-/// starts a new chunk, which then finds the first row stored, as row by row it would.
-pub(super) fn chunks(rows: &[NewSubscriber], size: usize) -> Vec<&[NewSubscriber]> {
+/// The rows in chunks of at most `size`, each with distinct addresses, compared as the store
+/// compares them (by key: `Ann@` and `ann@` are one). An address named twice starts a new
+/// chunk, which then finds the first row stored, as row by row it would.
+fn chunks(rows: &[NewSubscriber], size: usize) -> Vec<&[NewSubscriber]> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < rows.len() {
         let mut seen = HashSet::new();
         let mut end = start;
-        while end < rows.len() && end - start < size.max(1) && seen.insert(rows[end].email.as_str()) {
+        while end < rows.len() && end - start < size.max(1) && seen.insert(rows[end].email.key()) {
             end += 1;
         }
         out.push(&rows[start..end]);
@@ -34,7 +46,7 @@ pub(super) fn chunks(rows: &[NewSubscriber], size: usize) -> Vec<&[NewSubscriber
 }
 
 /// Puts every row on `list` too: a list file's rows are the list's members.
-pub(super) fn put_on(rows: &mut [NewSubscriber], list: &ListName) {
+fn put_on(rows: &mut [NewSubscriber], list: &ListName) {
     for r in rows {
         if !r.lists.contains(list) {
             r.lists.push(list.clone());
@@ -44,7 +56,7 @@ pub(super) fn put_on(rows: &mut [NewSubscriber], list: &ListName) {
 
 /// What to write for one chunk.
 #[derive(Default)]
-pub(super) struct Plan<'r> {
+struct Plan<'r> {
     /// (id, name, attributes as JSON) of stored subscribers the chunk changes; each becomes
     /// active.
     pub updates: Vec<(i64, String, String)>,
@@ -107,6 +119,286 @@ impl<'r> Plan<'r> {
     }
 }
 
+/// The consent event that records a new address: a command's `add`, or an import.
+fn added_as(source: &str) -> ConsentEvent {
+    if source == "add" { ConsentEvent::Add } else { ConsentEvent::Import }
+}
+
+/// A stored subscriber a chunk names, as `LOCK_SUBSCRIBERS` reads it.
+#[derive(sqlx::FromRow)]
+struct Found {
+    id: i64,
+    key: String,
+    name: String,
+    attributes: String,
+    status: String,
+}
+
+/// Rows read as they arrive: an import's, or a list file's (`list`), whose rows become the
+/// list's members exactly.
+struct Stream {
+    list: Option<ListName>,
+    parts: Receiver<ImportPart>,
+    source: String,
+}
+
+impl Stream {
+    fn list_file(list: ListName, parts: Receiver<ImportPart>) -> Self {
+        let source = format!("list file {list}");
+        Self { list: Some(list), parts, source }
+    }
+}
+
+impl Store {
+    /// Adds or updates `rows` in one transaction, with the meaning of writing them one by one.
+    /// The rows are at hand, so a transaction PostgreSQL fails on a deadlock runs again.
+    pub async fn import(
+        &self,
+        rows: &[NewSubscriber],
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        in_tx!(self, |tx, db| {
+            db::lock_imports(&mut tx).await?;
+            let mut counts = ImportCounts::default();
+            upsert(&mut tx, rows, source, now, &mut counts, &mut ListIds::new()).await?;
+            Ok(counts)
+        })
+    }
+
+    /// Imports rows as they arrive, in one transaction, committed at `End`. Unlike `import`, it
+    /// cannot run again by itself after a deadlock, since the rows are gone: it says to run the
+    /// command again, which is safe, because nothing was written. Other imports (on SQLite,
+    /// every writer) wait meanwhile: the rows' producer should be quick.
+    pub async fn import_stream(
+        &self,
+        parts: Receiver<ImportPart>,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let stream = Stream { list: None, parts, source: source.to_owned() };
+        let (counts, _) = self.take(vec![stream], now, None).await?;
+        Ok(counts.into_iter().next().unwrap_or_default())
+    }
+
+    /// Makes the list's members exactly the rows that arrive (adding, updating, and removing
+    /// memberships the file no longer names), in one transaction committed at `End`. Never
+    /// brings back an address that left. Like `import_stream`, it cannot run again by itself.
+    pub async fn sync_list_stream(
+        &self,
+        list: &ListName,
+        parts: Receiver<ImportPart>,
+        now: DateTime<Utc>,
+    ) -> Result<ImportCounts, StoreError> {
+        let (counts, _) = self.take(vec![Stream::list_file(list.clone(), parts)], now, None).await?;
+        Ok(counts.into_iter().next().unwrap_or_default())
+    }
+
+    /// How many subscribers an issue to `lists` would be queued for once each list file had been
+    /// synced: the syncs of `files` made as `sync_list_stream` makes them, then the count, in one
+    /// transaction that is rolled back, so nothing changes.
+    pub async fn recipients_after_sync(
+        &self,
+        files: Vec<(ListName, Receiver<ImportPart>)>,
+        lists: &[ListName],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
+        let streams = files.into_iter().map(|(list, parts)| Stream::list_file(list, parts)).collect();
+        self.take(streams, now, Some(lists)).await
+    }
+
+    /// Reads `streams` one after another in one transaction, then commits it; or, for a `trial`,
+    /// counts the subscribers an issue to those lists would be queued for and rolls it back.
+    /// Returns each stream's counts, in their order, and that count.
+    async fn take(
+        &self,
+        streams: Vec<Stream>,
+        now: DateTime<Utc>,
+        trial: Option<&[ListName]>,
+    ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
+        with_backend!(self, |pool, db| {
+            let mut tx = db::begin(pool).await?;
+            let taken: Result<_, StoreError> = async {
+                db::lock_imports(&mut tx).await?;
+                let mut all = Vec::with_capacity(streams.len());
+                for Stream { list, mut parts, source } in streams {
+                    if list.is_some() {
+                        for sql in db::OPEN_LISTED {
+                            sqlx::query(*sql).execute(&mut *tx).await?;
+                        }
+                    }
+                    let mut counts = ImportCounts::default();
+                    let mut ids = ListIds::new();
+                    loop {
+                        let mut rows = match parts.recv().await {
+                            Some(ImportPart::Rows(rows)) => rows,
+                            Some(ImportPart::End) => break,
+                            None => return Err(StoreError::InputEnded),
+                        };
+                        if let Some(list) = &list {
+                            put_on(&mut rows, list);
+                        }
+                        upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await?;
+                        if list.is_some() {
+                            let keys: Vec<String> = rows.iter().map(|r| r.email.key()).collect();
+                            sqlx::query(db::LIST_ADDRESSES).bind(Values(&keys)).execute(&mut *tx).await?;
+                        }
+                    }
+                    if let Some(list) = &list {
+                        let id = lists::id(&mut tx, list, &mut ids).await?;
+                        for sql in db::LISTED_READY {
+                            sqlx::query(*sql).execute(&mut *tx).await?;
+                        }
+                        counts.removed = sqlx::query(db::SYNC_REMOVE).bind(id).execute(&mut *tx).await?.rows_affected();
+                        for sql in db::CLOSE_LISTED {
+                            sqlx::query(*sql).execute(&mut *tx).await?;
+                        }
+                    }
+                    all.push(counts);
+                }
+                let recipients: i64 = match trial {
+                    Some(lists) => {
+                        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
+                        sqlx::query_scalar(db::COUNT_RECIPIENTS).bind(Values(&names)).fetch_one(&mut *tx).await?
+                    }
+                    None => 0,
+                };
+                Ok((all, count(recipients)))
+            }
+            .await;
+            let taken = taken.map_err(|e| contended(e, db::transient))?;
+            if trial.is_some() {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await.map_err(|e| contended(e.into(), db::transient))?;
+            }
+            Ok(taken)
+        })
+    }
+}
+
+/// Adds or updates subscribers from an import, a list file or a command, with the meaning of
+/// writing the rows one by one: new addresses are active (the publisher vouches for their
+/// consent); one that left stays as it is. Rows go in chunks in which no address repeats, a few
+/// statements a chunk.
+async fn upsert<DB>(
+    tx: &mut Transaction<'static, DB>,
+    rows: &[NewSubscriber],
+    source: &str,
+    now: DateTime<Utc>,
+    counts: &mut ImportCounts,
+    ids: &mut ListIds,
+) -> Result<(), StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a, 'q> Values<'a, String>: Encode<'q, DB> + Type<DB>,
+    for<'a, 'q> Values<'a, i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> Found: sqlx::FromRow<'r, DB::Row>,
+    for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (i64, String): sqlx::FromRow<'r, DB::Row>,
+{
+    for chunk in chunks(rows, DB::IMPORT_CHUNK) {
+        let mut left: Vec<&NewSubscriber> = chunk.iter().collect();
+        // An address another writer (a web sign-up) inserted since the chunk was read is written
+        // again as the existing row it now is. SQLite's writer's lock lets nobody in between.
+        for _ in 0..RETRIES {
+            if left.is_empty() {
+                break;
+            }
+            left = upsert_chunk(tx, &left, source, now, counts, ids).await?;
+        }
+        if !left.is_empty() {
+            return Err(StoreError::Contended("subscribers kept being added while this import ran".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Writes rows with distinct addresses; returns those that another transaction inserted first.
+async fn upsert_chunk<'r, DB>(
+    tx: &mut Transaction<'static, DB>,
+    rows: &[&'r NewSubscriber],
+    source: &str,
+    now: DateTime<Utc>,
+    counts: &mut ImportCounts,
+    ids: &mut ListIds,
+) -> Result<Vec<&'r NewSubscriber>, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a, 'q> Values<'a, String>: Encode<'q, DB> + Type<DB>,
+    for<'a, 'q> Values<'a, i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r2> Found: sqlx::FromRow<'r2, DB::Row>,
+    for<'r2> (i64,): sqlx::FromRow<'r2, DB::Row>,
+    for<'r2> (i64, String): sqlx::FromRow<'r2, DB::Row>,
+{
+    let now_ms = ms(now);
+    let wanted: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            let [forgotten, as_given] = keys::forgotten_forms(&r.email);
+            [r.email.key(), forgotten, as_given]
+        })
+        .collect();
+    let found: Vec<Found> = sqlx::query_as(DB::LOCK_SUBSCRIBERS).bind(Values(&wanted)).fetch_all(&mut **tx).await?;
+    let found: HashMap<String, (i64, String, String, SubscriberStatus)> = found
+        .into_iter()
+        .map(|f| Ok((f.key, (f.id, f.name, f.attributes, parse(&f.status)?))))
+        .collect::<Result<_, StoreError>>()?;
+    let plan = Plan::new(rows.iter().copied(), |row| {
+        let (id, name, attributes, status) = found
+            .get(&row.email.key())
+            .or_else(|| keys::forgotten_forms(&row.email).iter().find_map(|f| found.get(f)))?;
+        Some(Stored { id: *id, name, attributes, status: *status })
+    })?;
+
+    if !plan.updates.is_empty() {
+        sqlx::query_with(DB::UPDATE_SUBSCRIBERS, DB::updates(&plan.updates, now_ms)?).execute(&mut **tx).await?;
+        consent::record_many(tx, &plan.reactivated, ConsentEvent::Import, source, now).await?;
+    }
+
+    let mut conflicted = Vec::new();
+    let mut added: Vec<(i64, &NewSubscriber)> = Vec::new();
+    if !plan.fresh.is_empty() {
+        let additions = plan
+            .fresh
+            .iter()
+            .map(|r| Ok((r.email.as_str(), r.name.as_ref().map_or("", |n| n.as_str()), to_json(&r.attributes)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let inserted: Vec<(i64, String)> =
+            sqlx::query_as_with(DB::INSERT_SUBSCRIBERS, DB::additions(&additions, now_ms)?)
+                .fetch_all(&mut **tx)
+                .await?;
+        let inserted: HashMap<String, i64> = inserted.into_iter().map(|(id, email)| (email, id)).collect();
+        for &row in &plan.fresh {
+            match inserted.get(row.email.as_str()) {
+                Some(id) => added.push((*id, row)),
+                None => conflicted.push(row),
+            }
+        }
+        added.sort_by_key(|(id, _)| *id);
+        let new_ids: Vec<i64> = added.iter().map(|(id, _)| *id).collect();
+        consent::record_many(tx, &new_ids, added_as(source), source, now).await?;
+    }
+
+    let mut pairs = Vec::new();
+    for (id, row) in plan.existing.iter().map(|(id, _, row)| (*id, *row)).chain(added.iter().copied()) {
+        for l in &row.lists {
+            pairs.push((lists::id(tx, l, ids).await?, id));
+        }
+    }
+    let joined = lists::join(tx, &pairs, now).await?;
+    plan.count(added.len(), &joined, counts);
+    Ok(conflicted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +416,16 @@ mod tests {
         let sizes: Vec<usize> = chunks(&rows, 10).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [2, 3]);
         assert!(chunks(&[], 10).is_empty());
+        let spellings = [row("Ann@e.org"), row("bob@e.org"), row("ANN@e.org")];
+        let sizes: Vec<usize> = chunks(&spellings, 10).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [2, 1], "another spelling of an address is that address");
+    }
+
+    #[test]
+    fn a_command_adds_and_anything_else_imports() {
+        assert_eq!(added_as("add"), ConsentEvent::Add);
+        assert_eq!(added_as("import"), ConsentEvent::Import);
+        assert_eq!(added_as("list file weekly"), ConsentEvent::Import);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     DeliveryCounts, IssueRecord, NewIssue, SentIssue, Store, StoreError,
-    backend::{count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
+    backend::{Values, count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
 };
 use crate::domain::{IssueStatus, ListName};
 
@@ -126,9 +126,9 @@ impl Store {
     ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
         let rows: Vec<(String, i64)> = with_backend!(self, |pool, db| {
             if record {
-                sqlx::query(db::NOTE_FIRST_SEEN).bind(db::texts(identities)?).bind(ms(now)).execute(pool).await?;
+                sqlx::query(db::NOTE_FIRST_SEEN).bind(Values(identities)).bind(ms(now)).execute(pool).await?;
             }
-            sqlx::query_as(db::FIRST_SEEN).bind(db::texts(identities)?).fetch_all(pool).await?
+            sqlx::query_as(db::FIRST_SEEN).bind(Values(identities)).fetch_all(pool).await?
         });
         Ok(rows.into_iter().map(|(identity, t)| (identity, from_ms(t))).collect())
     }
@@ -158,6 +158,7 @@ impl Store {
     ) -> Result<IssueRecord, StoreError> {
         let articles = to_json(&issue.articles)?;
         let number = i64::from(issue.number);
+        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
         in_tx!(self, |tx, db| {
             let inserted = sqlx::query(INSERT)
                 .bind(number)
@@ -184,8 +185,8 @@ impl Store {
                     return Err(StoreError::SlotTaken(slot.key.clone()));
                 }
             }
-            sqlx::query(db::CARRY_ARTICLES).bind(number).bind(db::texts(&issue.identities)?).execute(&mut *tx).await?;
-            sqlx::query(db::QUEUE_ISSUE).bind(number).bind(ms(now)).bind(db::texts(lists)?).execute(&mut *tx).await?;
+            sqlx::query(db::CARRY_ARTICLES).bind(number).bind(Values(&issue.identities)).execute(&mut *tx).await?;
+            sqlx::query(db::QUEUE_ISSUE).bind(number).bind(ms(now)).bind(Values(&names)).execute(&mut *tx).await?;
             Ok(())
         })?;
         self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))

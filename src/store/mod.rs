@@ -11,21 +11,18 @@ mod import;
 mod issues;
 mod keys;
 mod ledger;
+mod lists;
 mod model;
 mod postgres;
+mod signup;
 mod slots;
 mod sqlite;
+mod subscribers;
 mod transfer;
-
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
 
 pub use error::StoreError;
 pub use model::*;
 pub use transfer::TransferReport;
-
-use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
 /// A store of one publication.
 #[derive(Debug, Clone)]
@@ -73,38 +70,6 @@ impl Store {
             )))
         }
     }
-}
-
-macro_rules! delegate {
-    ($(pub async fn $name:ident(&self $(, $arg:ident : $ty:ty)*) -> $ret:ty;)+) => {
-        impl Store {
-            $(
-                pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match self {
-                        Self::Sqlite(s) => s.$name($($arg),*).await,
-                        Self::Postgres(s) => s.$name($($arg),*).await,
-                    }
-                }
-            )+
-        }
-    };
-}
-
-delegate! {
-    pub async fn import(&self, rows: &[NewSubscriber], source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
-    pub async fn import_stream(&self, parts: tokio::sync::mpsc::Receiver<ImportPart>, source: &str, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
-    pub async fn sync_list_stream(&self, list: &ListName, parts: tokio::sync::mpsc::Receiver<ImportPart>, now: DateTime<Utc>) -> Result<ImportCounts, StoreError>;
-    pub async fn recipients_after_sync(&self, files: Vec<(ListName, tokio::sync::mpsc::Receiver<ImportPart>)>, lists: &[ListName], now: DateTime<Utc>) -> Result<(Vec<ImportCounts>, u64), StoreError>;
-    pub async fn set_status(&self, email: &EmailAddress, status: SubscriberStatus, event: ConsentEvent, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn forget(&self, email: &EmailAddress, source: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<SubscriberRecord>, StoreError>;
-    pub async fn subscribers(&self, list: Option<&ListName>, status: Option<SubscriberStatus>) -> Result<Vec<SubscriberRecord>, StoreError>;
-    pub async fn list_counts(&self) -> Result<Vec<ListCounts>, StoreError>;
-    pub async fn note_list_file(&self, list: &ListName, digest: &str, now: DateTime<Utc>) -> Result<bool, StoreError>;
-    pub async fn request_subscription(&self, email: &EmailAddress, name: Option<&SubscriberName>, source: &str, now: DateTime<Utc>) -> Result<Signup, StoreError>;
-    pub async fn confirm_subscription(&self, email: &EmailAddress, lists: &[ListName], issued: DateTime<Utc>, source: &str, now: DateTime<Utc>) -> Result<Confirmation, StoreError>;
-    pub async fn status_counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
-    pub async fn subscribers_page(&self, list: Option<&ListName>, status: Option<SubscriberStatus>, after: Option<&EmailAddress>, limit: u32) -> Result<Vec<SubscriberRecord>, StoreError>;
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Connection, PgConnection};
 
 use super::{backend::with_backend, *};
-use crate::domain::{DeliveryState, SubscriberName};
+use crate::domain::{DeliveryState, EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
 /// Where the tests find a PostgreSQL server they may create databases on.
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -158,6 +158,11 @@ on_each_backend!(
     a_subscriber_refused_twice_in_one_batch_bounces_once_noting_the_first_refusal,
     a_release_hands_back_only_deliveries_still_to_send,
     a_worker_whose_lease_was_taken_over_records_only_what_is_final,
+    an_import_numbers_new_addresses_in_the_order_of_its_rows,
+    two_spellings_of_a_new_address_in_one_import_are_one_subscriber,
+    an_address_forgotten_and_signed_up_again_can_be_forgotten_again,
+    a_signup_names_only_a_new_address_and_a_confirmation_joins_each_list_once,
+    forgetting_and_leaving_at_once_take_their_turn,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -334,6 +339,120 @@ async fn a_list_file_is_noted_changed_only_when_its_digest_differs(s: Store) {
     assert!(s.note_list_file(&weekly(), "d2", now()).await.expect("note"));
     assert!(!s.note_list_file(&weekly(), "d2", now()).await.expect("note"));
     assert!(s.note_list_file(&weekly(), "d1", now()).await.expect("note"), "back to an older content: changed");
+}
+
+/// Ids follow the file, so the listing and the delivery order are those of the rows given.
+async fn an_import_numbers_new_addresses_in_the_order_of_its_rows(s: Store) {
+    let rows = [row("zed@example.org", &["weekly"]), row("amy@example.org", &[]), row("max@example.org", &[])];
+    s.import(&rows, "import", now()).await.expect("import");
+    let all = s.subscribers(None, None).await.expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+        ["zed@example.org", "amy@example.org", "max@example.org"]
+    );
+}
+
+/// Two spellings of one address in one file: the first row creates or changes the subscriber,
+/// the second finds what the first left, as row by row they would.
+async fn two_spellings_of_a_new_address_in_one_import_are_one_subscriber(s: Store) {
+    let mut again = row("ANN@example.org", &["news"]);
+    again.name = None;
+    again.attributes.insert("plan".into(), "pro".into());
+    let c = s.import(&[row("Ann@example.org", &["weekly"]), again], "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.updated, c.unchanged), (1, 1, 0), "{c:?}");
+    let all = s.subscribers(None, None).await.expect("list");
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!((all[0].email.as_str(), all[0].name.as_str()), ("Ann@example.org", "Ann"));
+    assert_eq!(all[0].lists, ["news", "weekly"]);
+    assert_eq!(all[0].attributes.get("plan").map(String::as_str), Some("pro"));
+
+    let mut city = row("ann@example.org", &[]);
+    city.name = SubscriberName::parse("Ann Smith").expect("name");
+    city.attributes.insert("city".into(), "Oslo".into());
+    let mut tier = row("aNN@example.org", &[]);
+    tier.name = None;
+    tier.attributes.insert("plan".into(), "max".into());
+    let c = s.import(&[city, tier], "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.updated), (0, 2), "{c:?}");
+    let ann = s.subscriber(&"ann@example.org".parse().expect("a")).await.expect("get").expect("stored");
+    assert_eq!(ann.name, "Ann Smith");
+    assert_eq!(
+        ann.attributes,
+        BTreeMap::from([("city".to_owned(), "Oslo".to_owned()), ("plan".to_owned(), "max".to_owned())]),
+        "the second row changes what the first wrote"
+    );
+}
+
+/// Forgetting keeps a digest that imports recognise; the person may still sign up again
+/// themselves, and ask again to be forgotten.
+async fn an_address_forgotten_and_signed_up_again_can_be_forgotten_again(s: Store) {
+    let a: EmailAddress = "Back@example.org".parse().expect("a");
+    s.import(&[row("Back@example.org", &["weekly"])], "import", now()).await.expect("import");
+    assert!(s.forget(&a, "test", now()).await.expect("forget"));
+    let signup = s.request_subscription(&a, None, "web", now()).await.expect("signup");
+    assert_eq!(signup.before, None, "a forgotten address is unknown to the sign-up");
+    let c = s.confirm_subscription(&a, &[weekly()], now(), "web", now()).await.expect("confirm");
+    assert_eq!(c, Confirmation::Confirmed);
+    assert!(s.forget(&"back@EXAMPLE.org".parse().expect("a"), "test", now()).await.expect("forget again"));
+    assert!(s.subscribers(None, None).await.expect("list").is_empty());
+    assert_eq!(s.subscriber(&a).await.expect("get"), None);
+    let c = s.import(&[row("back@example.org", &["weekly"])], "import", now()).await.expect("import");
+    assert_eq!((c.imported, c.refused), (0, 1), "still recognised as forgotten");
+    assert!(!s.forget(&a, "test", now()).await.expect("forget"), "nothing left to forget");
+}
+
+/// The name typed with a sign-up is stored for a new address only: anyone may type any name
+/// for one that is known. A confirmation joins its lists once, whatever it finds.
+async fn a_signup_names_only_a_new_address_and_a_confirmation_joins_each_list_once(s: Store) {
+    let a: EmailAddress = "reader@example.org".parse().expect("a");
+    let named = |n: &str| SubscriberName::parse(n).expect("name");
+    s.request_subscription(&a, named("Reader").as_ref(), "web", now()).await.expect("signup");
+    s.request_subscription(&"READER@example.org".parse().expect("a"), named("Mallory").as_ref(), "web", now())
+        .await
+        .expect("signup");
+    let c = s.confirm_subscription(&a, &[weekly(), weekly()], now(), "web", now()).await.expect("confirm");
+    assert_eq!(c, Confirmation::Confirmed);
+    let rec = s.subscriber(&a).await.expect("get").expect("stored");
+    assert_eq!((rec.name.as_str(), rec.lists.clone()), ("Reader", vec!["weekly".to_owned()]));
+    let news: ListName = "news".parse().expect("list");
+    let c = s.confirm_subscription(&a, &[news, weekly()], now(), "web", now()).await.expect("confirm");
+    assert_eq!(c, Confirmation::AlreadyActive);
+    assert_eq!(s.subscriber(&a).await.expect("get").expect("stored").lists, ["news", "weekly"]);
+    let counts = s.list_counts().await.expect("counts");
+    assert!(counts.iter().all(|l| l.counts.get("active") == Some(&1)), "{counts:?}");
+}
+
+/// Clicks on an unsubscribe link and a request to be forgotten, all at once: each is done
+/// once, on the address's row in turn.
+async fn forgetting_and_leaving_at_once_take_their_turn(s: Store) {
+    s.import(&[row("r@example.org", &["weekly"])], "import", now()).await.expect("import");
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let a: EmailAddress = "R@example.org".parse().expect("a");
+                if i % 2 == 0 {
+                    (true, s.forget(&a, "test", now()).await.expect("forget"))
+                } else {
+                    let left =
+                        s.set_status(&a, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "web", now());
+                    (false, left.await.expect("leave"))
+                }
+            })
+        })
+        .collect();
+    let (mut forgotten, mut left) = (0, 0);
+    for t in tasks {
+        match t.await.expect("task") {
+            (true, done) => forgotten += usize::from(done),
+            (false, done) => left += usize::from(done),
+        }
+    }
+    assert_eq!(forgotten, 1, "one forget, however many asked");
+    assert!(left <= 1, "at most one unsubscription, before the address was forgotten: {left}");
+    assert_eq!(s.subscriber(&"r@example.org".parse().expect("a")).await.expect("get"), None);
+    assert_eq!(s.status_counts().await.expect("counts").get("unsubscribed"), Some(&1));
+    assert!(s.list_counts().await.expect("counts").iter().all(|l| l.counts.values().all(|n| *n == 0)));
 }
 
 async fn one_delivery_per_active_subscriber_across_lists(s: Store) {
@@ -1256,17 +1375,17 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         ("counts_sending", super::issues::COUNTS, "5".into()),
         ("counts_sent", super::issues::COUNTS, "3".into()),
         ("cancel_deliveries", super::issues::CANCEL_DELIVERIES, "1, 5".into()),
-        ("subscriber_by_email", super::postgres::SUBSCRIBER_BY_EMAIL, "'reader77@example.org'".into()),
+        ("subscriber_by_email", super::subscribers::ONE, "'reader77@example.org'".into()),
         ("lock_subscriber", super::postgres::LOCK_SUBSCRIBER, "'reader77@example.org'".into()),
         (
             "lock_subscribers",
             super::postgres::LOCK_SUBSCRIBERS,
             "ARRAY['reader1@example.org', 'forgotten:00ff']".into(),
         ),
-        ("recent_signups", super::postgres::RECENT_SIGNUPS, "'00ff', 1700000000000".into()),
-        ("left_since", super::postgres::LEFT_SINCE, "77, 1700000000000".into()),
-        ("page", super::postgres::SUBSCRIBERS_PAGE, "'reader5@example.org', NULL, NULL, 50".into()),
-        ("page_of_a_list", super::postgres::SUBSCRIBERS_PAGE, "'reader5@example.org', 'active', 'news', 50".into()),
+        ("recent_signups", super::signup::RECENT, "'00ff', 1700000000000".into()),
+        ("left_since", super::signup::LEFT_SINCE, "77, 1700000000000".into()),
+        ("page", super::subscribers::PAGE, "'reader5@example.org', NULL, NULL, 50".into()),
+        ("page_of_a_list", super::subscribers::PAGE, "'reader5@example.org', 'active', 'news', 50".into()),
     ];
     // The check itself: a statement that has to read the whole ledger is caught.
     let plan: serde_json::Value =

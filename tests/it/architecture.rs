@@ -419,7 +419,8 @@ fn the_reader_finds_a_use_tree_expanded() {
 /// serves a store operation, and no run of code lines stands in both.
 #[test]
 fn the_backend_files_hold_only_what_differs() {
-    let read = |name: &str| code_of(&std::fs::read_to_string(repo().join("src/store").join(name)).expect("read backend"));
+    let read =
+        |name: &str| code_of(&std::fs::read_to_string(repo().join("src/store").join(name)).expect("read backend"));
     let (sqlite, postgres) = (read("sqlite.rs"), read("postgres.rs"));
     let mut broken = Vec::new();
     for (file, code) in [("sqlite.rs", &sqlite), ("postgres.rs", &postgres)] {
