@@ -91,6 +91,26 @@ spelled_enum!(
     }
 );
 
+spelled_enum!(
+    /// What a report that came back after a message went out says: it bounced for good (`Hard`)
+    /// or for now (`Soft`), the reader called it spam (`Complaint`), someone's autoresponder
+    /// answered (`AutoReply`), or nothing gazette can act on (`Unknown`).
+    ReportKind, "report kind" {
+        Hard = "hard",
+        Soft = "soft",
+        Complaint = "complaint",
+        AutoReply = "auto_reply",
+        Unknown = "unknown",
+    }
+);
+
+impl ReportKind {
+    /// Kinds that change a reader's standing, and so are recorded: the others change nothing.
+    pub fn is_actionable(self) -> bool {
+        matches!(self, Self::Hard | Self::Soft | Self::Complaint)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +122,9 @@ mod tests {
         }
         for s in DeliveryState::ALL {
             assert_eq!(s.to_string().parse::<DeliveryState>(), Ok(*s));
+        }
+        for k in ReportKind::ALL {
+            assert_eq!(k.as_str().parse::<ReportKind>(), Ok(*k));
         }
         let err = "gone".parse::<SubscriberStatus>().expect_err("unknown");
         assert!(err.to_string().contains("unsubscribed"));
