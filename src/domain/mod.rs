@@ -23,4 +23,4 @@ pub use name::{MAX_NAME_CHARS, SubscriberName, TextError, for_terminal, printabl
 pub use rate::{Rate, RateError, RateValue, readable_rate, throughput};
 pub use return_path::{ReturnPath, ReturnPathError};
 pub use safe_html::SafeHtml;
-pub use status::{DeliveryState, IssueStatus, ReportKind, SubscriberStatus, UnknownState};
+pub use status::{BounceKind, DeliveryState, IssueStatus, ReportKind, SubscriberStatus, UnknownState};

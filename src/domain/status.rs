@@ -104,10 +104,36 @@ spelled_enum!(
     }
 );
 
+spelled_enum!(
+    /// A report that changes a reader's standing, as it is recorded: the kinds of
+    /// [`ReportKind`] that are acted on.
+    BounceKind, "bounce kind" {
+        Hard = "hard",
+        Soft = "soft",
+        Complaint = "complaint",
+    }
+);
+
 impl ReportKind {
-    /// Kinds that change a reader's standing, and so are recorded: the others change nothing.
-    pub fn is_actionable(self) -> bool {
-        matches!(self, Self::Hard | Self::Soft | Self::Complaint)
+    /// The kind as recorded, for the kinds that change a reader's standing; `None` for an
+    /// autoresponder's answer or a message that says nothing gazette can act on.
+    pub fn bounce(self) -> Option<BounceKind> {
+        match self {
+            Self::Hard => Some(BounceKind::Hard),
+            Self::Soft => Some(BounceKind::Soft),
+            Self::Complaint => Some(BounceKind::Complaint),
+            Self::AutoReply | Self::Unknown => None,
+        }
+    }
+}
+
+impl From<BounceKind> for ReportKind {
+    fn from(k: BounceKind) -> Self {
+        match k {
+            BounceKind::Hard => Self::Hard,
+            BounceKind::Soft => Self::Soft,
+            BounceKind::Complaint => Self::Complaint,
+        }
     }
 }
 
@@ -125,7 +151,12 @@ mod tests {
         }
         for k in ReportKind::ALL {
             assert_eq!(k.as_str().parse::<ReportKind>(), Ok(*k));
+            if let Some(b) = k.bounce() {
+                assert_eq!(ReportKind::from(b), *k);
+                assert_eq!(b.as_str(), k.as_str(), "one spelling for both");
+            }
         }
+        assert_eq!(BounceKind::ALL.len(), 3);
         let err = "gone".parse::<SubscriberStatus>().expect_err("unknown");
         assert!(err.to_string().contains("unsubscribed"));
     }

@@ -85,6 +85,10 @@ pub(super) fn texts<S: AsRef<str>>(v: &[S]) -> Result<String, StoreError> {
     to_json(&v.iter().map(AsRef::as_ref).collect::<Vec<&str>>())
 }
 
+/// A subscriber's status, read to decide on it; the write transaction already holds the only
+/// writer's lock.
+pub(super) const LOCK_SUBSCRIBER_ID: &str = "SELECT status FROM subscribers WHERE id = $1";
+
 /// A rate bucket's numbers; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1";
 
