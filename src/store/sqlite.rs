@@ -110,7 +110,7 @@ pub(super) fn bind_rows<'q, R: serde::Serialize>(
     query: sqlx::query::Query<'q, Sqlite, SqliteArguments>,
     rows: &[R],
 ) -> Result<sqlx::query::Query<'q, Sqlite, SqliteArguments>, StoreError> {
-    Ok(query.bind(super::backend::to_json(rows)?))
+    Ok(query.bind(to_json(&rows)?))
 }
 
 // The ledger's statements whose text is SQLite's own (`ledger.rs` runs them). A list is one
