@@ -42,6 +42,16 @@ pub fn message_id(issue: u32, address_tag: &str, from: &EmailAddress) -> Result<
     MessageId::new(&format!("issue{issue}.{address_tag}"), from.domain())
 }
 
+/// The issue a Message-ID made by [`message_id`] belongs to; None for any other id.
+pub fn issue_of(message_id: &MessageId) -> Option<u32> {
+    let left = message_id.as_str().split_once('@').map(|(l, _)| l)?;
+    let number = left.strip_prefix("issue")?.split_once('.')?.0;
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse().ok()
+}
+
 /// Builds one reader's message. Its envelope goes from `return_path` when one is given (the
 /// address bounces of this very message come back to), else from the From address.
 pub fn build(
@@ -123,6 +133,16 @@ mod tests {
         let letter = Letter { subject: "S".into(), text: HtmlPart::Text("t".into()), html: HtmlPart::Text("h".into()) };
         let id = MessageId::new("issue1.ab", "example.org").expect("id");
         build(&settings, &recipient, letter, &id, DateTime::UNIX_EPOCH, return_path).expect("built")
+    }
+
+    #[test]
+    fn a_message_id_names_its_issue() {
+        let from: EmailAddress = "weekly@example.org".parse().expect("valid");
+        let id = message_id(42, "00ff", &from).expect("id");
+        assert_eq!(issue_of(&id), Some(42));
+        for other in ["<x@example.org>", "<issue.1@example.org>", "<issue+1.a@example.org>", "<issue12@example.org>"] {
+            assert_eq!(issue_of(&other.parse().expect("an id")), None, "{other}");
+        }
     }
 
     #[test]

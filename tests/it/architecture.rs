@@ -229,6 +229,7 @@ fn each_outside_protocol_and_the_clock_have_one_home() {
                 "config/",
                 "daemon.rs",
                 "tokens.rs",
+                "bounces/",
             ],
             "compose reads only its template folder",
         ),
