@@ -61,6 +61,11 @@ private_key_file = "dkim.pem"
 [storage]
 database_url = "sqlite://gazette.db"
 
+[bounces]
+return_path = "bounces@example.org"
+soft_limit = 3
+soft_window = "30d"
+
 [web]
 listen = "127.0.0.1:8080"
 subscribe_rate = "5/m"
@@ -95,6 +100,7 @@ fn reads_every_key_of_the_example() {
     assert_eq!(c.storage.database_url.expose_secret(), "sqlite:///pub/gazette.db");
     assert!(c.schedule.is_some());
     assert!(c.dkim.is_some());
+    assert_eq!(c.bounces.return_path.map(|p| p.to_string()).as_deref(), Some("bounces@example.org"));
 }
 
 #[test]
