@@ -23,7 +23,7 @@ on_each_backend!(
 const BOUNCES: &str = "concurrency = 2\n\n[bounces]\nreturn_path = \"bounces@example.org\"\n";
 
 /// The envelope sender the server received for `rcpt`'s message, and its Message-ID.
-fn sent_to(server: &SmtpServer, rcpt: &str) -> (String, String) {
+pub fn sent_to(server: &SmtpServer, rcpt: &str) -> (String, String) {
     let m = server
         .messages()
         .into_iter()
@@ -33,7 +33,7 @@ fn sent_to(server: &SmtpServer, rcpt: &str) -> (String, String) {
 }
 
 /// A DSN as Postfix writes one, about `rcpt`, sent to `to`, quoting `message_id`.
-fn dsn(to: &str, rcpt: &str, message_id: &str, status: &str, id: &str) -> String {
+pub fn dsn(to: &str, rcpt: &str, message_id: &str, status: &str, id: &str) -> String {
     format!(
         "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
          To: {to}\r\n\
