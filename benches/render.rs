@@ -85,7 +85,7 @@ fn main() {
     for r in &recipients {
         let m = prepared.letter(r).expect("personalise");
         let id = publication.message_id(draft.number, &r.email).expect("message id");
-        let msg = message::build(&settings, r, m, &id, now).expect("build");
+        let msg = message::build(&settings, r, m, &id, now, None).expect("build");
         bytes += msg.formatted().len();
     }
     let t = started.elapsed().as_secs_f64();

@@ -18,6 +18,7 @@ use crate::{
     sources::SourceError,
     store::{IssueRecord, NewIssue, SlotRef, Store, StoreError},
     subscribers,
+    tokens::ReturnToken,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -194,18 +195,10 @@ impl IssueLetters {
         Ok(Self { publication, prepared, settings, number: issue.number, clock })
     }
 
-    pub fn message_for(
-        &self,
-        email: crate::domain::EmailAddress,
-        name: &str,
-        attributes: std::collections::BTreeMap<String, String>,
-    ) -> Result<(Message, MessageId), String> {
-        self.message(email, name, attributes, "")
-    }
-
-    /// A test copy: a reader's message whose subject says it is a test.
+    /// A test copy: a reader's message whose subject says it is a test, and whose envelope
+    /// sender says so too, so that its bounces change nothing.
     pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, MessageId), String> {
-        self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX)
+        self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX, ReturnToken::Test(self.number))
     }
 
     fn message(
@@ -214,20 +207,22 @@ impl IssueLetters {
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
         subject_prefix: &str,
+        token: ReturnToken,
     ) -> Result<(Message, MessageId), String> {
         let recipient = self.publication.recipient(email, name, attributes);
         let mut rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
         rendered.subject.insert_str(0, subject_prefix);
         let id = self.publication.message_id(self.number, &recipient.email).map_err(|e| e.to_string())?;
-        let message =
-            message::build(&self.settings, &recipient, rendered, &id, self.clock.now()).map_err(|e| e.to_string())?;
+        let return_path = self.publication.return_path(token).map_err(|e| e.to_string())?;
+        let message = message::build(&self.settings, &recipient, rendered, &id, self.clock.now(), return_path.as_ref())
+            .map_err(|e| e.to_string())?;
         Ok((message, id))
     }
 }
 
 impl Letters for IssueLetters {
     fn letter(&self, c: &Claimed) -> Result<(Message, MessageId), String> {
-        self.message_for(c.email.clone(), &c.name, c.attributes.clone())
+        self.message(c.email.clone(), &c.name, c.attributes.clone(), "", ReturnToken::Delivery(c.delivery_id))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::{
     config::{Config, FeedLocation, LinkSecret, SourceSetting},
     domain::{Article, EmailAddress, MessageId, MessageIdError},
     sources::{self, Fetcher, ReadOptions, Source, SourceError},
-    tokens::{Claims, Signer},
+    tokens::{Claims, ReturnToken, Signer},
 };
 
 /// What earlier issues leave behind for the next one. Without a store: issue 1, nothing carried.
@@ -212,11 +212,24 @@ impl Publication {
         }
     }
 
+    /// The envelope sender of the message `token` names: `[bounces] return_path` with the signed
+    /// token added (VERP), or `None` without a return path (the From address is the sender).
+    pub fn return_path(&self, token: ReturnToken) -> Result<Option<EmailAddress>, ReturnPathTooLong> {
+        let Some(path) = &self.config.bounces.return_path else { return Ok(None) };
+        path.with_token(&self.signer.return_token(token)).map(Some).ok_or(ReturnPathTooLong)
+    }
+
     /// The Message-ID of issue `issue`'s copy for `email`: the same each time it is made.
     pub fn message_id(&self, issue: u32, email: &EmailAddress) -> Result<MessageId, MessageIdError> {
         message::message_id(issue, &self.signer.address_tag(email), &self.config.publication.from.address)
     }
 }
+
+/// A return token that did not fit its return path: cannot happen, since a return path leaves
+/// room for the longest token, but said rather than sent from a wrong address.
+#[derive(Debug, thiserror::Error)]
+#[error("the envelope sender's token does not fit [bounces] return_path")]
+pub struct ReturnPathTooLong;
 
 /// The config's `[[source]]` entries as the sources module takes them.
 pub fn source_list(config: &Config) -> Vec<Source> {

@@ -6,6 +6,11 @@
 //! Unsubscribe links carry the first three fields only, exactly as they always have, so links
 //! in mail already sent keep working; confirmation links add when they were made and the list
 //! asked for, so that a link made before a reader left cannot bring them back.
+//!
+//! The envelope sender of each message carries a token of its own ([`ReturnToken`]), made to
+//! survive mail servers that fold an address's case: `d42-` and sixteen characters of lower-case
+//! base32 (80 bits of the HMAC), so `bounces+d42-…@example.org` names delivery 42 and nothing
+//! else, and a bounce made up by someone without the secret names nothing.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use chrono::{DateTime, Utc};
@@ -153,6 +158,94 @@ impl Signer {
     }
 }
 
+/// What the token of an envelope sender names, so that a bounce finds what it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnToken {
+    /// One delivery of the ledger, by its id.
+    Delivery(i64),
+    /// A test copy of an issue (`send --to`): recorded nowhere, so a bounce of it changes nothing.
+    Test(u32),
+}
+
+/// Bytes of the HMAC a return token keeps: 80 bits, sixteen base32 characters.
+const RETURN_MAC: usize = 10;
+
+impl Signer {
+    /// The token for an envelope sender: `d42-…` for delivery 42, `t3-…` for a test copy of
+    /// issue 3; lower-case letters, digits and `-` only, at most 37 characters.
+    pub fn return_token(&self, token: ReturnToken) -> String {
+        let payload = match token {
+            ReturnToken::Delivery(id) => format!("d{id}"),
+            ReturnToken::Test(issue) => format!("t{issue}"),
+        };
+        let mac = self.mac(&format!("verp.{payload}")).finalize().into_bytes();
+        format!("{payload}-{}", base32(&mac[..RETURN_MAC]))
+    }
+
+    /// What a token made by [`Self::return_token`] names, in any case of its letters; `Invalid`
+    /// for anything this publication did not make.
+    pub fn read_return_token(&self, token: &str) -> Result<ReturnToken, TokenError> {
+        let token = token.trim().to_ascii_lowercase();
+        let (payload, mac) = token.rsplit_once('-').ok_or(TokenError::Invalid)?;
+        // Exactly the characters `return_token` writes: a longer text would decode to the same
+        // bytes with bits left over, and one token must have one spelling.
+        if mac.len() != RETURN_MAC * 8 / 5 {
+            return Err(TokenError::Invalid);
+        }
+        let mac = unbase32(mac).ok_or(TokenError::Invalid)?;
+        self.mac(&format!("verp.{payload}")).verify_truncated_left(&mac).map_err(|_| TokenError::Invalid)?;
+        let number = |digits: &str| -> Result<u64, TokenError> {
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(TokenError::Invalid);
+            }
+            digits.parse().map_err(|_| TokenError::Invalid)
+        };
+        match payload.split_at_checked(1) {
+            Some(("d", id)) => Ok(ReturnToken::Delivery(i64::try_from(number(id)?).map_err(|_| TokenError::Invalid)?)),
+            Some(("t", issue)) => {
+                Ok(ReturnToken::Test(u32::try_from(number(issue)?).map_err(|_| TokenError::Invalid)?))
+            }
+            _ => Err(TokenError::Invalid),
+        }
+    }
+}
+
+/// RFC 4648's base32 alphabet in lower case: no character a mail server could fold.
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+fn base32(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for b in bytes {
+        buffer = (buffer << 8) | u32::from(*b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(BASE32[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(BASE32[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+/// The bytes of [`base32`]'s text; None for a character outside its alphabet.
+fn unbase32(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = BASE32.iter().position(|x| *x == c)?;
+        buffer = (buffer << 5) | u32::try_from(v).ok()?;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).ok()?);
+        }
+    }
+    Some(out)
+}
+
 fn decode(field: &str) -> Result<String, TokenError> {
     String::from_utf8(B64.decode(field).map_err(|_| TokenError::Invalid)?).map_err(|_| TokenError::Invalid)
 }
@@ -175,6 +268,51 @@ mod tests {
 
     fn claims(purpose: Purpose, expires: Option<DateTime<Utc>>) -> Claims {
         Claims { purpose, email: "ann@example.org".parse().expect("valid"), expires, issued: None, list: None }
+    }
+
+    #[test]
+    fn a_return_token_names_its_delivery_or_test_copy_in_any_case() {
+        let s = signer(b"0123456789abcdef0123456789abcdef");
+        let t = s.return_token(ReturnToken::Delivery(42));
+        assert!(t.starts_with("d42-") && t.len() == 4 + 16, "{t}");
+        assert!(t.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{t}");
+        assert_eq!(s.read_return_token(&t), Ok(ReturnToken::Delivery(42)));
+        assert_eq!(s.read_return_token(&t.to_ascii_uppercase()), Ok(ReturnToken::Delivery(42)));
+        let test = s.return_token(ReturnToken::Test(3));
+        assert_eq!(s.read_return_token(&test), Ok(ReturnToken::Test(3)));
+        let longest = s.return_token(ReturnToken::Delivery(i64::MAX));
+        assert!(longest.len() <= crate::domain::ReturnPath::MAX_TOKEN, "{longest}");
+        assert_eq!(s.read_return_token(&longest), Ok(ReturnToken::Delivery(i64::MAX)));
+    }
+
+    #[test]
+    fn a_forged_or_altered_return_token_names_nothing() {
+        let s = signer(b"0123456789abcdef0123456789abcdef");
+        let t = s.return_token(ReturnToken::Delivery(42));
+        let mac = t.split_once('-').map(|(_, m)| m).unwrap_or_default();
+        for forged in [
+            signer(b"another key another key another!").return_token(ReturnToken::Delivery(42)),
+            format!("d43-{mac}"),
+            format!("t42-{mac}"),
+            format!("d42-{}", &mac[..15]),
+            format!("d42-{mac}a"),
+            format!("d+42-{mac}"),
+            format!("d-42-{mac}"),
+            "d42".to_owned(),
+            "".to_owned(),
+            "d42-0000000000000000".to_owned(),
+        ] {
+            assert_eq!(s.read_return_token(&forged), Err(TokenError::Invalid), "{forged}");
+        }
+    }
+
+    #[test]
+    fn base32_round_trips() {
+        for bytes in [&b""[..], b"f", b"fo", b"foo", b"foob", b"fooba", b"foobar", &[0xff; 10]] {
+            assert_eq!(unbase32(&base32(bytes)).as_deref(), Some(bytes), "{bytes:?}");
+        }
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi", "RFC 4648's example, in lower case");
+        assert_eq!(unbase32("ab1"), None);
     }
 
     #[test]

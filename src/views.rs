@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::{
     config::Publication,
-    domain::{Article, IssueStatus, SubscriberStatus},
-    store::{Deferred, DeliveryCounts, Failure, IssueRecord, SubscriberRecord},
+    domain::{Article, BounceKind, IssueStatus, ReportKind, SubscriberStatus},
+    store::{BounceRecord, Deferred, DeliveryCounts, Failure, IssueRecord, ReportCounts, SubscriberRecord},
     subscribers::{Added, Left},
 };
 
@@ -30,7 +30,8 @@ pub struct IssueSummary {
     pub counts: Counts,
 }
 
-/// Deliveries of an issue by state.
+/// Deliveries of an issue by state, and those sent that came back: `bounced` (hard or soft)
+/// and `complained`, each delivery once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub queued: u64,
@@ -38,6 +39,8 @@ pub struct Counts {
     pub deferred: u64,
     pub failed: u64,
     pub skipped: u64,
+    pub bounced: u64,
+    pub complained: u64,
 }
 
 /// One issue in full: its articles, and the readers it failed or is still trying to reach.
@@ -116,15 +119,65 @@ impl From<&IssueRecord> for IssueSummary {
             date: i.date.to_rfc3339(),
             created_at: i.created_at.to_rfc3339(),
             finished_at: i.finished_at.map(|t| t.to_rfc3339()),
-            counts: Counts::from(&i.counts),
+            counts: Counts::new(&i.counts, &i.reports),
         }
     }
 }
 
-impl From<&DeliveryCounts> for Counts {
-    fn from(c: &DeliveryCounts) -> Self {
-        Self { queued: c.queued, sent: c.sent, deferred: c.deferred, failed: c.failed, skipped: c.skipped }
+impl Counts {
+    pub fn new(c: &DeliveryCounts, r: &ReportCounts) -> Self {
+        Self {
+            queued: c.queued,
+            sent: c.sent,
+            deferred: c.deferred,
+            failed: c.failed,
+            skipped: c.skipped,
+            bounced: r.bounced,
+            complained: r.complained,
+        }
     }
+}
+
+/// A bounce or complaint as recorded (`bounces list`). `at` is RFC 3339, in UTC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BounceView {
+    pub email: String,
+    pub issue: Option<u32>,
+    pub kind: BounceKind,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+    pub at: String,
+}
+
+impl From<&BounceRecord> for BounceView {
+    fn from(b: &BounceRecord) -> Self {
+        Self {
+            email: b.email.clone(),
+            issue: b.issue,
+            kind: b.kind,
+            status: b.status.clone(),
+            diagnostic: b.diagnostic.clone(),
+            at: b.at.to_rfc3339(),
+        }
+    }
+}
+
+/// One message `bounces ingest` read, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestedView {
+    /// The file it came from (with `#N` for the Nth message of an mbox), or `-` for stdin.
+    pub source: String,
+    pub kind: ReportKind,
+    /// The address of the subscriber it was matched to.
+    pub email: Option<String>,
+    pub issue: Option<u32>,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+    /// It was recorded and acted on now; false when it names no delivery gazette made, was read
+    /// before, concerns a test copy, or is an `auto_reply` or `unknown`.
+    pub applied: bool,
+    /// Why it was not applied, for people; `None` when it was.
+    pub note: Option<String>,
 }
 
 impl IssueView {
@@ -218,6 +271,7 @@ mod tests {
             created_at: at,
             finished_at: None,
             counts: DeliveryCounts { queued: 1, sent: 2, deferred: 1, failed: 1, skipped: 0 },
+            reports: ReportCounts { bounced: 1, complained: 0 },
         }
     }
 
@@ -256,7 +310,10 @@ mod tests {
         assert_eq!(doc["web_url"], "https://news.example.org/archive/3");
         assert_eq!(doc["date"], "2024-03-17T03:59:59+00:00");
         assert_eq!(doc["finished_at"], Value::Null);
-        assert_eq!(doc["counts"], json!({ "queued": 1, "sent": 2, "deferred": 1, "failed": 1, "skipped": 0 }));
+        assert_eq!(
+            doc["counts"],
+            json!({ "queued": 1, "sent": 2, "deferred": 1, "failed": 1, "skipped": 0, "bounced": 1, "complained": 0 })
+        );
         assert_eq!(
             doc["failures"][0],
             json!({ "email": "gone@example.org", "reply": "550 no such user", "attempts": 1 })

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::{
+    bounces::BounceError,
     compose::{RenderError, TemplateError},
     config::ConfigError,
     deliver::DeliverError,
@@ -111,6 +112,19 @@ impl From<StoreError> for Failure {
             _ => 1,
         };
         Self { exit_code: code, ..Self::usage(e.to_string()) }.field("storage.database_url")
+    }
+}
+
+impl From<BounceError> for Failure {
+    fn from(e: BounceError) -> Self {
+        match e {
+            BounceError::Store(e) => e.into(),
+            BounceError::Read { ref path, .. } | BounceError::NotMaildir(ref path) => {
+                Self::usage(e.to_string()).file(path.clone())
+            }
+            // What was read is applied: the same command reads the rest, and nothing twice.
+            BounceError::Move { ref path, .. } => Self::unfinished(e.to_string()).file(path.clone()),
+        }
     }
 }
 

@@ -119,8 +119,14 @@ pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &st
     let mut human = String::from(header);
     human.push_str(&format!("{} #{} {} — {}\n", output::bold("Issue"), i.number, i.status, i.subject));
     human.push_str(&format!(
-        "queued {}  sent {}  deferred {}  failed {}  skipped {}\n",
-        i.counts.queued, i.counts.sent, i.counts.deferred, i.counts.failed, i.counts.skipped
+        "queued {}  sent {}  deferred {}  failed {}  skipped {}  bounced {}  complained {}\n",
+        i.counts.queued,
+        i.counts.sent,
+        i.counts.deferred,
+        i.counts.failed,
+        i.counts.skipped,
+        i.reports.bounced,
+        i.reports.complained
     ));
     for a in &i.articles {
         human.push_str(&format!("  · {}\n", a.title));

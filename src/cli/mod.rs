@@ -2,6 +2,7 @@
 //! over the library. Errors become `Failure`s here, with the exit code docs/src/commands.md gives.
 
 mod articles;
+mod bounces;
 mod check;
 mod daemon;
 mod delivery;
@@ -100,6 +101,9 @@ pub enum Command {
     Subscribers(subscribers::SubscribersCommand),
     /// Each list with its counts by status.
     Lists,
+    /// Bounces and complaints: read the messages that came back, and list what was recorded.
+    #[command(subcommand)]
+    Bounces(bounces::BouncesCommand),
     /// The daemon: the scheduler, the delivery workers and the web server in one process, until
     /// SIGINT/SIGTERM.
     Run {
@@ -149,6 +153,7 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
         Command::Issues(c) => issues::run(&cli.config, c).await,
         Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,
         Command::Lists => subscribers::lists(&cli.config).await,
+        Command::Bounces(c) => bounces::run(&cli.config, c).await,
         Command::Run { listen } => daemon::run(&cli.config, true, listen.as_deref()).await,
         Command::Worker => daemon::run(&cli.config, false, None).await,
         Command::MigrateStore { from, to } => migrate::run(&cli.config, from.as_deref(), &to).await,

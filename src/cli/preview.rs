@@ -49,7 +49,7 @@ pub async fn run(
             let id =
                 publication.message_id(draft.number, &recipient.email).map_err(|e| Failure::usage(e.to_string()))?;
             let letter = prepared.letter(&recipient)?;
-            message::build(&publication.message_settings(), &recipient, letter, &id, now)
+            message::build(&publication.message_settings(), &recipient, letter, &id, now, None)
                 .map_err(|e| Failure::usage(e.to_string()))?
                 .formatted()
         }

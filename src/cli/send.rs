@@ -223,6 +223,7 @@ async fn test_copies(
                 created_at: now,
                 finished_at: None,
                 counts: Default::default(),
+                reports: Default::default(),
             }
         }
         Plan::Nothing(reason) => {

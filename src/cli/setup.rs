@@ -13,6 +13,7 @@ use crate::{
     issue,
     publication::{Draft, Publication},
     store::Store,
+    tokens::Signer,
 };
 
 pub async fn config(file: &Path) -> Result<Config, Failure> {
@@ -21,10 +22,21 @@ pub async fn config(file: &Path) -> Result<Config, Failure> {
 
 pub async fn publication(file: &Path) -> Result<Publication, Failure> {
     let config = config(file).await?;
+    let secret = secret(&config).await?;
+    Ok(Publication::open(config, secret).await?)
+}
+
+async fn secret(config: &Config) -> Result<LinkSecret, Failure> {
     let (secret, _) = LinkSecret::load(std::env::var("GAZETTE_SECRET").ok(), config.folder())
         .await
         .map_err(|e| Failure::usage(format!("cannot load the link secret: {e}")).field("GAZETTE_SECRET"))?;
-    Ok(Publication::open(config, secret).await?)
+    Ok(secret)
+}
+
+/// What checks the publication's tokens, without its templates: for commands that sign or read
+/// tokens and render nothing.
+pub async fn signer(config: &Config) -> Result<Signer, Failure> {
+    Ok(Signer::new(secret(config).await?))
 }
 
 /// The publication's store.

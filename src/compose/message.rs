@@ -3,9 +3,12 @@
 //! and folds the headers, so a value can never start a header of its own.
 
 use chrono::{DateTime, Utc};
-use lettre::message::{
-    Body, Mailbox, Message, MultiPart, SinglePart,
-    header::{self, ContentTransferEncoding, ContentType},
+use lettre::{
+    address::Envelope,
+    message::{
+        Body, Mailbox, Message, MultiPart, SinglePart,
+        header::{self, ContentTransferEncoding, ContentType},
+    },
 };
 
 use super::{
@@ -39,13 +42,25 @@ pub fn message_id(issue: u32, address_tag: &str, from: &EmailAddress) -> Result<
     MessageId::new(&format!("issue{issue}.{address_tag}"), from.domain())
 }
 
-/// Builds one reader's message.
+/// The issue a Message-ID made by [`message_id`] belongs to; None for any other id.
+pub fn issue_of(message_id: &MessageId) -> Option<u32> {
+    let left = message_id.as_str().split_once('@').map(|(l, _)| l)?;
+    let number = left.strip_prefix("issue")?.split_once('.')?.0;
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    number.parse().ok()
+}
+
+/// Builds one reader's message. Its envelope goes from `return_path` when one is given (the
+/// address bounces of this very message come back to), else from the From address.
 pub fn build(
     settings: &MessageSettings,
     recipient: &Recipient,
     rendered: Letter,
     message_id: &MessageId,
     date: DateTime<Utc>,
+    return_path: Option<&EmailAddress>,
 ) -> Result<Message, MessageError> {
     let fail = |message: String| MessageError::Build { email: recipient.email.to_string(), message };
     let from =
@@ -69,6 +84,11 @@ pub fn build(
     if let Some(r) = &settings.reply_to {
         builder = builder.reply_to(Mailbox::new(None, r.to_lettre()));
     }
+    if let Some(sender) = return_path {
+        let envelope = Envelope::new(Some(sender.to_lettre()), vec![recipient.email.to_lettre()])
+            .map_err(|e| fail(e.to_string()))?;
+        builder = builder.envelope(envelope);
+    }
     let body = |part: HtmlPart| match part {
         HtmlPart::Text(t) => Body::new(t),
         // Made by `qp::encode_piece`: valid quoted-printable with lines of at most 76 characters.
@@ -89,3 +109,54 @@ pub fn list_id(publication_name: &str, list: &str, base_url: &url::Url) -> Strin
 // Keeps `header` in use for the date conversion above on every lettre version.
 #[allow(unused_imports)]
 use header::Date as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_with(return_path: Option<&EmailAddress>) -> Message {
+        let settings = MessageSettings {
+            from: Sender {
+                name: Some("The Weekly Mirror".into()),
+                address: "weekly@example.org".parse().expect("valid"),
+            },
+            reply_to: None,
+            unsubscribe_mailto: None,
+            list_id: "The Weekly Mirror <weekly.news.example.org>".into(),
+        };
+        let recipient = Recipient {
+            email: "ann@example.org".parse().expect("valid"),
+            name: "Ann".into(),
+            attributes: Default::default(),
+            unsubscribe_url: "https://news.example.org/unsubscribe/x".into(),
+        };
+        let letter = Letter { subject: "S".into(), text: HtmlPart::Text("t".into()), html: HtmlPart::Text("h".into()) };
+        let id = MessageId::new("issue1.ab", "example.org").expect("id");
+        build(&settings, &recipient, letter, &id, DateTime::UNIX_EPOCH, return_path).expect("built")
+    }
+
+    #[test]
+    fn a_message_id_names_its_issue() {
+        let from: EmailAddress = "weekly@example.org".parse().expect("valid");
+        let id = message_id(42, "00ff", &from).expect("id");
+        assert_eq!(issue_of(&id), Some(42));
+        for other in ["<x@example.org>", "<issue.1@example.org>", "<issue+1.a@example.org>", "<issue12@example.org>"] {
+            assert_eq!(issue_of(&other.parse().expect("an id")), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn the_envelope_goes_from_the_return_path_when_there_is_one() {
+        let verp: EmailAddress = "bounces+d1-abc@example.org".parse().expect("valid");
+        let m = build_with(Some(&verp));
+        assert_eq!(m.envelope().from().map(|a| a.to_string()).as_deref(), Some("bounces+d1-abc@example.org"));
+        let to: Vec<String> = m.envelope().to().iter().map(|a| a.to_string()).collect();
+        assert_eq!(to, ["ann@example.org"]);
+        let headers = String::from_utf8_lossy(&m.formatted()).into_owned();
+        assert!(headers.contains("From: \"The Weekly Mirror\" <weekly@example.org>"), "{headers}");
+        assert!(!headers.contains("bounces+"), "the return path is the envelope's only: {headers}");
+
+        let plain = build_with(None);
+        assert_eq!(plain.envelope().from().map(|a| a.to_string()).as_deref(), Some("weekly@example.org"));
+    }
+}

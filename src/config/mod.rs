@@ -20,7 +20,7 @@ use url::Url;
 pub use error::ConfigError;
 pub use secret::{LinkSecret, SecretSource};
 
-use crate::domain::{Duration, EmailAddress, ListName, Rate};
+use crate::domain::{Duration, EmailAddress, ListName, Rate, ReturnPath};
 
 /// Where a config is looked for when neither `--config` nor `$GAZETTE_CONFIG` says.
 pub const DEFAULT_FILE: &str = "gazette.toml";
@@ -41,6 +41,7 @@ pub struct Config {
     pub dkim: Option<Dkim>,
     pub storage: Storage,
     pub web: Web,
+    pub bounces: Bounces,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +162,23 @@ pub struct Web {
     pub welcome: bool,
     /// The client is the last address of `X-Forwarded-For` (behind a reverse proxy that sets it).
     pub trust_forwarded: bool,
+}
+
+/// `[bounces]`: where bounces come back to, and when soft ones count as a bounce for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bounces {
+    /// The envelope sender, made per message into `local+TOKEN@domain` (VERP); `None`: the From
+    /// address is the envelope sender, as without bounce handling.
+    pub return_path: Option<ReturnPath>,
+    /// Soft bounces of one address within `soft_window` that make it `bounced`.
+    pub soft_limit: u32,
+    pub soft_window: Duration,
+}
+
+impl Default for Bounces {
+    fn default() -> Self {
+        Self { return_path: None, soft_limit: 3, soft_window: Duration::from_secs(30 * 86_400) }
+    }
 }
 
 /// What the process environment contributes; read once in `main` so tests can pass their own.

@@ -15,10 +15,10 @@ use toml::Spanned;
 use url::Url;
 
 use super::{
-    Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ListSetting, Publication, Schedule, Selection,
-    Sender, SourceSetting, Storage, Transport, Web,
+    Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ListSetting, Publication, Schedule,
+    Selection, Sender, SourceSetting, Storage, Transport, Web,
 };
-use crate::domain::{Duration, EmailAddress, ListName, RateValue};
+use crate::domain::{Duration, EmailAddress, ListName, RateValue, ReturnPath};
 
 const DEFAULT_SUBJECT: &str = "{{ publication.name }}: {{ issue.date | date(format='%-d %B %Y') }}";
 
@@ -41,6 +41,7 @@ struct RawConfig {
     storage: RawStorage,
     #[serde(default)]
     web: RawWeb,
+    bounces: Option<RawBounces>,
 }
 
 #[derive(Deserialize)]
@@ -267,6 +268,14 @@ fn default_listen() -> Spanned<String> {
 }
 fn default_subscribe_rate() -> Spanned<RateValue> {
     Spanned::new(0..0, RateValue::Text("5/m".into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBounces {
+    return_path: Option<Spanned<String>>,
+    soft_limit: Option<Spanned<i64>>,
+    soft_window: Option<Duration>,
 }
 
 /// Turns byte spans into line numbers and keys for messages.
@@ -505,6 +514,11 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         at.error(Some(raw.web.listen.span()), "web.listen", "write an address and port, like 127.0.0.1:8080")
     })?;
 
+    let bounces = match raw.bounces {
+        Some(b) => bounces(b, &at)?,
+        None => Bounces::default(),
+    };
+
     Ok(Config {
         file: file.to_owned(),
         publication: Publication {
@@ -527,7 +541,28 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         dkim,
         storage: Storage { database_url: SecretString::from(database_url), pool_size },
         web: Web { listen, subscribe_rate, welcome: raw.web.welcome, trust_forwarded: raw.web.trust_forwarded },
+        bounces,
     })
+}
+
+fn bounces(b: RawBounces, at: &Locator<'_>) -> Result<Bounces, ConfigError> {
+    let defaults = Bounces::default();
+    let return_path = match &b.return_path {
+        Some(p) => Some(p.get_ref().parse::<ReturnPath>().map_err(|e| {
+            at.error(
+                Some(p.span()),
+                "bounces.return_path",
+                format!("{e}; write an address of yours, like \"bounces@example.org\""),
+            )
+        })?),
+        None => None,
+    };
+    let soft_limit = match &b.soft_limit {
+        Some(n) => u32::try_from(positive(n, at, "bounces.soft_limit")?)
+            .map_err(|_| at.error(Some(n.span()), "bounces.soft_limit", "too large"))?,
+        None => defaults.soft_limit,
+    };
+    Ok(Bounces { return_path, soft_limit, soft_window: b.soft_window.unwrap_or(defaults.soft_window) })
 }
 
 /// A five-field crontab expression as the six-field schedule it means: `0 ` (the seconds) in

@@ -61,6 +61,11 @@ private_key_file = "dkim.pem"
 [storage]
 database_url = "sqlite://gazette.db"
 
+[bounces]
+return_path = "bounces@example.org"
+soft_limit = 3
+soft_window = "30d"
+
 [web]
 listen = "127.0.0.1:8080"
 subscribe_rate = "5/m"
@@ -95,6 +100,7 @@ fn reads_every_key_of_the_example() {
     assert_eq!(c.storage.database_url.expose_secret(), "sqlite:///pub/gazette.db");
     assert!(c.schedule.is_some());
     assert!(c.dkim.is_some());
+    assert_eq!(c.bounces.return_path.map(|p| p.to_string()).as_deref(), Some("bounces@example.org"));
 }
 
 #[test]
@@ -238,4 +244,34 @@ fn every_rate_key_takes_a_number_or_a_count_per_span() {
         assert_eq!((line, field.as_deref()), (Some(5), Some(key)), "{bad}: {message}");
         assert!(message.contains("20/s") || message.contains("\"20/s\""), "{bad}: {message}");
     }
+}
+
+#[test]
+fn bounces_are_off_unless_a_return_path_is_given() {
+    let c = parse(MINIMAL).expect("minimal parses");
+    assert_eq!(c.bounces, Bounces::default());
+    assert!(c.bounces.return_path.is_none());
+    assert_eq!((c.bounces.soft_limit, c.bounces.soft_window), (3, Duration::from_secs(30 * 86_400)));
+
+    let c = parse(&format!(
+        "{MINIMAL}[bounces]\nreturn_path = \"Bounces@Example.org\"\nsoft_limit = 2\nsoft_window = \"7d\"\n"
+    ))
+    .expect("parses");
+    assert_eq!(c.bounces.return_path.as_ref().map(|p| p.to_string()).as_deref(), Some("Bounces@example.org"));
+    assert_eq!((c.bounces.soft_limit, c.bounces.soft_window), (2, Duration::from_secs(7 * 86_400)));
+}
+
+#[test]
+fn a_bad_return_path_names_the_key_and_its_line() {
+    let (line, field, message) = invalid(&format!("{MINIMAL}[bounces]\nreturn_path = \"bounces\"\n"));
+    assert_eq!((line, field.as_deref()), (Some(5), Some("bounces.return_path")));
+    assert!(message.contains("bounces@example.org"), "{message}");
+    let long = format!("{}@example.org", "b".repeat(30));
+    let (_, field, message) = invalid(&format!("{MINIMAL}[bounces]\nreturn_path = {long:?}\n"));
+    assert_eq!(field.as_deref(), Some("bounces.return_path"));
+    assert!(message.contains("no room for the token"), "{message}");
+    let (_, field, _) = invalid(&format!("{MINIMAL}[bounces]\nsoft_limit = 0\n"));
+    assert_eq!(field.as_deref(), Some("bounces.soft_limit"));
+    let (_, field, _) = invalid(&format!("{MINIMAL}[bounces]\nsoft_window = \"a month\"\n"));
+    assert_eq!(field.as_deref(), Some("bounces.soft_window"));
 }

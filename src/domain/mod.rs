@@ -9,6 +9,7 @@ mod list_name;
 mod message_id;
 mod name;
 mod rate;
+mod return_path;
 mod safe_html;
 mod status;
 
@@ -20,5 +21,6 @@ pub use list_name::{ListName, ListNameError};
 pub use message_id::{MessageId, MessageIdError};
 pub use name::{MAX_NAME_CHARS, SubscriberName, TextError, for_terminal, printable_line};
 pub use rate::{Rate, RateError, RateValue, readable_rate, throughput};
+pub use return_path::{ReturnPath, ReturnPathError};
 pub use safe_html::SafeHtml;
-pub use status::{DeliveryState, IssueStatus, SubscriberStatus, UnknownState};
+pub use status::{BounceKind, DeliveryState, IssueStatus, ReportKind, SubscriberStatus, UnknownState};

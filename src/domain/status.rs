@@ -91,6 +91,52 @@ spelled_enum!(
     }
 );
 
+spelled_enum!(
+    /// What a report that came back after a message went out says: it bounced for good (`Hard`)
+    /// or for now (`Soft`), the reader called it spam (`Complaint`), someone's autoresponder
+    /// answered (`AutoReply`), or nothing gazette can act on (`Unknown`).
+    ReportKind, "report kind" {
+        Hard = "hard",
+        Soft = "soft",
+        Complaint = "complaint",
+        AutoReply = "auto_reply",
+        Unknown = "unknown",
+    }
+);
+
+spelled_enum!(
+    /// A report that changes a reader's standing, as it is recorded: the kinds of
+    /// [`ReportKind`] that are acted on.
+    BounceKind, "bounce kind" {
+        Hard = "hard",
+        Soft = "soft",
+        Complaint = "complaint",
+    }
+);
+
+impl ReportKind {
+    /// The kind as recorded, for the kinds that change a reader's standing; `None` for an
+    /// autoresponder's answer or a message that says nothing gazette can act on.
+    pub fn bounce(self) -> Option<BounceKind> {
+        match self {
+            Self::Hard => Some(BounceKind::Hard),
+            Self::Soft => Some(BounceKind::Soft),
+            Self::Complaint => Some(BounceKind::Complaint),
+            Self::AutoReply | Self::Unknown => None,
+        }
+    }
+}
+
+impl From<BounceKind> for ReportKind {
+    fn from(k: BounceKind) -> Self {
+        match k {
+            BounceKind::Hard => Self::Hard,
+            BounceKind::Soft => Self::Soft,
+            BounceKind::Complaint => Self::Complaint,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +149,14 @@ mod tests {
         for s in DeliveryState::ALL {
             assert_eq!(s.to_string().parse::<DeliveryState>(), Ok(*s));
         }
+        for k in ReportKind::ALL {
+            assert_eq!(k.as_str().parse::<ReportKind>(), Ok(*k));
+            if let Some(b) = k.bounce() {
+                assert_eq!(ReportKind::from(b), *k);
+                assert_eq!(b.as_str(), k.as_str(), "one spelling for both");
+            }
+        }
+        assert_eq!(BounceKind::ALL.len(), 3);
         let err = "gone".parse::<SubscriberStatus>().expect_err("unknown");
         assert!(err.to_string().contains("unsubscribed"));
     }

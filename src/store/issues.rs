@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::{
-    DeliveryCounts, IssueRecord, NewIssue, SentIssue, Store, StoreError,
+    DeliveryCounts, IssueRecord, NewIssue, ReportCounts, SentIssue, Store, StoreError,
     backend::{Values, count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
 };
 use crate::domain::{IssueStatus, ListName};
@@ -57,7 +57,7 @@ struct Row {
 }
 
 impl Row {
-    fn record(self, counts: DeliveryCounts) -> Result<IssueRecord, StoreError> {
+    fn record(self, counts: DeliveryCounts, reports: ReportCounts) -> Result<IssueRecord, StoreError> {
         Ok(IssueRecord {
             number: issue_number(self.number)?,
             status: parse(&self.status)?,
@@ -68,6 +68,7 @@ impl Row {
             created_at: from_ms(self.created_at),
             finished_at: self.finished_at.map(from_ms),
             counts,
+            reports,
         })
     }
 }
@@ -197,15 +198,18 @@ impl Store {
             with_backend!(self, |pool, db| sqlx::query_as(ONE).bind(i64::from(number)).fetch_optional(pool).await?);
         let Some(row) = row else { return Ok(None) };
         let counts = self.delivery_counts(number).await?;
-        row.record(counts).map(Some)
+        let reports = self.report_counts(number).await?;
+        row.record(counts, reports).map(Some)
     }
 
     pub async fn issues(&self) -> Result<Vec<IssueRecord>, StoreError> {
         let rows: Vec<Row> = with_backend!(self, |pool, db| sqlx::query_as(ALL).fetch_all(pool).await?);
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let counts = self.delivery_counts(issue_number(row.number)?).await?;
-            out.push(row.record(counts)?);
+            let number = issue_number(row.number)?;
+            let counts = self.delivery_counts(number).await?;
+            let reports = self.report_counts(number).await?;
+            out.push(row.record(counts, reports)?);
         }
         Ok(out)
     }

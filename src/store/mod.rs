@@ -3,6 +3,7 @@
 //! the backend is chosen from the URL's scheme. Callers see typed values, never rows.
 
 mod backend;
+mod bounces;
 mod bucket;
 mod consent;
 mod error;

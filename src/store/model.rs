@@ -5,7 +5,9 @@ use std::{collections::BTreeMap, time::Duration};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::domain::{Article, DeliveryState, EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus};
+use crate::domain::{
+    Article, BounceKind, DeliveryState, EmailAddress, IssueStatus, ListName, SubscriberName, SubscriberStatus,
+};
 
 /// A subscriber as an import, a list file or a command gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +199,68 @@ pub struct IssueRecord {
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub counts: DeliveryCounts,
+    /// Its deliveries that bounced or drew a complaint after they went out.
+    pub reports: ReportCounts,
+}
+
+/// An issue's deliveries that came back: each delivery once however many reports name it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReportCounts {
+    /// Bounced, hard or soft (their state stays `sent`: they went out).
+    pub bounced: u64,
+    pub complained: u64,
+}
+
+/// The delivery a report is about, and its reader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceTarget {
+    pub delivery_id: i64,
+    pub subscriber_id: i64,
+    pub issue: u32,
+    pub email: EmailAddress,
+}
+
+/// A report to record against a subscriber, once: `key` says which report it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewBounce<'a> {
+    pub key: &'a str,
+    pub delivery_id: Option<i64>,
+    pub subscriber_id: i64,
+    pub issue: Option<u32>,
+    pub kind: BounceKind,
+    pub status: Option<&'a str>,
+    pub diagnostic: Option<&'a str>,
+    /// What the consent record says the change came from.
+    pub source: &'a str,
+}
+
+/// When soft bounces count as a bounce for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BounceRule {
+    /// Soft bounces of different messages to one reader…
+    pub soft_limit: u32,
+    /// …within this span before the latest.
+    pub soft_window: chrono::Duration,
+}
+
+/// What recording a report did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BounceOutcome {
+    /// Recorded; the status its reader was moved to, if it moved them.
+    Recorded { changed_to: Option<SubscriberStatus> },
+    /// The same report was recorded before: nothing changed.
+    Seen,
+}
+
+/// A recorded bounce or complaint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceRecord {
+    pub email: String,
+    pub issue: Option<u32>,
+    pub kind: BounceKind,
+    pub status: Option<String>,
+    pub diagnostic: Option<String>,
+    pub at: DateTime<Utc>,
 }
 
 /// An issue that went out, or is going out (a delivery of it was sent), as the archive shows

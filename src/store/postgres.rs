@@ -128,6 +128,9 @@ pub(super) const FIRST_SEEN: &str =
     "SELECT identity, first_seen FROM article_first_seen WHERE identity = ANY($1::text[])";
 
 /// A rate bucket's numbers, locked until the transaction ends.
+/// A subscriber's status, locked until the transaction ends: two reports about one reader
+/// decide one after the other, each counting the other's bounce.
+pub(super) const LOCK_SUBSCRIBER_ID: &str = "SELECT status FROM subscribers WHERE id = $1 FOR UPDATE";
 pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1 FOR UPDATE";
 
 /// Begins a transaction; row locks and `ON CONFLICT` keep writers apart.

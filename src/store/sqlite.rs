@@ -58,6 +58,10 @@ pub(super) const NOTE_FIRST_SEEN: &str = "INSERT INTO article_first_seen (identi
 pub(super) const FIRST_SEEN: &str = "SELECT identity, first_seen FROM article_first_seen \
      WHERE identity IN (SELECT value FROM json_each($1))";
 
+/// A subscriber's status, read to decide on it; the write transaction already holds the only
+/// writer's lock.
+pub(super) const LOCK_SUBSCRIBER_ID: &str = "SELECT status FROM subscribers WHERE id = $1";
+
 /// A rate bucket's numbers; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1";
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Connection, PgConnection};
 
 use super::{backend::with_backend, *};
-use crate::domain::{DeliveryState, EmailAddress, ListName, SubscriberName, SubscriberStatus};
+use crate::domain::{BounceKind, DeliveryState, EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
 /// Where the tests find a PostgreSQL server they may create databases on.
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -163,6 +163,9 @@ on_each_backend!(
     an_address_forgotten_and_signed_up_again_can_be_forgotten_again,
     a_signup_names_only_a_new_address_and_a_confirmation_joins_each_list_once,
     forgetting_and_leaving_at_once_take_their_turn,
+    a_bounce_is_found_by_delivery_message_id_or_address_and_applied_once,
+    soft_bounces_of_different_messages_add_up_within_the_window,
+    a_complaint_takes_the_reader_off_every_list_and_a_bounce_leaves_who_left,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -1386,6 +1389,14 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         ("left_since", super::signup::LEFT_SINCE, "77, 1700000000000".into()),
         ("page", super::subscribers::PAGE, "'reader5@example.org', NULL, NULL, 50".into()),
         ("page_of_a_list", super::subscribers::PAGE, "'reader5@example.org', 'active', 'news', 50".into()),
+        ("bounce_target", super::bounces::BY_DELIVERY, "77".into()),
+        ("bounce_target_by_message_id", super::bounces::BY_MESSAGE_ID, "3, '<m@e.org>'".into()),
+        ("bounce_target_by_address", super::bounces::RECENT_TO, "'reader77@example.org', 1700000000000".into()),
+        ("bounce_lock", super::postgres::LOCK_SUBSCRIBER_ID, "77".into()),
+        ("bounce_soft_since", super::bounces::SOFT_SINCE, "77, 1700000000000".into()),
+        ("bounce_bounced", super::bounces::BOUNCED, "1, 77".into()),
+        ("bounce_complained", super::bounces::COMPLAINED, "1, 77".into()),
+        ("bounce_off_every_list", super::bounces::OFF_EVERY_LIST, "77".into()),
     ];
     // The check itself: a statement that has to read the whole ledger is caught.
     let plan: serde_json::Value =
@@ -1539,4 +1550,170 @@ async fn postgres_spellings_of_one_address_in_an_older_store_are_merged_into_the
     })
     .await;
     pool.close().await;
+}
+
+/// Issue `number` to `lists`, every delivery of it sent as `<issueN.LOCAL@example.org>`.
+async fn sent_issue(s: &Store, number: u32, lists: &[ListName], at: DateTime<Utc>) -> Vec<Claimed> {
+    issue(s, number, lists).await;
+    let claimed = s.claim(number, "w", 100, at, Duration::from_secs(30)).await.expect("claim");
+    let sent: Vec<Outcome> = claimed
+        .iter()
+        .map(|c| Outcome::Sent {
+            delivery_id: c.delivery_id,
+            message_id: format!(
+                "<issue{number}.{}@example.org>",
+                c.email.as_str().split('@').next().unwrap_or_default()
+            ),
+            reply: Some("250 ok".into()),
+        })
+        .collect();
+    s.record("w", &sent, at).await.expect("record");
+    claimed
+}
+
+fn rule() -> BounceRule {
+    BounceRule { soft_limit: 3, soft_window: chrono::Duration::days(30) }
+}
+
+fn report<'a>(key: &'a str, target: &BounceTarget, kind: BounceKind) -> NewBounce<'a> {
+    NewBounce {
+        key,
+        delivery_id: Some(target.delivery_id),
+        subscriber_id: target.subscriber_id,
+        issue: Some(target.issue),
+        kind,
+        status: Some("5.1.1"),
+        diagnostic: Some("550 5.1.1 no such user"),
+        source: "550 5.1.1 no such user",
+    }
+}
+
+async fn status_of(s: &Store, email: &str) -> Option<SubscriberStatus> {
+    s.subscriber(&email.parse().expect("address")).await.expect("get").map(|r| r.status)
+}
+
+async fn a_bounce_is_found_by_delivery_message_id_or_address_and_applied_once(s: Store) {
+    s.import(
+        &[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"]), row("c@example.org", &["weekly"])],
+        "i",
+        now(),
+    )
+    .await
+    .expect("import");
+    let sent = sent_issue(&s, 1, &[weekly()], now()).await;
+    let a = s.bounce_target(sent[0].delivery_id).await.expect("find").expect("delivery");
+    assert_eq!((a.email.as_str(), a.issue, a.subscriber_id), ("a@example.org", 1, sent[0].subscriber_id));
+    assert_eq!(s.bounce_target(sent[2].delivery_id + 100).await.expect("find"), None);
+
+    let b = s.bounce_target_by_message_id(1, "<issue1.b@example.org>").await.expect("find").expect("by id");
+    assert_eq!(b.email.as_str(), "b@example.org");
+    assert_eq!(s.bounce_target_by_message_id(2, "<issue1.b@example.org>").await.expect("find"), None);
+    assert_eq!(s.bounce_target_by_message_id(1, "<issue1.z@example.org>").await.expect("find"), None);
+
+    let c_address: EmailAddress = "C@Example.org".parse().expect("c");
+    let c = s.bounce_target_by_address(&c_address, now() - chrono::Duration::days(30)).await.expect("find");
+    assert_eq!(c.map(|t| t.delivery_id), Some(sent[2].delivery_id), "in any case of its letters");
+    let later = now() + chrono::Duration::seconds(1);
+    assert_eq!(s.bounce_target_by_address(&c_address, later).await.expect("find"), None, "no issue that recent");
+
+    let applied = s.apply_bounce(&report("<r1@mx.example.net>", &a, BounceKind::Hard), rule(), now()).await;
+    assert_eq!(applied.expect("apply"), BounceOutcome::Recorded { changed_to: Some(SubscriberStatus::Bounced) });
+    assert_eq!(status_of(&s, "a@example.org").await, Some(SubscriberStatus::Bounced));
+    let again = s.apply_bounce(&report("<r1@mx.example.net>", &a, BounceKind::Hard), rule(), later).await;
+    assert_eq!(again.expect("apply"), BounceOutcome::Seen, "the same report, once");
+    let events =
+        texts(&s, "SELECT source FROM consent_events WHERE subscriber_id = $1 AND event = 'bounce'", a.subscriber_id)
+            .await;
+    assert_eq!(events, ["550 5.1.1 no such user"], "one departure, in the server's words");
+
+    let i = s.issue(1).await.expect("issue").expect("exists");
+    assert_eq!((i.counts.sent, i.reports.bounced, i.reports.complained), (3, 1, 0), "the delivery stays sent");
+    let listed = s.bounces(None, None).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].email.as_str(), listed[0].issue, listed[0].kind, listed[0].status.as_deref(), listed[0].at),
+        ("a@example.org", Some(1), BounceKind::Hard, Some("5.1.1"), now())
+    );
+    assert_eq!(s.bounces(Some(2), None).await.expect("list"), []);
+    assert_eq!(s.bounces(None, Some(BounceKind::Complaint)).await.expect("list"), []);
+    assert_eq!(s.bounces(Some(1), Some(BounceKind::Hard)).await.expect("list").len(), 1);
+
+    // A forgotten reader is no one a report can be about.
+    s.forget(&"b@example.org".parse().expect("b"), "test", now()).await.expect("forget");
+    assert_eq!(s.bounce_target(sent[1].delivery_id).await.expect("find"), None);
+    assert_eq!(s.bounce_target_by_message_id(1, "<issue1.b@example.org>").await.expect("find"), None);
+}
+
+async fn soft_bounces_of_different_messages_add_up_within_the_window(s: Store) {
+    s.import(&[row("a@example.org", &["weekly"])], "i", now()).await.expect("import");
+    let day = |n: i64| now() + chrono::Duration::days(n);
+    let one =
+        s.bounce_target(sent_issue(&s, 1, &[weekly()], day(0)).await[0].delivery_id).await.expect("f").expect("1");
+    let two =
+        s.bounce_target(sent_issue(&s, 2, &[weekly()], day(30)).await[0].delivery_id).await.expect("f").expect("2");
+    let three =
+        s.bounce_target(sent_issue(&s, 3, &[weekly()], day(31)).await[0].delivery_id).await.expect("f").expect("3");
+    let soft = |key, t| report(key, t, BounceKind::Soft);
+    let kept = BounceOutcome::Recorded { changed_to: None };
+    assert_eq!(s.apply_bounce(&soft("<1@x>", &one), rule(), day(0)).await.expect("apply"), kept);
+    assert_eq!(s.apply_bounce(&soft("<1b@x>", &one), rule(), day(0)).await.expect("apply"), kept, "the same message");
+    assert_eq!(s.apply_bounce(&soft("<2@x>", &two), rule(), day(31)).await.expect("apply"), kept);
+    assert_eq!(
+        s.apply_bounce(&soft("<3@x>", &three), rule(), day(32)).await.expect("apply"),
+        kept,
+        "the first issue's fell out of the window"
+    );
+    assert_eq!(status_of(&s, "a@example.org").await, Some(SubscriberStatus::Active));
+    let third = s.apply_bounce(&soft("<1c@x>", &one), rule(), day(33)).await.expect("apply");
+    assert_eq!(
+        third,
+        BounceOutcome::Recorded { changed_to: Some(SubscriberStatus::Bounced) },
+        "three messages in 30 days"
+    );
+    assert_eq!(status_of(&s, "a@example.org").await, Some(SubscriberStatus::Bounced));
+    let one_is_enough = BounceRule { soft_limit: 1, ..rule() };
+    let again = s.apply_bounce(&soft("<4@x>", &two), one_is_enough, day(34)).await.expect("apply");
+    assert_eq!(again, kept, "already bounced: nothing more to change");
+    let i = s.issue(1).await.expect("issue").expect("exists");
+    assert_eq!(i.reports.bounced, 1, "one delivery, however many reports");
+}
+
+async fn a_complaint_takes_the_reader_off_every_list_and_a_bounce_leaves_who_left(s: Store) {
+    let news: ListName = "news".parse().expect("list");
+    s.import(&[row("a@example.org", &["weekly", "news"]), row("b@example.org", &["weekly"])], "i", now())
+        .await
+        .expect("import");
+    let sent = sent_issue(&s, 1, &[weekly()], now()).await;
+    let a = s.bounce_target(sent[0].delivery_id).await.expect("f").expect("a");
+    let b = s.bounce_target(sent[1].delivery_id).await.expect("f").expect("b");
+    s.set_status(&a.email, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "web", now()).await.expect("s");
+    s.set_status(&b.email, SubscriberStatus::Unsubscribed, ConsentEvent::Unsubscribe, "web", now()).await.expect("s");
+
+    let complaint = NewBounce {
+        status: None,
+        diagnostic: Some("abuse report"),
+        source: "abuse report",
+        ..report("<c@fbl>", &a, BounceKind::Complaint)
+    };
+    let done = s.apply_bounce(&complaint, rule(), now()).await.expect("apply");
+    assert_eq!(done, BounceOutcome::Recorded { changed_to: Some(SubscriberStatus::Complained) });
+    let record = s.subscriber(&a.email).await.expect("get").expect("a");
+    assert_eq!(record.status, SubscriberStatus::Complained, "a complaint says more than leaving");
+    assert!(record.lists.is_empty(), "off every list: {:?}", record.lists);
+    assert!(s.subscribers(Some(&news), None).await.expect("list").is_empty());
+    let events = texts(
+        &s,
+        "SELECT source FROM consent_events WHERE subscriber_id = $1 AND event = 'complaint'",
+        a.subscriber_id,
+    )
+    .await;
+    assert_eq!(events, ["abuse report"]);
+
+    let bounced = s.apply_bounce(&report("<h@mx>", &b, BounceKind::Hard), rule(), now()).await.expect("apply");
+    assert_eq!(bounced, BounceOutcome::Recorded { changed_to: None }, "recorded, and who left stays left");
+    assert_eq!(status_of(&s, "b@example.org").await, Some(SubscriberStatus::Unsubscribed));
+    let i = s.issue(1).await.expect("issue").expect("exists");
+    assert_eq!((i.reports.bounced, i.reports.complained), (1, 1));
+    let issues = s.issues().await.expect("issues");
+    assert_eq!(issues[0].reports, i.reports, "the list counts them too");
 }

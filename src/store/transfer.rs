@@ -116,6 +116,23 @@ const TABLES: &[Table] = &[
     Table { name: "list_files", columns: &[("list", Text), ("digest", Text), ("changed_at", Int)], identity: None },
     // The sign-up limit's day of requests, so that moving stores does not reset it.
     Table { name: "signup_requests", columns: &[("mailbox", Text), ("at", Int)], identity: None },
+    // Bounces and complaints, after the deliveries they name: a report read again after the move
+    // is still known.
+    Table {
+        name: "bounces",
+        columns: &[
+            ("id", Int),
+            ("message_key", Text),
+            ("delivery_id", Int),
+            ("subscriber_id", Int),
+            ("issue_number", Int),
+            ("kind", Text),
+            ("status", Text),
+            ("diagnostic", Text),
+            ("at", Int),
+        ],
+        identity: Some("id"),
+    },
 ];
 
 /// Rows a statement inserts at once: well inside both backends' limits on bound values.

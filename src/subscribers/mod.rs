@@ -9,13 +9,15 @@
 //! - `leave`: unsubscribing and forgetting;
 //! - `import`: a subscriber CSV;
 //! - `signup`: the web form's request and its confirmation;
-//! - `audience`: the list files synced, and who an issue goes to.
+//! - `audience`: the list files synced, and who an issue goes to;
+//! - `reports`: what a bounce or complaint that came back does to its reader.
 
 mod add;
 mod audience;
 mod import;
 mod leave;
 mod lists;
+mod reports;
 mod signup;
 
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ pub use audience::{ListSync, Reach, issue_lists, listed, reach, sync_lists};
 pub use import::{Import, Imported};
 pub use leave::{Left, forget, unsubscribe};
 pub use lists::{all_lists_kept_by_files, joinable, list_file_rows, refuse_file_kept};
+pub use reports::apply_report;
 pub use signup::{MAX_CONFIRMATIONS_PER_DAY, Requested, confirm, request, signup_list};
 
 use crate::{

@@ -6,6 +6,7 @@ mod support;
 
 mod architecture;
 mod archive;
+mod bounces;
 mod browser;
 mod cli_errors;
 mod compose_fixtures;

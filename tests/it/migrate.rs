@@ -1,5 +1,5 @@
 //! `gazette migrate-store`: a publication that sent an issue on SQLite moves to PostgreSQL and
-//! reads back the same subscribers, consent, issues and ledger; the new store goes on numbering
+//! reads back the same subscribers, consent, issues, ledger and bounces; the new store goes on numbering
 //! after the copied rows; a destination that already holds data is refused untouched.
 
 use crate::{
@@ -16,6 +16,7 @@ fn snapshot(p: &Publication) -> Vec<serde_json::Value> {
         p.gazette(&["--json", "lists"]).ok().json(),
         p.gazette(&["--json", "issues", "list"]).ok().json(),
         p.gazette(&["--json", "issues", "show", "1"]).ok().json(),
+        p.gazette(&["--json", "bounces", "list"]).ok().json(),
     ]
 }
 
@@ -36,12 +37,19 @@ fn a_sqlite_publication_moves_to_postgresql_without_losing_a_row() {
     assert_eq!(sent["counts"]["sent"], 29, "{sent:#}");
     p.gazette(&["subscribers", "remove", "reader3@example.org"]).ok();
     p.gazette(&["subscribers", "remove", "reader4@example.org", "--forget"]).ok();
+    // A bounce that came back later, found by the Message-ID it quotes.
+    let (_, id) = crate::bounces::sent_to(&server, "reader5@example.org");
+    let report =
+        p.write("bounce.eml", &crate::bounces::dsn("weekly@example.org", "reader5@example.org", &id, "5.1.1", "m"));
+    let read = p.gazette(&["--json", "bounces", "ingest", report.to_str().expect("utf-8")]).ok().json();
+    assert_eq!(read["messages"][0]["applied"], true, "{read:#}");
     let before = snapshot(&p);
 
     let db = TestDatabase::create();
     let moved = p.gazette(&["--json", "migrate-store", "--to", db.url()]).ok().json();
     assert_eq!(moved["tables"]["deliveries"], 30, "{moved:#}");
     assert_eq!(moved["tables"]["subscribers"], 30, "{moved:#}");
+    assert_eq!(moved["tables"]["bounces"], 1, "{moved:#}");
 
     let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
     use_store(&p, &config, db.url());

@@ -1,0 +1,213 @@
+//! Bounces and complaints: what comes back after a message went out, read (`report`), matched
+//! to the delivery it is about, and applied to its reader through `subscribers`. Where the
+//! messages come from (files, mboxes, Maildir folders) is `mailbox`'s.
+//!
+//! A report is matched by the first of these that it offers:
+//! 1. the VERP address it came back to (`bounces+TOKEN@…`): a genuine token names its delivery
+//!    or a test copy, and a forged one ends the search, so that nobody can make a report about
+//!    an address by forging the token and naming the address beside it;
+//! 2. the Message-ID of the original message it quotes, which the ledger keeps for each delivery;
+//! 3. the address it names, among the recipients of the issues made in the last [`RECENT`].
+
+pub mod mailbox;
+pub mod report;
+
+use chrono::{DateTime, Utc};
+
+pub use report::{Report, read};
+
+use crate::{
+    compose::message::issue_of,
+    config::Bounces,
+    domain::{BounceKind, SubscriberStatus},
+    issue::TEST_SUBJECT_PREFIX,
+    store::{BounceOutcome, BounceTarget, NewBounce, Store, StoreError},
+    subscribers,
+    tokens::{ReturnToken, Signer},
+};
+
+/// How far back a report found only by the address it names may reach: bounces come within
+/// minutes, delay warnings within days, and complaints within weeks.
+pub const RECENT: chrono::Duration = chrono::Duration::days(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BounceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is a folder but no Maildir (it has neither new/ nor cur/); give a Maildir, a file or an mbox", .0.display())]
+    NotMaildir(std::path::PathBuf),
+    #[error("cannot move {} to cur/ after reading it: {source}", path.display())]
+    Move {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What reading reports needs: the store, the key that signed the return tokens, and
+/// `[bounces]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ingest<'a> {
+    pub store: &'a Store,
+    pub signer: &'a Signer,
+    pub settings: &'a Bounces,
+}
+
+/// What a report turned out to be about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    Delivery(BounceTarget),
+    /// A test copy of this issue (`send --to`): recorded nowhere, so it changes nothing.
+    TestCopy(u32),
+    /// A return token this publication did not make: it changes nothing, and no other clue is
+    /// looked at.
+    Forged,
+    /// A genuine token whose delivery is no longer anyone's (a forgotten reader).
+    Gone,
+    /// No delivery gazette made.
+    Nothing,
+}
+
+/// What became of one report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded now; the status its reader was moved to, if it moved them.
+    Applied(Option<SubscriberStatus>),
+    /// Recorded before: nothing changed.
+    Seen,
+    /// An autoresponder's answer, or nothing to act on.
+    NotABounce,
+    TestCopy,
+    Forged,
+    /// No delivery gazette made (or its reader was forgotten).
+    Unmatched,
+}
+
+impl Outcome {
+    pub fn applied(&self) -> bool {
+        matches!(self, Self::Applied(_))
+    }
+
+    /// Why it was not applied, for people; `None` when it was.
+    pub fn note(&self) -> Option<&'static str> {
+        match self {
+            Self::Applied(_) => None,
+            Self::Seen => Some("read before"),
+            Self::NotABounce => Some("not a bounce"),
+            Self::TestCopy => Some("a test copy"),
+            Self::Forged => Some("forged return address"),
+            Self::Unmatched => Some("no delivery of ours"),
+        }
+    }
+}
+
+/// One report read and dealt with.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub report: Report,
+    pub matched: Match,
+    pub outcome: Outcome,
+}
+
+impl Ingested {
+    /// The issue it is about, when that is known.
+    pub fn issue(&self) -> Option<u32> {
+        match &self.matched {
+            Match::Delivery(t) => Some(t.issue),
+            Match::TestCopy(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The address of the subscriber it was matched to.
+    pub fn email(&self) -> Option<&str> {
+        match &self.matched {
+            Match::Delivery(t) => Some(t.email.as_str()),
+            _ => None,
+        }
+    }
+}
+
+impl Ingest<'_> {
+    /// Reads one message and applies it. `envelope_to` is the address the mail system delivered
+    /// it to, when it says (`$ORIGINAL_RECIPIENT` of a pipe).
+    pub async fn one(&self, raw: &[u8], envelope_to: Option<&str>, now: DateTime<Utc>) -> Result<Ingested, StoreError> {
+        let report = read(raw);
+        let matched = self.find(&report, envelope_to, now).await?;
+        let outcome = match (&matched, report.kind.bounce()) {
+            (_, None) => Outcome::NotABounce,
+            (Match::Forged, _) => Outcome::Forged,
+            (Match::TestCopy(_), _) => Outcome::TestCopy,
+            (Match::Gone | Match::Nothing, Some(_)) => Outcome::Unmatched,
+            (Match::Delivery(target), Some(kind)) => {
+                let source = report.diagnostic.as_deref().or(report.status.as_deref()).unwrap_or(match kind {
+                    BounceKind::Complaint => "complaint report",
+                    _ => "bounce report",
+                });
+                let bounce = NewBounce {
+                    key: &report.key,
+                    delivery_id: Some(target.delivery_id),
+                    subscriber_id: target.subscriber_id,
+                    issue: Some(target.issue),
+                    kind,
+                    status: report.status.as_deref(),
+                    diagnostic: report.diagnostic.as_deref(),
+                    source,
+                };
+                match subscribers::apply_report(self.store, self.settings, &bounce, now).await? {
+                    BounceOutcome::Recorded { changed_to } => Outcome::Applied(changed_to),
+                    BounceOutcome::Seen => Outcome::Seen,
+                }
+            }
+        };
+        Ok(Ingested { report, matched, outcome })
+    }
+
+    /// The delivery `report` is about, by the order the module's documentation gives.
+    pub async fn find(
+        &self,
+        report: &Report,
+        envelope_to: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Match, StoreError> {
+        if let Some(path) = &self.settings.return_path {
+            let token = envelope_to
+                .into_iter()
+                .chain(report.returned_to.iter().map(String::as_str))
+                .find_map(|a| path.token_of(a));
+            if let Some(token) = token {
+                return Ok(match self.signer.read_return_token(&token) {
+                    Ok(ReturnToken::Delivery(id)) => match self.store.bounce_target(id).await? {
+                        Some(target) => Match::Delivery(target),
+                        None => Match::Gone,
+                    },
+                    Ok(ReturnToken::Test(issue)) => Match::TestCopy(issue),
+                    Err(_) => Match::Forged,
+                });
+            }
+        }
+        if let Some(id) = &report.original_message_id
+            && let Some(issue) = issue_of(id)
+        {
+            // A test copy goes out with its issue's Message-ID; its subject says what it is.
+            if report.original_subject.as_deref().is_some_and(|s| s.starts_with(TEST_SUBJECT_PREFIX.trim_end())) {
+                return Ok(Match::TestCopy(issue));
+            }
+            if let Some(target) = self.store.bounce_target_by_message_id(issue, &id.to_string()).await? {
+                return Ok(Match::Delivery(target));
+            }
+        }
+        for address in &report.recipients {
+            if let Some(target) = self.store.bounce_target_by_address(address, now - RECENT).await? {
+                return Ok(Match::Delivery(target));
+            }
+        }
+        Ok(Match::Nothing)
+    }
+}
