@@ -199,7 +199,8 @@ pub(super) trait Dialect: Database {
     const INSERT_SUBSCRIBERS: &'static str;
     /// Puts each (list id, subscriber id) on its list; returns the subscriber of each one added.
     const JOIN_LISTS: &'static str;
-    /// One consent event for each subscriber of $1, all of event $2, from source $3, at $4.
+    /// One consent event for each subscriber of $1, in their order, all of event $2, each from
+    /// its source in $3, at $4.
     const CONSENTS: &'static str;
 
     fn updates(rows: &[Update], now: i64) -> Result<Self::Arguments, StoreError>;

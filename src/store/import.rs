@@ -361,7 +361,8 @@ where
 
     if !plan.updates.is_empty() {
         sqlx::query_with(DB::UPDATE_SUBSCRIBERS, DB::updates(&plan.updates, now_ms)?).execute(&mut **tx).await?;
-        consent::record_many(tx, &plan.reactivated, ConsentEvent::Import, source, now).await?;
+        let events: Vec<(i64, &str)> = plan.reactivated.iter().map(|id| (*id, source)).collect();
+        consent::record_many(tx, &events, ConsentEvent::Import, now).await?;
     }
 
     let mut conflicted = Vec::new();
@@ -384,8 +385,8 @@ where
             }
         }
         added.sort_by_key(|(id, _)| *id);
-        let new_ids: Vec<i64> = added.iter().map(|(id, _)| *id).collect();
-        consent::record_many(tx, &new_ids, added_as(source), source, now).await?;
+        let events: Vec<(i64, &str)> = added.iter().map(|(id, _)| (*id, source)).collect();
+        consent::record_many(tx, &events, added_as(source), now).await?;
     }
 
     let mut pairs = Vec::new();

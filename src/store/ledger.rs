@@ -263,7 +263,7 @@ impl Store {
                         .await?
                         .into_iter()
                         .collect();
-                consent::record_each(&mut tx, &bounce_events(&plan.bounces, &changed), ConsentEvent::Bounce, now)
+                consent::record_many(&mut tx, &bounce_events(&plan.bounces, &changed), ConsentEvent::Bounce, now)
                     .await?;
             }
             if !plan.released.is_empty() {

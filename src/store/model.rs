@@ -38,9 +38,8 @@ pub enum ImportPart {
     End,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriberRecord {
-    #[serde(skip)]
     pub id: i64,
     pub email: String,
     pub name: String,
@@ -124,7 +123,7 @@ impl SlotOutcome {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotRecord {
     pub key: String,
     pub at: DateTime<Utc>,
@@ -277,7 +276,7 @@ pub struct SentIssue {
     pub finished: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub email: String,
     pub reply: Option<String>,

@@ -100,7 +100,8 @@ pub(super) const JOIN_LISTS: &str = "INSERT INTO memberships (list_id, subscribe
      SELECT u.list_id, u.subscriber_id, $3 FROM UNNEST($1::bigint[], $2::bigint[]) AS u(list_id, subscriber_id) \
      ORDER BY u.list_id, u.subscriber_id ON CONFLICT DO NOTHING RETURNING subscriber_id";
 pub(super) const CONSENTS: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) \
-     SELECT u.id, $2, $3, $4 FROM UNNEST($1::bigint[]) AS u(id)";
+     SELECT u.id, $2, u.source, $4 FROM UNNEST($1::bigint[], $3::text[]) WITH ORDINALITY AS u(id, source, n) \
+     ORDER BY u.n";
 /// The addresses of the list files a transaction syncs, kept by the server rather than in
 /// memory; one table for every file, gone with the transaction.
 pub(super) const OPEN_LISTED: &[&str] = &[

@@ -98,7 +98,7 @@ pub(super) const INSERT_SUBSCRIBERS: &str = "INSERT INTO subscribers (email, nam
 pub(super) const JOIN_LISTS: &str = "INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) \
      SELECT value ->> 0, value ->> 1, $2 FROM json_each($1) ORDER BY key RETURNING subscriber_id";
 pub(super) const CONSENTS: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) \
-     SELECT value, $2, $3, $4 FROM json_each($1) ORDER BY key";
+     SELECT i.value, $2, s.value, $4 FROM json_each($1) AS i JOIN json_each($3) AS s ON s.key = i.key ORDER BY i.key";
 /// The addresses of the list file being synced, kept by the database rather than in memory;
 /// created inside the transaction, so a rollback takes it away too.
 pub(super) const OPEN_LISTED: &[&str] =

@@ -133,6 +133,7 @@ macro_rules! on_each_backend {
 
 on_each_backend!(
     imports_never_bring_back_who_left,
+    an_import_records_one_consent_event_per_reader_it_adds_or_brings_back,
     list_sync_removes_who_the_file_no_longer_names,
     one_delivery_per_active_subscriber_across_lists,
     concurrent_claims_never_share_a_delivery_and_leases_expire,
@@ -250,6 +251,36 @@ async fn the_signup_limit_counts_one_mailbox_however_it_is_spelled(s: Store) {
     let tomorrow = now() + chrono::Duration::hours(25);
     let later = s.request_subscription(&"ANI@example.org".parse().expect("a"), None, "web", tomorrow).await.expect("a");
     assert_eq!(later.recent_requests, 0, "the count is of the last day");
+}
+
+async fn an_import_records_one_consent_event_per_reader_it_adds_or_brings_back(s: Store) {
+    let ann: EmailAddress = "ann@example.org".parse().expect("ann");
+    s.request_subscription(&ann, None, "web", now()).await.expect("signup");
+    let rows = [row("bo@example.org", &["weekly"]), row("ann@example.org", &["weekly"]), row("cy@example.org", &[])];
+    s.import(&rows, "people.csv", now()).await.expect("import");
+    s.import(&[row("di@example.org", &[])], "add", now()).await.expect("add");
+    let events = |email: &'static str| {
+        let s = s.clone();
+        async move {
+            let id = s.subscriber(&email.parse().expect("address")).await.expect("get").expect("stored").id;
+            texts(&s, "SELECT event || ' from ' || source FROM consent_events WHERE subscriber_id = $1 ORDER BY id", id)
+                .await
+        }
+    };
+    assert_eq!(
+        events("ann@example.org").await,
+        ["subscribe from web", "import from people.csv"],
+        "brought back by the import"
+    );
+    assert_eq!(events("bo@example.org").await, ["import from people.csv"]);
+    assert_eq!(events("cy@example.org").await, ["import from people.csv"]);
+    assert_eq!(events("di@example.org").await, ["add from add"]);
+    s.import(&rows, "people.csv", now()).await.expect("again");
+    assert_eq!(
+        events("bo@example.org").await,
+        ["import from people.csv"],
+        "a row that changes nothing records nothing"
+    );
 }
 
 async fn imports_never_bring_back_who_left(s: Store) {
