@@ -199,13 +199,16 @@ pub(super) trait Dialect: Database {
     const INSERT_SUBSCRIBERS: &'static str;
     /// Puts each (list id, subscriber id) on its list; returns the subscriber of each one added.
     const JOIN_LISTS: &'static str;
-    /// One consent event for each subscriber of $1, in their order, all of event $2, each from
-    /// its source in $3, at $4.
+    /// One consent event for each (subscriber, source) of [`Dialect::consents`], in their order.
     const CONSENTS: &'static str;
+    /// One consent event for each subscriber of $1, in their order, all of event $2 from source
+    /// $3 at $4.
+    const CONSENTS_FROM_ONE: &'static str;
 
     fn updates(rows: &[Update], now: i64) -> Result<Self::Arguments, StoreError>;
     fn additions(rows: &[Addition<'_>], now: i64) -> Result<Self::Arguments, StoreError>;
     fn memberships(pairs: &[(i64, i64)], now: i64) -> Result<Self::Arguments, StoreError>;
+    fn consents(rows: &[(i64, &str)], event: &str, now: i64) -> Result<Self::Arguments, StoreError>;
 }
 
 fn encoding(e: BoxDynError) -> StoreError {
@@ -219,6 +222,7 @@ impl Dialect for Sqlite {
     const INSERT_SUBSCRIBERS: &'static str = sqlite::INSERT_SUBSCRIBERS;
     const JOIN_LISTS: &'static str = sqlite::JOIN_LISTS;
     const CONSENTS: &'static str = sqlite::CONSENTS;
+    const CONSENTS_FROM_ONE: &'static str = sqlite::CONSENTS_FROM_ONE;
 
     fn updates(rows: &[Update], now: i64) -> Result<Self::Arguments, StoreError> {
         sqlite::updates(rows, now).map_err(encoding)
@@ -231,6 +235,10 @@ impl Dialect for Sqlite {
     fn memberships(pairs: &[(i64, i64)], now: i64) -> Result<Self::Arguments, StoreError> {
         sqlite::memberships(pairs, now).map_err(encoding)
     }
+
+    fn consents(rows: &[(i64, &str)], event: &str, now: i64) -> Result<Self::Arguments, StoreError> {
+        sqlite::consents(rows, event, now).map_err(encoding)
+    }
 }
 
 impl Dialect for Postgres {
@@ -240,6 +248,7 @@ impl Dialect for Postgres {
     const INSERT_SUBSCRIBERS: &'static str = postgres::INSERT_SUBSCRIBERS;
     const JOIN_LISTS: &'static str = postgres::JOIN_LISTS;
     const CONSENTS: &'static str = postgres::CONSENTS;
+    const CONSENTS_FROM_ONE: &'static str = postgres::CONSENTS_FROM_ONE;
 
     fn updates(rows: &[Update], now: i64) -> Result<Self::Arguments, StoreError> {
         postgres::updates(rows, now).map_err(encoding)
@@ -251,5 +260,9 @@ impl Dialect for Postgres {
 
     fn memberships(pairs: &[(i64, i64)], now: i64) -> Result<Self::Arguments, StoreError> {
         postgres::memberships(pairs, now).map_err(encoding)
+    }
+
+    fn consents(rows: &[(i64, &str)], event: &str, now: i64) -> Result<Self::Arguments, StoreError> {
+        postgres::consents(rows, event, now).map_err(encoding)
     }
 }

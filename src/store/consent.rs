@@ -44,21 +44,23 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Arguments: IntoArguments<DB>,
     for<'a, 'q> Values<'a, i64>: Encode<'q, DB> + Type<DB>,
-    for<'a, 'q> Values<'a, String>: Encode<'q, DB> + Type<DB>,
     for<'q> i64: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
 {
-    if rows.is_empty() {
-        return Ok(());
+    let Some((_, first)) = rows.first() else { return Ok(()) };
+    if rows.iter().all(|(_, source)| source == first) {
+        // An import's thousands of rows share one source: bound once, not once a row, which
+        // costs SQLite a tenth of an import's time.
+        let subscribers: Vec<i64> = rows.iter().map(|(id, _)| *id).collect();
+        sqlx::query(DB::CONSENTS_FROM_ONE)
+            .bind(Values(&subscribers))
+            .bind(event.as_str())
+            .bind(*first)
+            .bind(ms(now))
+            .execute(&mut **tx)
+            .await?;
+    } else {
+        sqlx::query_with(DB::CONSENTS, DB::consents(rows, event.as_str(), ms(now))?).execute(&mut **tx).await?;
     }
-    let (subscribers, sources): (Vec<i64>, Vec<String>) =
-        rows.iter().map(|(id, source)| (*id, (*source).to_owned())).unzip();
-    sqlx::query(DB::CONSENTS)
-        .bind(Values(&subscribers))
-        .bind(event.as_str())
-        .bind(Values(&sources))
-        .bind(ms(now))
-        .execute(&mut **tx)
-        .await?;
     Ok(())
 }

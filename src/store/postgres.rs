@@ -100,8 +100,9 @@ pub(super) const JOIN_LISTS: &str = "INSERT INTO memberships (list_id, subscribe
      SELECT u.list_id, u.subscriber_id, $3 FROM UNNEST($1::bigint[], $2::bigint[]) AS u(list_id, subscriber_id) \
      ORDER BY u.list_id, u.subscriber_id ON CONFLICT DO NOTHING RETURNING subscriber_id";
 pub(super) const CONSENTS: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) \
-     SELECT u.id, $2, u.source, $4 FROM UNNEST($1::bigint[], $3::text[]) WITH ORDINALITY AS u(id, source, n) \
-     ORDER BY u.n";
+     SELECT u.id, $3, u.source, $4 FROM UNNEST($1::bigint[], $2::text[]) AS u(id, source)";
+pub(super) const CONSENTS_FROM_ONE: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) \
+     SELECT u.id, $2, $3, $4 FROM UNNEST($1::bigint[]) AS u(id)";
 /// The addresses of the list files a transaction syncs, kept by the server rather than in
 /// memory; one table for every file, gone with the transaction.
 pub(super) const OPEN_LISTED: &[&str] = &[
@@ -207,6 +208,16 @@ pub(super) fn additions(rows: &[(&str, &str, String)], now: i64) -> Result<PgArg
     args.add(rows.iter().map(|r| r.0).collect::<Vec<&str>>())?;
     args.add(rows.iter().map(|r| r.1).collect::<Vec<&str>>())?;
     args.add(rows.iter().map(|r| r.2.as_str()).collect::<Vec<&str>>())?;
+    args.add(now)?;
+    Ok(args)
+}
+
+/// The arguments of `CONSENTS`: the subscribers, their sources, the event, the time.
+pub(super) fn consents(rows: &[(i64, &str)], event: &str, now: i64) -> Result<PgArguments, BoxDynError> {
+    let mut args = PgArguments::default();
+    args.add(rows.iter().map(|r| r.0).collect::<Vec<i64>>())?;
+    args.add(rows.iter().map(|r| r.1).collect::<Vec<&str>>())?;
+    args.add(event)?;
     args.add(now)?;
     Ok(args)
 }

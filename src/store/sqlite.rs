@@ -98,7 +98,9 @@ pub(super) const INSERT_SUBSCRIBERS: &str = "INSERT INTO subscribers (email, nam
 pub(super) const JOIN_LISTS: &str = "INSERT OR IGNORE INTO memberships (list_id, subscriber_id, created_at) \
      SELECT value ->> 0, value ->> 1, $2 FROM json_each($1) ORDER BY key RETURNING subscriber_id";
 pub(super) const CONSENTS: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) \
-     SELECT i.value, $2, s.value, $4 FROM json_each($1) AS i JOIN json_each($3) AS s ON s.key = i.key ORDER BY i.key";
+     SELECT value ->> 0, $2, value ->> 1, $3 FROM json_each($1) ORDER BY key";
+pub(super) const CONSENTS_FROM_ONE: &str = "INSERT INTO consent_events (subscriber_id, event, source, at) \
+     SELECT value, $2, $3, $4 FROM json_each($1) ORDER BY key";
 /// The addresses of the list file being synced, kept by the database rather than in memory;
 /// created inside the transaction, so a rollback takes it away too.
 pub(super) const OPEN_LISTED: &[&str] =
@@ -129,6 +131,16 @@ pub(super) fn additions(rows: &[(&str, &str, String)], now: i64) -> Result<Sqlit
 /// The arguments of `JOIN_LISTS`.
 pub(super) fn memberships(pairs: &[(i64, i64)], now: i64) -> Result<SqliteArguments, BoxDynError> {
     rows_and_time(pairs, now)
+}
+
+/// The arguments of `CONSENTS`: the (subscriber, source) rows as one JSON array, the event, the
+/// time.
+pub(super) fn consents(rows: &[(i64, &str)], event: &str, now: i64) -> Result<SqliteArguments, BoxDynError> {
+    let mut args = SqliteArguments::default();
+    args.add(serde_json::to_string(rows)?)?;
+    args.add(event.to_owned())?;
+    args.add(now)?;
+    Ok(args)
 }
 
 fn rows_and_time<T: serde::Serialize>(rows: &[T], now: i64) -> Result<SqliteArguments, BoxDynError> {

@@ -157,6 +157,7 @@ on_each_backend!(
     a_trial_sync_counts_what_the_syncs_would_leave_and_keeps_nothing,
     a_list_file_is_noted_changed_only_when_its_digest_differs,
     a_subscriber_refused_twice_in_one_batch_bounces_once_noting_the_first_refusal,
+    readers_refused_in_one_batch_each_have_their_own_refusal_noted,
     a_release_hands_back_only_deliveries_still_to_send,
     a_worker_whose_lease_was_taken_over_records_only_what_is_final,
     an_import_numbers_new_addresses_in_the_order_of_its_rows,
@@ -1038,6 +1039,32 @@ async fn a_subscriber_refused_twice_in_one_batch_bounces_once_noting_the_first_r
     assert_eq!(noted, ["550 first"], "one departure, for the refusal received first");
     assert_eq!(s.failures(1).await.expect("failures")[0].reply.as_deref(), Some("550 second"));
     assert_eq!(s.failures(2).await.expect("failures")[0].reply.as_deref(), Some("550 first"));
+}
+
+async fn readers_refused_in_one_batch_each_have_their_own_refusal_noted(s: Store) {
+    s.import(&[row("a@example.org", &["weekly"]), row("b@example.org", &["weekly"])], "i", now())
+        .await
+        .expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    let claimed = s.claim(1, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    let outcomes: Vec<Outcome> = claimed
+        .iter()
+        .map(|c| Outcome::Failed {
+            delivery_id: c.delivery_id,
+            reply: format!("550 no such user {}", c.email),
+            bounce: Some(c.subscriber_id),
+        })
+        .collect();
+    s.record("w", &outcomes, now()).await.expect("record");
+    for c in &claimed {
+        let noted = texts(
+            &s,
+            "SELECT source FROM consent_events WHERE subscriber_id = $1 AND event = 'bounce'",
+            c.subscriber_id,
+        )
+        .await;
+        assert_eq!(noted, [format!("550 no such user {}", c.email)]);
+    }
 }
 
 async fn a_release_hands_back_only_deliveries_still_to_send(s: Store) {
