@@ -133,6 +133,17 @@ async fn serve(
     // The issue is dated by the slot, not by when this process got to it.
     match issue::plan(publication, store, slot.at, true).await? {
         Plan::Resume(i) => Ok(SlotAction::Waiting(i.number)),
+        Plan::Paused(i) => {
+            warn!(
+                issue = i.number,
+                "issue #{} is paused ({}): no new issue until `gazette issues resume {}` or `issues cancel {}`",
+                i.number,
+                i.note.as_deref().unwrap_or("paused"),
+                i.number,
+                i.number
+            );
+            Ok(SlotAction::Waiting(i.number))
+        }
         Plan::Nothing(reason) => {
             if store.record_slot(&key, slot.at, SlotOutcome::Skipped, Some(&reason), now).await? {
                 info!(slot = %key, "slot of {} skipped, no issue: {reason}", local(slot.at, tz));
@@ -214,6 +225,14 @@ fn announce(publication: &Publication, now: DateTime<Utc>, roles: Roles) {
 /// pass sent and what it left waiting, and until when.
 async fn report(store: &Store, tz: Tz, number: u32, done: &issue::Delivered) -> Result<(), IssueError> {
     let r = &done.run;
+    if let Some(why) = &r.paused {
+        warn!(
+            issue = number,
+            "issue #{number} paused after {} sent in this pass: {why}; `gazette issues resume {number}` goes on",
+            r.sent
+        );
+        return Ok(());
+    }
     if done.finished {
         let Some(i) = store.issue(number).await? else { return Ok(()) };
         let took = i.finished_at.and_then(|f| (f - i.created_at).to_std().ok()).unwrap_or(r.elapsed);

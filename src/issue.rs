@@ -13,10 +13,10 @@ use crate::{
     deliver::{
         DeliverError, Engine, EngineSettings, Letters, Progress, Queue, QueueError, RunSummary, Stop, Transport,
     },
-    domain::{Claimed, MessageId, Outcome},
+    domain::{Claimed, MessageId, Outcome, RateLimits},
     publication::{Draft, History, Publication, PublicationError},
     sources::SourceError,
-    store::{IssueRecord, NewIssue, SlotRef, Store, StoreError},
+    store::{IssueRecord, NewIssue, SlotRef, Standing, Store, StoreError},
     subscribers,
     tokens::ReturnToken,
 };
@@ -47,6 +47,9 @@ pub enum IssueError {
 pub enum Plan {
     /// An issue is still going out: finish it first.
     Resume(Box<IssueRecord>),
+    /// An issue was paused for what came back of it: nothing goes out until a person resumes
+    /// it (`issues resume`) or cancels it.
+    Paused(Box<IssueRecord>),
     /// A new issue with these articles.
     Create(Box<Draft>),
     /// Nothing to send, and why.
@@ -67,7 +70,7 @@ pub async fn history(
     Ok(History { next_number, carried, first_seen })
 }
 
-/// Decides between resuming, creating and doing nothing.
+/// Decides between resuming, creating and doing nothing (or waiting for a paused issue).
 pub async fn plan(
     publication: &Publication,
     store: &Store,
@@ -76,6 +79,9 @@ pub async fn plan(
 ) -> Result<Plan, IssueError> {
     if let Some(unfinished) = store.unfinished_issue().await? {
         return Ok(Plan::Resume(Box::new(unfinished)));
+    }
+    if let Some(paused) = store.paused_issue().await? {
+        return Ok(Plan::Paused(Box::new(paused)));
     }
     let (articles, warnings) =
         if record { read_articles_cached(publication, store, now).await? } else { publication.read_articles().await? };
@@ -282,6 +288,7 @@ pub async fn deliver(
         rate: d.rate,
         owner: crate::setup::owner(),
         wait_for_deferred,
+        limits: publication.config.bounces.limits,
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
@@ -322,6 +329,14 @@ impl Queue for Store {
         let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
         let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await?;
         Ok((grant.granted, grant.retry_in))
+    }
+
+    async fn halted_because(&self, issue: u32, limits: RateLimits) -> Result<Option<String>, QueueError> {
+        // A finished or cancelled issue has nothing left to claim: the run ends by itself.
+        Ok(match self.guard_issue(issue, limits).await? {
+            Standing::Paused(why) => Some(why),
+            Standing::Sending | Standing::Other(_) => None,
+        })
     }
 }
 

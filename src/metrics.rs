@@ -25,6 +25,12 @@ pub const SMTP_SECONDS: &str = "gazette_smtp_send_seconds";
 pub const SUBSCRIBERS: &str = "gazette_subscribers";
 /// Issues by `status` (sending, sent, cancelled), refreshed with the subscribers.
 pub const ISSUES: &str = "gazette_issues";
+/// Bounces and complaints recorded, by `kind` (hard, soft, complaint), counted from the store
+/// with the subscribers.
+pub const BOUNCES: &str = "gazette_bounces";
+/// Reports this process read (mail or webhook), by `outcome`: applied, seen (read before),
+/// not_a_bounce, test_copy, forged, unmatched.
+pub const BOUNCE_REPORTS: &str = "gazette_bounce_reports_total";
 /// Web requests by `route` (the pattern, not the path), `method` and `status`.
 pub const HTTP_REQUESTS: &str = "gazette_http_requests_total";
 /// Time to answer a web request, by `route`.
@@ -77,6 +83,8 @@ fn describe() {
     );
     ::metrics::describe_gauge!(SUBSCRIBERS, "Subscribers by status.");
     ::metrics::describe_gauge!(ISSUES, "Issues by status.");
+    ::metrics::describe_gauge!(BOUNCES, "Bounces and complaints recorded, every process's, by kind.");
+    ::metrics::describe_counter!(BOUNCE_REPORTS, "Bounce and complaint reports this process read, by outcome.");
     ::metrics::describe_counter!(HTTP_REQUESTS, "Web requests by route pattern, method and status.");
     ::metrics::describe_histogram!(HTTP_SECONDS, ::metrics::Unit::Seconds, "Time to answer a web request.");
     // Every outcome shows from the start, at zero, so a rate over it is defined.
@@ -132,6 +140,18 @@ pub fn ledger(counts: impl IntoIterator<Item = (IssueStatus, DeliveryState, u64)
 }
 
 /// One web request: `route` is the pattern that matched (`/archive/{number}`), never the path.
+/// Records how many reports of each kind the store holds.
+pub fn bounces(counts: &BTreeMap<String, u64>) {
+    for (kind, n) in counts {
+        ::metrics::gauge!(BOUNCES, "kind" => kind.clone()).set(*n as f64);
+    }
+}
+
+/// Counts one report read, by what became of it.
+pub fn bounce_report(outcome: &'static str) {
+    ::metrics::counter!(BOUNCE_REPORTS, "outcome" => outcome).increment(1);
+}
+
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     ::metrics::counter!(
         HTTP_REQUESTS,

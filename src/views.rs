@@ -27,6 +27,8 @@ pub struct IssueSummary {
     pub created_at: String,
     /// `None` while it is going out.
     pub finished_at: Option<String>,
+    /// Why it stands where it is: why it was paused; `None` otherwise.
+    pub note: Option<String>,
     pub counts: Counts,
 }
 
@@ -119,6 +121,7 @@ impl From<&IssueRecord> for IssueSummary {
             date: i.date.to_rfc3339(),
             created_at: i.created_at.to_rfc3339(),
             finished_at: i.finished_at.map(|t| t.to_rfc3339()),
+            note: i.note.clone(),
             counts: Counts::new(&i.counts, &i.reports),
         }
     }
@@ -270,6 +273,7 @@ mod tests {
             slot: None,
             created_at: at,
             finished_at: None,
+            note: None,
             counts: DeliveryCounts { queued: 1, sent: 2, deferred: 1, failed: 1, skipped: 0 },
             reports: ReportCounts { bounced: 1, complained: 0 },
         }
@@ -300,6 +304,7 @@ mod tests {
                 "deferred",
                 "failures",
                 "finished_at",
+                "note",
                 "number",
                 "status",
                 "subject",
@@ -320,7 +325,10 @@ mod tests {
         );
         assert_eq!(doc["deferred"][0]["next_attempt"], "2024-03-18T15:00:00+01:00");
         let summary = serde_json::to_value(IssueSummary::from(&issue())).expect("json");
-        assert_eq!(keys(&summary), ["counts", "created_at", "date", "finished_at", "number", "status", "subject"]);
+        assert_eq!(
+            keys(&summary),
+            ["counts", "created_at", "date", "finished_at", "note", "number", "status", "subject"]
+        );
     }
 
     #[test]

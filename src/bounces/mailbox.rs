@@ -99,9 +99,10 @@ pub async fn done(place: &Place) -> Result<(), BounceError> {
     let name = name.to_string_lossy();
     // `:2,` begins a message's flags; `S` is seen.
     let seen = if name.contains(":2,") { name.into_owned() } else { format!("{name}:2,S") };
-    tokio::fs::rename(path, maildir.join("cur").join(seen))
-        .await
-        .map_err(|source| BounceError::Move { path: path.clone(), source })
+    // Some writers make only `tmp/` and `new/`; `cur/` is ours to make then.
+    let cur = maildir.join("cur");
+    tokio::fs::create_dir_all(&cur).await.map_err(|source| BounceError::Move { path: path.clone(), source })?;
+    tokio::fs::rename(path, cur.join(seen)).await.map_err(|source| BounceError::Move { path: path.clone(), source })
 }
 
 #[cfg(test)]
@@ -154,5 +155,17 @@ mod tests {
         std::fs::create_dir(&plain).expect("mkdir");
         assert!(matches!(places(&[plain]).await, Err(BounceError::NotMaildir(_))));
         assert!(matches!(places(&[dir.path().join("missing")]).await, Err(BounceError::Read { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_maildir_without_cur_gets_one_when_a_message_is_read() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let maildir = dir.path().join("bounces");
+        std::fs::create_dir_all(maildir.join("new")).expect("mkdir");
+        std::fs::write(maildir.join("new/1.a"), "Subject: a\n\na").expect("write");
+        let found = places(std::slice::from_ref(&maildir)).await.expect("places");
+        assert_eq!(found.len(), 1);
+        done(&found[0]).await.expect("moved");
+        assert!(maildir.join("cur/1.a:2,S").is_file());
     }
 }

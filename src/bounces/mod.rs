@@ -94,6 +94,18 @@ impl Outcome {
         matches!(self, Self::Applied(_))
     }
 
+    /// Its name in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Applied(_) => "applied",
+            Self::Seen => "seen",
+            Self::NotABounce => "not_a_bounce",
+            Self::TestCopy => "test_copy",
+            Self::Forged => "forged",
+            Self::Unmatched => "unmatched",
+        }
+    }
+
     /// Why it was not applied, for people; `None` when it was.
     pub fn note(&self) -> Option<&'static str> {
         match self {
@@ -166,6 +178,7 @@ impl Ingest<'_> {
                 }
             }
         };
+        crate::metrics::bounce_report(outcome.label());
         Ok(Ingested { report, matched, outcome })
     }
 

@@ -20,7 +20,7 @@ pub enum IssuesCommand {
     /// One issue: its articles, counts, failed recipients with the server's reply, and deferred
     /// ones with their next attempt.
     Show { number: u32 },
-    /// Deliver what is left of an issue.
+    /// Deliver what is left of an issue; a paused one goes on, its rates counted afresh.
     Resume { number: u32 },
     /// Stop an issue: what has not gone out yet never will.
     Cancel { number: u32 },
@@ -37,7 +37,7 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             let done = store.cancel_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
             if !done {
                 let i = existing(&store, number).await?;
-                return Err(Failure::usage(format!("issue #{number} is {}, not sending: nothing to cancel", i.status)));
+                return Err(Failure::usage(format!("issue #{number} is {}: nothing to cancel", i.status)));
             }
             show_output(&store, site, number, &format!("Issue #{number} cancelled.\n")).await
         }
@@ -46,19 +46,31 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             if i.status == IssueStatus::Cancelled {
                 return Err(Failure::usage(format!("issue #{number} was cancelled; it cannot be resumed")));
             }
+            let mut header = String::new();
+            if i.status == IssueStatus::Paused {
+                // Resumed by a person who has seen why: the rates count again from now.
+                store.resume_paused(number, SystemClock.now()).await.map_err(Failure::from)?;
+                header = format!("Issue #{number} resumed after its pause ({}).\n", i.note.as_deref().unwrap_or(""));
+                store.finish_issue_if_done(number, SystemClock.now()).await.map_err(Failure::from)?;
+            }
             if i.counts.pending() == 0 {
-                return show_output(&store, site, number, &format!("Issue #{number} has nothing left to send.\n"))
-                    .await;
+                header.push_str(&format!("Issue #{number} has nothing left to send.\n"));
+                return show_output(&store, site, number, &header).await;
             }
             let publication = Arc::new(setup::publication(config).await?);
             store.reopen_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
             let transport = setup::transport(&publication.config).await?;
             let summary = delivery::deliver(Arc::clone(&publication), &store, &i, transport).await?;
             let after = existing(&store, number).await?;
-            let header = delivery::summary_line(&after, &summary);
+            header.push_str(&delivery::summary_line(&after, &summary));
+            let paused_again = summary.paused.is_some().then(|| super::send::paused(&after).message);
             let mut out = show(&store, &publication.config.publication, after, &header).await?;
             if summary.stopped {
                 out.exit_code = 1;
+            }
+            if let Some(why) = paused_again {
+                out.exit_code = 1;
+                out.warnings.push(why);
             }
             Ok(out)
         }

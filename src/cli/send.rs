@@ -61,6 +61,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
                 issue.number,
                 readers_count(issue.counts.pending())
             )),
+            Plan::Paused(_) => None,
         };
         if let Some(question) = question
             && !confirm(question).await
@@ -84,6 +85,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             warnings.push(format!("issue #{} is unfinished: resuming it before anything new", issue.number));
             *issue
         }
+        Plan::Paused(issue) => return Err(paused(&issue)),
         Plan::Create(draft) => match issue::create(&publication, &store, &draft, None, real).await {
             Ok(i) => i,
             Err(issue::IssueError::Store(crate::store::StoreError::IssueExists(n))) => store
@@ -119,6 +121,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         .map_err(Failure::from)?
         .ok_or_else(|| Failure::unfinished(format!("issue {} vanished", issue.number)))?;
     let header = delivery::summary_line(&after, &summary);
+    let paused_now = summary.paused.is_some().then(|| paused(&after).message);
     let mut out = issues::show(&store, site, after, &header).await?;
     let secs = summary.elapsed.as_secs_f64();
     out.json["elapsed_seconds"] = json!(secs);
@@ -132,6 +135,10 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     if summary.stopped {
         out.exit_code = 1;
         out.warnings.push("stopped before the issue was done: run `gazette send` again to resume".into());
+    }
+    if let Some(why) = paused_now {
+        out.exit_code = 1;
+        out.warnings.push(why);
     }
     Ok(out)
 }
@@ -160,6 +167,10 @@ async fn dry_run(
             )
             .await?
         }
+        Plan::Paused(issue) => {
+            let header = format!("Dry run: nothing would be sent: {}.\n", paused(&issue).message);
+            issues::show_output(store, &publication.config.publication, issue.number, &header).await?
+        }
         Plan::Create(draft) => {
             let titles: Vec<&str> = draft.selected.articles.iter().map(|a| a.title.as_str()).collect();
             let human = format!(
@@ -180,6 +191,15 @@ async fn dry_run(
     };
     out.warnings = warnings;
     Ok(out)
+}
+
+/// Why nothing new goes out while `issue` is paused, and what to do.
+pub fn paused(issue: &IssueRecord) -> Failure {
+    let n = issue.number;
+    Failure::unfinished(format!(
+        "issue #{n} is paused: {}; see what came back with `gazette bounces list --issue {n}`, then `gazette issues resume {n}` to go on or `gazette issues cancel {n}`",
+        issue.note.as_deref().unwrap_or("paused by its bounce or complaint rate")
+    ))
 }
 
 /// A list file's bad rows, each by its file and line.
@@ -210,7 +230,7 @@ async fn test_copies(
         .map(|a| a.parse().map_err(|e| Failure::usage(format!("--to {a}: {e}")).field("--to")))
         .collect::<Result<_, _>>()?;
     let issue = match issue::plan(publication, store, now, false).await? {
-        Plan::Resume(i) => *i,
+        Plan::Resume(i) | Plan::Paused(i) => *i,
         Plan::Create(draft) => {
             let subject = String::new();
             IssueRecord {
@@ -222,6 +242,7 @@ async fn test_copies(
                 slot: None,
                 created_at: now,
                 finished_at: None,
+                note: None,
                 counts: Default::default(),
                 reports: Default::default(),
             }

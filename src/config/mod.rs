@@ -20,7 +20,7 @@ use url::Url;
 pub use error::ConfigError;
 pub use secret::{LinkSecret, SecretSource};
 
-use crate::domain::{Duration, EmailAddress, ListName, Rate, ReturnPath};
+use crate::domain::{Duration, EmailAddress, ListName, Rate, RateLimits, ReturnPath};
 
 /// Where a config is looked for when neither `--config` nor `$GAZETTE_CONFIG` says.
 pub const DEFAULT_FILE: &str = "gazette.toml";
@@ -173,11 +173,18 @@ pub struct Bounces {
     /// Soft bounces of one address within `soft_window` that make it `bounced`.
     pub soft_limit: u32,
     pub soft_window: Duration,
+    /// When an issue is paused for what comes back.
+    pub limits: RateLimits,
 }
 
 impl Default for Bounces {
     fn default() -> Self {
-        Self { return_path: None, soft_limit: 3, soft_window: Duration::from_secs(30 * 86_400) }
+        Self {
+            return_path: None,
+            soft_limit: 3,
+            soft_window: Duration::from_secs(30 * 86_400),
+            limits: RateLimits::default(),
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use super::{
     Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ListSetting, Publication, Schedule,
     Selection, Sender, SourceSetting, Storage, Transport, Web,
 };
-use crate::domain::{Duration, EmailAddress, ListName, RateValue, ReturnPath};
+use crate::domain::{Duration, EmailAddress, ListName, RateLimits, RateValue, ReturnPath, Share};
 
 const DEFAULT_SUBJECT: &str = "{{ publication.name }}: {{ issue.date | date(format='%-d %B %Y') }}";
 
@@ -276,6 +276,8 @@ struct RawBounces {
     return_path: Option<Spanned<String>>,
     soft_limit: Option<Spanned<i64>>,
     soft_window: Option<Duration>,
+    max_bounce_rate: Option<Share>,
+    max_complaint_rate: Option<Share>,
 }
 
 /// Turns byte spans into line numbers and keys for messages.
@@ -562,7 +564,12 @@ fn bounces(b: RawBounces, at: &Locator<'_>) -> Result<Bounces, ConfigError> {
             .map_err(|_| at.error(Some(n.span()), "bounces.soft_limit", "too large"))?,
         None => defaults.soft_limit,
     };
-    Ok(Bounces { return_path, soft_limit, soft_window: b.soft_window.unwrap_or(defaults.soft_window) })
+    Ok(Bounces {
+        return_path,
+        soft_limit,
+        soft_window: b.soft_window.unwrap_or(defaults.soft_window),
+        limits: RateLimits { hard_bounces: b.max_bounce_rate, complaints: b.max_complaint_rate },
+    })
 }
 
 /// A five-field crontab expression as the six-field schedule it means: `0 ` (the seconds) in

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     clock::{Clock, SystemClock},
-    domain::{Claimed, MessageId, Outcome, Rate},
+    domain::{Claimed, MessageId, Outcome, Rate, RateLimits},
 };
 
 /// What the engine needs of the delivery ledger.
@@ -61,6 +61,13 @@ pub trait Queue: Clone + Send + Sync + 'static {
         want: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send;
+    /// Is the issue still to be sent, judged against `limits`? `Some(why)` when it is not (it was
+    /// paused, here or by another process); the engine then stops claiming.
+    fn halted_because(
+        &self,
+        issue: u32,
+        limits: RateLimits,
+    ) -> impl Future<Output = Result<Option<String>, QueueError>> + Send;
 }
 
 /// What the engine needs of composition: each claimed delivery's message and Message-ID. An
@@ -92,6 +99,8 @@ pub struct EngineSettings {
     /// Go on waiting for deferred deliveries until they are due (a `send` finishing its issue);
     /// without it the run ends when nothing is due now.
     pub wait_for_deferred: bool,
+    /// The shares of hard bounces and complaints that pause the issue.
+    pub limits: RateLimits,
 }
 
 /// A way to ask a running engine to stop: it stops claiming, lets in-flight sends finish and
@@ -132,6 +141,8 @@ pub struct RunSummary {
     pub retries: u64,
     /// True when a stop request ended the run before the issue was done.
     pub stopped: bool,
+    /// Why the issue was paused, when that ended the run.
+    pub paused: Option<String>,
     pub elapsed: Duration,
 }
 
@@ -164,6 +175,8 @@ struct Shared<Q: Queue> {
     held: std::sync::Mutex<std::collections::HashSet<i64>>,
     /// Senders whose final dot is out and whose outcome has not reached the ledger writer.
     dots_out: AtomicUsize,
+    /// Why the issue was paused, when it was.
+    paused: std::sync::Mutex<Option<String>>,
 }
 
 impl<Q: Queue> Shared<Q> {
@@ -249,6 +262,7 @@ impl<Q: Queue> Engine<Q> {
             waiting: std::sync::Mutex::new(std::collections::HashSet::new()),
             held: std::sync::Mutex::new(std::collections::HashSet::new()),
             dots_out: AtomicUsize::new(0),
+            paused: std::sync::Mutex::new(None),
         });
 
         // Room for a whole claim: the next claim is made while a batch is still queued for the
@@ -283,8 +297,31 @@ impl<Q: Queue> Engine<Q> {
             released: shared.released.load(Ordering::SeqCst),
             retries: shared.retries.load(Ordering::SeqCst),
             stopped,
+            paused: shared.paused.lock().ok().and_then(|mut p| p.take()),
             elapsed: started.elapsed(),
         })
+    }
+}
+
+/// How often a running engine asks whether its issue was paused.
+const GUARD_EVERY: Duration = Duration::from_secs(1);
+
+/// Asks the queue whether the issue is still to be sent; when it is not, halts the engine (what
+/// the senders hold goes back) and keeps the reason. True when halted.
+async fn pause_if_halted<Q: Queue>(shared: &Arc<Shared<Q>>, issue: u32) -> bool {
+    match shared.queue.halted_because(issue, shared.settings.limits).await {
+        Ok(None) => false,
+        Ok(Some(why)) => {
+            if let Ok(mut p) = shared.paused.lock() {
+                *p = Some(why);
+            }
+            shared.halt(None).await;
+            true
+        }
+        Err(e) => {
+            shared.halt(Some(DeliverError::from(e))).await;
+            true
+        }
     }
 }
 
@@ -302,6 +339,7 @@ async fn claim_loop<Q: Queue>(
     stop: &mut Stop,
 ) -> bool {
     let s = &shared.settings;
+    let mut judged: Option<Instant> = None;
     loop {
         if stop.is_set() {
             shared.halt(None).await;
@@ -309,6 +347,14 @@ async fn claim_loop<Q: Queue>(
         }
         if shared.halted() {
             return false;
+        }
+        // What came back is judged once a second, and before waiting: another process's reports
+        // may pause the issue at any time.
+        if judged.is_none_or(|at| at.elapsed() >= GUARD_EVERY) {
+            judged = Some(Instant::now());
+            if pause_if_halted(shared, issue).await {
+                return false;
+            }
         }
         let now = shared.clock.now();
         // Claimed-but-unsent deliveries are handed back on a stop (or at the lease's end).
@@ -323,6 +369,10 @@ async fn claim_loop<Q: Queue>(
             held.extend(batch.iter().map(|c| c.delivery_id));
         }
         if batch.is_empty() {
+            judged = Some(Instant::now());
+            if pause_if_halted(shared, issue).await {
+                return false;
+            }
             let due = match shared.queue.next_due(issue).await {
                 Ok(d) => d,
                 Err(e) => {
@@ -590,6 +640,8 @@ mod tests {
         left: Arc<std::sync::Mutex<Vec<i64>>>,
         recorded_sent: Arc<AtomicUsize>,
         record_delay: Duration,
+        /// The issue is paused once this many sends are recorded.
+        pause_after: Option<usize>,
     }
 
     impl Queue for SlowLedger {
@@ -630,6 +682,23 @@ mod tests {
         async fn take_sends(&self, _: f64, want: u32, _: DateTime<Utc>) -> Result<pace::Grant, QueueError> {
             Ok((want, Duration::ZERO))
         }
+        async fn halted_because(&self, _: u32, _: RateLimits) -> Result<Option<String>, QueueError> {
+            let sent = self.recorded_sent.load(Ordering::SeqCst);
+            Ok(self.pause_after.filter(|n| sent >= *n).map(|n| format!("paused after {n}")))
+        }
+    }
+
+    fn settings(concurrency: usize) -> EngineSettings {
+        EngineSettings {
+            concurrency,
+            max_attempts: 3,
+            retry_backoff: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            rate: None,
+            owner: "test".into(),
+            wait_for_deferred: false,
+            limits: RateLimits::default(),
+        }
     }
 
     struct Plain;
@@ -661,17 +730,10 @@ mod tests {
             left: Arc::new(std::sync::Mutex::new((1..=n).collect())),
             recorded_sent: Arc::new(AtomicUsize::new(0)),
             record_delay: Duration::from_millis(15),
+            pause_after: None,
         };
-        let settings = EngineSettings {
-            concurrency,
-            max_attempts: 3,
-            retry_backoff: Duration::from_secs(1),
-            lease: Duration::from_secs(60),
-            rate: None,
-            owner: "test".into(),
-            wait_for_deferred: false,
-        };
-        let engine = Engine::new(ledger.clone(), Transport::outbox(outbox, None), settings, Arc::new(SystemClock));
+        let engine =
+            Engine::new(ledger.clone(), Transport::outbox(outbox, None), settings(concurrency), Arc::new(SystemClock));
 
         let delivered = || std::fs::read_dir(dir.path().join("new")).map(|d| d.count()).unwrap_or_default();
         let watching = Arc::new(AtomicBool::new(true));
@@ -700,5 +762,28 @@ mod tests {
         assert_eq!(ledger.recorded_sent.load(Ordering::SeqCst), n as usize);
         assert!(worst <= concurrency, "{worst} messages delivered and not recorded, with {concurrency} senders");
         assert!(worst > 0, "the watcher never saw a message in flight, so it proved nothing");
+    }
+
+    /// A paused issue stops the run within the guard's period: the rest stays queued, and the
+    /// summary says why.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paused_issue_stops_the_run_and_says_why() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let outbox = Outbox::open(dir.path()).await.expect("outbox");
+        let n = 10_000;
+        let ledger = SlowLedger {
+            left: Arc::new(std::sync::Mutex::new((1..=n).collect())),
+            recorded_sent: Arc::new(AtomicUsize::new(0)),
+            record_delay: Duration::from_millis(2),
+            pause_after: Some(5),
+        };
+        let engine = Engine::new(ledger.clone(), Transport::outbox(outbox, None), settings(2), Arc::new(SystemClock));
+        let (_tx, stop) = Stop::new();
+        let summary = engine.run(1, Arc::new(Plain), Arc::new(()), stop).await.expect("run");
+        assert_eq!(summary.paused.as_deref(), Some("paused after 5"));
+        assert!(!summary.stopped);
+        assert!(summary.sent >= 5 && summary.sent < n as u64 / 2, "{} sent of {n}", summary.sent);
+        let left = ledger.left.lock().map(|l| l.len()).unwrap_or_default();
+        assert!(left > n as usize / 2, "{left} left unclaimed");
     }
 }

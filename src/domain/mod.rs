@@ -11,6 +11,7 @@ mod name;
 mod rate;
 mod return_path;
 mod safe_html;
+mod share;
 mod status;
 
 pub use article::{Article, ArticleImage};
@@ -23,4 +24,5 @@ pub use name::{MAX_NAME_CHARS, SubscriberName, TextError, for_terminal, printabl
 pub use rate::{Rate, RateError, RateValue, readable_rate, throughput};
 pub use return_path::{ReturnPath, ReturnPathError};
 pub use safe_html::SafeHtml;
+pub use share::{RateLimits, Share, ShareError};
 pub use status::{BounceKind, DeliveryState, IssueStatus, ReportKind, SubscriberStatus, UnknownState};

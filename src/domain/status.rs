@@ -83,9 +83,11 @@ impl DeliveryState {
 }
 
 spelled_enum!(
-    /// An issue is `Sending` from its creation until every delivery is final.
+    /// An issue is `Sending` from its creation until every delivery is final, unless its bounce
+    /// or complaint rate passed its limit: then it is `Paused` until a person resumes it.
     IssueStatus, "issue status" {
         Sending = "sending",
+        Paused = "paused",
         Sent = "sent",
         Cancelled = "cancelled",
     }

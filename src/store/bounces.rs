@@ -42,6 +42,8 @@ pub(super) const OFF_EVERY_LIST: &str = "DELETE FROM memberships WHERE subscribe
 /// An issue's deliveries that bounced or drew a complaint, each once.
 const COUNTS: &str = "SELECT CASE WHEN kind = 'complaint' THEN 'complained' ELSE 'bounced' END, \
      count(DISTINCT subscriber_id) FROM bounces WHERE issue_number = $1 GROUP BY 1";
+/// Every report recorded, by kind, for metrics.
+const BY_KIND: &str = "SELECT kind, count(*) FROM bounces GROUP BY kind";
 const LIST: &str = "SELECT s.email, b.issue_number, b.kind, b.status, b.diagnostic, b.at FROM bounces b \
      JOIN subscribers s ON s.id = b.subscriber_id \
      WHERE ($1 IS NULL OR b.issue_number = $1) AND ($2 IS NULL OR b.kind = $2) ORDER BY b.at, b.id";
@@ -213,6 +215,15 @@ impl Store {
             }
         }
         Ok(counts)
+    }
+
+    /// Reports recorded by kind, every kind present (at zero when none).
+    pub async fn bounce_kind_counts(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = with_backend!(self, |pool, db| sqlx::query_as(BY_KIND).fetch_all(pool).await?);
+        let mut out: std::collections::BTreeMap<String, u64> =
+            BounceKind::ALL.iter().map(|k| (k.as_str().to_owned(), 0)).collect();
+        out.extend(rows.into_iter().map(|(kind, n)| (kind, count(n))));
+        Ok(out)
     }
 
     /// The bounces and complaints recorded, the oldest first, of one issue or kind if given.

@@ -12,9 +12,9 @@ use super::{
 };
 use crate::domain::{IssueStatus, ListName};
 
-const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at \
+const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note \
      FROM issues WHERE number = $1";
-const ALL: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at \
+const ALL: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note \
      FROM issues ORDER BY number";
 const NEXT_NUMBER: &str = "SELECT max(number) FROM issues";
 /// The articles an issue that was not cancelled carried: `since_last_issue` leaves them out.
@@ -22,26 +22,27 @@ const CARRIED: &str = "SELECT DISTINCT a.identity FROM issue_articles a JOIN iss
      WHERE i.status <> 'cancelled'";
 const UNFINISHED: &str = "SELECT min(number) FROM issues WHERE status = 'sending'";
 const SENDING: &str = "SELECT number FROM issues WHERE status = 'sending' ORDER BY number";
+const PAUSED: &str = "SELECT min(number) FROM issues WHERE status = 'paused'";
 const INSERT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) \
      VALUES ($1, 'sending', $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
 const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
      ON CONFLICT DO NOTHING";
 /// An issue's deliveries by state; the ledger's index on (issue, state) answers it alone.
 pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
-const CANCEL: &str =
-    "UPDATE issues SET status = 'cancelled', finished_at = $1 WHERE number = $2 AND status = 'sending'";
+const CANCEL: &str = "UPDATE issues SET status = 'cancelled', finished_at = $1 \
+     WHERE number = $2 AND status IN ('sending', 'paused')";
 /// What a cancelled issue had not yet sent is skipped, never sent later.
 pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
 const REOPEN: &str = "UPDATE issues SET status = 'sending', finished_at = NULL WHERE number = $1 AND status = 'sent'";
 const BY_STATUS: &str = "SELECT status, count(*) FROM issues GROUP BY status";
-/// Issues a reader may already hold: sent, or sending with at least one delivery sent.
+/// Issues a reader may already hold: sent, or sending (or paused) with at least one delivery sent.
 const SENT: &str = "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
-     WHERE status = 'sent' OR (status = 'sending' AND EXISTS \
+     WHERE status = 'sent' OR (status IN ('sending', 'paused') AND EXISTS \
          (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')) \
      ORDER BY number DESC";
 const SENT_ONE: &str = "SELECT number, subject, issue_date, articles, created_at, finished_at, status FROM issues i \
-     WHERE number = $1 AND (status = 'sent' OR (status = 'sending' AND EXISTS \
+     WHERE number = $1 AND (status = 'sent' OR (status IN ('sending', 'paused') AND EXISTS \
          (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')))";
 
 #[derive(sqlx::FromRow)]
@@ -54,6 +55,7 @@ struct Row {
     slot: Option<String>,
     created_at: i64,
     finished_at: Option<i64>,
+    note: Option<String>,
 }
 
 impl Row {
@@ -67,6 +69,7 @@ impl Row {
             slot: self.slot,
             created_at: from_ms(self.created_at),
             finished_at: self.finished_at.map(from_ms),
+            note: self.note,
             counts,
             reports,
         })
@@ -137,6 +140,15 @@ impl Store {
     /// The oldest issue still sending, if any.
     pub async fn unfinished_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
         let n: Option<i64> = with_backend!(self, |pool, db| sqlx::query_scalar(UNFINISHED).fetch_one(pool).await?);
+        match n {
+            Some(n) => self.issue(issue_number(n)?).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The oldest paused issue, if any: nothing new goes out until a person has looked at it.
+    pub async fn paused_issue(&self) -> Result<Option<IssueRecord>, StoreError> {
+        let n: Option<i64> = with_backend!(self, |pool, db| sqlx::query_scalar(PAUSED).fetch_one(pool).await?);
         match n {
             Some(n) => self.issue(issue_number(n)?).await,
             None => Ok(None),

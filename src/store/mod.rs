@@ -8,6 +8,7 @@ mod bucket;
 mod consent;
 mod error;
 mod feeds;
+mod guard;
 mod import;
 mod issues;
 mod keys;
@@ -22,6 +23,7 @@ mod subscribers;
 mod transfer;
 
 pub use error::StoreError;
+pub use guard::{CameBack, MIN_SENT, Standing};
 pub use model::*;
 pub use transfer::TransferReport;
 

@@ -197,6 +197,8 @@ pub struct IssueRecord {
     pub slot: Option<String>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Why it stands where it is: why it was paused.
+    pub note: Option<String>,
     pub counts: DeliveryCounts,
     /// Its deliveries that bounced or drew a complaint after they went out.
     pub reports: ReportCounts,

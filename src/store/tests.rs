@@ -168,6 +168,7 @@ on_each_backend!(
     a_bounce_is_found_by_delivery_message_id_or_address_and_applied_once,
     soft_bounces_of_different_messages_add_up_within_the_window,
     a_complaint_takes_the_reader_off_every_list_and_a_bounce_leaves_who_left,
+    the_guard_pauses_an_issue_past_its_limit_and_counts_afresh_after_a_resume,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -1774,4 +1775,66 @@ async fn a_complaint_takes_the_reader_off_every_list_and_a_bounce_leaves_who_lef
     assert_eq!((i.reports.bounced, i.reports.complained), (1, 1));
     let issues = s.issues().await.expect("issues");
     assert_eq!(issues[0].reports, i.reports, "the list counts them too");
+}
+
+async fn the_guard_pauses_an_issue_past_its_limit_and_counts_afresh_after_a_resume(s: Store) {
+    use crate::domain::{IssueStatus, RateLimits};
+    let rows: Vec<NewSubscriber> = (0..300).map(|i| row(&format!("r{i:03}@example.org"), &["weekly"])).collect();
+    s.import(&rows, "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    // 210 of 300 sent; the rest still queued.
+    let claimed = s.claim(1, "w", 210, now(), Duration::from_secs(30)).await.expect("claim");
+    let sent: Vec<Outcome> = claimed
+        .iter()
+        .map(|c| Outcome::Sent {
+            delivery_id: c.delivery_id,
+            message_id: format!("<issue1.{}@example.org>", c.delivery_id),
+            reply: Some("250 ok".into()),
+        })
+        .collect();
+    s.record("w", &sent, now()).await.expect("record");
+    let limits = RateLimits { hard_bounces: Some("5%".parse().expect("share")), complaints: None };
+    let ids: Vec<i64> = claimed.iter().map(|c| c.delivery_id).collect();
+    let s = &s;
+    let target = |i: usize| {
+        let id = ids[i];
+        async move { s.bounce_target(id).await.expect("find").expect("delivery") }
+    };
+    for i in 0..10 {
+        let t = target(i).await;
+        let key = format!("<hard{i}@mx>");
+        s.apply_bounce(&report(&key, &t, BounceKind::Hard), rule(), now()).await.expect("apply");
+        // The same delivery reported twice counts once.
+        let again = format!("<hard{i}b@mx>");
+        s.apply_bounce(&report(&again, &t, BounceKind::Hard), rule(), now()).await.expect("apply");
+    }
+    assert_eq!(s.guard_issue(1, limits).await.expect("guard"), Standing::Sending, "10 of 210 is within 5%");
+    let t = target(10).await;
+    s.apply_bounce(&report("<hard10@mx>", &t, BounceKind::Hard), rule(), now()).await.expect("apply");
+    assert_eq!(s.guard_issue(1, RateLimits::default()).await.expect("guard"), Standing::Sending, "no limit, no pause");
+    let Standing::Paused(note) = s.guard_issue(1, limits).await.expect("guard") else { panic!("not paused") };
+    assert_eq!(note, "11 of the 210 messages it sent bounced hard (5.2%), past max_bounce_rate 5%");
+    assert_eq!(s.guard_issue(1, limits).await.expect("guard"), Standing::Paused(note.clone()));
+    let i = s.issue(1).await.expect("issue").expect("exists");
+    assert_eq!((i.status, i.note.as_deref()), (IssueStatus::Paused, Some(note.as_str())));
+    assert_eq!(i.counts.queued, 90, "what was not sent stays queued");
+    assert_eq!(s.paused_issue().await.expect("paused").map(|i| i.number), Some(1));
+    assert!(s.unfinished_issue().await.expect("unfinished").is_none(), "a paused issue is no one's to send");
+    assert!(s.sending_issues().await.expect("sending").is_empty());
+    assert!(s.sent_issue(1).await.expect("archive").is_some(), "readers hold it: it stays on the archive");
+    assert_eq!(s.bounce_kind_counts().await.expect("kinds").get("hard"), Some(&21));
+
+    // Resumed: only what is sent from now on counts, so the old bounces pause nothing.
+    let later = now() + chrono::Duration::minutes(5);
+    assert!(s.resume_paused(1, later).await.expect("resume"));
+    assert!(!s.resume_paused(1, later).await.expect("resume"), "only a paused issue resumes");
+    assert_eq!(s.guard_issue(1, limits).await.expect("guard"), Standing::Sending);
+    let i = s.issue(1).await.expect("issue").expect("exists");
+    assert_eq!((i.status, i.note), (IssueStatus::Sending, None));
+
+    // A paused issue can be cancelled: what was queued is skipped.
+    let t = target(11).await;
+    s.apply_bounce(&report("<late@mx>", &t, BounceKind::Hard), rule(), later).await.expect("apply");
+    assert!(s.cancel_issue(1, later).await.expect("cancel"));
+    assert_eq!(s.guard_issue(1, limits).await.expect("guard"), Standing::Other(Some(IssueStatus::Cancelled)));
 }

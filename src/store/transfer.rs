@@ -72,6 +72,8 @@ const TABLES: &[Table] = &[
             ("slot", Text),
             ("created_at", Int),
             ("finished_at", Int),
+            ("note", Text),
+            ("guard_since", Int),
         ],
         identity: None,
     },

@@ -100,6 +100,10 @@ async fn refresh_gauges(store: &Store) {
         Ok(counts) => metrics::ledger(counts.iter()),
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count deliveries"),
     }
+    match store.bounce_kind_counts().await {
+        Ok(counts) => metrics::bounces(&counts),
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count bounces"),
+    }
 }
 
 /// Counts each request by the route pattern it matched (`/archive/{number}`, never the path a

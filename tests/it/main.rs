@@ -6,6 +6,7 @@ mod support;
 
 mod architecture;
 mod archive;
+mod bounce_pause;
 mod bounces;
 mod browser;
 mod cli_errors;

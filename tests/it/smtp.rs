@@ -62,6 +62,8 @@ pub struct Options {
     pipelining: bool,
     no_smtputf8: bool,
     inject_after_starttls: bool,
+    bounce_later: Vec<String>,
+    bounce_maildir: Option<PathBuf>,
 }
 
 impl Options {
@@ -159,6 +161,14 @@ impl Options {
         self
     }
 
+    /// Accept recipients containing `substring`, then write a DSN about each to its envelope
+    /// sender into `maildir`, as a remote server would later.
+    pub fn bounce_later(mut self, substring: &str, maildir: &Path) -> Self {
+        self.bounce_later.push(substring.to_owned());
+        self.bounce_maildir = Some(maildir.to_owned());
+        self
+    }
+
     fn args(&self, tls: Option<&TlsFiles>) -> Vec<String> {
         let mut a: Vec<String> = Vec::new();
         let mut flag = |name: &str, value: String| {
@@ -206,6 +216,14 @@ impl Options {
         }
         if self.no_smtputf8 {
             a.push("--no-smtputf8".to_owned());
+        }
+        for b in &self.bounce_later {
+            a.push("--bounce-later".to_owned());
+            a.push(b.clone());
+        }
+        if let Some(dir) = &self.bounce_maildir {
+            a.push("--bounce-maildir".to_owned());
+            a.push(dir.display().to_string());
         }
         a
     }

@@ -520,6 +520,9 @@ async fn deliveries_sent_by_a_worker_show_on_the_metrics_of_serve() {
         "gazette_ledger_deliveries{issue_status=\"sent\",state=\"sent\"} 3",
         "gazette_ledger_deliveries{issue_status=\"sending\",state=\"queued\"} 0",
         "gazette_issues{status=\"sent\"} 1",
+        "gazette_issues{status=\"paused\"} 0",
+        "gazette_bounces{kind=\"hard\"} 0",
+        "gazette_bounces{kind=\"complaint\"} 0",
         // What this process recorded itself: nothing, the worker sent them all.
         "gazette_deliveries_total{outcome=\"sent\"} 0",
     ] {

@@ -28,6 +28,11 @@ reaches its final dot, whatever becomes of it; the checks run in this order at t
   --reject SUBSTR     recipients containing SUBSTR get `550 5.1.1 <addr>: user unknown` at RCPT
                       (default) or at DATA (--reject-at data). Repeatable.
 Also:
+  --bounce-later SUBSTR  recipients containing SUBSTR are accepted (250), and then, as a remote
+                      mail server does minutes later, a delivery status notification about them
+                      (RFC 3464, 5.1.1) is written to the envelope sender: into the Maildir
+                      --bounce-maildir DIR (new/, by temporary name and rename), with the
+                      envelope sender in To and Delivered-To. Repeatable.
   --auth USER:PASS    AUTH PLAIN/LOGIN required before MAIL (530 otherwise), wrong ones get 535.
                       Without it AUTH is offered and any credentials pass, so a client that
                       always logs in still works.
@@ -206,7 +211,42 @@ class Handler:
             return TEMPFAIL
         self.spool.record(envelope, session.peer)
         log.info("message %d accepted as %d.eml for %s", n, self.spool.accepted, envelope.rcpt_tos)
+        for rcpt in envelope.rcpt_tos:
+            if any(s in rcpt for s in a.bounce_later):
+                write_dsn(a.bounce_maildir, envelope, rcpt, n)
         return "250 2.0.0 OK queued"
+
+
+def write_dsn(maildir: Path, envelope: Envelope, rcpt: str, n: int) -> None:
+    """A late bounce of `rcpt`'s message, as the next hop would send it to the envelope sender."""
+    original = message_id(envelope.original_content or b"") or "<unknown@example.org>"
+    sender = envelope.mail_from
+    text = (
+        "Return-Path: <>\r\n"
+        f"Delivered-To: {sender}\r\n"
+        "From: MAILER-DAEMON@mx.readers.test (Mail Delivery System)\r\n"
+        f"To: {sender}\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-Id: <dsn-{n}-{time.time_ns()}@mx.readers.test>\r\n"
+        "Auto-Submitted: auto-replied\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="DSN"\r\n'
+        "\r\n--DSN\r\nContent-Type: text/plain\r\n\r\n"
+        f"<{rcpt}>: host mx.readers.test said: 550 5.1.1 no such user\r\n"
+        "\r\n--DSN\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.readers.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {rcpt}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        f"Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: no such user\r\n"
+        "\r\n--DSN\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"To: {rcpt}\r\nMessage-ID: {original}\r\n"
+        "\r\n--DSN--\r\n"
+    )
+    (maildir / "tmp").mkdir(parents=True, exist_ok=True)
+    (maildir / "new").mkdir(parents=True, exist_ok=True)
+    name = f"{time.time_ns()}.dsn{n}.test"
+    tmp = maildir / "tmp" / name
+    tmp.write_text(text)
+    os.replace(tmp, maildir / "new" / name)
 
 
 async def hang_up(server: SMTP) -> None:
@@ -274,7 +314,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-smtputf8", action="store_true")
     p.add_argument("--pipelining", action="store_true")
     p.add_argument("--inject-after-starttls", action="store_true")
+    p.add_argument("--bounce-later", action="append", default=[], metavar="RCPT_SUBSTRING")
+    p.add_argument("--bounce-maildir", type=Path)
     a = p.parse_args(argv)
+    if a.bounce_later and a.bounce_maildir is None:
+        p.error("--bounce-later needs --bounce-maildir")
     if (a.tls_cert is None) != (a.tls_key is None):
         p.error("--tls-cert and --tls-key go together")
     if (a.require_tls or a.implicit_tls) and a.tls_cert is None:
