@@ -1,7 +1,8 @@
 //! A late bounce through a real Postfix. gazette sends an issue to a private Postfix instance on
 //! loopback (`tests/postfix/`), which takes every reader's message with a 250 and only then fails
 //! to deliver one of them; Postfix's own DSN goes back to that message's VERP envelope sender and
-//! lands in a Maildir, which `gazette bounces ingest` reads. The DSN Postfix wrote is kept as
+//! lands in a Maildir, which `gazette bounces ingest` reads, or is piped to `gazette bounces
+//! ingest -` by a `pipe` transport. The DSN Postfix wrote is kept as
 //! `tests/fixtures/bounces/postfix/error-5.1.1.eml`, and read on its own here too.
 
 use std::{
@@ -33,10 +34,15 @@ struct Postfix {
     port: u16,
     /// Whether the `postfix` command needs `sudo -n` (the tests run as another user than root).
     sudo: bool,
+    /// Who the `gazette` pipe runs as, by name and, when the test is root, by uid and gid (else
+    /// it is the test's own user).
+    pipe_user: String,
+    pipe_ids: Option<(u32, u32)>,
 }
 
 impl Postfix {
-    fn start() -> Self {
+    /// Started, with its `gazette` pipe running the binary on `publication`'s config.
+    fn start(publication: &Publication) -> Self {
         let sudo = output(Command::new("id").arg("-u")).trim() != "0";
         let dir = tempfile::tempdir().expect("a temp dir for Postfix");
         // Postfix's daemons run as its own user and must reach the queue inside.
@@ -46,6 +52,8 @@ impl Postfix {
         let owner = if sudo { None } else { Some("nobody") };
         let uid = output(Command::new("id").arg("-u").args(owner)).trim().to_owned();
         let gid = output(Command::new("id").arg("-g").args(owner)).trim().to_owned();
+        // pipe(8) refuses root too.
+        let pipe_user = output(Command::new("id").arg("-un").args(owner)).trim().to_owned();
         let etc = dir.path().join("etc");
         let mail = dir.path().join("mail");
         for d in [&etc, &dir.path().join("spool"), &mail] {
@@ -58,7 +66,10 @@ impl Postfix {
                 .replace("@DIR@", &dir.path().display().to_string())
                 .replace("@PORT@", &port.to_string())
                 .replace("@UID@", &uid)
-                .replace("@GID@", &gid);
+                .replace("@GID@", &gid)
+                .replace("@PIPE_USER@", &pipe_user)
+                .replace("@GAZETTE@", env!("CARGO_BIN_EXE_gazette"))
+                .replace("@CONFIG@", &publication.path().join("gazette.toml").display().to_string());
             std::fs::write(etc.join(name), text).expect("write Postfix's configuration");
         };
         fill("main.cf");
@@ -66,7 +77,8 @@ impl Postfix {
         if !sudo {
             chown(&mail, &uid, &gid);
         }
-        let postfix = Self { dir, port, sudo };
+        let pipe_ids = (!sudo).then(|| (uid.parse().expect("a uid"), gid.parse().expect("a gid")));
+        let postfix = Self { dir, port, sudo, pipe_user, pipe_ids };
         let run = postfix.postfix(&["start"]);
         assert!(run.status.success(), "postfix start failed: {}\n{}", stderr(&run), postfix.log());
         postfix.wait_for_greeting();
@@ -183,10 +195,9 @@ fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
-/// A publication whose readers are `READERS`, sending through `smtp_url` from VERP return
-/// addresses at `bounces.test`.
-fn publication(smtp_url: &str) -> Publication {
-    let p = Publication::with_config("");
+/// The publication's config: its readers are `READERS`, and it sends through `smtp_url` from
+/// VERP return addresses made from `return_path`.
+fn configure(p: &Publication, smtp_url: &str, return_path: &str) {
     let mut csv = String::from("email,name,lists\n");
     for (i, r) in READERS.iter().enumerate() {
         csv.push_str(&format!("{r},Reader {i},\n"));
@@ -199,15 +210,32 @@ fn publication(smtp_url: &str) -> Publication {
          [[source]]\nfeed = {:?}\n\n[[list]]\nname = \"weekly\"\nfile = \"subscribers/weekly.csv\"\n\n\
          [selection]\nsend_when_empty = true\n\n\
          [delivery]\ntransport = \"smtp\"\nsmtp_url = {smtp_url:?}\n\n\
-         [bounces]\nreturn_path = \"bounces@bounces.test\"\n",
+         [bounces]\nreturn_path = {return_path:?}\n",
         fixture("feeds/seed-mirror.xml").display().to_string(),
     );
     p.write("gazette.toml", &config);
-    p
+}
+
+/// The binary on `p`, keeping its secret in `.gazette-secret` beside the config (as a publisher
+/// without `GAZETTE_SECRET` does), where the pipe run by Postfix finds it too.
+fn gazette(p: &Publication, args: &[&str]) -> Value {
+    p.gazette_with(args, &[("GAZETTE_SECRET", "")]).ok().json()
+}
+
+/// `gazette`, run as the user of Postfix's pipe, so that what it writes is that user's, as a
+/// publisher's files are the user's named in master.cf.
+fn gazette_as_pipe(p: &Publication, postfix: &Postfix, args: &[&str]) -> Value {
+    use std::os::unix::process::CommandExt;
+    let mut command = p.command(args);
+    command.env("GAZETTE_SECRET", "");
+    if let Some((uid, gid)) = postfix.pipe_ids {
+        command.uid(uid).gid(gid);
+    }
+    crate::support::Run(command.output().expect("run gazette")).ok().json()
 }
 
 fn statuses(p: &Publication) -> Vec<(String, String)> {
-    let doc = p.gazette(&["subscribers", "list", "--json"]).ok().json();
+    let doc = gazette(p, &["subscribers", "list", "--json"]);
     let mut all: Vec<(String, String)> = doc["subscribers"]
         .as_array()
         .expect("subscribers")
@@ -219,7 +247,20 @@ fn statuses(p: &Publication) -> Vec<(String, String)> {
 }
 
 fn ingest(p: &Publication, path: &Path) -> Value {
-    p.gazette(&["bounces", "ingest", path.to_str().expect("utf-8"), "--json"]).ok().json()
+    gazette(p, &["bounces", "ingest", path.to_str().expect("utf-8"), "--json"])
+}
+
+fn counts(p: &Publication) -> Value {
+    gazette(p, &["issues", "show", "1", "--json"])["counts"].clone()
+}
+
+/// What the readers' statuses should be after gone@'s bounce.
+fn after_the_bounce() -> Vec<(String, String)> {
+    vec![
+        ("ann@readers.test".into(), "active".into()),
+        ("bob@readers.test".into(), "active".into()),
+        (GONE.into(), "bounced".into()),
+    ]
 }
 
 /// The value of the first header `name` in `message`'s header block.
@@ -233,9 +274,10 @@ fn header(message: &str, name: &str) -> Option<String> {
 
 #[test]
 fn a_message_postfix_accepted_then_could_not_deliver_comes_back_to_its_return_address_and_bounces_its_reader() {
-    let postfix = Postfix::start();
-    let p = publication(&postfix.smtp_url());
-    let sent = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    let p = Publication::with_config("");
+    let postfix = Postfix::start(&p);
+    configure(&p, &postfix.smtp_url(), "bounces@bounces.test");
+    let sent = gazette(&p, &["send", "--yes", "--as-of", AS_OF, "--json"]);
     assert_eq!(sent["counts"]["sent"], 3, "Postfix took every message, the gone one too: {sent:#}");
     assert_eq!(sent["counts"]["failed"], 0, "{sent:#}");
 
@@ -292,20 +334,15 @@ fn a_message_postfix_accepted_then_could_not_deliver_comes_back_to_its_return_ad
     assert_eq!(std::fs::read_dir(bounces.join("new")).expect("new/").count(), 0, "read, so moved to cur/");
     assert_eq!(std::fs::read_dir(bounces.join("cur")).expect("cur/").count(), 1);
 
-    let expected: Vec<(String, String)> = vec![
-        ("ann@readers.test".into(), "active".into()),
-        ("bob@readers.test".into(), "active".into()),
-        (GONE.into(), "bounced".into()),
-    ];
-    assert_eq!(statuses(&p), expected);
-    let listed = p.gazette(&["bounces", "list", "--json"]).ok().json();
+    assert_eq!(statuses(&p), after_the_bounce());
+    let listed = gazette(&p, &["bounces", "list", "--json"]);
     assert_eq!(listed["bounces"].as_array().map(Vec::len), Some(1), "{listed:#}");
     assert_eq!(
         (listed["bounces"][0]["email"].as_str(), listed["bounces"][0]["status"].as_str()),
         (Some(GONE), Some("5.1.1")),
         "{listed:#}"
     );
-    let counts = p.gazette(&["issues", "show", "1", "--json"]).ok().json()["counts"].clone();
+    let counts = counts(&p);
     assert_eq!((counts["sent"].as_u64(), counts["bounced"].as_u64()), (Some(3), Some(1)), "{counts:#}");
 
     // The same Maildir again: the DSN, now in cur/, is recognised and nothing changes.
@@ -315,8 +352,8 @@ fn a_message_postfix_accepted_then_could_not_deliver_comes_back_to_its_return_ad
         (Some(false), Some("read before")),
         "{again:#}"
     );
-    assert_eq!(statuses(&p), expected);
-    assert_eq!(p.gazette(&["issues", "show", "1", "--json"]).ok().json()["counts"], counts);
+    assert_eq!(statuses(&p), after_the_bounce());
+    assert_eq!(self::counts(&p), counts);
 
     // The same DSN with its delivery headers' token altered, the real Message-ID and recipient
     // still inside: the altered return address is what is read, so it is taken for a forgery.
@@ -331,6 +368,43 @@ fn a_message_postfix_accepted_then_could_not_deliver_comes_back_to_its_return_ad
         (Some(false), Some("forged return address")),
         "{doc:#}"
     );
+}
+
+#[test]
+fn a_pipe_transport_hands_postfix_s_dsn_to_bounces_ingest() {
+    let p = Publication::with_config("");
+    let postfix = Postfix::start(&p);
+    configure(&p, &postfix.smtp_url(), "bounces@piped.test");
+    // The pipe runs as its own user, which must be able to write the store and read the secret:
+    // the publication is that user's, and so is everything gazette makes in it.
+    output(Command::new("chown").arg("-R").arg(&postfix.pipe_user).arg(p.path()));
+    let sent = gazette_as_pipe(&p, &postfix, &["send", "--yes", "--as-of", AS_OF, "--json"]);
+    assert_eq!(sent["counts"]["sent"], 3, "{sent:#}");
+
+    // Postfix logs the pipe's delivery once gazette has exited.
+    let deadline = Instant::now() + PATIENCE;
+    let piped = loop {
+        if let Some(line) = postfix.log().lines().find(|l| l.contains("relay=gazette")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no delivery to the gazette pipe; Postfix's log:\n{}", postfix.log());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(piped.contains("bounces+d") && piped.contains("status=sent"), "{piped}\n{}", postfix.log());
+
+    assert_eq!(statuses(&p), after_the_bounce());
+    let listed = gazette(&p, &["bounces", "list", "--json"]);
+    assert_eq!(
+        (
+            listed["bounces"][0]["email"].as_str(),
+            listed["bounces"][0]["kind"].as_str(),
+            listed["bounces"][0]["status"].as_str()
+        ),
+        (Some(GONE), Some("hard"), Some("5.1.1")),
+        "{listed:#}"
+    );
+    assert!(listed["bounces"][0]["diagnostic"].as_str().is_some_and(|d| d.contains("does not exist")), "{listed:#}");
+    assert_eq!(counts(&p)["bounced"], 1);
 }
 
 /// The DSN Postfix wrote in the test above, kept: read without Postfix, it says the same.
