@@ -79,14 +79,16 @@ impl Postfix {
         }
         let pipe_ids = (!sudo).then(|| (uid.parse().expect("a uid"), gid.parse().expect("a gid")));
         let postfix = Self { dir, port, sudo, pipe_user, pipe_ids };
-        let run = postfix.postfix(&["start"]);
+        let run = postfix
+            .postfix(&["start"])
+            .expect("postfix, from Debian's package of that name (scripts/test.sh installs it)");
         assert!(run.status.success(), "postfix start failed: {}\n{}", stderr(&run), postfix.log());
         postfix.wait_for_greeting();
         postfix
     }
 
-    /// `postfix -c DIR ARGS…`, as root.
-    fn postfix(&self, args: &[&str]) -> std::process::Output {
+    /// `postfix -c DIR ARGS…`, as root. An error rather than a panic, since `drop` runs it too.
+    fn postfix(&self, args: &[&str]) -> std::io::Result<std::process::Output> {
         let etc = self.dir.path().join("etc");
         let mut command = if self.sudo {
             let mut c = Command::new("sudo");
@@ -95,12 +97,12 @@ impl Postfix {
         } else {
             Command::new("postfix")
         };
-        command
-            .arg("-c")
-            .arg(etc)
-            .args(args)
-            .output()
-            .expect("postfix, from Debian's package of that name (scripts/test.sh installs it)")
+        command.arg("-c").arg(etc).args(args).output()
+    }
+
+    /// Whether `postfix -c DIR ARGS…` ran and succeeded.
+    fn ran(&self, args: &[&str]) -> bool {
+        self.postfix(args).is_ok_and(|out| out.status.success())
     }
 
     fn wait_for_greeting(&self) {
@@ -157,11 +159,11 @@ impl Postfix {
 impl Drop for Postfix {
     fn drop(&mut self) {
         // `stop` lets the master finish its children; `abort` if that did not do.
-        if !self.postfix(&["stop"]).status.success() {
-            self.postfix(&["abort"]);
+        if !self.ran(&["stop"]) {
+            self.ran(&["abort"]);
         }
         let deadline = Instant::now() + PATIENCE;
-        while self.postfix(&["status"]).status.success() && Instant::now() < deadline {
+        while self.ran(&["status"]) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
         if self.sudo {
@@ -390,7 +392,13 @@ fn a_pipe_transport_hands_postfix_s_dsn_to_bounces_ingest() {
         assert!(Instant::now() < deadline, "no delivery to the gazette pipe; Postfix's log:\n{}", postfix.log());
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert!(piped.contains("bounces+d") && piped.contains("status=sent"), "{piped}\n{}", postfix.log());
+    assert!(
+        piped.contains("to=<bounces+d") && piped.contains("status=sent (delivered via gazette service ("),
+        "{piped}\n{}",
+        postfix.log()
+    );
+    // What gazette printed, Postfix logs with the delivery.
+    assert!(piped.contains("hard  gone@readers.test  #1     5.1.1"), "{piped}");
 
     assert_eq!(statuses(&p), after_the_bounce());
     let listed = gazette(&p, &["bounces", "list", "--json"]);
