@@ -79,10 +79,17 @@ impl Postfix {
         }
         let pipe_ids = (!sudo).then(|| (uid.parse().expect("a uid"), gid.parse().expect("a gid")));
         let postfix = Self { dir, port, sudo, pipe_user, pipe_ids };
-        let run = postfix
-            .postfix(&["start"])
-            .expect("postfix, from Debian's package of that name (scripts/test.sh installs it)");
-        assert!(run.status.success(), "postfix start failed: {}\n{}", stderr(&run), postfix.log());
+        // Starting Postfix takes root: the tests' own user, or sudo without a password.
+        let run = postfix.postfix(&["start"]).unwrap_or_else(|e| {
+            let what = if postfix.sudo { "sudo -n postfix" } else { "postfix" };
+            panic!("cannot run {what} ({e}): scripts/test.sh installs Debian's postfix; the test needs root or sudo")
+        });
+        assert!(
+            run.status.success(),
+            "postfix start failed (it needs root, or sudo without a password): {}\n{}",
+            stderr(&run),
+            postfix.log()
+        );
         postfix.wait_for_greeting();
         postfix
     }
