@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, with what it needs: Debian's spamassassin (the digest's score),
 # chromium (the digest on a phone and a desktop, light and dark) and chromium-driver (the web
-# pages, driven like a reader would), installed when missing.
+# pages, driven like a reader would), installed when missing, and postfix (a late bounce through
+# a real mail server: tests/it/postfix.rs runs a private instance of its own on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v spamassassin >/dev/null 2>&1 || missing+=(spamassassin)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)   # the web pages, driven (tests/it/browser.rs)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates for the SMTP and PostgreSQL TLS test servers
+[ -x /usr/sbin/postfix ] || missing+=(postfix)
 
 # The store's tests run on PostgreSQL too: at 127.0.0.1:5432 as `postgres` without a password,
 # unless $GAZETTE_TEST_POSTGRES names another server.
@@ -31,6 +33,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   echo "installing ${missing[*]} from Debian's packages" >&2
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    # Installed for its programs only: no system-wide mail configuration, so no question asked
+    # and no instance of the package's own configured. The test's instance uses its own ports.
+    echo "postfix postfix/main_mailer_type select No configuration" | $sudo_cmd debconf-set-selections
+  fi
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lettre::{Message, message::dkim::DkimConfig};
+use lettre::{Address, Message, message::dkim::DkimConfig};
 
 use super::{Outbox, SendError, Smtp, smtp::OpenMail};
 use crate::domain::MessageId;
@@ -59,7 +59,7 @@ impl Transport {
         let bytes = message.formatted();
         Ok(Staged(match &self.kind {
             Kind::Smtp(s) => To::Smtp(Box::new(s.open(message.envelope(), &bytes).await?)),
-            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.clone(), bytes),
+            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.clone(), message.envelope().from().cloned(), bytes),
         }))
     }
 }
@@ -71,7 +71,7 @@ pub struct Staged(To);
 #[derive(Debug)]
 enum To {
     Smtp(Box<OpenMail>),
-    Outbox(Outbox, MessageId, Vec<u8>),
+    Outbox(Outbox, MessageId, Option<Address>, Vec<u8>),
 }
 
 impl Staged {
@@ -79,7 +79,9 @@ impl Staged {
     pub async fn hand_over(self) -> Result<Option<String>, SendError> {
         match self.0 {
             To::Smtp(open) => open.finish().await.map(Some),
-            To::Outbox(o, message_id, bytes) => o.deliver(&message_id, &bytes).await.map(|()| None),
+            To::Outbox(o, message_id, from, bytes) => {
+                o.deliver(&message_id, from.as_ref(), &bytes).await.map(|()| None)
+            }
         }
     }
 }

@@ -295,3 +295,27 @@ fn forged_return_addresses_test_copies_and_strangers_change_nothing(backend: Bac
     assert_eq!(run.code(), 2, "{}", run.stdout());
     assert!(run.json()["error"]["message"].as_str().is_some_and(|m| m.contains("missing.eml")));
 }
+
+/// Without an SMTP server, the outbox shows each message's envelope sender as the `Return-Path`
+/// a mail server would write at delivery: the VERP return address of its delivery.
+#[test]
+fn the_outbox_records_each_message_s_return_address() {
+    let p = crate::deliver::publication(
+        2,
+        "smtp://127.0.0.1:1",
+        &format!("{BOUNCES}\n[selection]\nsend_when_empty = true\n"),
+    );
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &config.replace("transport = \"smtp\"", "transport = \"outbox\""));
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
+    let mut senders = Vec::new();
+    for f in std::fs::read_dir(p.path().join("outbox/new")).expect("the outbox") {
+        let raw = std::fs::read(f.expect("a message").path()).expect("a message");
+        let message = mail_parser::MessageParser::default().parse(&raw).expect("a message");
+        senders.push(message.return_path().as_text().map(str::to_owned).expect("a Return-Path"));
+    }
+    senders.sort();
+    senders.dedup();
+    assert_eq!(senders.len(), 2, "one return address per message: {senders:?}");
+    assert!(senders.iter().all(|s| s.starts_with("bounces+d") && s.ends_with("@example.org")), "{senders:?}");
+}

@@ -22,6 +22,7 @@ mod logs;
 mod look;
 mod migrate;
 mod permissions;
+mod postfix;
 mod preview;
 mod send_asks;
 mod smtp;
