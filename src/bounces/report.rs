@@ -5,10 +5,13 @@
 //! is about: the addresses it came back to (where a VERP token sits), the Message-ID of the
 //! message it quotes, and the recipient it names.
 
-use mail_parser::{Message, MessageParser, MimeHeaders, PartType};
+use mail_parser::{Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{EmailAddress, MessageId, ReportKind};
+
+mod heuristics;
+use heuristics::{auto_reply, free_text_bounce};
 
 /// A report, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +64,17 @@ pub fn read(raw: &[u8]) -> Report {
         complaint(&mut report, feedback, parts.original.as_ref());
     } else if let Some(status) = &parts.delivery_status {
         delivery_status(&mut report, status);
+    } else if let Some(original) = parts.original.as_ref().filter(|_| microsoft_complaint(&message)) {
+        // Microsoft's feedback loop (JMRP) sends the complained-of message alone, with no ARF part.
+        report.kind = ReportKind::Complaint;
+        report.recipients.extend(original.hotmail_recipient.iter().chain(&original.to).cloned());
+        report.diagnostic = Some("abuse report (Microsoft JMRP)".to_owned());
     } else if !free_text_bounce(&mut report, &message) && auto_reply(&message) {
         report.kind = ReportKind::AutoReply;
+        // The reader who is away answers for themselves.
+        report
+            .recipients
+            .extend(message.from().and_then(|a| a.first()).and_then(|a| a.address()).and_then(|a| a.parse().ok()));
     }
     report.returned_to.dedup();
     report.recipients.dedup();
@@ -104,6 +116,8 @@ struct Original {
     message_id: Option<MessageId>,
     subject: Option<String>,
     to: Vec<EmailAddress>,
+    /// Where Microsoft's feedback loop names the reader who complained.
+    hotmail_recipient: Option<EmailAddress>,
     return_path: Vec<String>,
 }
 
@@ -129,6 +143,13 @@ impl Parts {
                 _ => {}
             }
         }
+        // A report forwarded whole, as a mail filter does: its own parts are the ones that speak.
+        if parts.delivery_status.is_none() && parts.feedback.is_none() {
+            let nested = message.parts.iter().filter_map(|p| p.message()).map(Self::of);
+            if let Some(inner) = nested.into_iter().find(|p| p.delivery_status.is_some() || p.feedback.is_some()) {
+                return inner;
+            }
+        }
         parts
     }
 }
@@ -143,6 +164,10 @@ impl Original {
             message_id: message.message_id().and_then(|id| id.parse().ok()),
             subject: message.subject().map(one_line),
             to: header_values(message, &["To"]).iter().flat_map(|v| addresses_in(v)).collect(),
+            hotmail_recipient: header_values(message, &["X-HmXmrOriginalRecipient"])
+                .iter()
+                .flat_map(|v| addresses_in(v))
+                .next(),
             return_path: header_values(message, &["Return-Path"])
                 .iter()
                 .flat_map(|v| addresses_in(v))
@@ -185,6 +210,13 @@ fn replied_to(message: &Message<'_>) -> Option<MessageId> {
             .collect()
     };
     ids("In-Reply-To").into_iter().next().or_else(|| ids("References").pop())
+}
+
+/// Microsoft's feedback loop (JMRP): the complained-of message attached, sent from Hotmail's
+/// staff with a subject of its own.
+fn microsoft_complaint(message: &Message<'_>) -> bool {
+    let subject = message.subject().unwrap_or_default().trim().to_ascii_lowercase();
+    subject.starts_with("complaint about message from")
 }
 
 /// An ARF report: `Feedback-Type: abuse` (or `fraud`, someone reporting the message as a
@@ -257,6 +289,9 @@ fn delivery_status(report: &mut Report, fields: &str) {
     let status = status.or_else(|| diagnostic.as_deref().and_then(enhanced_status));
     report.kind = match (action_of(group).as_str(), status.as_deref()) {
         ("delayed", _) => ReportKind::Soft,
+        // A full mailbox in the server's words, whatever status the reporting server chose
+        // ("5.1.0 Unknown address error 550 5.2.2 Mailbox Full").
+        _ if diagnostic.as_deref().is_some_and(heuristics::says_mailbox_full) => ReportKind::Soft,
         (_, Some(s)) => kind_of_status(s),
         // Failed, and no status to say how: the server's reply code, else for good, as failed says.
         (_, None) => match diagnostic.as_deref().and_then(smtp_code) {
@@ -304,267 +339,6 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
         groups.push(group);
     }
     groups
-}
-
-/// Where a free-text bounce stops speaking and quotes the original message.
-const QUOTE_MARKERS: &[&str] = &[
-    "--- below this line is a copy of the message",
-    "------ this is a copy of the message",
-    "------ this is a copy of the body of the message",
-    "----- original message -----",
-    "------ original message",
-    "original message headers:",
-    "----- the header of the original message is following",
-    "----- transcript of session follows",
-];
-
-/// Phrases only the bounces of particular servers write.
-const BOUNCE_PHRASES: &[&str] = &[
-    // qmail, and Yahoo, which answers as qmail did
-    "hi. this is the qmail-send program",
-    "sorry, we were unable to deliver your message",
-    // Exim
-    "this message was created automatically by mail delivery software",
-    "a message that you sent could not be delivered",
-    "a message that you sent has not yet been delivered",
-    // Exchange and Outlook
-    "delivery has failed to these recipients or groups",
-    "your message to",
-    "couldn't be delivered",
-    "the following recipient(s) cannot be reached",
-    // Gmail
-    "your message wasn't delivered",
-    "delivery to the following recipient failed",
-    "delivery to the following recipients failed",
-    "message not delivered",
-    // Sendmail and others
-    "the original message was received at",
-    "i'm sorry to have to inform you that your message could not",
-    "the following addresses had permanent fatal errors",
-    "undelivered mail returned to sender",
-];
-
-/// Subjects bounces are sent with.
-const BOUNCE_SUBJECTS: &[&str] = &[
-    "undeliverable",
-    "undelivered mail",
-    "delivery status notification",
-    "failure notice",
-    "mail delivery failed",
-    "mail delivery failure",
-    "returned mail",
-    "delivery failure",
-    "delivery failed",
-    "message not delivered",
-    "delivery has failed",
-    "warning: message",
-    "delayed mail",
-    "delivery delayed",
-    "unzustellbar",
-    "non remis",
-    "no entregado",
-];
-
-/// Words that make a bounce one for now, checked before any that would make it final: a full
-/// mailbox is still someone's.
-const FULL: &[&str] = &[
-    "mailbox is full",
-    "mailbox full",
-    "over quota",
-    "quota exceeded",
-    "exceeded storage",
-    "insufficient storage",
-    "out of storage",
-    "storage allocation",
-];
-const PERMANENT: &[&str] = &["permanent error", "permanent failure", "permanently", "permanent fatal"];
-const FOR_NOW: &[&str] = &[
-    "temporary failure",
-    "temporary error",
-    "temporarily",
-    "try again later",
-    "has not yet been delivered",
-    "not yet been delivered",
-    "delivery delayed",
-    "has been delayed",
-    "will retry",
-    "still trying",
-    "will keep trying",
-];
-const NO_SUCH_ADDRESS: &[&str] = &[
-    "user unknown",
-    "unknown user",
-    "no such user",
-    "no such mailbox",
-    "no mailbox here",
-    "mailbox unavailable",
-    "mailbox not found",
-    "does not exist",
-    "doesn't exist",
-    "address not found",
-    "couldn't be found",
-    "could not be found",
-    "recipient not found",
-    "recipnotfound",
-    "recipientnotfound",
-    "invalid recipient",
-    "invalid mailbox",
-    "unknown recipient",
-    "recipient address rejected",
-    "account has been disabled",
-    "account is disabled",
-    "account disabled",
-    "doesn't have a",
-    "unrouteable address",
-    "host or domain name not found",
-    "domain not found",
-];
-/// Words every failure says, that decide nothing alone.
-const FAILED: &[&str] = &[
-    "could not be delivered",
-    "couldn't be delivered",
-    "wasn't delivered",
-    "was not delivered",
-    "not delivered",
-    "delivery failed",
-    "failed",
-    "unable to deliver",
-    "undeliverable",
-];
-
-/// A bounce in a server's own words rather than a DSN: hard or soft from its status code, its
-/// reply code or its words. False when the message is no bounce.
-fn free_text_bounce(report: &mut Report, message: &Message<'_>) -> bool {
-    let from =
-        message.from().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_ascii_lowercase();
-    let daemon = ["mailer-daemon@", "postmaster@", "mail-daemon@", "mailerdaemon@"].iter().any(|p| from.starts_with(p));
-    let subject = message.subject().unwrap_or_default().to_ascii_lowercase();
-    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    let text = body_text(message);
-    let lower = text.to_ascii_lowercase();
-    let said = QUOTE_MARKERS.iter().filter_map(|m| lower.find(m)).min().unwrap_or(lower.len());
-    let (said_lower, quoted) = lower.split_at(said);
-    let said_text = &text[..said];
-    let phrase = BOUNCE_PHRASES.iter().any(|p| said_lower.contains(p));
-    if !(daemon || bounce_subject || phrase) {
-        return false;
-    }
-    let has = |words: &[&str]| words.iter().find_map(|w| said_lower.find(w).map(|at| (at, w.len())));
-    let line_at = |at: usize| one_line(line_around(said_text, at));
-    let found = if let Some((status, at)) = first_status(said_text) {
-        Some((kind_of_status(&status), Some(status), line_at(at)))
-    } else if let Some((code, at)) = first_code(said_text) {
-        Some((kind_of_code(code), None, line_at(at)))
-    } else if let Some((at, _)) = has(FULL) {
-        Some((ReportKind::Soft, None, line_at(at)))
-    } else if let Some((at, _)) = has(PERMANENT) {
-        Some((ReportKind::Hard, None, line_at(at)))
-    } else if let Some((at, _)) = has(FOR_NOW) {
-        Some((ReportKind::Soft, None, line_at(at)))
-    } else if let Some((at, _)) = has(NO_SUCH_ADDRESS) {
-        Some((ReportKind::Hard, None, line_at(at)))
-    } else {
-        // It failed, and says no more: counted as for now, so that a reader is let go only
-        // after several such reports, never on the strength of one that says nothing.
-        has(FAILED).map(|(at, _)| (ReportKind::Soft, None, line_at(at)))
-    };
-    let Some((kind, status, diagnostic)) = found else { return false };
-    report.kind = kind;
-    report.status = status;
-    report.diagnostic = Some(diagnostic).filter(|d| !d.is_empty());
-    // The address it names: the first in its own words that is not one of the report's own.
-    let own: Vec<String> =
-        header_values(message, &["From", "To", "Delivered-To", "X-Original-To", "Envelope-To", "Sender"])
-            .iter()
-            .flat_map(|v| addresses_in(v))
-            .map(|a| a.key())
-            .chain(report.returned_to.iter().map(|a| a.to_ascii_lowercase()))
-            .collect();
-    let named = addresses_in(said_text).into_iter().find(|a| {
-        let key = a.key();
-        !own.contains(&key) && !["mailer-daemon@", "postmaster@", "mail-daemon@"].iter().any(|p| key.starts_with(p))
-    });
-    report.recipients.extend(named);
-    // What follows the marker is the original message, its headers first.
-    if !quoted.is_empty() {
-        let copy = &text[said..];
-        if report.original_message_id.is_none() {
-            report.original_message_id = quoted_header(copy, "message-id").and_then(|v| v.parse().ok());
-        }
-        if report.original_subject.is_none() {
-            report.original_subject = quoted_header(copy, "subject").map(|s| one_line(&s));
-        }
-        report
-            .returned_to
-            .extend(quoted_header(copy, "return-path").iter().flat_map(|v| addresses_in(v)).map(|a| a.to_string()));
-    }
-    true
-}
-
-/// An autoresponder's answer (RFC 3834's `Auto-Submitted`, the headers vacation programs add,
-/// the subjects they write).
-fn auto_reply(message: &Message<'_>) -> bool {
-    let values = |name: &str| header_values(message, &[name]);
-    let auto_submitted = values("Auto-Submitted").iter().any(|v| !bare(v).eq_ignore_ascii_case("no"));
-    let flagged = ["X-Autoreply", "X-Autorespond", "X-Autoresponder"].iter().any(|h| !values(h).is_empty());
-    let precedence = values("Precedence").iter().any(|v| bare(v).eq_ignore_ascii_case("auto_reply"));
-    let subject = message.subject().unwrap_or_default().to_lowercase();
-    let vacation = [
-        "auto:",
-        "automatic reply",
-        "auto-reply",
-        "autoreply",
-        "auto reply",
-        "out of office",
-        "out of the office",
-        "vacation",
-        "on holiday",
-        "abwesenheitsnotiz",
-        "réponse automatique",
-        "respuesta automática",
-        "risposta automatica",
-        "automatisch antwoord",
-    ]
-    .iter()
-    .any(|s| subject.starts_with(s) || subject.contains(&format!(": {s}")) || (s.len() > 6 && subject.contains(s)));
-    auto_submitted || flagged || precedence || vacation
-}
-
-/// The text of the message's own body (not of a message it attaches), HTML as text.
-fn body_text(message: &Message<'_>) -> String {
-    let mut out = String::new();
-    for i in 0..message.text_body_count() {
-        if let Some(text) = message.body_text(i) {
-            out.push_str(&text);
-            out.push('\n');
-        }
-    }
-    if out.trim().is_empty()
-        && let PartType::Text(text) = &message.root_part().body
-    {
-        out.push_str(text);
-    }
-    out
-}
-
-/// A header's value in a quoted copy of a message's headers inside a text (`Message-ID: <…>`).
-fn quoted_header(text: &str, name: &str) -> Option<String> {
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let t = line.trim_start();
-        let Some((n, v)) = t.split_once(':') else { continue };
-        if !n.trim().eq_ignore_ascii_case(name) {
-            continue;
-        }
-        let mut value = v.trim().to_owned();
-        while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
-            value.push(' ');
-            value.push_str(next.trim());
-            lines.next();
-        }
-        return Some(value);
-    }
-    None
 }
 
 /// The first enhanced status code of class 4 or 5 in a text (`5.1.1`, `4.2.2`), and where.
@@ -626,7 +400,7 @@ fn first_code(text: &str) -> Option<(u16, usize)> {
         }
         let before_ok =
             at == 0 || matches!(b[at - 1], b' ' | b'\t' | b'\n' | b'\r' | b'(' | b':' | b'"' | b'\'' | b'#');
-        let after_ok = b.get(at + 3).is_none_or(|c| matches!(c, b' ' | b'-' | b':' | b')' | b'\r' | b'\n'));
+        let after_ok = b.get(at + 3).is_none_or(|c| matches!(c, b' ' | b'-' | b':' | b')' | b',' | b'\r' | b'\n'));
         if !before_ok || !after_ok {
             continue;
         }
@@ -704,3 +478,6 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod corpus;
