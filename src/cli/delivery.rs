@@ -98,3 +98,12 @@ impl Progress for Bar {
         }
     }
 }
+
+/// Why nothing new goes out while `issue` is paused, and what to do.
+pub fn paused(issue: &crate::store::IssueRecord) -> Failure {
+    let n = issue.number;
+    Failure::unfinished(format!(
+        "issue #{n} is paused: {}; see what came back with `gazette bounces list --issue {n}`, then `gazette issues resume {n}` to go on or `gazette issues cancel {n}`",
+        issue.note.as_deref().unwrap_or("paused by its bounce or complaint rate")
+    ))
+}

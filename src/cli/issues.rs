@@ -63,7 +63,7 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             let summary = delivery::deliver(Arc::clone(&publication), &store, &i, transport).await?;
             let after = existing(&store, number).await?;
             header.push_str(&delivery::summary_line(&after, &summary));
-            let paused_again = summary.paused.is_some().then(|| super::send::paused(&after).message);
+            let paused_again = summary.paused.is_some().then(|| delivery::paused(&after).message);
             let mut out = show(&store, &publication.config.publication, after, &header).await?;
             if summary.stopped {
                 out.exit_code = 1;

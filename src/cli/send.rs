@@ -85,7 +85,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             warnings.push(format!("issue #{} is unfinished: resuming it before anything new", issue.number));
             *issue
         }
-        Plan::Paused(issue) => return Err(paused(&issue)),
+        Plan::Paused(issue) => return Err(delivery::paused(&issue)),
         Plan::Create(draft) => match issue::create(&publication, &store, &draft, None, real).await {
             Ok(i) => i,
             Err(issue::IssueError::Store(crate::store::StoreError::IssueExists(n))) => store
@@ -121,7 +121,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         .map_err(Failure::from)?
         .ok_or_else(|| Failure::unfinished(format!("issue {} vanished", issue.number)))?;
     let header = delivery::summary_line(&after, &summary);
-    let paused_now = summary.paused.is_some().then(|| paused(&after).message);
+    let paused_now = summary.paused.is_some().then(|| delivery::paused(&after).message);
     let mut out = issues::show(&store, site, after, &header).await?;
     let secs = summary.elapsed.as_secs_f64();
     out.json["elapsed_seconds"] = json!(secs);
@@ -168,7 +168,7 @@ async fn dry_run(
             .await?
         }
         Plan::Paused(issue) => {
-            let header = format!("Dry run: nothing would be sent: {}.\n", paused(&issue).message);
+            let header = format!("Dry run: nothing would be sent: {}.\n", delivery::paused(&issue).message);
             issues::show_output(store, &publication.config.publication, issue.number, &header).await?
         }
         Plan::Create(draft) => {
@@ -191,15 +191,6 @@ async fn dry_run(
     };
     out.warnings = warnings;
     Ok(out)
-}
-
-/// Why nothing new goes out while `issue` is paused, and what to do.
-pub fn paused(issue: &IssueRecord) -> Failure {
-    let n = issue.number;
-    Failure::unfinished(format!(
-        "issue #{n} is paused: {}; see what came back with `gazette bounces list --issue {n}`, then `gazette issues resume {n}` to go on or `gazette issues cancel {n}`",
-        issue.note.as_deref().unwrap_or("paused by its bounce or complaint rate")
-    ))
 }
 
 /// A list file's bad rows, each by its file and line.
