@@ -20,6 +20,7 @@ mod slots;
 mod sqlite;
 mod subscribers;
 mod transfer;
+mod webhooks;
 
 pub use error::StoreError;
 pub use model::*;

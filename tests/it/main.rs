@@ -30,4 +30,5 @@ mod subscribers;
 mod views;
 mod web;
 mod web_api;
+mod webhooks;
 mod workers;
