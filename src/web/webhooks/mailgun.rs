@@ -44,7 +44,7 @@ impl SigningKey {
     /// Reads the body and checks its signature and timestamp; the token is for the caller to
     /// note as used.
     pub(super) fn verify(&self, body: &[u8], now: DateTime<Utc>) -> Result<Signed, WebhookError> {
-        let payload: Payload = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let payload: Payload = serde_json::from_slice(body).map_err(WebhookError::json)?;
         let s = &payload.signature;
         let expected =
             hex::decode(s.signature.trim()).map_err(|_| WebhookError::Unverified("the signature is not hex"))?;

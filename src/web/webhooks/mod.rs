@@ -150,6 +150,16 @@ pub(crate) enum WebhookError {
 }
 
 impl WebhookError {
+    /// A body that is not the provider's JSON, said by where it went wrong: serde's own words
+    /// may quote a value, and a value may be an address.
+    pub(crate) fn json(e: serde_json::Error) -> Self {
+        let what = match e.classify() {
+            serde_json::error::Category::Data => "not the fields the provider sends",
+            _ => "not JSON",
+        };
+        Self::Malformed(format!("{what} (line {}, column {})", e.line(), e.column()))
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,

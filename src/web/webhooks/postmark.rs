@@ -88,7 +88,7 @@ fn kind(record_type: &str, bounce_type: Option<&str>) -> Option<BounceKind> {
 
 /// The request's one record, as an event if it is a bounce or complaint gazette acts on.
 pub(super) fn events(body: &[u8]) -> Result<Batch, WebhookError> {
-    let record: Record = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let record: Record = serde_json::from_slice(body).map_err(WebhookError::json)?;
     let id = match &record.id {
         serde_json::Value::Number(n) => n.to_string(),
         serde_json::Value::String(s) => s.clone(),

@@ -90,8 +90,7 @@ fn kind(e: &SgEvent) -> Option<BounceKind> {
 
 /// The body's events, once its signature holds.
 pub(super) fn events(body: &[u8]) -> Result<Batch, WebhookError> {
-    let all: Vec<serde_json::Value> =
-        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let all: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(WebhookError::json)?;
     let mut batch = Batch::default();
     for value in all {
         let Ok(e) = serde_json::from_value::<SgEvent>(value) else {

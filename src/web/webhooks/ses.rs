@@ -71,7 +71,7 @@ struct CommonHeaders {
 
 /// The events of one SES notification; a delivery, a send or anything else is ignored.
 pub(super) fn events(message: &str) -> Result<Batch, WebhookError> {
-    let n: Notification = serde_json::from_str(message).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let n: Notification = serde_json::from_str(message).map_err(WebhookError::json)?;
     let what = n.notification_type.as_deref().or(n.event_type.as_deref()).unwrap_or_default();
     let (kind, feedback_id, recipients) = match (what, n.bounce, n.complaint) {
         ("Bounce", Some(b), _) => {

@@ -163,7 +163,7 @@ impl Sns {
     /// Verifies a message and does what it asks: a notification's message is handed back, a
     /// subscription confirmation followed.
     pub(super) async fn receive(&self, body: &[u8], now: DateTime<Utc>) -> Result<Delivered, WebhookError> {
-        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+        let envelope: Envelope = serde_json::from_slice(body).map_err(WebhookError::json)?;
         if !self.topics.contains(&envelope.topic_arn) {
             return Err(WebhookError::Unverified("a topic that is not configured"));
         }
