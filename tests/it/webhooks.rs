@@ -505,3 +505,18 @@ async fn ses_notifications_are_verified_by_the_certificate_sns_serves() {
     assert_eq!(asked().iter().filter(|a| *a == "/cert.pem").count(), 1, "kept by URL: {:?}", asked());
     assert_eq!(statuses(&p), ["bounced", "complained", "active"]);
 }
+
+#[test]
+fn a_webhook_secret_that_cannot_be_used_stops_serve_naming_its_variable() {
+    let p = crate::support::Publication::sample();
+    for (variable, value) in [
+        ("GAZETTE_SENDGRID_PUBLIC_KEY", "c2VjcmV0LWJ1dC1ub3QtYS1rZXk="),
+        ("GAZETTE_POSTMARK_WEBHOOK_AUTH", "no-colon-secret"),
+        ("GAZETTE_SES_TOPIC_ARN", "my-topic-secret"),
+    ] {
+        let run = p.gazette_with(&["serve", "--listen", "127.0.0.1:0"], &[(variable, value)]);
+        assert_eq!(run.code(), 2, "{variable}: {}", run.stderr());
+        assert!(run.stderr().contains(variable), "{}", run.stderr());
+        assert!(!run.stderr().contains(value), "the value was printed: {}", run.stderr());
+    }
+}

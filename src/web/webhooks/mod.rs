@@ -218,8 +218,8 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // An unknown provider and one that is off answer alike, and count nowhere: the path is the
-    // caller's to choose.
+    // An unknown provider and one that is off answer alike. Only known providers are counted:
+    // the path is the caller's to choose, and a label of it would be too.
     let Ok(provider) = provider.parse::<Provider>() else { return refused(None, &WebhookError::NotFound) };
     match take(&state, provider, &headers, &body).await {
         Ok(Taken { received: Received::Events(batch), token }) => match apply(&state, provider, &batch).await {
