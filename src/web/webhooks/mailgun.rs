@@ -19,8 +19,8 @@ use crate::{
     domain::BounceKind,
 };
 
-/// How far a request's timestamp may be from now, either way: Mailgun signs each attempt as it
-/// sends it, so a genuine request is seconds old.
+/// How far a request's timestamp may be from now, either way: a genuine request is seconds old
+/// when it arrives, and a clock may be a little off.
 pub(super) const MAX_SKEW: chrono::Duration = chrono::Duration::minutes(5);
 /// How long a token is kept: past this, a request with it is refused as stale anyway (its
 /// timestamp may have been up to [`MAX_SKEW`] ahead when it was first seen).
