@@ -35,6 +35,12 @@ pub const BOUNCE_REPORTS: &str = "gazette_bounce_reports_total";
 pub const HTTP_REQUESTS: &str = "gazette_http_requests_total";
 /// Time to answer a web request, by `route`.
 pub const HTTP_SECONDS: &str = "gazette_http_request_duration_seconds";
+/// Providers' webhook requests, by `provider` and `outcome` (accepted, unverified, malformed,
+/// failed).
+pub const WEBHOOK_REQUESTS: &str = "gazette_webhook_requests_total";
+/// The bounce and complaint events in accepted webhook requests, by `provider` and `outcome`
+/// (applied, seen, test_copy, forged, unmatched, ignored).
+pub const WEBHOOK_EVENTS: &str = "gazette_webhook_events_total";
 
 const OUTCOMES: &[&str] = &["sent", "deferred", "failed", "released"];
 const SMTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -87,6 +93,8 @@ fn describe() {
     ::metrics::describe_counter!(BOUNCE_REPORTS, "Bounce and complaint reports this process read, by outcome.");
     ::metrics::describe_counter!(HTTP_REQUESTS, "Web requests by route pattern, method and status.");
     ::metrics::describe_histogram!(HTTP_SECONDS, ::metrics::Unit::Seconds, "Time to answer a web request.");
+    ::metrics::describe_counter!(WEBHOOK_REQUESTS, "Providers' webhook requests, by provider and outcome.");
+    ::metrics::describe_counter!(WEBHOOK_EVENTS, "Bounce and complaint events from webhooks, by provider and outcome.");
     // Every outcome shows from the start, at zero, so a rate over it is defined.
     for outcome in OUTCOMES {
         ::metrics::counter!(DELIVERIES, "outcome" => *outcome).increment(0);
@@ -161,6 +169,16 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     )
     .increment(1);
     ::metrics::histogram!(HTTP_SECONDS, "route" => route.to_owned()).record(elapsed.as_secs_f64());
+}
+
+/// One webhook request of `provider` and what became of it; both are fixed words.
+pub fn webhook_request(provider: &'static str, outcome: &'static str) {
+    ::metrics::counter!(WEBHOOK_REQUESTS, "provider" => provider, "outcome" => outcome).increment(1);
+}
+
+/// One event of an accepted webhook request and what became of it; both are fixed words.
+pub fn webhook_event(provider: &'static str, outcome: &'static str) {
+    ::metrics::counter!(WEBHOOK_EVENTS, "provider" => provider, "outcome" => outcome).increment(1);
 }
 
 #[cfg(test)]

@@ -11,7 +11,11 @@ use crate::{
     clock::{Clock, SystemClock},
     publication::Publication,
     store::Store,
-    web::{self, AppState, access::AccessTokens},
+    web::{
+        self, AppState,
+        access::AccessTokens,
+        webhooks::{WebhookVars, Webhooks, sns_client_builder},
+    },
 };
 
 pub async fn run(config: &Path, listen: Option<&str>) -> Result<Output, Failure> {
@@ -51,12 +55,29 @@ pub(super) fn access_tokens() -> Result<AccessTokens, Failure> {
     Ok(tokens)
 }
 
+/// The providers' webhooks the environment turns on: a value that cannot be used stops `serve`
+/// and `run` (exit 2), naming the variable.
+fn webhooks() -> Result<Webhooks, Failure> {
+    let client = sns_client_builder()
+        .build()
+        .map_err(|e| Failure::unfinished(format!("cannot set up the https client for SNS: {e}")))?;
+    let webhooks = Webhooks::new(WebhookVars::from_process(), client)
+        .map_err(|e| Failure::usage(e.to_string()).field(e.variable()))?;
+    let on = webhooks.providers();
+    if !on.is_empty() {
+        let names: Vec<&str> = on.iter().map(|p| p.as_str()).collect();
+        info!(providers = %names.join(", "), "webhooks on");
+    }
+    Ok(webhooks)
+}
+
 /// What the web's handlers share, for `serve` and `run`.
 pub(super) async fn state(
     publication: Arc<Publication>,
     store: Store,
     tokens: AccessTokens,
 ) -> Result<AppState, Failure> {
+    let webhooks = webhooks()?;
     let transport = Arc::new(setup::transport(&publication.config).await?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(publication, store, transport, clock).await.map_err(|e| match &e {
@@ -65,7 +86,7 @@ pub(super) async fn state(
         }
         web::views::ViewError::Render { .. } => Failure::usage(e.to_string()),
     })?;
-    Ok(state.with_tokens(tokens))
+    Ok(state.with_tokens(tokens).with_webhooks(webhooks))
 }
 
 /// Says where the web is, on stderr (stdout is kept for the one document `--json` prints).

@@ -21,6 +21,7 @@ mod slots;
 mod sqlite;
 mod subscribers;
 mod transfer;
+mod webhooks;
 
 pub use error::StoreError;
 pub use guard::{CameBack, MIN_SENT, Standing};

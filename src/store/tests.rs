@@ -169,6 +169,7 @@ on_each_backend!(
     soft_bounces_of_different_messages_add_up_within_the_window,
     a_complaint_takes_the_reader_off_every_list_and_a_bounce_leaves_who_left,
     the_guard_pauses_an_issue_past_its_limit_and_counts_afresh_after_a_resume,
+    a_webhook_token_is_taken_once_until_it_is_pruned_or_forgotten,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -1837,4 +1838,20 @@ async fn the_guard_pauses_an_issue_past_its_limit_and_counts_afresh_after_a_resu
     s.apply_bounce(&report("<late@mx>", &t, BounceKind::Hard), rule(), later).await.expect("apply");
     assert!(s.cancel_issue(1, later).await.expect("cancel"));
     assert_eq!(s.guard_issue(1, limits).await.expect("guard"), Standing::Other(Some(IssueStatus::Cancelled)));
+}
+
+async fn a_webhook_token_is_taken_once_until_it_is_pruned_or_forgotten(s: Store) {
+    let t0 = Utc.with_ymd_and_hms(2024, 3, 18, 12, 0, 0).single().expect("time");
+    let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+    assert!(s.note_webhook_token("mailgun", "tok-a", t0, minutes(-5)).await.expect("note"));
+    assert!(!s.note_webhook_token("mailgun", "tok-a", minutes(1), minutes(-4)).await.expect("note"), "a replay");
+    assert!(
+        s.note_webhook_token("sendgrid", "tok-a", minutes(1), minutes(-4)).await.expect("note"),
+        "another provider's"
+    );
+    s.forget_webhook_token("sendgrid", "tok-a").await.expect("forget");
+    assert!(s.note_webhook_token("sendgrid", "tok-a", minutes(2), minutes(-3)).await.expect("note"), "forgotten");
+    // Ten minutes on, the first is older than what is kept, and pruned.
+    assert!(s.note_webhook_token("mailgun", "tok-b", minutes(10), minutes(5)).await.expect("note"));
+    assert!(s.note_webhook_token("mailgun", "tok-a", minutes(10), minutes(5)).await.expect("note"), "pruned");
 }

@@ -35,7 +35,8 @@ struct Table {
 
 use Kind::{Blob, Int, Text};
 
-/// Parents before children. `rate_buckets` is left out: it only paces the sends of the moment.
+/// Parents before children. `rate_buckets` is left out: it only paces the sends of the moment;
+/// so is `webhook_tokens`, which holds only minutes of webhook requests.
 const TABLES: &[Table] = &[
     Table { name: "lists", columns: &[("id", Int), ("name", Text)], identity: Some("id") },
     Table {

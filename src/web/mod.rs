@@ -1,5 +1,5 @@
 //! The web side: the publication's page and sign-up form, confirmation and unsubscribe links,
-//! the archive, health and metrics, and the admin API. Served by `gazette serve` alone or
+//! the archive, health and metrics, the admin API, and providers' bounce webhooks. Served by `gazette serve` alone or
 //! inside `gazette run`.
 //!
 //! The reader's pages (`pages`, `archive`) share one layout (`views`), answer errors with the
@@ -18,6 +18,7 @@ pub mod security;
 pub mod server;
 mod state;
 pub mod views;
+pub mod webhooks;
 
 pub use error::WebError;
 pub use server::{ServeError, serve};
@@ -32,8 +33,9 @@ use axum::{
 
 /// The largest body a reader's page accepts: a sign-up form is a few hundred bytes.
 pub const PUBLIC_BODY_LIMIT: usize = 16 * 1024;
-/// The largest body any route accepts (the admin API's are the largest: a subscriber with its
-/// attributes), so that no route, present or future, reads an unbounded one.
+/// The largest body any route accepts but the webhooks (the admin API's are the largest: a
+/// subscriber with its attributes), so that no route, present or future, reads an unbounded
+/// one. The webhooks take up to [`webhooks::BODY_LIMIT`].
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Every route, with the state they share.
@@ -44,13 +46,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), error::lay_out))
         .layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(PUBLIC_BODY_LIMIT));
-    Router::new()
+    let limited = Router::new()
         .merge(public)
         .merge(ops::routes())
         .nest("/api", api::routes())
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT));
+    Router::new()
+        .merge(limited)
+        .merge(webhooks::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn(ops::track_requests))
         .with_state(state)
 }

@@ -9,6 +9,7 @@ use super::{
     limit::Limiter,
     mail::Postman,
     views::{ViewError, Views},
+    webhooks::Webhooks,
 };
 use crate::{clock::Clock, deliver::Transport, publication::Publication, store::Store};
 
@@ -25,6 +26,8 @@ pub struct AppState {
     /// `$GAZETTE_ADMIN_TOKEN` and `$GAZETTE_METRICS_TOKEN`: the admin API answers only
     /// requests that carry the first, `/metrics` those that carry either; without them, none.
     pub tokens: AccessTokens,
+    /// The providers' webhooks that are on, with their secrets; none unless set.
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl AppState {
@@ -47,11 +50,17 @@ impl AppState {
             transport,
             clock,
             tokens: AccessTokens::default(),
+            webhooks: Arc::new(Webhooks::default()),
         })
     }
 
     pub fn with_tokens(mut self, tokens: AccessTokens) -> Self {
         self.tokens = tokens;
+        self
+    }
+
+    pub fn with_webhooks(mut self, webhooks: Webhooks) -> Self {
+        self.webhooks = Arc::new(webhooks);
         self
     }
 }

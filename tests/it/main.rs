@@ -32,4 +32,5 @@ mod subscribers;
 mod views;
 mod web;
 mod web_api;
+mod webhooks;
 mod workers;
