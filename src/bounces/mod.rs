@@ -1,6 +1,7 @@
 //! Bounces and complaints: what comes back after a message went out, read (`report`), matched
 //! to the delivery it is about, and applied to its reader through `subscribers`. Where the
-//! messages come from (files, mboxes, Maildir folders) is `mailbox`'s.
+//! messages come from is `mailbox`'s (files, mboxes, Maildir folders) and `imap`'s (an IMAP
+//! mailbox); `watch` is the daemon's loop over `[bounces] maildir` and `imap_url`.
 //!
 //! A report is matched by the first of these that it offers:
 //! 1. the VERP address it came back to (`bounces+TOKEN@…`): a genuine token names its delivery
@@ -9,8 +10,10 @@
 //! 2. the Message-ID of the original message it quotes, which the ledger keeps for each delivery;
 //! 3. the address it names, among the recipients of the issues made in the last [`RECENT`].
 
+pub mod imap;
 pub mod mailbox;
 pub mod report;
+pub mod watch;
 
 use chrono::{DateTime, Utc};
 
