@@ -33,7 +33,8 @@ const PASSWORD: &str = "s3cret-imap-pw";
 /// A Dovecot of the test's own on two free loopback ports: IMAPS and IMAP with STARTTLS.
 struct Dovecot {
     dir: tempfile::TempDir,
-    child: Child,
+    /// `None` until it is launched.
+    child: Option<Child>,
     imaps: u16,
     imap: u16,
     tls: TlsFiles,
@@ -43,6 +44,13 @@ struct Dovecot {
 
 impl Dovecot {
     fn start() -> Self {
+        let mut dovecot = Self::prepare();
+        dovecot.launch();
+        dovecot
+    }
+
+    /// Its files and ports, not yet running.
+    fn prepare() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir for Dovecot");
         // Its login and mail processes run as other users, and must reach their files.
         chmod(dir.path(), 0o755);
@@ -79,22 +87,27 @@ impl Dovecot {
         );
         std::fs::write(d.join("dovecot.conf"), config).expect("dovecot.conf");
         chown(&d.join("home"), &mail_user);
+        Self { dir, child: None, imaps, imap, tls, mail_user }
+    }
+
+    fn launch(&mut self) {
         let child = Command::new("/usr/sbin/dovecot")
             .arg("-F")
             .arg("-c")
-            .arg(d.join("dovecot.conf"))
+            .arg(self.dir.path().join("dovecot.conf"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start dovecot (Debian package dovecot-imapd)");
-        let dovecot = Self { dir, child, imaps, imap, tls, mail_user };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", imaps)).is_err() || TcpStream::connect(("127.0.0.1", imap)).is_err() {
-            assert!(Instant::now() < deadline, "Dovecot did not listen within 20 s:\n{}", dovecot.log());
+        while TcpStream::connect(("127.0.0.1", self.imaps)).is_err()
+            || TcpStream::connect(("127.0.0.1", self.imap)).is_err()
+        {
+            assert!(Instant::now() < deadline, "Dovecot did not listen within 20 s:\n{}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
-        dovecot
     }
 
     fn log(&self) -> String {
@@ -129,17 +142,18 @@ impl Dovecot {
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
+        let Some(child) = &mut self.child else { return };
         // SIGTERM, so the master takes its login and mail processes with it.
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
+            if let Ok(Some(_)) = child.try_wait() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -226,7 +240,7 @@ fn logged(log: &Arc<Mutex<String>>) -> String {
 
 #[test]
 fn the_daemon_applies_a_bounce_from_an_imap_mailbox_and_marks_it_seen() {
-    let dovecot = Dovecot::start();
+    let mut dovecot = Dovecot::prepare();
     let server = SmtpServer::start(Options::default());
     let p = sent_publication(
         &server,
@@ -236,6 +250,16 @@ fn the_daemon_applies_a_bounce_from_an_imap_mailbox_and_marks_it_seen() {
             dovecot.tls.ca.display().to_string()
         ),
     );
+    dovecot.deliver("1710766809.dsn0.test", &hard_bounce(&server, 0));
+    assert_eq!(dovecot.flags("1710766809.dsn0.test").as_deref(), Some(""), "unseen before the daemon runs");
+
+    // The server is not up yet: the daemon says so, keeps running, and reads it once it is.
+    let (mut daemon, log) = start_logged(&p, &[]);
+    wait_until("the unreachable server in the log", Duration::from_secs(30), || {
+        logged(&log).contains("cannot connect")
+    });
+    assert!(daemon.try_wait().expect("wait").is_none(), "the daemon keeps running:\n{}", logged(&log));
+    dovecot.launch();
     let check = p.gazette(&["check"]);
     assert!(
         check.stdout().contains(&format!("bounces.imap_url imaps://localhost:{}/INBOX: logged in", dovecot.imaps)),
@@ -243,10 +267,6 @@ fn the_daemon_applies_a_bounce_from_an_imap_mailbox_and_marks_it_seen() {
         check.stdout(),
         check.stderr()
     );
-    dovecot.deliver("1710766809.dsn0.test", &hard_bounce(&server, 0));
-    assert_eq!(dovecot.flags("1710766809.dsn0.test").as_deref(), Some(""), "unseen before the daemon runs");
-
-    let (mut daemon, log) = start_logged(&p, &[]);
     wait_until("the bounce applied by the daemon", Duration::from_secs(30), || {
         status(&p, "reader0@example.org") == "bounced"
     });
@@ -263,6 +283,7 @@ fn the_daemon_applies_a_bounce_from_an_imap_mailbox_and_marks_it_seen() {
 
     let log = logged(&log);
     assert!(log.contains("1 read, 1 applied"), "the log counts what it read:\n{log}");
+    assert!(log.contains("read again"), "the server's return is said:\n{log}");
     assert!(log.contains(&format!("imaps://localhost:{}/INBOX", dovecot.imaps)), "{log}");
     for secret in [PASSWORD, "reader0@example.org", "reader1@example.org"] {
         assert!(!log.contains(secret), "the log names no password and no reader ({secret}):\n{log}");
