@@ -70,7 +70,7 @@ impl Watch {
     /// loses nothing (what was applied is recorded, what was not is read again next time).
     pub async fn run(&self, cx: Context, mut stop: Stop) {
         info!("reading bounces from {}", self.describe());
-        let mut last = Complaints::default();
+        let mut last = LastErrors::default();
         loop {
             if stop.is_set() {
                 break;
@@ -87,7 +87,7 @@ impl Watch {
     }
 
     /// One reading of each mailbox, with what it did logged.
-    pub async fn pass(&self, cx: &Context, last: &mut Complaints) {
+    pub async fn pass(&self, cx: &Context, last: &mut LastErrors) {
         let ingest = Ingest { store: &cx.store, signer: &cx.signer, settings: &cx.settings };
         if let Some(maildir) = &self.maildir {
             let result = read_maildir(maildir, &ingest, cx.clock.now()).await;
@@ -103,7 +103,7 @@ impl Watch {
 /// The last error of each mailbox, so that a server down for an hour is said once, not every
 /// poll, and its return is said too.
 #[derive(Debug, Default)]
-pub struct Complaints {
+pub struct LastErrors {
     maildir: Option<String>,
     imap: Option<String>,
 }
