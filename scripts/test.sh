@@ -10,8 +10,9 @@ missing=()
 command -v spamassassin >/dev/null 2>&1 || missing+=(spamassassin)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)   # the web pages, driven (tests/it/browser.rs)
-command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates for the SMTP and PostgreSQL TLS test servers
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates for the SMTP, IMAP and PostgreSQL TLS test servers
 [ -x /usr/sbin/postfix ] || missing+=(postfix)
+[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)   # the IMAP server the daemon reads bounces from (tests/it/imap.rs)
 
 # The store's tests run on PostgreSQL too: at 127.0.0.1:5432 as `postgres` without a password,
 # unless $GAZETTE_TEST_POSTGRES names another server.

@@ -1,6 +1,7 @@
 //! Bounces and complaints: what comes back after a message went out, read (`report`), matched
 //! to the delivery it is about, and applied to its reader through `subscribers`. Where the
-//! messages come from (files, mboxes, Maildir folders) is `mailbox`'s.
+//! messages come from is `mailbox`'s (files, mboxes, Maildir folders) and `imap`'s (an IMAP
+//! mailbox); `watch` is the daemon's loop over `[bounces] maildir` and `imap_url`.
 //!
 //! A provider's webhook event (`event`) is matched and applied the same way.
 //!
@@ -12,8 +13,10 @@
 //! 3. the address it names, among the recipients of the issues made in the last [`RECENT`].
 
 pub mod event;
+pub mod imap;
 pub mod mailbox;
 pub mod report;
+pub mod watch;
 
 use chrono::{DateTime, Utc};
 

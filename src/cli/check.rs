@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Failure, Output, output, setup};
 use crate::{
+    bounces::{self, imap::Imap},
     clock::{Clock, SystemClock},
     compose::{GMAIL_CLIP_BYTES, TemplateSet},
     config::{Config, LinkSecret},
@@ -79,6 +80,7 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         },
         Err(e) => r.problems.push(e.to_string()),
     }
+    check_bounces(&config, &mut r).await;
 
     let mut next_runs = Vec::new();
     if let Some(s) = &config.schedule {
@@ -97,6 +99,28 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         }
     }
     Ok(finish(r, next_runs))
+}
+
+/// The mailboxes `gazette run` reads bounces from: the Maildir there, the IMAP login and mailbox
+/// accepted, as the daemon's first poll would find them.
+async fn check_bounces(config: &Config, r: &mut Report) {
+    let b = &config.bounces;
+    if let Some(maildir) = &b.maildir {
+        match bounces::mailbox::places(std::slice::from_ref(maildir)).await {
+            Ok(_) => r.ok.push(format!("bounces.maildir {} (read every {})", maildir.display(), b.poll)),
+            Err(e) => r.problems.push(format!("bounces.maildir: {e}")),
+        }
+    }
+    if let Some(url) = &b.imap_url {
+        let checked = match Imap::new(url.clone(), b.imap_ca_file.as_deref()).await {
+            Ok(imap) => imap.check().await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => r.ok.push(format!("bounces.imap_url {url}: logged in (read every {})", b.poll)),
+            Err(e) => r.problems.push(format!("bounces.imap_url: {e}")),
+        }
+    }
 }
 
 /// Reads a list file as a send's sync reads it: each bad row is a problem, by its line, since

@@ -1,5 +1,6 @@
-//! `gazette run` and `gazette worker`. `run` serves the web beside the scheduler and the
-//! workers; one stop request (SIGINT/SIGTERM) stops all three.
+//! `gazette run` and `gazette worker`. `run` serves the web and reads `[bounces] maildir` and
+//! `imap_url` beside the scheduler and the workers; one stop request (SIGINT/SIGTERM) stops them
+//! all. A worker only delivers.
 
 use std::{path::Path, sync::Arc};
 
@@ -10,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::{Failure, Output, setup};
 use crate::{
+    bounces::watch::{Context, Watch},
     clock::{Clock, SystemClock},
     daemon::{self, Roles},
     deliver::Stop,
@@ -31,6 +33,16 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
     }
     let store = setup::store(&publication.config).await?;
     let transport = setup::transport(&publication.config).await?;
+    // Only `run` reads bounces: one process per publication usually runs it, and another that
+    // does too only reads the same reports again, which applies nothing twice.
+    let watch = if scheduler {
+        Watch::new(&publication.config.bounces)
+            .await
+            .map_err(|e| Failure::usage(e.to_string()).field("bounces.imap_ca_file"))?
+    } else {
+        None
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (stop_tx, stop) = Stop::new();
     let stop_tx = Arc::new(stop_tx);
     let signals = {
@@ -45,11 +57,25 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
         Some(tokens) => start_web(&publication, &store, tokens, listen, stop.clone()).await?,
         None => None,
     };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let bounces = watch.map(|watch| {
+        let cx = Context {
+            store: store.clone(),
+            signer: publication.signer.clone(),
+            settings: publication.config.bounces.clone(),
+            clock: Arc::clone(&clock),
+        };
+        let stop = stop.clone();
+        tokio::spawn(async move { watch.run(cx, stop).await })
+    });
     let roles = Roles { scheduler, workers: true };
     let result = daemon::run(publication, store, transport, clock, stop, roles).await;
-    // Whatever ended the daemon ends the web too.
+    // Whatever ended the daemon ends the web and the bounce reading too.
     let _ = stop_tx.send(true);
+    if let Some(bounces) = bounces
+        && let Err(e) = bounces.await
+    {
+        warn!("the reading of bounces stopped abnormally: {e}");
+    }
     if let Some(web) = web {
         match web.await {
             Ok(Err(e)) => warn!("{e}"),

@@ -4,6 +4,7 @@
 //! Nothing here opens a network connection.
 
 mod error;
+mod imap_url;
 mod raw;
 mod secret;
 mod timezone;
@@ -18,6 +19,7 @@ use secrecy::SecretString;
 use url::Url;
 
 pub use error::ConfigError;
+pub use imap_url::{ImapSecurity, ImapUrl, ImapUrlError};
 pub use secret::{LinkSecret, SecretSource};
 
 use crate::domain::{Duration, EmailAddress, ListName, Rate, RateLimits, ReturnPath};
@@ -164,7 +166,8 @@ pub struct Web {
     pub trust_forwarded: bool,
 }
 
-/// `[bounces]`: where bounces come back to, and when soft ones count as a bounce for good.
+/// `[bounces]`: where bounces come back to, where the daemon reads them, and when soft ones
+/// count as a bounce for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bounces {
     /// The envelope sender, made per message into `local+TOKEN@domain` (VERP); `None`: the From
@@ -175,6 +178,14 @@ pub struct Bounces {
     pub soft_window: Duration,
     /// When an issue is paused for what comes back.
     pub limits: RateLimits,
+    /// A Maildir the daemon reads every `poll` (what a mail system delivers there).
+    pub maildir: Option<PathBuf>,
+    /// An IMAP mailbox the daemon reads every `poll`; `$GAZETTE_IMAP_URL` wins over the file.
+    pub imap_url: Option<ImapUrl>,
+    /// A CA certificate (PEM) trusted for the IMAP server besides the public roots.
+    pub imap_ca_file: Option<PathBuf>,
+    /// How often the daemon reads `maildir` and `imap_url`.
+    pub poll: Duration,
 }
 
 impl Default for Bounces {
@@ -184,6 +195,10 @@ impl Default for Bounces {
             soft_limit: 3,
             soft_window: Duration::from_secs(30 * 86_400),
             limits: RateLimits::default(),
+            maildir: None,
+            imap_url: None,
+            imap_ca_file: None,
+            poll: Duration::from_secs(60),
         }
     }
 }
@@ -193,17 +208,18 @@ impl Default for Bounces {
 pub struct Environment {
     pub smtp_url: Option<String>,
     pub database_url: Option<String>,
+    pub imap_url: Option<String>,
 }
 
 impl Environment {
     pub fn from_process() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        Self { smtp_url: var("GAZETTE_SMTP_URL"), database_url: var("DATABASE_URL") }
+        Self { smtp_url: var("GAZETTE_SMTP_URL"), database_url: var("DATABASE_URL"), imap_url: var("GAZETTE_IMAP_URL") }
     }
 }
 
 impl Config {
-    /// Reads and parses the file; `env`'s SMTP and database URLs win over the file's.
+    /// Reads and parses the file; `env`'s SMTP, database and IMAP URLs win over the file's.
     pub async fn load(file: &Path, env: &Environment) -> Result<Self, ConfigError> {
         let text = tokio::fs::read_to_string(file)
             .await

@@ -15,8 +15,8 @@ use toml::Spanned;
 use url::Url;
 
 use super::{
-    Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ListSetting, Publication, Schedule,
-    Selection, Sender, SourceSetting, Storage, Transport, Web,
+    Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ImapUrl, ListSetting, Publication,
+    Schedule, Selection, Sender, SourceSetting, Storage, Transport, Web,
 };
 use crate::domain::{Duration, EmailAddress, ListName, RateLimits, RateValue, ReturnPath, Share};
 
@@ -278,6 +278,10 @@ struct RawBounces {
     soft_window: Option<Duration>,
     max_bounce_rate: Option<Share>,
     max_complaint_rate: Option<Share>,
+    maildir: Option<Spanned<String>>,
+    imap_url: Option<Spanned<String>>,
+    imap_ca_file: Option<Spanned<String>>,
+    poll: Option<Spanned<Duration>>,
 }
 
 /// Turns byte spans into line numbers and keys for messages.
@@ -516,10 +520,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         at.error(Some(raw.web.listen.span()), "web.listen", "write an address and port, like 127.0.0.1:8080")
     })?;
 
-    let bounces = match raw.bounces {
-        Some(b) => bounces(b, &at)?,
-        None => Bounces::default(),
-    };
+    let bounces = bounces(raw.bounces, &at, env, &resolve)?;
 
     Ok(Config {
         file: file.to_owned(),
@@ -547,8 +548,22 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
     })
 }
 
-fn bounces(b: RawBounces, at: &Locator<'_>) -> Result<Bounces, ConfigError> {
+fn bounces(
+    b: Option<RawBounces>,
+    at: &Locator<'_>,
+    env: &Environment,
+    resolve: &dyn Fn(&str) -> PathBuf,
+) -> Result<Bounces, ConfigError> {
     let defaults = Bounces::default();
+    let b = b.unwrap_or(RawBounces {
+        return_path: None,
+        soft_limit: None,
+        soft_window: None,
+        maildir: None,
+        imap_url: None,
+        imap_ca_file: None,
+        poll: None,
+    });
     let return_path = match &b.return_path {
         Some(p) => Some(p.get_ref().parse::<ReturnPath>().map_err(|e| {
             at.error(
@@ -564,11 +579,50 @@ fn bounces(b: RawBounces, at: &Locator<'_>) -> Result<Bounces, ConfigError> {
             .map_err(|_| at.error(Some(n.span()), "bounces.soft_limit", "too large"))?,
         None => defaults.soft_limit,
     };
+    let maildir = match &b.maildir {
+        Some(m) if m.get_ref().trim().is_empty() => {
+            return Err(at.error(Some(m.span()), "bounces.maildir", "give the Maildir folder, like \"bounces\""));
+        }
+        Some(m) => Some(resolve(m.get_ref())),
+        None => None,
+    };
+    // The environment's URL wins, as for `smtp_url`; an error names where the bad one came from.
+    let imap_url = match (&env.imap_url, &b.imap_url) {
+        (Some(u), _) => {
+            Some(ImapUrl::parse(u).map_err(|e| at.error(None, "bounces.imap_url", format!("$GAZETTE_IMAP_URL: {e}")))?)
+        }
+        (None, Some(u)) => {
+            Some(ImapUrl::parse(u.get_ref()).map_err(|e| at.error(Some(u.span()), "bounces.imap_url", e.to_string()))?)
+        }
+        (None, None) => None,
+    };
+    let imap_ca_file = match &b.imap_ca_file {
+        Some(f) if imap_url.is_none() => {
+            return Err(at.error(
+                Some(f.span()),
+                "bounces.imap_ca_file",
+                "is only used with imap_url (or $GAZETTE_IMAP_URL); set one or remove it",
+            ));
+        }
+        Some(f) => Some(resolve(f.get_ref())),
+        None => None,
+    };
+    let poll = match &b.poll {
+        Some(p) if p.get_ref().std() < std::time::Duration::from_secs(1) => {
+            return Err(at.error(Some(p.span()), "bounces.poll", "must be at least 1s, like \"1m\""));
+        }
+        Some(p) => *p.get_ref(),
+        None => defaults.poll,
+    };
     Ok(Bounces {
         return_path,
         soft_limit,
         soft_window: b.soft_window.unwrap_or(defaults.soft_window),
         limits: RateLimits { hard_bounces: b.max_bounce_rate, complaints: b.max_complaint_rate },
+        maildir,
+        imap_url,
+        imap_ca_file,
+        poll,
     })
 }
 

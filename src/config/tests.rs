@@ -181,6 +181,7 @@ fn environment_overrides_smtp_and_database() {
     let env = Environment {
         smtp_url: Some("smtp://u:p@127.0.0.1:2525".into()),
         database_url: Some("postgres://localhost/x".into()),
+        imap_url: None,
     };
     let c = Config::parse(EXAMPLE, Path::new("/pub/gazette.toml"), &env).expect("parses");
     assert_eq!(
@@ -274,4 +275,60 @@ fn a_bad_return_path_names_the_key_and_its_line() {
     assert_eq!(field.as_deref(), Some("bounces.soft_limit"));
     let (_, field, _) = invalid(&format!("{MINIMAL}[bounces]\nsoft_window = \"a month\"\n"));
     assert_eq!(field.as_deref(), Some("bounces.soft_window"));
+}
+
+#[test]
+fn the_daemon_reads_a_maildir_and_an_imap_mailbox_every_poll() {
+    let c = Config::parse(
+        &format!(
+            "{MINIMAL}[bounces]\nmaildir = \"bounces\"\nimap_url = \"imaps://u:hunter2@imap.example.org/Bounces\"\nimap_ca_file = \"ca.pem\"\npoll = \"30s\"\n"
+        ),
+        Path::new("/pub/gazette.toml"),
+        &Environment::default(),
+    )
+    .expect("parses");
+    let b = &c.bounces;
+    assert_eq!(b.maildir.as_deref(), Some(Path::new("/pub/bounces")));
+    assert_eq!(b.imap_ca_file.as_deref(), Some(Path::new("/pub/ca.pem")));
+    assert_eq!(b.poll, Duration::from_secs(30));
+    let url = b.imap_url.as_ref().expect("an IMAP URL");
+    assert_eq!((url.host(), url.port(), url.mailbox()), ("imap.example.org", 993, "Bounces"));
+    assert!(!format!("{c:?}").contains("hunter2"), "the password never prints");
+    assert_eq!(parse(MINIMAL).expect("parses").bounces.poll, Duration::from_secs(60));
+}
+
+#[test]
+fn the_environment_imap_url_wins_over_the_file() {
+    let env = Environment { imap_url: Some("imap://v:pw@127.0.0.1:1143/INBOX".into()), ..Environment::default() };
+    let text = format!("{MINIMAL}[bounces]\nimap_url = \"imaps://u:p@imap.example.org/Bounces\"\n");
+    let c = Config::parse(&text, Path::new("/pub/gazette.toml"), &env).expect("parses");
+    let url = c.bounces.imap_url.expect("an IMAP URL");
+    assert_eq!((url.user(), url.port(), url.security()), ("v", 1143, ImapSecurity::StartTls));
+
+    let env = Environment { imap_url: Some("http://v:hunter2@x/".into()), ..Environment::default() };
+    match Config::parse(MINIMAL, Path::new("/pub/gazette.toml"), &env) {
+        Err(ConfigError::Invalid { field, message, .. }) => {
+            assert_eq!(field.as_deref(), Some("bounces.imap_url"));
+            assert!(message.contains("$GAZETTE_IMAP_URL"), "{message}");
+            assert!(!message.contains("hunter2"), "{message}");
+        }
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_imap_and_maildir_keys_are_named_with_their_line() {
+    for (bad, key) in [
+        ("imap_url = \"https://u:hunter2@h/INBOX\"\n", "bounces.imap_url"),
+        ("imap_url = \"imaps://h/INBOX\"\n", "bounces.imap_url"),
+        ("imap_ca_file = \"ca.pem\"\n", "bounces.imap_ca_file"),
+        ("poll = \"0s\"\n", "bounces.poll"),
+        ("maildir = \"\"\n", "bounces.maildir"),
+    ] {
+        let (line, field, message) = invalid(&format!("{MINIMAL}[bounces]\n{bad}"));
+        assert_eq!((line, field.as_deref()), (Some(5), Some(key)), "{bad}: {message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+    let (_, field, _) = invalid(&format!("{MINIMAL}[bounces]\npoll = \"often\"\n"));
+    assert_eq!(field.as_deref(), Some("bounces.poll"));
 }

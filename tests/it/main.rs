@@ -18,6 +18,7 @@ mod dkim;
 mod enumeration;
 mod feed_cache;
 mod hostile;
+mod imap;
 mod logs;
 mod look;
 mod migrate;

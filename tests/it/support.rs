@@ -64,6 +64,7 @@ impl Publication {
             .arg(self.path().join("gazette.toml"))
             .args(args)
             .env_remove("GAZETTE_SMTP_URL")
+            .env_remove("GAZETTE_IMAP_URL")
             .env_remove("DATABASE_URL")
             .env_remove("GAZETTE_CONFIG")
             .env_remove("GAZETTE_LOG")
