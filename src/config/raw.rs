@@ -563,6 +563,8 @@ fn bounces(
         imap_url: None,
         imap_ca_file: None,
         poll: None,
+        max_bounce_rate: None,
+        max_complaint_rate: None,
     });
     let return_path = match &b.return_path {
         Some(p) => Some(p.get_ref().parse::<ReturnPath>().map_err(|e| {

@@ -278,6 +278,21 @@ fn a_bad_return_path_names_the_key_and_its_line() {
 }
 
 #[test]
+fn bounce_and_complaint_limits_are_shares_and_off_by_default() {
+    let c = parse(MINIMAL).expect("config");
+    assert!(c.bounces.limits.is_off());
+    let c = parse(&format!("{MINIMAL}[bounces]\nmax_bounce_rate = \"5%\"\nmax_complaint_rate = \"0.1%\"\n"))
+        .expect("config");
+    let shown = |s: Option<crate::domain::Share>| s.map(|s| s.to_string());
+    assert_eq!(shown(c.bounces.limits.hard_bounces).as_deref(), Some("5%"));
+    assert_eq!(shown(c.bounces.limits.complaints).as_deref(), Some("0.1%"));
+    for bad in ["\"5\"", "0.05", "\"120%\""] {
+        let (line, field, message) = invalid(&format!("{MINIMAL}[bounces]\nmax_bounce_rate = {bad}\n"));
+        assert_eq!((line, field.as_deref()), (Some(5), Some("bounces.max_bounce_rate")), "{bad}: {message}");
+    }
+}
+
+#[test]
 fn the_daemon_reads_a_maildir_and_an_imap_mailbox_every_poll() {
     let c = Config::parse(
         &format!(
