@@ -54,6 +54,7 @@ async fn the_command_line_and_the_api_print_the_same_issue_and_subscriber() {
             "deferred",
             "failures",
             "finished_at",
+            "note",
             "number",
             "status",
             "subject",
@@ -69,7 +70,7 @@ async fn the_command_line_and_the_api_print_the_same_issue_and_subscriber() {
     assert_eq!(listed, api_list);
     assert_eq!(
         keys(&listed["issues"][0]),
-        ["counts", "created_at", "date", "finished_at", "number", "status", "subject"]
+        ["counts", "created_at", "date", "finished_at", "note", "number", "status", "subject"]
     );
 
     let removed = p.gazette(&["subscribers", "remove", "zoe@example.org", "--json"]).ok().json();
