@@ -130,6 +130,9 @@ pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &st
     let deferred = store.deferred(number).await.map_err(Failure::from)?;
     let mut human = String::from(header);
     human.push_str(&format!("{} #{} {} — {}\n", output::bold("Issue"), i.number, i.status, i.subject));
+    if let Some(note) = &i.note {
+        human.push_str(&format!("  {note}\n"));
+    }
     human.push_str(&format!(
         "queued {}  sent {}  deferred {}  failed {}  skipped {}  bounced {}  complained {}\n",
         i.counts.queued,

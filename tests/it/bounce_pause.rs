@@ -83,6 +83,8 @@ fn an_issue_whose_bounces_pass_the_limit_is_paused_until_a_person_resumes_it(bac
     assert_eq!(doc["status"], "paused", "{doc:#}");
     let note = doc["note"].as_str().unwrap_or_default();
     assert!(note.contains("bounced hard") && note.contains("past max_bounce_rate 5%"), "{note}");
+    let shown = p.gazette(&["issues", "show", "1"]).ok().stdout();
+    assert!(shown.contains("paused") && shown.contains(note), "the table says why too: {shown}");
     assert!(sent >= 200, "no rate is judged before 200 went out: {sent} sent");
     assert!(queued > 0 && sent + queued == READERS as u64, "the rest waits, queued: {c:#}");
     assert!(applied > 10, "{applied} bounces applied while sending");
