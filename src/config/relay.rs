@@ -141,7 +141,7 @@ mod tests {
         let set = |name: &str| (name == "RELAY_A").then(|| SecretString::from("smtp://x:y@a.example.org:25"));
         let r = raw("url_env = \"RELAY_A\"").parse(1, set).expect("parses");
         assert_eq!(r.server, "a.example.org:25");
-        let e = raw("url_env = \"RELAY_B\"").parse(2, set).err().expect("unset");
+        let e = raw("url_env = \"RELAY_B\"").parse(2, set).expect_err("unset");
         assert_eq!(e.field, "relay[2].url_env");
         assert!(e.message.contains("RELAY_B"), "{e}");
     }

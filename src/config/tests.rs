@@ -377,8 +377,7 @@ fn relays_beside_smtp_url_or_an_outbox_are_refused_naming_both() {
     assert_eq!(line, Some(7));
     let env = Environment { smtp_url: Some("smtp://b.example.org".into()), ..Environment::default() };
     let e = Config::parse(&format!("{PUBLICATION_ONLY}{relay}"), Path::new("/pub/gazette.toml"), &env)
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(e.to_string().contains("$GAZETTE_SMTP_URL"), "{e}");
     let (_, field, message) = invalid(&format!("{PUBLICATION_ONLY}[delivery]\ntransport = \"outbox\"\n\n{relay}"));
     assert_eq!(field.as_deref(), Some("delivery.transport"), "{message}");
