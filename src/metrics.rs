@@ -211,7 +211,14 @@ mod tests {
         subscribers(&BTreeMap::from([("active".to_owned(), 3)]));
         ledger([(IssueStatus::Sending, DeliveryState::Sent, 7), (IssueStatus::Sent, DeliveryState::Failed, 0)]);
         http_request("/archive/{number}", "GET", 200, Duration::from_millis(2));
+        relay_message("smtp1.example.org:465", "accepted");
+        relay_up("smtp1.example.org:465", false);
         let text = render();
+        assert!(
+            text.contains("gazette_relay_messages_total{relay=\"smtp1.example.org:465\",result=\"accepted\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("gazette_relay_up{relay=\"smtp1.example.org:465\"} 0"), "{text}");
         assert!(text.contains("gazette_deliveries_total{outcome=\"sent\"}"), "{text}");
         assert!(text.contains("gazette_deliveries_total{outcome=\"failed\"} 0"), "{text}");
         assert!(text.contains("gazette_subscribers{status=\"active\"} 3"), "{text}");
