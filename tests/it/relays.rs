@@ -171,3 +171,27 @@ fn a_url_env_naming_an_unset_variable_is_a_config_error_naming_it() {
     let run = p.gazette_with(&["send", "--yes", "--as-of", AS_OF], &[("GAZETTE_TEST_RELAY_UNSET", &server.url())]).ok();
     assert_eq!(server.accepted(), 1, "{}", run.stderr());
 }
+
+/// A relay's `concurrency` caps the connections to it and its `rate` paces what it is handed,
+/// while the other relay takes the rest.
+#[test]
+fn a_relays_cap_and_rate_hold_while_the_other_takes_the_rest() {
+    let (capped, free) = (SmtpServer::start(Options::default()), SmtpServer::start(Options::default()));
+    let p = with_relays(
+        Backend::Sqlite,
+        40,
+        "concurrency = 4",
+        &[relay(&capped.url(), "concurrency = 1\nrate = 10"), relay(&free.url(), "")],
+    );
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 40, "{doc:#}");
+    let counts = merged(&[&capped, &free]);
+    assert_eq!(counts.len(), 40);
+    assert!(counts.values().all(|c| *c == 1));
+    assert_eq!(capped.stats().peak_connections, 1, "one connection at most to the capped relay");
+    let times: Vec<f64> = capped.messages().iter().map(|m| m.received_at).collect();
+    assert!(times.len() >= 2, "the capped relay got {} messages", times.len());
+    let span = times[times.len() - 1] - times[0];
+    // Starts are 100 ms apart at 10/s; an exchange's own length moves its end by a little.
+    assert!(span >= (times.len() - 1) as f64 * 0.08, "{} messages in {span:.2}s", times.len());
+}
