@@ -42,6 +42,12 @@ pub const WEBHOOK_REQUESTS: &str = "gazette_webhook_requests_total";
 /// (applied, seen, test_copy, forged, unmatched, ignored).
 pub const WEBHOOK_EVENTS: &str = "gazette_webhook_events_total";
 
+/// Messages this process handed to each relay (`relay`: its `host:port`), by `result`:
+/// accepted, deferred (4xx), refused (5xx, or unsendable there), broken (the exchange broke off).
+pub const RELAY_MESSAGES: &str = "gazette_relay_messages_total";
+/// Whether this process uses each relay (1) or has set it aside (0), by `relay` (`host:port`).
+pub const RELAY_UP: &str = "gazette_relay_up";
+
 const OUTCOMES: &[&str] = &["sent", "deferred", "failed", "released"];
 const SMTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 const HTTP_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
@@ -95,6 +101,8 @@ fn describe() {
     ::metrics::describe_histogram!(HTTP_SECONDS, ::metrics::Unit::Seconds, "Time to answer a web request.");
     ::metrics::describe_counter!(WEBHOOK_REQUESTS, "Providers' webhook requests, by provider and outcome.");
     ::metrics::describe_counter!(WEBHOOK_EVENTS, "Bounce and complaint events from webhooks, by provider and outcome.");
+    ::metrics::describe_counter!(RELAY_MESSAGES, "Messages this process handed to each relay, by result.");
+    ::metrics::describe_gauge!(RELAY_UP, "Whether this process uses each relay (1) or has set it aside (0).");
     // Every outcome shows from the start, at zero, so a rate over it is defined.
     for outcome in OUTCOMES {
         ::metrics::counter!(DELIVERIES, "outcome" => *outcome).increment(0);
@@ -124,6 +132,16 @@ pub fn delivery(outcome: &'static str) {
 pub fn smtp_send(elapsed: Duration, ok: bool) {
     let result = if ok { "ok" } else { "error" };
     ::metrics::histogram!(SMTP_SECONDS, "result" => result).record(elapsed.as_secs_f64());
+}
+
+/// One message a relay took or did not; `relay` is its `host:port`, never its URL.
+pub fn relay_message(relay: &str, result: &'static str) {
+    ::metrics::counter!(RELAY_MESSAGES, "relay" => relay.to_owned(), "result" => result).increment(1);
+}
+
+/// Whether a relay is in use or set aside; `relay` is its `host:port`, never its URL.
+pub fn relay_up(relay: &str, up: bool) {
+    ::metrics::gauge!(RELAY_UP, "relay" => relay.to_owned()).set(if up { 1.0 } else { 0.0 });
 }
 
 /// Subscribers by status, as the store counts them.
@@ -193,7 +211,14 @@ mod tests {
         subscribers(&BTreeMap::from([("active".to_owned(), 3)]));
         ledger([(IssueStatus::Sending, DeliveryState::Sent, 7), (IssueStatus::Sent, DeliveryState::Failed, 0)]);
         http_request("/archive/{number}", "GET", 200, Duration::from_millis(2));
+        relay_message("smtp1.example.org:465", "accepted");
+        relay_up("smtp1.example.org:465", false);
         let text = render();
+        assert!(
+            text.contains("gazette_relay_messages_total{relay=\"smtp1.example.org:465\",result=\"accepted\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("gazette_relay_up{relay=\"smtp1.example.org:465\"} 0"), "{text}");
         assert!(text.contains("gazette_deliveries_total{outcome=\"sent\"}"), "{text}");
         assert!(text.contains("gazette_deliveries_total{outcome=\"failed\"} 0"), "{text}");
         assert!(text.contains("gazette_subscribers{status=\"active\"} 3"), "{text}");

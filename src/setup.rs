@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 
 use crate::{
     config::{Config, Transport as TransportSetting},
-    deliver::{self, DeliverError, DkimError, Outbox, Smtp, SmtpSettings, Transport},
+    deliver::{self, DeliverError, DkimError, Outbox, RelaySettings, Relays, Smtp, SmtpSettings, Transport},
     store::{Store, StoreError, StoreOptions},
 };
 
@@ -37,6 +37,21 @@ pub async fn transport(config: &Config) -> Result<Transport, SetupError> {
     Ok(match d.transport {
         TransportSetting::Outbox => {
             Transport::outbox(Outbox::open(&d.outbox).await.map_err(|e| DeliverError::Setup(e.reply))?, dkim)
+        }
+        TransportSetting::Smtp if !d.relays.is_empty() => {
+            let mut relays = Vec::new();
+            for r in &d.relays {
+                let smtp = Smtp::new(&SmtpSettings {
+                    url: r.url.clone(),
+                    ca_file: d.ca_file.clone(),
+                    timeout: d.timeout.std(),
+                    pool_size: u32::try_from(r.concurrency.unwrap_or(d.concurrency)).unwrap_or(u32::MAX),
+                })
+                .await
+                .map_err(|e| DeliverError::Setup(format!("relay {}: {}", r.server, e.reply)))?;
+                relays.push(RelaySettings { smtp, weight: r.weight, concurrency: r.concurrency, rate: r.rate });
+            }
+            Transport::relays(Relays::new(relays).map_err(|e| DeliverError::Setup(e.to_string()))?, dkim)
         }
         TransportSetting::Smtp => {
             let url = d.smtp_url.clone().ok_or_else(|| DeliverError::Setup("delivery.smtp_url is not set".into()))?;

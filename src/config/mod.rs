@@ -6,6 +6,7 @@
 mod error;
 mod imap_url;
 mod raw;
+mod relay;
 mod secret;
 mod timezone;
 
@@ -20,6 +21,7 @@ use url::Url;
 
 pub use error::ConfigError;
 pub use imap_url::{ImapSecurity, ImapUrl, ImapUrlError};
+pub use relay::Relay;
 pub use secret::{LinkSecret, SecretSource};
 
 use crate::domain::{Duration, EmailAddress, ListName, Rate, RateLimits, ReturnPath};
@@ -130,6 +132,8 @@ pub enum Transport {
 pub struct Delivery {
     pub transport: Transport,
     pub smtp_url: Option<SecretString>,
+    /// `[[relay]]`: several SMTP servers in place of `smtp_url`; empty when it is used.
+    pub relays: Vec<Relay>,
     pub outbox: PathBuf,
     pub concurrency: usize,
     /// Messages at most, over every process on the store; `None` = no limit.
@@ -209,12 +213,57 @@ pub struct Environment {
     pub smtp_url: Option<String>,
     pub database_url: Option<String>,
     pub imap_url: Option<String>,
+    /// Where a `[[relay]] url_env` is looked up.
+    pub variables: Variables,
 }
 
 impl Environment {
     pub fn from_process() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        Self { smtp_url: var("GAZETTE_SMTP_URL"), database_url: var("DATABASE_URL"), imap_url: var("GAZETTE_IMAP_URL") }
+        Self {
+            smtp_url: var("GAZETTE_SMTP_URL"),
+            database_url: var("DATABASE_URL"),
+            imap_url: var("GAZETTE_IMAP_URL"),
+            variables: Variables::process(),
+        }
+    }
+}
+
+/// The variables a config may name (`url_env`): the process's, read when named, or a fixed set
+/// for tests. Values are secrets: `Debug` shows names only.
+#[derive(Clone, Default)]
+pub struct Variables {
+    process: bool,
+    set: std::collections::BTreeMap<String, SecretString>,
+}
+
+impl Variables {
+    pub fn process() -> Self {
+        Self { process: true, set: Default::default() }
+    }
+
+    /// This set with `name` holding `value`, which wins over the process's.
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.set.insert(name.to_owned(), SecretString::from(value));
+        self
+    }
+
+    /// The value of `name`, when it is set and not blank.
+    pub fn get(&self, name: &str) -> Option<SecretString> {
+        use secrecy::ExposeSecret;
+        if let Some(v) = self.set.get(name) {
+            return Some(v.clone()).filter(|v| !v.expose_secret().trim().is_empty());
+        }
+        if !self.process {
+            return None;
+        }
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map(SecretString::from)
+    }
+}
+
+impl std::fmt::Debug for Variables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Variables").field("process", &self.process).field("set", &self.set.keys()).finish()
     }
 }
 

@@ -16,7 +16,7 @@ use url::Url;
 
 use super::{
     Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ImapUrl, ListSetting, Publication,
-    Schedule, Selection, Sender, SourceSetting, Storage, Transport, Web,
+    Schedule, Selection, Sender, SourceSetting, Storage, Transport, Web, relay::RawRelay,
 };
 use crate::domain::{Duration, EmailAddress, ListName, RateLimits, RateValue, ReturnPath, Share};
 
@@ -42,6 +42,8 @@ struct RawConfig {
     #[serde(default)]
     web: RawWeb,
     bounces: Option<RawBounces>,
+    #[serde(default, rename = "relay")]
+    relays: Vec<Spanned<RawRelay>>,
 }
 
 #[derive(Deserialize)]
@@ -138,8 +140,7 @@ struct RawTemplates {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
-    #[serde(default)]
-    transport: RawTransport,
+    transport: Option<Spanned<RawTransport>>,
     smtp_url: Option<Spanned<String>>,
     #[serde(default = "default_outbox")]
     outbox: String,
@@ -161,7 +162,7 @@ struct RawDelivery {
 impl Default for RawDelivery {
     fn default() -> Self {
         Self {
-            transport: RawTransport::default(),
+            transport: None,
             smtp_url: None,
             outbox: default_outbox(),
             concurrency: default_concurrency(),
@@ -461,16 +462,36 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
             ));
         }
     }
-    let transport = match d.transport {
-        RawTransport::Smtp => Transport::Smtp,
-        RawTransport::Outbox => Transport::Outbox,
+    let relays = relays(raw.relays, &at, env)?;
+    if let Some(first) = relays.first() {
+        let origin = if env.smtp_url.is_some() { "$GAZETTE_SMTP_URL" } else { "delivery.smtp_url" };
+        if smtp_url.is_some() {
+            return Err(at.error(
+                Some(first.0.clone()),
+                "relay",
+                format!("[[relay]] and {origin} are both set; keep one of them (the relays replace smtp_url)"),
+            ));
+        }
+        if let Some(t) = d.transport.as_ref().filter(|t| matches!(t.get_ref(), RawTransport::Outbox)) {
+            return Err(at.error(
+                Some(t.span()),
+                "delivery.transport",
+                "transport = \"outbox\" and [[relay]] disagree; [[relay]] sends by SMTP",
+            ));
+        }
+    }
+    let transport = match d.transport.as_ref().map(|t| *t.get_ref()) {
+        _ if !relays.is_empty() => Transport::Smtp,
+        Some(RawTransport::Smtp) => Transport::Smtp,
+        Some(RawTransport::Outbox) | None => Transport::Outbox,
     };
-    if transport == Transport::Smtp && smtp_url.is_none() {
+    if transport == Transport::Smtp && smtp_url.is_none() && relays.is_empty() {
         return Err(at.error(None, "delivery.smtp_url", "transport = \"smtp\" needs smtp_url (or $GAZETTE_SMTP_URL)"));
     }
     let delivery = Delivery {
         transport,
         smtp_url: smtp_url.map(SecretString::from),
+        relays: relays.into_iter().map(|(_, r)| r).collect(),
         outbox: resolve(&d.outbox),
         concurrency: positive(&d.concurrency, &at, "delivery.concurrency")?,
         rate: d
@@ -684,6 +705,24 @@ fn source_name(name: &Spanned<String>, at: &Locator<'_>, field: &str) -> Result<
         return Err(refused());
     }
     Ok(line)
+}
+
+/// Every `[[relay]]`, each with the span of its table for messages.
+fn relays(
+    raw: Vec<Spanned<RawRelay>>,
+    at: &Locator<'_>,
+    env: &Environment,
+) -> Result<Vec<(Range<usize>, super::Relay)>, ConfigError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let span = r.span();
+            r.into_inner()
+                .parse(i + 1, |name| env.variables.get(name))
+                .map(|relay| (span.clone(), relay))
+                .map_err(|e| at.error(Some(span), &e.field, e.message))
+        })
+        .collect()
 }
 
 fn positive(v: &Spanned<i64>, at: &Locator<'_>, field: &str) -> Result<usize, ConfigError> {

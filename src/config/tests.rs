@@ -181,7 +181,7 @@ fn environment_overrides_smtp_and_database() {
     let env = Environment {
         smtp_url: Some("smtp://u:p@127.0.0.1:2525".into()),
         database_url: Some("postgres://localhost/x".into()),
-        imap_url: None,
+        ..Environment::default()
     };
     let c = Config::parse(EXAMPLE, Path::new("/pub/gazette.toml"), &env).expect("parses");
     assert_eq!(
@@ -346,4 +346,48 @@ fn bad_imap_and_maildir_keys_are_named_with_their_line() {
     }
     let (_, field, _) = invalid(&format!("{MINIMAL}[bounces]\npoll = \"often\"\n"));
     assert_eq!(field.as_deref(), Some("bounces.poll"));
+}
+
+const PUBLICATION_ONLY: &str = "[publication]\nname = \"N\"\nfrom = \"n@example.org\"\n";
+
+#[test]
+fn relays_imply_smtp_and_keep_their_order() {
+    let text = format!(
+        "{PUBLICATION_ONLY}\n[[relay]]\nurl = \"smtps://u:pw@a.example.org\"\nweight = 3\n\n\
+         [[relay]]\nurl_env = \"RELAY_B\"\nconcurrency = 2\n"
+    );
+    let env = Environment {
+        variables: super::Variables::default().with("RELAY_B", "smtp://b.example.org:2525"),
+        ..Environment::default()
+    };
+    let c = Config::parse(&text, Path::new("/pub/gazette.toml"), &env).expect("parses");
+    assert_eq!(c.delivery.transport, Transport::Smtp);
+    assert!(c.delivery.smtp_url.is_none());
+    let relays: Vec<(&str, u32, Option<usize>)> =
+        c.delivery.relays.iter().map(|r| (r.server.as_str(), r.weight, r.concurrency)).collect();
+    assert_eq!(relays, [("a.example.org:465", 3, None), ("b.example.org:2525", 1, Some(2))]);
+}
+
+#[test]
+fn relays_beside_smtp_url_or_an_outbox_are_refused_naming_both() {
+    let relay = "[[relay]]\nurl = \"smtp://u:hunter2@a.example.org\"\n";
+    let text = format!("{PUBLICATION_ONLY}[delivery]\nsmtp_url = \"smtp://b.example.org\"\n\n{relay}");
+    let (line, _, message) = invalid(&text);
+    assert!(message.contains("[[relay]]") && message.contains("delivery.smtp_url"), "{message}");
+    assert_eq!(line, Some(7));
+    let env = Environment { smtp_url: Some("smtp://b.example.org".into()), ..Environment::default() };
+    let e = Config::parse(&format!("{PUBLICATION_ONLY}{relay}"), Path::new("/pub/gazette.toml"), &env)
+        .expect_err("refused");
+    assert!(e.to_string().contains("$GAZETTE_SMTP_URL"), "{e}");
+    let (_, field, message) = invalid(&format!("{PUBLICATION_ONLY}[delivery]\ntransport = \"outbox\"\n\n{relay}"));
+    assert_eq!(field.as_deref(), Some("delivery.transport"), "{message}");
+    assert!(!message.contains("hunter2"));
+}
+
+#[test]
+fn an_unset_url_env_is_named_with_its_relay() {
+    let (line, field, message) = invalid(&format!("{PUBLICATION_ONLY}\n[[relay]]\nurl_env = \"NO_SUCH_RELAY_VAR\"\n"));
+    assert_eq!(field.as_deref(), Some("relay[1].url_env"));
+    assert!(message.contains("NO_SUCH_RELAY_VAR"), "{message}");
+    assert_eq!(line, Some(5));
 }

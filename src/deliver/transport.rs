@@ -1,10 +1,11 @@
-//! The one way the engine sends: SMTP or the Maildir outbox, signed with DKIM where configured.
+//! The one way the engine sends: SMTP (one server, or several relays) or the Maildir outbox,
+//! signed with DKIM where configured.
 
 use std::sync::Arc;
 
 use lettre::{Address, Message, message::dkim::DkimConfig};
 
-use super::{Outbox, SendError, Smtp, smtp::OpenMail};
+use super::{Outbox, Relays, SendError, Smtp, relays::RelayMail, smtp::OpenMail};
 use crate::domain::MessageId;
 
 #[derive(Clone)]
@@ -16,6 +17,7 @@ pub struct Transport {
 #[derive(Clone)]
 enum Kind {
     Smtp(Smtp),
+    Relays(Relays),
     Outbox(Outbox),
 }
 
@@ -24,22 +26,29 @@ impl Transport {
         Self { kind: Kind::Smtp(smtp), dkim: dkim.map(Arc::new) }
     }
 
+    pub fn relays(relays: Relays, dkim: Option<DkimConfig>) -> Self {
+        Self { kind: Kind::Relays(relays), dkim: dkim.map(Arc::new) }
+    }
+
     pub fn outbox(outbox: Outbox, dkim: Option<DkimConfig>) -> Self {
         Self { kind: Kind::Outbox(outbox), dkim: dkim.map(Arc::new) }
     }
 
-    /// Where messages go, for people: `smtp host:port` or `outbox DIR`.
+    /// Where messages go, for people: the SMTP server's or relays' `host:port`, or the outbox.
     pub fn describe(&self) -> String {
         match &self.kind {
             Kind::Smtp(s) => format!("SMTP server {}", s.server()),
+            Kind::Relays(r) => format!("SMTP relays {}", r.describe()),
             Kind::Outbox(o) => format!("outbox {}", o.dir().display()),
         }
     }
 
-    /// Checks the server can be reached and logged in to, sending nothing.
+    /// Checks the server can be reached and logged in to, sending nothing; with relays, that
+    /// any of them can (those that cannot are set aside).
     pub async fn check(&self) -> Result<(), SendError> {
         match &self.kind {
             Kind::Smtp(s) => s.check().await,
+            Kind::Relays(r) => r.check().await,
             Kind::Outbox(_) => Ok(()),
         }
     }
@@ -59,6 +68,7 @@ impl Transport {
         let bytes = message.formatted();
         Ok(Staged(match &self.kind {
             Kind::Smtp(s) => To::Smtp(Box::new(s.open(message.envelope(), &bytes).await?)),
+            Kind::Relays(r) => To::Relay(Box::new(r.open(message.envelope(), &bytes).await?)),
             Kind::Outbox(o) => To::Outbox(o.clone(), message_id.clone(), message.envelope().from().cloned(), bytes),
         }))
     }
@@ -71,6 +81,7 @@ pub struct Staged(To);
 #[derive(Debug)]
 enum To {
     Smtp(Box<OpenMail>),
+    Relay(Box<RelayMail>),
     Outbox(Outbox, MessageId, Option<Address>, Vec<u8>),
 }
 
@@ -79,6 +90,7 @@ impl Staged {
     pub async fn hand_over(self) -> Result<Option<String>, SendError> {
         match self.0 {
             To::Smtp(open) => open.finish().await.map(Some),
+            To::Relay(open) => open.finish().await.map(Some),
             To::Outbox(o, message_id, from, bytes) => {
                 o.deliver(&message_id, from.as_ref(), &bytes).await.map(|()| None)
             }

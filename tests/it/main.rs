@@ -25,6 +25,7 @@ mod migrate;
 mod permissions;
 mod postfix;
 mod preview;
+mod relays;
 mod send_asks;
 mod smtp;
 mod smtp_selftest;

@@ -46,6 +46,7 @@ impl TlsFiles {
 /// What the server does; everything off by default (a plain server that accepts all mail).
 #[derive(Clone, Debug, Default)]
 pub struct Options {
+    port: Option<u16>,
     auth: Option<(String, String)>,
     tls: Option<TlsFiles>,
     self_signed: bool,
@@ -67,6 +68,12 @@ pub struct Options {
 }
 
 impl Options {
+    /// Listen on this port rather than a free one: a server started again where one was.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Require AUTH (PLAIN or LOGIN) with these credentials before MAIL; others get 535.
     pub fn auth(mut self, user: &str, pass: &str) -> Self {
         self.auth = Some((user.to_owned(), pass.to_owned()));
@@ -271,6 +278,8 @@ pub struct SmtpServer {
     auth: Option<(String, String)>,
     implicit_tls: bool,
     tls: Option<TlsFiles>,
+    /// Killed by the test: nothing is left to stop, and its id may be another process's now.
+    killed: bool,
 }
 
 impl SmtpServer {
@@ -289,7 +298,9 @@ impl SmtpServer {
         let log = std::fs::File::create(&log_path).expect("create the server's log file");
         let mut child = Command::new("python3")
             .arg(repo().join("tests/smtp/server.py"))
-            .args(["--port", "0", "--spool"])
+            .arg("--port")
+            .arg(opts.port.unwrap_or(0).to_string())
+            .arg("--spool")
             .arg(&spool)
             .args(opts.args(tls.as_ref()))
             .stdin(Stdio::null())
@@ -320,7 +331,7 @@ impl SmtpServer {
                 std::fs::read_to_string(&log_path).unwrap_or_default()
             );
         };
-        Self { port, dir, child, auth: opts.auth, implicit_tls: opts.implicit_tls, tls }
+        Self { port, dir, child, auth: opts.auth, implicit_tls: opts.implicit_tls, tls, killed: false }
     }
 
     /// `smtp://127.0.0.1:PORT` (`smtps://` with implicit TLS), with `user:pass@` when the server
@@ -334,6 +345,14 @@ impl SmtpServer {
             url.set_password(Some(pass)).expect("URL has a host");
         }
         url.to_string()
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would: open connections drop without a
+    /// reply. What it accepted before stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.killed = true;
     }
 
     /// The certificate the server presents, if it speaks TLS (`ca()` is the client's CA file).
@@ -430,6 +449,9 @@ impl SmtpServer {
 
 impl Drop for SmtpServer {
     fn drop(&mut self) {
+        if self.killed {
+            return;
+        }
         // SIGTERM lets it write its last stats; std has no signal API, so ask kill(1).
         let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(2);

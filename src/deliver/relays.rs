@@ -1,0 +1,407 @@
+//! Several SMTP relays behind one transport. Each message is staged on one relay, chosen by
+//! weight (smooth weighted round robin) among those that are up and below their connection cap,
+//! and paced by that relay's own rate. A relay that fails as a whole (unreachable, login or TLS
+//! refused) is set aside, 2 s at first and twice as long at each failure after (at most 60 s),
+//! and the message is staged on another in the same call: nothing has been delivered before
+//! the final dot, so moving a message costs no reader anything. A set-aside relay is tried again
+//! when its time is up and taken back at its first success. Only when every relay is set aside
+//! does staging fail as the server's failure, which stops the run.
+//!
+//! Relays are named by `host:port` alone, in errors, logs and metrics.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use lettre::address::Envelope;
+use tokio::{
+    sync::{Notify, OwnedSemaphorePermit, Semaphore},
+    time::Instant,
+};
+
+use super::{SendError, SendErrorKind, Smtp, pace::Pace, smtp::OpenMail};
+use crate::domain::Rate;
+
+/// The first time a failed relay is set aside for; it doubles with each failure after.
+const FIRST_ASIDE: Duration = Duration::from_secs(2);
+/// The longest a relay is set aside at once.
+const LONGEST_ASIDE: Duration = Duration::from_secs(60);
+
+/// One relay as the transport is given it.
+#[derive(Debug)]
+pub struct RelaySettings {
+    pub smtp: Smtp,
+    pub weight: u32,
+    /// Connections to it at most; `None`: only the engine's concurrency bounds them.
+    pub concurrency: Option<usize>,
+    /// Messages to it at most, from this process; `None` = no limit.
+    pub rate: Option<Rate>,
+}
+
+/// The relays and which of them are set aside.
+#[derive(Clone)]
+pub struct Relays {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    relays: Vec<Relay>,
+    state: Mutex<State>,
+    /// Woken when a capped relay's connection is given back.
+    freed: Notify,
+}
+
+struct Relay {
+    smtp: Smtp,
+    slots: Option<Arc<Semaphore>>,
+    pace: Pace,
+}
+
+struct State {
+    rotation: Rotation,
+    aside: Vec<Aside>,
+}
+
+impl std::fmt::Debug for Relays {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Relays({})", self.describe())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no relay is configured")]
+pub struct NoRelays;
+
+impl Relays {
+    pub fn new(settings: Vec<RelaySettings>) -> Result<Self, NoRelays> {
+        if settings.is_empty() {
+            return Err(NoRelays);
+        }
+        let weights = settings.iter().map(|r| r.weight).collect();
+        let aside = settings.iter().map(|_| Aside::default()).collect();
+        let relays = settings
+            .into_iter()
+            .map(|r| Relay {
+                smtp: r.smtp,
+                slots: r.concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
+                pace: Pace::new(r.rate),
+            })
+            .collect::<Vec<_>>();
+        for r in &relays {
+            crate::metrics::relay_up(&r.smtp.server(), true);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                relays,
+                state: Mutex::new(State { rotation: Rotation::new(weights), aside }),
+                freed: Notify::new(),
+            }),
+        })
+    }
+
+    /// `host:port` of each relay.
+    pub fn describe(&self) -> String {
+        self.inner.relays.iter().map(|r| r.smtp.server()).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Checks every relay at once, setting aside those that fail; passes when any works.
+    pub async fn check(&self) -> Result<(), SendError> {
+        let checks = self.inner.relays.iter().map(|r| r.smtp.check());
+        let results = futures_util::future::join_all(checks).await;
+        let mut any = false;
+        for (index, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(()) => {
+                    self.worked(index);
+                    any = true;
+                }
+                Err(e) => self.failed(index, &e),
+            }
+        }
+        if any { Ok(()) } else { Err(self.all_aside()) }
+    }
+
+    /// Stages a message on a relay chosen by weight; see [`Smtp::open`].
+    pub async fn open(&self, envelope: &Envelope, bytes: &[u8]) -> Result<RelayMail, SendError> {
+        loop {
+            let (index, slot) = self.choose().await?;
+            let relay = &self.inner.relays[index];
+            relay.pace.wait().await;
+            let error = match relay.smtp.open(envelope, bytes).await {
+                Ok(open) => {
+                    self.worked(index);
+                    return Ok(RelayMail { open, relays: self.clone(), index, _slot: slot });
+                }
+                Err(e) => e,
+            };
+            match error.kind {
+                SendErrorKind::Server => self.failed(index, &error),
+                // A pooled connection the relay dropped, or the relay gone: a fresh connection
+                // tells them apart, and a relay that is gone is set aside like any other.
+                SendErrorKind::Connection => match relay.smtp.check().await {
+                    Err(gone) if gone.kind == SendErrorKind::Server => self.failed(index, &gone),
+                    _ => {
+                        self.handed(index, Err(&error));
+                        return Err(error);
+                    }
+                },
+                _ => {
+                    self.handed(index, Err(&error));
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// A relay that is not set aside (or whose time is up) and has a free connection, by weight;
+    /// waits while every such relay is at its cap.
+    async fn choose(&self) -> Result<(usize, Option<Slot>), SendError> {
+        loop {
+            let freed = self.inner.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            {
+                let Ok(mut state) = self.inner.state.lock() else {
+                    return Err(SendError::server("the relays' state was lost to a panic"));
+                };
+                let now = Instant::now();
+                let usable: Vec<bool> = state.aside.iter().map(|a| a.usable(now)).collect();
+                if !usable.contains(&true) {
+                    drop(state);
+                    return Err(self.all_aside());
+                }
+                let free: Vec<bool> = self
+                    .inner
+                    .relays
+                    .iter()
+                    .zip(&usable)
+                    .map(|(r, usable)| *usable && r.slots.as_ref().is_none_or(|s| s.available_permits() > 0))
+                    .collect();
+                if let Some(index) = state.rotation.pick(&free) {
+                    // Permits are only taken under this lock, so the one just seen is still there.
+                    let slot = match &self.inner.relays[index].slots {
+                        Some(s) => match Arc::clone(s).try_acquire_owned() {
+                            Ok(permit) => Some(Slot { permit: Some(permit), relays: Arc::clone(&self.inner) }),
+                            Err(_) => continue,
+                        },
+                        None => None,
+                    };
+                    return Ok((index, slot));
+                }
+            }
+            freed.await;
+        }
+    }
+
+    fn worked(&self, index: usize) {
+        let back = self.inner.state.lock().is_ok_and(|mut s| s.aside[index].worked());
+        if back {
+            let server = self.inner.relays[index].smtp.server();
+            tracing::warn!(relay = %server, "relay {server} works again and is taken back");
+            crate::metrics::relay_up(&server, true);
+        }
+    }
+
+    fn failed(&self, index: usize, error: &SendError) {
+        let now = Instant::now();
+        let newly = self.inner.state.lock().ok().and_then(|mut s| s.aside[index].failed(now, &error.reply));
+        let server = self.inner.relays[index].smtp.server();
+        match newly {
+            Some(wait) => {
+                tracing::warn!(relay = %server, "relay {server} set aside for {wait:?}: {}", error.reply);
+                crate::metrics::relay_up(&server, false);
+            }
+            None => tracing::debug!(relay = %server, "relay {server} still fails: {}", error.reply),
+        }
+    }
+
+    fn handed(&self, index: usize, result: Result<(), &SendError>) {
+        crate::metrics::relay_message(&self.inner.relays[index].smtp.server(), result_word(result));
+    }
+
+    /// Every relay is set aside: the run's error, naming each relay and why it failed.
+    fn all_aside(&self) -> SendError {
+        let why: Vec<Option<String>> =
+            self.inner.state.lock().map(|s| s.aside.iter().map(|a| a.why.clone()).collect()).unwrap_or_default();
+        let parts: Vec<String> = self
+            .inner
+            .relays
+            .iter()
+            .enumerate()
+            .map(|(i, r)| why.get(i).cloned().flatten().unwrap_or_else(|| format!("{}: failed", r.smtp.server())))
+            .collect();
+        SendError::server(format!("every relay failed: {}", parts.join("; ")))
+    }
+}
+
+/// The word a relay's message counts under in the metrics.
+fn result_word(result: Result<(), &SendError>) -> &'static str {
+    match result {
+        Ok(()) => "accepted",
+        Err(e) => match e.kind {
+            SendErrorKind::Temporary => "deferred",
+            SendErrorKind::Permanent | SendErrorKind::Unsendable => "refused",
+            SendErrorKind::Connection | SendErrorKind::Server => "broken",
+        },
+    }
+}
+
+/// A connection to a capped relay, given back (and waiters woken) when dropped.
+struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    relays: Arc<Inner>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        // The permit goes back first, so that a waiter woken here finds it.
+        drop(self.permit.take());
+        self.relays.freed.notify_waiters();
+    }
+}
+
+/// A message staged on one relay, waiting for its final dot.
+pub struct RelayMail {
+    open: OpenMail,
+    relays: Relays,
+    index: usize,
+    _slot: Option<Slot>,
+}
+
+impl std::fmt::Debug for RelayMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RelayMail({:?})", self.open)
+    }
+}
+
+impl RelayMail {
+    /// Sends the final dot; see [`OpenMail::finish`].
+    pub async fn finish(self) -> Result<String, SendError> {
+        let Self { open, relays, index, _slot } = self;
+        let result = open.finish().await;
+        relays.handed(index, result.as_ref().map(|_| ()));
+        result
+    }
+}
+
+/// Smooth weighted round robin: each pick adds every candidate's weight to its credit and takes
+/// the one with the most, which then pays the candidates' total. Over any run of picks each
+/// relay's share follows its weight, and picks of one relay are spread out rather than bunched.
+#[derive(Debug)]
+struct Rotation {
+    weights: Vec<i64>,
+    credit: Vec<i64>,
+}
+
+impl Rotation {
+    fn new(weights: Vec<u32>) -> Self {
+        let weights: Vec<i64> = weights.into_iter().map(|w| i64::from(w.max(1))).collect();
+        Self { credit: vec![0; weights.len()], weights }
+    }
+
+    /// The next of the relays marked in `candidates`, or `None` when none is.
+    fn pick(&mut self, candidates: &[bool]) -> Option<usize> {
+        let mut total = 0;
+        let mut best: Option<usize> = None;
+        for (i, _) in candidates.iter().enumerate().filter(|(_, c)| **c) {
+            self.credit[i] += self.weights[i];
+            total += self.weights[i];
+            if best.is_none_or(|b| self.credit[i] > self.credit[b]) {
+                best = Some(i);
+            }
+        }
+        let chosen = best?;
+        self.credit[chosen] -= total;
+        Some(chosen)
+    }
+}
+
+/// Whether a relay is set aside, until when, and why it was.
+#[derive(Debug, Default)]
+struct Aside {
+    /// Set aside until then; `None`: up.
+    until: Option<Instant>,
+    /// How long the last setting aside lasted, doubled at the next failure.
+    last: Option<Duration>,
+    /// Its last failure, naming it by `host:port`.
+    why: Option<String>,
+}
+
+impl Aside {
+    fn usable(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| until <= now)
+    }
+
+    /// A success: true when it had been set aside.
+    fn worked(&mut self) -> bool {
+        self.why = None;
+        self.last = None;
+        self.until.take().is_some()
+    }
+
+    /// A failure: sets it aside and says for how long when it was up (or its time was up),
+    /// `None` when another sender's failure already set it aside.
+    fn failed(&mut self, now: Instant, why: &str) -> Option<Duration> {
+        self.why = Some(why.to_owned());
+        if !self.usable(now) {
+            return None;
+        }
+        let wait = self.last.map_or(FIRST_ASIDE, |l| (l * 2).min(LONGEST_ASIDE));
+        self.last = Some(wait);
+        self.until = Some(now + wait);
+        Some(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_follow_the_weights_and_are_spread_out() {
+        let mut r = Rotation::new(vec![3, 1]);
+        let picks: Vec<usize> = (0..8).filter_map(|_| r.pick(&[true, true])).collect();
+        assert_eq!(picks, [0, 0, 1, 0, 0, 0, 1, 0]);
+        let mut r = Rotation::new(vec![5, 1, 2]);
+        let mut counts = [0; 3];
+        for _ in 0..800 {
+            counts[r.pick(&[true, true, true]).expect("a pick")] += 1;
+        }
+        assert_eq!(counts, [500, 100, 200]);
+    }
+
+    #[test]
+    fn only_candidates_are_picked() {
+        let mut r = Rotation::new(vec![3, 1]);
+        assert!((0..5).all(|_| r.pick(&[false, true]) == Some(1)));
+        assert_eq!(r.pick(&[false, false]), None);
+        let mut counts = [0; 2];
+        for _ in 0..400 {
+            counts[r.pick(&[true, true]).expect("a pick")] += 1;
+        }
+        assert!(counts[0] >= 290 && counts[0] <= 310, "{counts:?}");
+    }
+
+    #[test]
+    fn a_failing_relay_is_set_aside_longer_each_time_up_to_a_minute() {
+        let start = Instant::now();
+        let mut a = Aside::default();
+        assert!(a.usable(start));
+        assert_eq!(a.failed(start, "x:25: cannot connect"), Some(Duration::from_secs(2)));
+        assert_eq!(a.failed(start, "x:25: cannot connect"), None, "a second sender's failure adds nothing");
+        assert!(!a.usable(start + Duration::from_secs(1)));
+        let mut at = start + Duration::from_secs(2);
+        assert!(a.usable(at));
+        let mut waits = Vec::new();
+        for _ in 0..7 {
+            let wait = a.failed(at, "x:25: cannot connect").expect("set aside again");
+            waits.push(wait.as_secs());
+            at += wait;
+        }
+        assert_eq!(waits, [4, 8, 16, 32, 60, 60, 60]);
+        assert!(a.worked(), "taken back");
+        assert!(!a.worked(), "already up");
+        assert_eq!(a.failed(at, "x:25: cannot connect"), Some(Duration::from_secs(2)), "starts over");
+    }
+}

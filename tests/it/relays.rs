@@ -1,0 +1,197 @@
+//! `gazette send` through several `[[relay]]`s, each a real SMTP server on loopback (or a port
+//! nobody listens on): relays that are down or refuse the login are set aside and every reader
+//! still gets one copy; weights share the traffic; a relay that dies mid-issue and comes back is
+//! taken back; with every relay down nothing is counted against a reader; and the config errors.
+
+use std::{collections::HashMap, net::TcpListener, time::Duration};
+
+use crate::{
+    deliver::{AS_OF, Backend, Stored, by_recipient, on_each_backend, publication_on},
+    smtp::{Options, SmtpServer},
+};
+
+on_each_backend!(
+    relays_that_are_down_or_refuse_the_login_are_set_aside_and_every_reader_gets_one_copy,
+    with_every_relay_down_the_run_stops_and_counts_nothing_against_readers,
+);
+
+/// The URL `publication_on` is given and that the relays then replace.
+const NO_SMTP_URL: &str = "smtp://127.0.0.1:1";
+
+/// A publication of `n` readers sending through `relays` (each the body of a `[[relay]]`).
+fn with_relays(backend: Backend, n: usize, delivery: &str, relays: &[String]) -> Stored {
+    let p = publication_on(backend, n, NO_SMTP_URL, delivery);
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    let mut config = config.replace(&format!("smtp_url = {NO_SMTP_URL:?}\n"), "");
+    for r in relays {
+        config.push_str(&format!("\n[[relay]]\n{r}\n"));
+    }
+    p.write("gazette.toml", &config);
+    p
+}
+
+fn relay(url: &str, extra: &str) -> String {
+    format!("url = {url:?}\n{extra}")
+}
+
+/// A loopback port nobody listens on (bound for a moment, then let go).
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+fn merged(servers: &[&SmtpServer]) -> HashMap<String, usize> {
+    let mut all = HashMap::new();
+    for s in servers {
+        for (reader, n) in by_recipient(s) {
+            *all.entry(reader).or_insert(0) += n;
+        }
+    }
+    all
+}
+
+fn relays_that_are_down_or_refuse_the_login_are_set_aside_and_every_reader_gets_one_copy(backend: Backend) {
+    let down = closed_port();
+    let locked = SmtpServer::start(Options::default().auth("mailer", "right"));
+    let healthy = SmtpServer::start(Options::default());
+    let p = with_relays(
+        backend,
+        30,
+        "concurrency = 4",
+        &[
+            relay(&format!("smtp://127.0.0.1:{down}"), "weight = 5"),
+            relay(&locked.url().replace("right", "hunter2-wrong"), "weight = 5"),
+            relay(&healthy.url(), ""),
+        ],
+    );
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok();
+    let doc = run.json();
+    assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(30), Some(0)), "{doc:#}");
+    let counts = by_recipient(&healthy);
+    assert_eq!(counts.len(), 30);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+    assert_eq!(locked.accepted(), 0);
+    let stderr = run.stderr();
+    assert!(!stderr.contains("hunter2") && !run.stdout().contains("hunter2"), "{stderr}");
+    for port in [down, locked.port] {
+        assert!(stderr.contains(&format!("relay 127.0.0.1:{port} set aside")), "{stderr}");
+    }
+}
+
+fn with_every_relay_down_the_run_stops_and_counts_nothing_against_readers(backend: Backend) {
+    let (a, b) = (closed_port(), closed_port());
+    let p = with_relays(
+        backend,
+        5,
+        "",
+        &[relay(&format!("smtp://mailer:hunter2@127.0.0.1:{a}"), ""), relay(&format!("smtp://127.0.0.1:{b}"), "")],
+    );
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let all = format!("{}{}", run.stdout(), run.stderr());
+    assert!(!all.contains("hunter2"), "{all}");
+    assert!(all.contains(&format!("127.0.0.1:{a}")) && all.contains(&format!("127.0.0.1:{b}")), "{all}");
+    let show = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!((show["counts"]["queued"].as_u64(), show["counts"]["failed"].as_u64()), (Some(5), Some(0)), "{show:#}");
+}
+
+#[test]
+fn weights_share_the_traffic() {
+    let (a, b) = (SmtpServer::start(Options::default()), SmtpServer::start(Options::default()));
+    let p = with_relays(
+        Backend::Sqlite,
+        2000,
+        "concurrency = 8",
+        &[relay(&a.url(), "weight = 3"), relay(&b.url(), "weight = 1")],
+    );
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 2000, "{doc:#}");
+    let counts = merged(&[&a, &b]);
+    assert_eq!(counts.len(), 2000);
+    assert!(counts.values().all(|c| *c == 1));
+    let share = a.accepted() as f64 / 2000.0;
+    assert!((0.72..=0.78).contains(&share), "the weight-3 relay took {share:.3} of the messages");
+}
+
+/// A relay killed mid-issue: its unfinished messages go again, through the other relay, and once
+/// a new server listens on its port it is taken back and gets messages again.
+#[test]
+fn a_relay_that_dies_mid_issue_and_comes_back_is_taken_back() {
+    let mut first = SmtpServer::start(Options::default());
+    let other = SmtpServer::start(Options::default());
+    let port = first.port;
+    let n = 240;
+    // 40 a second: the run lasts about 6 s, long enough for the relay to die and be taken back.
+    let p = with_relays(
+        Backend::Sqlite,
+        n,
+        "concurrency = 4\nrate = 40\nmax_attempts = 6",
+        &[relay(&first.url(), ""), relay(&other.url(), "")],
+    );
+    let child = p
+        .command(&["send", "--yes", "--as-of", AS_OF, "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gazette");
+    first.wait_for(20, Duration::from_secs(20));
+    first.kill();
+    std::thread::sleep(Duration::from_millis(800));
+    let revived = SmtpServer::start(Options::default().port(port));
+    let out = child.wait_with_output().expect("gazette ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(doc["counts"]["sent"], n, "{doc:#}");
+    let counts = merged(&[&first, &other, &revived]);
+    assert_eq!(counts.len(), n);
+    assert!(counts.values().all(|c| *c == 1), "{:?}", counts.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>());
+    assert!(revived.accepted() > 0, "the relay was not taken back:\n{stderr}");
+    assert!(stderr.contains(&format!("relay 127.0.0.1:{port} works again")), "{stderr}");
+}
+
+#[test]
+fn a_relay_beside_smtp_url_is_a_config_error_naming_both() {
+    let p = publication_on(Backend::Sqlite, 1, "smtp://127.0.0.1:2525", "");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &format!("{config}\n[[relay]]\nurl = \"smtp://127.0.0.1:2526\"\n"));
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("[[relay]]") && run.stderr().contains("delivery.smtp_url"), "{}", run.stderr());
+}
+
+#[test]
+fn a_url_env_naming_an_unset_variable_is_a_config_error_naming_it() {
+    let p = with_relays(Backend::Sqlite, 1, "", &["url_env = \"GAZETTE_TEST_RELAY_UNSET\"".to_owned()]);
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("GAZETTE_TEST_RELAY_UNSET"), "{}", run.stderr());
+    // Set, it is used.
+    let server = SmtpServer::start(Options::default());
+    let run = p.gazette_with(&["send", "--yes", "--as-of", AS_OF], &[("GAZETTE_TEST_RELAY_UNSET", &server.url())]).ok();
+    assert_eq!(server.accepted(), 1, "{}", run.stderr());
+}
+
+/// A relay's `concurrency` caps the connections to it and its `rate` paces what it is handed,
+/// while the other relay takes the rest.
+#[test]
+fn a_relays_cap_and_rate_hold_while_the_other_takes_the_rest() {
+    let (capped, free) = (SmtpServer::start(Options::default()), SmtpServer::start(Options::default()));
+    let p = with_relays(
+        Backend::Sqlite,
+        40,
+        "concurrency = 4",
+        &[relay(&capped.url(), "concurrency = 1\nrate = 10"), relay(&free.url(), "")],
+    );
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 40, "{doc:#}");
+    let counts = merged(&[&capped, &free]);
+    assert_eq!(counts.len(), 40);
+    assert!(counts.values().all(|c| *c == 1));
+    assert_eq!(capped.stats().peak_connections, 1, "one connection at most to the capped relay");
+    let times: Vec<f64> = capped.messages().iter().map(|m| m.received_at).collect();
+    assert!(times.len() >= 2, "the capped relay got {} messages", times.len());
+    let span = times[times.len() - 1] - times[0];
+    // Starts are 100 ms apart at 10/s; an exchange's own length moves its end by a little.
+    assert!(span >= (times.len() - 1) as f64 * 0.08, "{} messages in {span:.2}s", times.len());
+}
