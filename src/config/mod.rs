@@ -7,6 +7,7 @@ mod error;
 mod imap_url;
 mod raw;
 mod secret;
+mod shaping;
 mod timezone;
 
 use std::{
@@ -21,6 +22,7 @@ use url::Url;
 pub use error::ConfigError;
 pub use imap_url::{ImapSecurity, ImapUrl, ImapUrlError};
 pub use secret::{LinkSecret, SecretSource};
+pub use shaping::Shaping;
 
 use crate::domain::{Duration, EmailAddress, ListName, Rate, RateLimits, ReturnPath};
 
@@ -40,6 +42,8 @@ pub struct Config {
     /// The folder of template overrides; `None` = the built-in defaults only.
     pub templates_dir: Option<PathBuf>,
     pub delivery: Delivery,
+    /// `[[shaping]]`: caps per group of recipient domains, in the file's order.
+    pub shaping: Vec<Shaping>,
     pub dkim: Option<Dkim>,
     pub storage: Storage,
     pub web: Web,

@@ -21,10 +21,12 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::{
     DeliverError, QueueError, SendError, SendErrorKind, Transport, backoff,
+    lanes::{Busy, Lane, Lanes, Permit},
     pace::{self, Allowance, Pace},
 };
 use crate::{
     clock::{Clock, SystemClock},
+    config::Shaping,
     domain::{Claimed, MessageId, Outcome, Rate, RateLimits},
 };
 
@@ -101,6 +103,8 @@ pub struct EngineSettings {
     pub wait_for_deferred: bool,
     /// The shares of hard bounces and complaints that pause the issue.
     pub limits: RateLimits,
+    /// `[[shaping]]`: caps per group of recipient domains.
+    pub shaping: Vec<Shaping>,
 }
 
 /// A way to ask a running engine to stop: it stops claiming, lets in-flight sends finish and
@@ -162,6 +166,9 @@ struct Shared<Q: Queue> {
     progress: Arc<dyn Progress>,
     pace: Pace,
     allowance: Allowance,
+    lanes: Lanes,
+    /// Claimed deliveries whose lane was busy when a sender drew them, sent when it has room.
+    aside: std::sync::Mutex<std::collections::VecDeque<(Claimed, Arc<Lane>)>>,
     halted: AtomicBool,
     failure: Mutex<Option<DeliverError>>,
     last_check: Mutex<Option<(Instant, bool)>>,
@@ -219,6 +226,8 @@ impl<Q: Queue> Shared<Q> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             result = self.transport.check().await;
         }
+        // A server that asks to slow down is alive; its lane slows down.
+        let result = result.or_else(|e| if e.kind == SendErrorKind::Throttled { Ok(()) } else { Err(e) });
         *last = Some((Instant::now(), result.is_ok()));
         result
     }
@@ -241,7 +250,11 @@ impl<Q: Queue> Engine<Q> {
         mut stop: Stop,
     ) -> Result<RunSummary, DeliverError> {
         let started = Instant::now();
-        self.transport.check().await.map_err(|e| DeliverError::Server(e.reply))?;
+        match self.transport.check().await {
+            // A server that asks to slow down is there: the senders slow down.
+            Err(e) if e.kind != SendErrorKind::Throttled => return Err(DeliverError::Server(e.reply)),
+            _ => {}
+        }
         let concurrency = self.settings.concurrency.max(1);
         let shared = Arc::new(Shared {
             queue: self.queue.clone(),
@@ -252,6 +265,8 @@ impl<Q: Queue> Engine<Q> {
             progress,
             pace: Pace::new(self.settings.rate),
             allowance: Allowance::new(self.settings.rate),
+            lanes: Lanes::new(&self.settings.shaping, concurrency),
+            aside: std::sync::Mutex::new(std::collections::VecDeque::new()),
             halted: AtomicBool::new(false),
             failure: Mutex::new(None),
             last_check: Mutex::new(None),
@@ -444,18 +459,20 @@ async fn send_loop<Q: Queue>(
     records: mpsc::Sender<Record>,
 ) {
     let mut fence = Fence::default();
+    let mut closed = false;
     loop {
-        let next = work.lock().await.recv().await;
-        let Some(claimed) = next else { break };
-        let outcome = if shared.halted() {
-            Outcome::Released { delivery_id: claimed.delivery_id }
-        } else {
-            shared.pace.wait().await;
-            match shared.take_send().await {
-                Ok(()) => deliver_one(&shared, &claimed, &mut fence).await,
-                Err(e) => {
-                    shared.halt(Some(DeliverError::from(e))).await;
-                    Outcome::Released { delivery_id: claimed.delivery_id }
+        let Some((claimed, permit)) = next_delivery(&shared, &work, &mut closed).await else { break };
+        let outcome = match permit {
+            None => Outcome::Released { delivery_id: claimed.delivery_id },
+            Some(_) if shared.halted() => Outcome::Released { delivery_id: claimed.delivery_id },
+            Some(mut permit) => {
+                shared.pace.wait().await;
+                match shared.take_send().await {
+                    Ok(()) => deliver_one(&shared, &claimed, &mut fence, &mut permit).await,
+                    Err(e) => {
+                        shared.halt(Some(DeliverError::from(e))).await;
+                        Outcome::Released { delivery_id: claimed.delivery_id }
+                    }
                 }
             }
         };
@@ -470,6 +487,91 @@ async fn send_loop<Q: Queue>(
         fence.0 = Some(ack_rx);
     }
     fence.pass().await;
+}
+
+/// Deliveries a sender sets aside for busy lanes at most, over all senders; beyond them a sender
+/// waits for its delivery's lane, which bounds what is claimed and not yet sent.
+fn aside_limit(concurrency: usize) -> usize {
+    claim_size(concurrency) * 2
+}
+
+/// How often a sender looks again at the deliveries set aside when no permit came back sooner:
+/// a lane held back by its rate frees no permit, it only comes due.
+const LOOK_AGAIN: Duration = Duration::from_millis(10);
+
+/// A delivery a sender drew, with its lane's permit; none after a halt.
+type Drawn = (Claimed, Option<Permit>);
+
+/// The next delivery this sender takes, with a permit of its lane: first one set aside whose
+/// lane has room now, else a new one from the claimer. A new one whose lane is busy is set aside
+/// and the sender draws again, so a busy group holds up no other domain's messages. After a halt
+/// every delivery comes without a permit, to be handed back. `None` when nothing is left.
+async fn next_delivery<Q: Queue>(
+    shared: &Shared<Q>,
+    work: &Mutex<mpsc::Receiver<Claimed>>,
+    closed: &mut bool,
+) -> Option<Drawn> {
+    let limit = aside_limit(shared.settings.concurrency.max(1));
+    loop {
+        let (ready, soonest, aside) = take_ready(shared);
+        if let Some(ready) = ready {
+            return Some(ready);
+        }
+        let until = soonest.unwrap_or_else(|| tokio::time::Instant::now() + LOOK_AGAIN);
+        if *closed || aside >= limit {
+            if aside == 0 {
+                return None;
+            }
+            shared.lanes.changed(until).await;
+            continue;
+        }
+        let next = if aside == 0 {
+            work.lock().await.recv().await
+        } else {
+            tokio::select! {
+                next = async { work.lock().await.recv().await } => next,
+                () = shared.lanes.changed(until) => continue,
+            }
+        };
+        let Some(claimed) = next else {
+            *closed = true;
+            continue;
+        };
+        if shared.halted() {
+            return Some((claimed, None));
+        }
+        let lane = shared.lanes.lane(claimed.email.domain());
+        match shared.lanes.enter(&lane) {
+            Ok(permit) => return Some((claimed, Some(permit))),
+            Err(_) => {
+                if let Ok(mut a) = shared.aside.lock() {
+                    a.push_back((claimed, lane));
+                }
+            }
+        }
+    }
+}
+
+/// A set-aside delivery whose lane has room now (any one, without a permit, after a halt); the
+/// soonest moment a rate-held lane comes due; and how many are set aside.
+fn take_ready<Q: Queue>(shared: &Shared<Q>) -> (Option<Drawn>, Option<tokio::time::Instant>, usize) {
+    let Ok(mut aside) = shared.aside.lock() else { return (None, None, 0) };
+    if shared.halted() {
+        let next = aside.pop_front().map(|(c, _)| (c, None));
+        return (next, None, aside.len());
+    }
+    let mut soonest: Option<tokio::time::Instant> = None;
+    for i in 0..aside.len() {
+        match shared.lanes.enter(&aside[i].1) {
+            Ok(permit) => {
+                let ready = aside.remove(i).map(|(claimed, _)| (claimed, Some(permit)));
+                return (ready, None, aside.len());
+            }
+            Err(Busy::Until(at)) => soonest = Some(soonest.map_or(at, |s| s.min(at))),
+            Err(Busy::Full) => {}
+        }
+    }
+    (None, soonest, aside.len())
 }
 
 /// Counts a sender in `dots_out` while it waits for the reply to its final dot. It counts out
@@ -489,7 +591,7 @@ impl Drop for DotOut<'_> {
     }
 }
 
-async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fence) -> Outcome {
+async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fence, permit: &mut Permit) -> Outcome {
     let s = &shared.settings;
     let (message, message_id) = match shared.letters.letter(c) {
         Ok(m) => m,
@@ -508,10 +610,29 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
     };
     let error = match sent {
         // The ledger keeps the id as text, as the header has it.
-        Ok(reply) => return Outcome::Sent { delivery_id: c.delivery_id, message_id: message_id.to_string(), reply },
+        Ok(reply) => {
+            permit.succeeded();
+            return Outcome::Sent { delivery_id: c.delivery_id, message_id: message_id.to_string(), reply };
+        }
         Err(e) => e,
     };
+    if error.kind == SendErrorKind::Throttled {
+        permit.throttled();
+    } else {
+        permit.succeeded();
+    }
     match error.kind {
+        SendErrorKind::Throttled => {
+            // The server is busy, not the reader's address: no attempt is spent, and the message
+            // comes back soon, by when its lane has slowed down.
+            let wait = backoff(s.retry_backoff.min(THROTTLED_WAIT), 1);
+            Outcome::Deferred {
+                delivery_id: c.delivery_id,
+                reply: error.reply,
+                retry_at: shared.clock.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(5)),
+                spent: false,
+            }
+        }
         SendErrorKind::Permanent => {
             Outcome::Failed { delivery_id: c.delivery_id, reply: error.reply, bounce: Some(c.subscriber_id) }
         }
@@ -539,11 +660,15 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
                     delivery_id: c.delivery_id,
                     reply: error.reply,
                     retry_at: shared.clock.now() + wait,
+                    spent: true,
                 }
             }
         }
     }
 }
+
+/// The wait before a throttled message is tried again, at most (`retry_backoff` when shorter).
+const THROTTLED_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a batch of outcomes waits for those of messages whose final dot is out. A sender
 /// whose outcome just misses a commit waits for the whole next one; waiting a little for it
@@ -698,6 +823,7 @@ mod tests {
             owner: "test".into(),
             wait_for_deferred: false,
             limits: RateLimits::default(),
+            shaping: Vec::new(),
         }
     }
 
