@@ -97,3 +97,21 @@ fn a_shaped_group_is_held_to_its_rate(backend: Backend) {
         gmail_done - gmail[0]
     );
 }
+
+/// A server that turns away connections beyond two with `421 4.7.0 too many connections`, and
+/// six senders: the turned-away messages are throttled, not a server failure that stops the run,
+/// and with `max_attempts = 1` none of them is failed either.
+#[test]
+fn too_many_connections_at_the_greeting_slows_the_sending_and_stops_nothing() {
+    let server = SmtpServer::start(Options::default().max_connections(2));
+    let p = publication_on(Backend::Sqlite, 20, &server.url(), "concurrency = 6\nmax_attempts = 1");
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!((doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()), (Some(20), Some(0)), "{doc:#}");
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), 20, "{counts:?}");
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+    assert!(
+        server.stats().refused_connections > 0,
+        "the server never turned a connection away, so this proved nothing"
+    );
+}

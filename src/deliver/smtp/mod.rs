@@ -161,9 +161,13 @@ impl Smtp {
             if i.security == Security::Implicit {
                 wire.start_tls(connector.clone(), name.clone()).await.map_err(handshake)?;
             }
+            // A greeting of 421 (too many connections) asks to slow down; the server is there.
             let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &i.hello)
                 .await
-                .map_err(|e| fail(describe(&e)))?;
+                .map_err(|e| match classify(&e) {
+                    t if t.kind == SendErrorKind::Throttled => SendError::throttled(format!("{server}: {}", t.reply)),
+                    _ => fail(describe(&e)),
+                })?;
             if let Security::StartTls { required } = i.security {
                 if conn.can_starttls() {
                     conn.command(Starttls).await.map_err(|e| fail(format!("STARTTLS failed: {}", describe(&e))))?;
