@@ -289,6 +289,7 @@ pub async fn deliver(
         owner: crate::setup::owner(),
         wait_for_deferred,
         limits: publication.config.bounces.limits,
+        shaping: publication.config.shaping.clone(),
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));

@@ -22,6 +22,11 @@ pub const LEDGER: &str = "gazette_ledger_deliveries";
 /// One SMTP exchange (MAIL, RCPT, DATA) on an open connection, by `result` (ok, error).
 pub const SMTP_SECONDS: &str = "gazette_smtp_send_seconds";
 /// Subscribers by `status`, refreshed from the store at most every 30 seconds.
+/// Throttling replies (421, 454, 4.7.x) by domain group: a `[[shaping]]` group's first domain, or
+/// `other`.
+pub const THROTTLED: &str = "gazette_throttled_total";
+/// Each domain group's current limit on messages in flight, lowered by throttling replies.
+pub const LANE_LIMIT: &str = "gazette_lane_limit";
 pub const SUBSCRIBERS: &str = "gazette_subscribers";
 /// Issues by `status` (sending, sent, cancelled), refreshed with the subscribers.
 pub const ISSUES: &str = "gazette_issues";
@@ -43,7 +48,7 @@ pub const WEBHOOK_REQUESTS: &str = "gazette_webhook_requests_total";
 pub const WEBHOOK_EVENTS: &str = "gazette_webhook_events_total";
 
 /// Messages this process handed to each relay (`relay`: its `host:port`), by `result`:
-/// accepted, deferred (4xx), refused (5xx, or unsendable there), broken (the exchange broke off).
+/// accepted, deferred (4xx), throttled (421, 454, 4.7.x), refused (5xx, or unsendable there), broken (the exchange broke off).
 pub const RELAY_MESSAGES: &str = "gazette_relay_messages_total";
 /// Whether this process uses each relay (1) or has set it aside (0), by `relay` (`host:port`).
 pub const RELAY_UP: &str = "gazette_relay_up";
@@ -93,6 +98,8 @@ fn describe() {
         ::metrics::Unit::Seconds,
         "One SMTP exchange (MAIL, RCPT, DATA) on an open connection."
     );
+    ::metrics::describe_counter!(THROTTLED, "Throttling replies from mail servers, by domain group.");
+    ::metrics::describe_gauge!(LANE_LIMIT, "Messages in flight allowed to a domain group now, by group.");
     ::metrics::describe_gauge!(SUBSCRIBERS, "Subscribers by status.");
     ::metrics::describe_gauge!(ISSUES, "Issues by status.");
     ::metrics::describe_gauge!(BOUNCES, "Bounces and complaints recorded, every process's, by kind.");
@@ -145,6 +152,14 @@ pub fn relay_up(relay: &str, up: bool) {
 }
 
 /// Subscribers by status, as the store counts them.
+pub fn throttled(group: &str) {
+    ::metrics::counter!(THROTTLED, "group" => group.to_owned()).increment(1);
+}
+
+pub fn lane_limit(group: &str, limit: usize) {
+    ::metrics::gauge!(LANE_LIMIT, "group" => group.to_owned()).set(limit as f64);
+}
+
 pub fn subscribers(counts: &BTreeMap<String, u64>) {
     for (status, n) in counts {
         ::metrics::gauge!(SUBSCRIBERS, "status" => status.clone()).set(*n as f64);

@@ -8,6 +8,7 @@ mod imap_url;
 mod raw;
 mod relay;
 mod secret;
+mod shaping;
 mod timezone;
 
 use std::{
@@ -23,6 +24,7 @@ pub use error::ConfigError;
 pub use imap_url::{ImapSecurity, ImapUrl, ImapUrlError};
 pub use relay::Relay;
 pub use secret::{LinkSecret, SecretSource};
+pub use shaping::Shaping;
 
 use crate::domain::{Duration, EmailAddress, ListName, Rate, RateLimits, ReturnPath};
 
@@ -42,6 +44,8 @@ pub struct Config {
     /// The folder of template overrides; `None` = the built-in defaults only.
     pub templates_dir: Option<PathBuf>,
     pub delivery: Delivery,
+    /// `[[shaping]]`: caps per group of recipient domains, in the file's order.
+    pub shaping: Vec<Shaping>,
     pub dkim: Option<Dkim>,
     pub storage: Storage,
     pub web: Web,

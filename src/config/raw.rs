@@ -16,7 +16,7 @@ use url::Url;
 
 use super::{
     Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ImapUrl, ListSetting, Publication,
-    Schedule, Selection, Sender, SourceSetting, Storage, Transport, Web, relay::RawRelay,
+    Schedule, Selection, Sender, Shaping, SourceSetting, Storage, Transport, Web, relay::RawRelay,
 };
 use crate::domain::{Duration, EmailAddress, ListName, RateLimits, RateValue, ReturnPath, Share};
 
@@ -36,6 +36,8 @@ struct RawConfig {
     templates: Option<RawTemplates>,
     #[serde(default)]
     delivery: RawDelivery,
+    #[serde(default)]
+    shaping: Vec<Spanned<RawShaping>>,
     dkim: Option<RawDkim>,
     #[serde(default)]
     storage: RawStorage,
@@ -174,6 +176,15 @@ impl Default for RawDelivery {
             ca_file: None,
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShaping {
+    domains: Spanned<Vec<String>>,
+    concurrency: Option<Spanned<i64>>,
+    #[serde(default = "no_rate")]
+    rate: Spanned<RateValue>,
 }
 
 #[derive(Deserialize, Default, Clone, Copy)]
@@ -507,6 +518,8 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         ca_file: d.ca_file.as_deref().map(resolve),
     };
 
+    let shaping = shaping(&raw.shaping, &at)?;
+
     let dkim = match raw.dkim {
         Some(k) => {
             let domain = k.domain.get_ref().trim().to_lowercase();
@@ -562,11 +575,31 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         lists,
         templates_dir: raw.templates.map(|t| resolve(&t.dir)),
         delivery,
+        shaping,
         dkim,
         storage: Storage { database_url: SecretString::from(database_url), pool_size },
         web: Web { listen, subscribe_rate, welcome: raw.web.welcome, trust_forwarded: raw.web.trust_forwarded },
         bounces,
     })
+}
+
+fn shaping(groups: &[Spanned<RawShaping>], at: &Locator<'_>) -> Result<Vec<Shaping>, ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(groups.len());
+    for (i, g) in groups.iter().enumerate() {
+        let field = format!("shaping[{}]", i + 1);
+        let g = g.get_ref();
+        let domains = super::shaping::domains(g.domains.get_ref(), &mut seen)
+            .map_err(|e| at.error(Some(g.domains.span()), &format!("{field}.domains"), e.to_string()))?;
+        let concurrency =
+            g.concurrency.as_ref().map(|c| positive(c, at, &format!("{field}.concurrency"))).transpose()?;
+        let rate =
+            g.rate.get_ref().limit().map_err(|e| {
+                at.error(Some(g.rate.span()), &format!("{field}.rate"), format!("{e}; or 0 for no limit"))
+            })?;
+        out.push(Shaping { domains, concurrency, rate });
+    }
+    Ok(out)
 }
 
 fn bounces(

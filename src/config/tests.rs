@@ -391,3 +391,27 @@ fn an_unset_url_env_is_named_with_its_relay() {
     assert!(message.contains("NO_SUCH_RELAY_VAR"), "{message}");
     assert_eq!(line, Some(5));
 }
+
+#[test]
+fn shaping_groups_take_domains_once_each_with_their_caps() {
+    let c = parse(&format!(
+        "{MINIMAL}[[shaping]]\ndomains = [\"GMail.com\", \"googlemail.com\"]\nconcurrency = 4\nrate = 20\n\n\
+         [[shaping]]\ndomains = [\"yahoo.com\"]\nrate = \"600/m\"\n"
+    ))
+    .expect("parses");
+    assert_eq!(c.shaping.len(), 2);
+    assert_eq!(c.shaping[0].domains, ["gmail.com", "googlemail.com"]);
+    assert_eq!(c.shaping[0].concurrency, Some(4));
+    assert_eq!(c.shaping[0].rate.map(|r| r.as_per_second()), Some(20.0));
+    assert_eq!((c.shaping[1].concurrency, c.shaping[1].rate.map(|r| r.as_per_second())), (None, Some(10.0)));
+    assert!(parse(MINIMAL).expect("minimal").shaping.is_empty());
+
+    let (_, field, message) =
+        invalid(&format!("{MINIMAL}[[shaping]]\ndomains = [\"a.org\"]\n[[shaping]]\ndomains = [\"A.org\"]\n"));
+    assert_eq!(field.as_deref(), Some("shaping[2].domains"));
+    assert!(message.contains("more than one group"), "{message}");
+    let (_, field, _) = invalid(&format!("{MINIMAL}[[shaping]]\ndomains = [\"a.org\"]\nconcurrency = 0\n"));
+    assert_eq!(field.as_deref(), Some("shaping[1].concurrency"));
+    let (_, field, _) = invalid(&format!("{MINIMAL}[[shaping]]\ndomains = []\n"));
+    assert_eq!(field.as_deref(), Some("shaping[1].domains"));
+}

@@ -21,10 +21,12 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::{
     DeliverError, QueueError, SendError, SendErrorKind, Transport, backoff,
+    lanes::{Busy, Lane, Lanes, Permit},
     pace::{self, Allowance, Pace},
 };
 use crate::{
     clock::{Clock, SystemClock},
+    config::Shaping,
     domain::{Claimed, MessageId, Outcome, Rate, RateLimits},
 };
 
@@ -101,6 +103,8 @@ pub struct EngineSettings {
     pub wait_for_deferred: bool,
     /// The shares of hard bounces and complaints that pause the issue.
     pub limits: RateLimits,
+    /// `[[shaping]]`: caps per group of recipient domains.
+    pub shaping: Vec<Shaping>,
 }
 
 /// A way to ask a running engine to stop: it stops claiming, lets in-flight sends finish and
@@ -162,6 +166,9 @@ struct Shared<Q: Queue> {
     progress: Arc<dyn Progress>,
     pace: Pace,
     allowance: Allowance,
+    lanes: Lanes,
+    /// Claimed deliveries whose lane was busy when a sender drew them, sent when it has room.
+    aside: std::sync::Mutex<std::collections::VecDeque<(Claimed, Arc<Lane>)>>,
     halted: AtomicBool,
     failure: Mutex<Option<DeliverError>>,
     last_check: Mutex<Option<(Instant, bool)>>,
@@ -219,6 +226,8 @@ impl<Q: Queue> Shared<Q> {
             tokio::time::sleep(Duration::from_millis(200)).await;
             result = self.transport.check().await;
         }
+        // A server that asks to slow down is alive; its lane slows down.
+        let result = result.or_else(|e| if e.kind == SendErrorKind::Throttled { Ok(()) } else { Err(e) });
         *last = Some((Instant::now(), result.is_ok()));
         result
     }
@@ -241,7 +250,11 @@ impl<Q: Queue> Engine<Q> {
         mut stop: Stop,
     ) -> Result<RunSummary, DeliverError> {
         let started = Instant::now();
-        self.transport.check().await.map_err(|e| DeliverError::Server(e.reply))?;
+        match self.transport.check().await {
+            // A server that asks to slow down is there: the senders slow down.
+            Err(e) if e.kind != SendErrorKind::Throttled => return Err(DeliverError::Server(e.reply)),
+            _ => {}
+        }
         let concurrency = self.settings.concurrency.max(1);
         let shared = Arc::new(Shared {
             queue: self.queue.clone(),
@@ -252,6 +265,8 @@ impl<Q: Queue> Engine<Q> {
             progress,
             pace: Pace::new(self.settings.rate),
             allowance: Allowance::new(self.settings.rate),
+            lanes: Lanes::new(&self.settings.shaping, concurrency),
+            aside: std::sync::Mutex::new(std::collections::VecDeque::new()),
             halted: AtomicBool::new(false),
             failure: Mutex::new(None),
             last_check: Mutex::new(None),
@@ -444,18 +459,20 @@ async fn send_loop<Q: Queue>(
     records: mpsc::Sender<Record>,
 ) {
     let mut fence = Fence::default();
+    let mut closed = false;
     loop {
-        let next = work.lock().await.recv().await;
-        let Some(claimed) = next else { break };
-        let outcome = if shared.halted() {
-            Outcome::Released { delivery_id: claimed.delivery_id }
-        } else {
-            shared.pace.wait().await;
-            match shared.take_send().await {
-                Ok(()) => deliver_one(&shared, &claimed, &mut fence).await,
-                Err(e) => {
-                    shared.halt(Some(DeliverError::from(e))).await;
-                    Outcome::Released { delivery_id: claimed.delivery_id }
+        let Some((claimed, permit)) = next_delivery(&shared, &work, &mut closed).await else { break };
+        let outcome = match permit {
+            None => Outcome::Released { delivery_id: claimed.delivery_id },
+            Some(_) if shared.halted() => Outcome::Released { delivery_id: claimed.delivery_id },
+            Some(mut permit) => {
+                shared.pace.wait().await;
+                match shared.take_send().await {
+                    Ok(()) => deliver_one(&shared, &claimed, &mut fence, &mut permit).await,
+                    Err(e) => {
+                        shared.halt(Some(DeliverError::from(e))).await;
+                        Outcome::Released { delivery_id: claimed.delivery_id }
+                    }
                 }
             }
         };
@@ -470,6 +487,112 @@ async fn send_loop<Q: Queue>(
         fence.0 = Some(ack_rx);
     }
     fence.pass().await;
+}
+
+/// Deliveries set aside for busy lanes at most, over all senders; beyond them a sender waits for
+/// its delivery's lane, which bounds what is claimed and not yet sent. Each is a few hundred bytes
+/// and a lease renewed; a thousand lets the other domains of a large list get well ahead.
+fn aside_limit(concurrency: usize) -> usize {
+    (claim_size(concurrency) * 2).max(1024)
+}
+
+/// How often a sender looks again at the deliveries set aside when no permit came back sooner:
+/// a lane held back by its rate frees no permit, it only comes due.
+const LOOK_AGAIN: Duration = Duration::from_millis(10);
+
+/// A delivery a sender drew, with its lane's permit; none after a halt.
+type Drawn = (Claimed, Option<Permit>);
+
+/// The next delivery this sender takes, with a permit of its lane: first one set aside whose
+/// lane has room now, else a new one from the claimer. A new one whose lane is busy is set aside
+/// and the sender draws again, so a busy group holds up no other domain's messages. After a halt
+/// every delivery comes without a permit, to be handed back. `None` when nothing is left.
+async fn next_delivery<Q: Queue>(
+    shared: &Shared<Q>,
+    work: &Mutex<mpsc::Receiver<Claimed>>,
+    closed: &mut bool,
+) -> Option<Drawn> {
+    let limit = aside_limit(shared.settings.concurrency.max(1));
+    loop {
+        let (ready, soonest, aside) = take_ready(shared);
+        if let Some(ready) = ready {
+            return Some(ready);
+        }
+        let until = soonest.unwrap_or_else(|| tokio::time::Instant::now() + LOOK_AGAIN);
+        if *closed {
+            if aside == 0 {
+                return None;
+            }
+            shared.lanes.changed(until).await;
+            continue;
+        }
+        let next = if aside == 0 {
+            work.lock().await.recv().await
+        } else {
+            tokio::select! {
+                next = async { work.lock().await.recv().await } => next,
+                () = shared.lanes.changed(until) => continue,
+            }
+        };
+        let Some(claimed) = next else {
+            *closed = true;
+            continue;
+        };
+        if shared.halted() {
+            return Some((claimed, None));
+        }
+        let lane = shared.lanes.lane(claimed.email.domain());
+        match shared.lanes.enter(&lane) {
+            Ok(permit) => return Some((claimed, Some(permit))),
+            Err(_) if aside < limit => {
+                if let Ok(mut a) = shared.aside.lock() {
+                    a.push_back((claimed, lane));
+                }
+            }
+            // Enough set aside: this sender waits for its delivery's lane, the others go on.
+            Err(busy) => return Some((claimed, wait_for_lane(shared, &lane, busy).await)),
+        }
+    }
+}
+
+/// A permit of `lane`, once it has room; none if the engine halts meanwhile.
+async fn wait_for_lane<Q: Queue>(shared: &Shared<Q>, lane: &Arc<Lane>, mut busy: Busy) -> Option<Permit> {
+    loop {
+        if shared.halted() {
+            return None;
+        }
+        let until = match busy {
+            Busy::Until(at) => at,
+            Busy::Full => tokio::time::Instant::now() + LOOK_AGAIN,
+        };
+        shared.lanes.changed(until).await;
+        match shared.lanes.enter(lane) {
+            Ok(permit) => return Some(permit),
+            Err(b) => busy = b,
+        }
+    }
+}
+
+/// A set-aside delivery whose lane has room now (any one, without a permit, after a halt); the
+/// soonest moment a rate-held lane comes due; and how many are set aside.
+fn take_ready<Q: Queue>(shared: &Shared<Q>) -> (Option<Drawn>, Option<tokio::time::Instant>, usize) {
+    let Ok(mut aside) = shared.aside.lock() else { return (None, None, 0) };
+    if shared.halted() {
+        let next = aside.pop_front().map(|(c, _)| (c, None));
+        return (next, None, aside.len());
+    }
+    let mut soonest: Option<tokio::time::Instant> = None;
+    for i in 0..aside.len() {
+        match shared.lanes.enter(&aside[i].1) {
+            Ok(permit) => {
+                let ready = aside.remove(i).map(|(claimed, _)| (claimed, Some(permit)));
+                return (ready, None, aside.len());
+            }
+            Err(Busy::Until(at)) => soonest = Some(soonest.map_or(at, |s| s.min(at))),
+            Err(Busy::Full) => {}
+        }
+    }
+    (None, soonest, aside.len())
 }
 
 /// Counts a sender in `dots_out` while it waits for the reply to its final dot. It counts out
@@ -489,7 +612,7 @@ impl Drop for DotOut<'_> {
     }
 }
 
-async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fence) -> Outcome {
+async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fence, permit: &mut Permit) -> Outcome {
     let s = &shared.settings;
     let (message, message_id) = match shared.letters.letter(c) {
         Ok(m) => m,
@@ -508,10 +631,29 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
     };
     let error = match sent {
         // The ledger keeps the id as text, as the header has it.
-        Ok(reply) => return Outcome::Sent { delivery_id: c.delivery_id, message_id: message_id.to_string(), reply },
+        Ok(reply) => {
+            permit.succeeded();
+            return Outcome::Sent { delivery_id: c.delivery_id, message_id: message_id.to_string(), reply };
+        }
         Err(e) => e,
     };
+    if error.kind == SendErrorKind::Throttled {
+        permit.throttled();
+    } else {
+        permit.succeeded();
+    }
     match error.kind {
+        SendErrorKind::Throttled => {
+            // The server is busy, not the reader's address: no attempt is spent, and the message
+            // comes back soon, by when its lane has slowed down.
+            let wait = backoff(s.retry_backoff.min(THROTTLED_WAIT), 1);
+            Outcome::Deferred {
+                delivery_id: c.delivery_id,
+                reply: error.reply,
+                retry_at: shared.clock.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(5)),
+                spent: false,
+            }
+        }
         SendErrorKind::Permanent => {
             Outcome::Failed { delivery_id: c.delivery_id, reply: error.reply, bounce: Some(c.subscriber_id) }
         }
@@ -539,11 +681,15 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
                     delivery_id: c.delivery_id,
                     reply: error.reply,
                     retry_at: shared.clock.now() + wait,
+                    spent: true,
                 }
             }
         }
     }
 }
+
+/// The wait before a throttled message is tried again, at most (`retry_backoff` when shorter).
+const THROTTLED_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a batch of outcomes waits for those of messages whose final dot is out. A sender
 /// whose outcome just misses a commit waits for the whole next one; waiting a little for it
@@ -631,7 +777,7 @@ mod tests {
     use std::{collections::BTreeMap, sync::atomic::AtomicUsize};
 
     use super::*;
-    use crate::{clock::SystemClock, deliver::Outbox};
+    use crate::{clock::SystemClock, deliver::Outbox, domain::Rate};
 
     /// A ledger of `n` deliveries whose writes take `record_delay`, watching how far the
     /// messages handed to the transport run ahead of the outcomes recorded.
@@ -642,6 +788,11 @@ mod tests {
         record_delay: Duration,
         /// The issue is paused once this many sends are recorded.
         pause_after: Option<usize>,
+    }
+
+    /// Even deliveries go to slow.example, odd ones to example.org.
+    fn reader(id: i64) -> String {
+        if id % 2 == 0 { format!("reader{id}@slow.example") } else { format!("reader{id}@example.org") }
     }
 
     impl Queue for SlowLedger {
@@ -660,7 +811,7 @@ mod tests {
                 .map(|id| Claimed {
                     delivery_id: id,
                     subscriber_id: id,
-                    email: format!("reader{id}@example.org").parse().expect("address"),
+                    email: reader(id).parse().expect("address"),
                     name: String::new(),
                     attributes: BTreeMap::new(),
                     attempts: 0,
@@ -698,6 +849,7 @@ mod tests {
             owner: "test".into(),
             wait_for_deferred: false,
             limits: RateLimits::default(),
+            shaping: Vec::new(),
         }
     }
 
@@ -785,5 +937,54 @@ mod tests {
         assert!(summary.sent >= 5 && summary.sent < n as u64 / 2, "{} sent of {n}", summary.sent);
         let left = ledger.left.lock().map(|l| l.len()).unwrap_or_default();
         assert!(left > n as usize / 2, "{left} left unclaimed");
+    }
+
+    /// When each delivery was recorded sent.
+    #[derive(Default)]
+    struct SentAt(std::sync::Mutex<Vec<(i64, Instant)>>);
+
+    impl Progress for SentAt {
+        fn recorded(&self, outcome: &Outcome) {
+            if let (Outcome::Sent { delivery_id, .. }, Ok(mut s)) = (outcome, self.0.lock()) {
+                s.push((*delivery_id, Instant::now()));
+            }
+        }
+    }
+
+    /// A shaped group at 100 a second, half of a list claimed far faster than that: every
+    /// delivery is sent once, the group's pace holds, and the other domain's readers, whose
+    /// senders never wait for the group, are all out well before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shaped_group_keeps_its_pace_and_the_others_go_first() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let outbox = Outbox::open(dir.path()).await.expect("outbox");
+        let n = 200;
+        let ledger = SlowLedger {
+            left: Arc::new(std::sync::Mutex::new((1..=n).collect())),
+            recorded_sent: Arc::new(AtomicUsize::new(0)),
+            record_delay: Duration::ZERO,
+            pause_after: None,
+        };
+        let mut s = settings(2);
+        s.shaping = vec![Shaping {
+            domains: vec!["slow.example".into()],
+            concurrency: None,
+            rate: Some(Rate::per_second(100)),
+        }];
+        let engine = Engine::new(ledger.clone(), Transport::outbox(outbox, None), s, Arc::new(SystemClock));
+        let sent = Arc::new(SentAt::default());
+        let (_tx, stop) = Stop::new();
+        let summary = engine.run(1, Arc::new(Plain), Arc::clone(&sent) as Arc<dyn Progress>, stop).await.expect("run");
+        assert_eq!(summary.sent, n as u64);
+        let sent = sent.0.lock().expect("sent").clone();
+        let mut ids: Vec<i64> = sent.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=n).collect::<Vec<_>>(), "each once");
+        let (slow, other): (Vec<_>, Vec<_>) = sent.iter().partition(|(id, _)| id % 2 == 0);
+        let first = sent.iter().map(|(_, t)| *t).min().expect("first");
+        let slow_done = slow.iter().map(|(_, t)| *t).max().expect("slow") - first;
+        let other_done = other.iter().map(|(_, t)| *t).max().expect("other") - first;
+        assert!(slow_done >= Duration::from_millis(950), "100 at 100 a second took {slow_done:?}");
+        assert!(other_done * 2 < slow_done, "the others were done at {other_done:?}, the group at {slow_done:?}");
     }
 }

@@ -6,6 +6,9 @@
 pub enum SendErrorKind {
     /// A 4xx reply: this message may succeed later.
     Temporary,
+    /// The server asks to be sent less (421, 454, or an enhanced status 4.7.x): the message is
+    /// fine and comes back soon, spending none of its attempts, and the sending slows down.
+    Throttled,
     /// The exchange broke off (dropped connection, timeout, TLS): the message may succeed later,
     /// unless the server as a whole is gone, which the engine checks.
     Connection,
@@ -37,6 +40,9 @@ pub struct SendError {
 impl SendError {
     pub fn temporary(reply: impl Into<String>) -> Self {
         Self { kind: SendErrorKind::Temporary, reply: reply.into() }
+    }
+    pub fn throttled(reply: impl Into<String>) -> Self {
+        Self { kind: SendErrorKind::Throttled, reply: reply.into() }
     }
     pub fn connection(reply: impl Into<String>) -> Self {
         Self { kind: SendErrorKind::Connection, reply: reply.into() }

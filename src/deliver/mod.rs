@@ -7,6 +7,7 @@ mod backoff;
 mod dkim;
 mod engine;
 mod error;
+mod lanes;
 mod outbox;
 mod pace;
 mod relays;

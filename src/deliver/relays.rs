@@ -241,6 +241,7 @@ fn result_word(result: Result<(), &SendError>) -> &'static str {
         Ok(()) => "accepted",
         Err(e) => match e.kind {
             SendErrorKind::Temporary => "deferred",
+            SendErrorKind::Throttled => "throttled",
             SendErrorKind::Permanent | SendErrorKind::Unsendable => "refused",
             SendErrorKind::Connection | SendErrorKind::Server => "broken",
         },

@@ -27,11 +27,13 @@ pub enum Outcome {
         message_id: String,
         reply: Option<String>,
     },
-    /// A temporary failure: try again at `retry_at`.
+    /// A temporary failure: try again at `retry_at`. A throttling reply (the server asked to be
+    /// sent less) spends none of the delivery's attempts: `spent` is false for it.
     Deferred {
         delivery_id: i64,
         reply: String,
         retry_at: DateTime<Utc>,
+        spent: bool,
     },
     /// A permanent failure (or attempts used up); `bounce` marks the subscriber bounced.
     Failed {

@@ -99,8 +99,8 @@ fn sort_out(mut taken: Vec<Taken>, people: Vec<Person>) -> Result<Sorted, StoreE
 struct Plan<'a> {
     /// Delivery, message id, the server's reply.
     sent: Vec<(i64, &'a str, Option<&'a str>)>,
-    /// Delivery, reply, next attempt (ms).
-    deferred: Vec<(i64, &'a str, i64)>,
+    /// Delivery, reply, next attempt (ms), attempts it spends (1, or 0 for a throttling reply).
+    deferred: Vec<(i64, &'a str, i64, i64)>,
     /// Delivery, reply.
     failed: Vec<(i64, &'a str)>,
     /// Subscribers a permanent refusal bounced, each once, with the reply of the first refusal
@@ -117,8 +117,8 @@ impl<'a> Plan<'a> {
                 Outcome::Sent { delivery_id, message_id, reply } => {
                     plan.sent.push((*delivery_id, message_id, reply.as_deref()));
                 }
-                Outcome::Deferred { delivery_id, reply, retry_at } => {
-                    plan.deferred.push((*delivery_id, reply, ms(*retry_at)));
+                Outcome::Deferred { delivery_id, reply, retry_at, spent } => {
+                    plan.deferred.push((*delivery_id, reply, ms(*retry_at), i64::from(*spent)));
                 }
                 Outcome::Failed { delivery_id, reply, bounce } => {
                     plan.failed.push((*delivery_id, reply));
@@ -415,16 +415,20 @@ mod tests {
         let outcomes = [
             Outcome::Released { delivery_id: 8 },
             Outcome::Sent { delivery_id: 5, message_id: "<5@e>".into(), reply: Some("250 ok".into()) },
-            Outcome::Deferred { delivery_id: 7, reply: "451".into(), retry_at: at(60) },
+            Outcome::Deferred { delivery_id: 7, reply: "451".into(), retry_at: at(60), spent: true },
             Outcome::Failed { delivery_id: 6, reply: "550 b".into(), bounce: None },
             Outcome::Sent { delivery_id: 2, message_id: "<2@e>".into(), reply: None },
-            Outcome::Deferred { delivery_id: 3, reply: "421".into(), retry_at: at(30) },
+            Outcome::Deferred { delivery_id: 3, reply: "421".into(), retry_at: at(30), spent: false },
             Outcome::Released { delivery_id: 1 },
             Outcome::Failed { delivery_id: 4, reply: "550 a".into(), bounce: None },
         ];
         let plan = Plan::new(&outcomes);
         assert_eq!(plan.sent, [(2, "<2@e>", None), (5, "<5@e>", Some("250 ok"))]);
-        assert_eq!(plan.deferred, [(3, "421", ms(at(30))), (7, "451", ms(at(60)))]);
+        assert_eq!(
+            plan.deferred,
+            [(3, "421", ms(at(30)), 0), (7, "451", ms(at(60)), 1)],
+            "a throttling reply spends nothing"
+        );
         assert_eq!(plan.failed, [(4, "550 a"), (6, "550 b")]);
         assert_eq!(plan.released, [1, 8]);
         assert!(plan.bounces.is_empty());

@@ -49,10 +49,10 @@ pub(super) const RENEW_LEASES: &str = "UPDATE deliveries SET lease_until = $1 \
 pub(super) const RECORD_SENT: &str = "UPDATE deliveries AS d SET state = 'sent', attempts = d.attempts + 1, \
      message_id = u.message_id, last_reply = u.reply, sent_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
      FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS u(id, message_id, reply) WHERE d.id = u.id";
-pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries AS d SET state = 'deferred', attempts = d.attempts + 1, \
+pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries AS d SET state = 'deferred', attempts = d.attempts + u.spent, \
      last_reply = u.reply, next_attempt_at = u.retry_at, updated_at = $1, lease_owner = NULL, lease_until = NULL \
-     FROM UNNEST($2::bigint[], $3::text[], $4::bigint[]) AS u(id, reply, retry_at) \
-     WHERE d.id = u.id AND d.lease_owner = $5 AND d.state <> 'sent'";
+     FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[]) AS u(id, reply, retry_at, spent) \
+     WHERE d.id = u.id AND d.lease_owner = $6 AND d.state <> 'sent'";
 pub(super) const RECORD_FAILED: &str = "UPDATE deliveries AS d SET state = 'failed', attempts = d.attempts + 1, \
      last_reply = u.reply, updated_at = $1, lease_owner = NULL, lease_until = NULL \
      FROM UNNEST($2::bigint[], $3::text[]) AS u(id, reply) WHERE d.id = u.id AND d.state <> 'sent'";
@@ -178,6 +178,15 @@ impl<'v, A: Value<'v>, B: Value<'v>, C: Value<'v>> Columns for (A, B, C) {
         let query = column(query, rows, |r| r.0.clone());
         let query = column(query, rows, |r| r.1.clone());
         column(query, rows, |r| r.2.clone())
+    }
+}
+
+impl<'v, A: Value<'v>, B: Value<'v>, C: Value<'v>, D: Value<'v>> Columns for (A, B, C, D) {
+    fn bind<'q>(query: PgQuery<'q>, rows: &[Self]) -> PgQuery<'q> {
+        let query = column(query, rows, |r| r.0.clone());
+        let query = column(query, rows, |r| r.1.clone());
+        let query = column(query, rows, |r| r.2.clone());
+        column(query, rows, |r| r.3.clone())
     }
 }
 

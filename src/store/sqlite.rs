@@ -182,7 +182,7 @@ pub(super) const RENEW_LEASES: &str = "UPDATE deliveries SET lease_until = $1 \
 pub(super) const RECORD_SENT: &str = "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, \
      message_id = j.value ->> 1, last_reply = j.value ->> 2, sent_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
      FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0";
-pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries SET state = 'deferred', attempts = attempts + 1, \
+pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries SET state = 'deferred', attempts = attempts + (j.value ->> 3), \
      last_reply = j.value ->> 1, next_attempt_at = j.value ->> 2, updated_at = $1, lease_owner = NULL, lease_until = NULL \
      FROM json_each($2) AS j \
      WHERE deliveries.id = j.value ->> 0 AND deliveries.lease_owner = $3 AND deliveries.state <> 'sent'";

@@ -578,6 +578,7 @@ async fn outcomes_are_recorded_and_bounces_mark_the_subscriber(s: Store) {
             delivery_id: c[2].delivery_id,
             reply: "451 later".into(),
             retry_at: now() + chrono::Duration::seconds(60),
+            spent: true,
         },
     ];
     s.record("w", &out, now()).await.expect("record");
@@ -664,7 +665,7 @@ async fn renewals_and_records_of_the_same_deliveries_at_once_both_go_through(s: 
         let outcomes: Vec<Outcome> = ids
             .iter()
             .rev()
-            .map(|&delivery_id| Outcome::Deferred { delivery_id, reply: "451 later".into(), retry_at: at })
+            .map(|&delivery_id| Outcome::Deferred { delivery_id, reply: "451 later".into(), retry_at: at, spent: true })
             .collect();
         let (renewed, recorded) =
             tokio::join!(s.renew_leases("w", &ids, at, Duration::from_secs(30)), s.record("w", &outcomes, at));
@@ -1109,7 +1110,7 @@ async fn a_worker_whose_lease_was_taken_over_records_only_what_is_final(s: Store
 
     let retry_at = later + chrono::Duration::seconds(600);
     let stale = [
-        Outcome::Deferred { delivery_id: ids[0], reply: "451 later".into(), retry_at },
+        Outcome::Deferred { delivery_id: ids[0], reply: "451 later".into(), retry_at, spent: true },
         Outcome::Released { delivery_id: ids[1] },
     ];
     s.record("old", &stale, later).await.expect("record");
@@ -1128,7 +1129,7 @@ async fn a_worker_whose_lease_was_taken_over_records_only_what_is_final(s: Store
     let new = [
         Outcome::Sent { delivery_id: ids[0], message_id: "<0@e.org>".into(), reply: None },
         Outcome::Failed { delivery_id: ids[1], reply: "550 late".into(), bounce: None },
-        Outcome::Deferred { delivery_id: ids[2], reply: "451 later".into(), retry_at },
+        Outcome::Deferred { delivery_id: ids[2], reply: "451 later".into(), retry_at, spent: true },
     ];
     s.record("new", &new, later).await.expect("record");
     let c = counts(s.clone()).await;
@@ -1146,9 +1147,13 @@ async fn the_next_due_time_and_a_release_follow_the_leases(s: Store) {
     assert_eq!(s.next_due(1).await.expect("due"), Some(now()), "the other delivery is still due");
     let retry_at = now() + chrono::Duration::seconds(90);
     let rest = s.claim(1, "w", 1, now(), Duration::from_secs(30)).await.expect("claim");
-    s.record("w", &[Outcome::Deferred { delivery_id: rest[0].delivery_id, reply: "451".into(), retry_at }], now())
-        .await
-        .expect("record");
+    s.record(
+        "w",
+        &[Outcome::Deferred { delivery_id: rest[0].delivery_id, reply: "451".into(), retry_at, spent: true }],
+        now(),
+    )
+    .await
+    .expect("record");
     assert_eq!(
         s.next_due(1).await.expect("due"),
         Some(now() + chrono::Duration::seconds(30)),
@@ -1426,7 +1431,12 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         (
             "record_deferred",
             super::postgres::RECORD_DEFERRED,
-            format!("1, {deliveries}, {}, {}, 'w1'", texts(n, "451"), array(&vec![1710000600000; n])),
+            format!(
+                "1, {deliveries}, {}, {}, {}, 'w1'",
+                texts(n, "451"),
+                array(&vec![1710000600000; n]),
+                array(&vec![1; n])
+            ),
         ),
         ("record_failed", super::postgres::RECORD_FAILED, format!("1, {deliveries}, {}", texts(n, "550"))),
         ("record_bounces", super::postgres::RECORD_BOUNCES, format!("1, {people}")),

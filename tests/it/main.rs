@@ -31,6 +31,7 @@ mod smtp;
 mod smtp_selftest;
 mod subscriber_rules;
 mod subscribers;
+mod throttle;
 mod views;
 mod web;
 mod web_api;

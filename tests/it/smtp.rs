@@ -54,6 +54,7 @@ pub struct Options {
     implicit_tls: bool,
     tempfail_first: u32,
     tempfail_at_rcpt: bool,
+    throttle_first: u32,
     reject: Vec<String>,
     reject_at_data: bool,
     drop_every: u32,
@@ -108,6 +109,12 @@ impl Options {
     /// The first `n` attempts for each recipient get `451 4.3.0` at DATA.
     pub fn tempfail_first(mut self, n: u32) -> Self {
         self.tempfail_first = n;
+        self
+    }
+
+    /// The first `n` attempts for each recipient get `421 4.7.0 … slow down` at DATA.
+    pub fn throttle_first(mut self, n: u32) -> Self {
+        self.throttle_first = n;
         self
     }
 
@@ -192,6 +199,9 @@ impl Options {
         if self.tempfail_first > 0 {
             flag("--tempfail-first", self.tempfail_first.to_string());
             flag("--tempfail-at", if self.tempfail_at_rcpt { "rcpt" } else { "data" }.to_owned());
+        }
+        if self.throttle_first > 0 {
+            flag("--throttle-first", self.throttle_first.to_string());
         }
         for r in &self.reject {
             flag("--reject", r.clone());

@@ -25,6 +25,9 @@ reaches its final dot, whatever becomes of it; the checks run in this order at t
   --tempfail-first N  the first N attempts for each recipient get `451 4.3.0 try again later`,
                       at DATA (default) or at RCPT (--tempfail-at rcpt); attempts are counted per
                       address, case-insensitively.
+  --throttle-first N  the first N attempts for each recipient get `421 4.7.0 slow down` at DATA,
+                      as a busy provider throttles a sender; counted per address apart from
+                      --tempfail-first, and checked before it.
   --reject SUBSTR     recipients containing SUBSTR get `550 5.1.1 <addr>: user unknown` at RCPT
                       (default) or at DATA (--reject-at data). Repeatable.
 Also:
@@ -72,6 +75,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 log = logging.getLogger("smtp-test-server")
 
 TEMPFAIL = "451 4.3.0 try again later"
+THROTTLE = "421 4.7.0 too much mail from you, slow down"
 
 
 class Spool:
@@ -148,6 +152,7 @@ class Faults:
         self.args = args
         self.messages = itertools.count(1)
         self.attempts: dict[str, int] = {}
+        self.throttle_attempts: dict[str, int] = {}
 
     def rejected(self, address: str) -> bool:
         return any(s in address for s in self.args.reject)
@@ -160,6 +165,16 @@ class Faults:
             self.attempts[key] = self.attempts.get(key, 0) + 1
             failing |= self.attempts[key] <= self.args.tempfail_first
         return failing
+
+
+    def throttle(self, addresses: list[str]) -> bool:
+        """Count one attempt for each address; true while any is within its first N throttled."""
+        slowed = False
+        for a in addresses:
+            key = a.lower()
+            self.throttle_attempts[key] = self.throttle_attempts.get(key, 0) + 1
+            slowed |= self.throttle_attempts[key] <= self.args.throttle_first
+        return slowed
 
 
 class Handler:
@@ -207,6 +222,8 @@ class Handler:
             bad = [r for r in envelope.rcpt_tos if self.faults.rejected(r)]
             if bad:
                 return f"550 5.1.1 <{bad[0]}>: user unknown"
+        if a.throttle_first and self.faults.throttle(envelope.rcpt_tos):
+            return THROTTLE
         if a.tempfail_at == "data" and self.faults.tempfail(envelope.rcpt_tos):
             return TEMPFAIL
         self.spool.record(envelope, session.peer)
@@ -304,6 +321,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--require-tls", action="store_true")
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--tempfail-first", type=int, default=0, metavar="N")
+    p.add_argument("--throttle-first", type=int, default=0, metavar="N")
     p.add_argument("--tempfail-at", choices=["data", "rcpt"], default="data")
     p.add_argument("--reject", action="append", default=[], metavar="RCPT_SUBSTRING")
     p.add_argument("--reject-at", choices=["rcpt", "data"], default="rcpt")

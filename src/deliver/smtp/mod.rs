@@ -161,9 +161,13 @@ impl Smtp {
             if i.security == Security::Implicit {
                 wire.start_tls(connector.clone(), name.clone()).await.map_err(handshake)?;
             }
+            // A greeting of 421 (too many connections) asks to slow down; the server is there.
             let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), &i.hello)
                 .await
-                .map_err(|e| fail(describe(&e)))?;
+                .map_err(|e| match classify(&e) {
+                    t if t.kind == SendErrorKind::Throttled => SendError::throttled(format!("{server}: {}", t.reply)),
+                    _ => fail(describe(&e)),
+                })?;
             if let Security::StartTls { required } = i.security {
                 if conn.can_starttls() {
                     conn.command(Starttls).await.map_err(|e| fail(format!("STARTTLS failed: {}", describe(&e))))?;
@@ -366,13 +370,29 @@ impl Connection {
 }
 
 fn classify(e: &lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
+    let reply = describe(e);
+    if e.is_transient() && e.status().is_some_and(|code| is_throttling(u16::from(code), &reply)) {
+        SendError::throttled(reply)
+    } else if e.is_permanent() {
         SendError::permanent(describe(e))
     } else if e.is_transient() {
         SendError::temporary(describe(e))
     } else {
         SendError::connection(describe(e))
     }
+}
+
+/// Is a temporary reply `code` with `text` a request to slow down? 421 (the server is closing,
+/// often for too many connections or messages), 454 (the lower layer is busy), and any enhanced
+/// status of class 4.7 (security or policy, where providers put their rate limits): these say
+/// nothing about the message, only about the pace.
+fn is_throttling(code: u16, text: &str) -> bool {
+    let policy = |word: &str| {
+        let word = word.trim_matches(|c: char| !c.is_ascii_digit() && c != '.');
+        word.strip_prefix("4.7.")
+            .is_some_and(|d| !d.is_empty() && d.len() <= 3 && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    (400..500).contains(&code) && (code == 421 || code == 454 || text.split_whitespace().any(policy))
 }
 
 /// lettre's error with its causes, on one line.
@@ -387,4 +407,33 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
         cur = c.source();
     }
     parts.join(": ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_throttling;
+
+    #[test]
+    fn slow_down_replies_are_throttling_and_other_temporary_ones_are_not() {
+        for (code, text) in [
+            (421, "4.7.0 too many connections, try again later"),
+            (421, "mx.example.org closing the connection"),
+            (454, "TLS not available due to temporary reason"),
+            (451, "4.7.1 please try again later, rate limited"),
+            (452, "4.7.0 too much mail from your address"),
+            (450, "transient error (450): 4.7.28 the rate of mail from you is unusually high"),
+        ] {
+            assert!(is_throttling(code, text), "{code} {text}");
+        }
+        for (code, text) in [
+            (450, "4.2.1 mailbox busy"),
+            (451, "4.3.0 try again later"),
+            (452, "4.2.2 mailbox full"),
+            (451, "greylisted for 4.7 minutes"),
+            (550, "5.7.1 refused by policy"),
+            (421, "5.7.0 nonsense outside a 4xx"),
+        ] {
+            assert_eq!(is_throttling(code, text), code == 421, "{code} {text}");
+        }
+    }
 }
