@@ -10,17 +10,12 @@
 //!
 //! Errors name the server as `imaps://host:993/INBOX`, never the user or the password.
 
-use std::{
-    future::Future,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{future::Future, path::Path, sync::Arc, time::Duration};
 
 use async_imap::{Client, Session};
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use secrecy::ExposeSecret;
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
@@ -42,8 +37,8 @@ type Connection = Session<TlsStream<TcpStream>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
-    #[error("bounces.imap_ca_file: {}: {why}", file.display())]
-    CaFile { file: PathBuf, why: String },
+    #[error(transparent)]
+    CaFile(#[from] crate::config::TrustError),
     #[error("IMAP {server}: cannot connect: {source}")]
     Connect {
         server: String,
@@ -99,25 +94,7 @@ impl std::fmt::Debug for Imap {
 impl Imap {
     /// Ready to connect: the trusted roots are read now, so a bad CA file is said at start.
     pub async fn new(url: ImapUrl, ca_file: Option<&Path>) -> Result<Self, ImapError> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let mut files: Vec<PathBuf> = ca_file.map(Path::to_owned).into_iter().collect();
-        if let Some(extra) = std::env::var_os("SSL_CERT_FILE") {
-            files.push(PathBuf::from(extra));
-        }
-        for file in files {
-            let bad = |why: String| ImapError::CaFile { file: file.clone(), why };
-            let pem = tokio::fs::read(&file).await.map_err(|e| bad(format!("cannot read it: {e}")))?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
-            }
-            for der in certs {
-                roots.add(der).map_err(|e| bad(e.to_string()))?;
-            }
-        }
+        let roots = crate::config::trust::roots("bounces.imap_ca_file", ca_file).await?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -10,6 +10,7 @@ mod relay;
 mod secret;
 mod shaping;
 mod timezone;
+pub mod trust;
 
 use std::{
     net::SocketAddr,
@@ -25,6 +26,7 @@ pub use imap_url::{ImapSecurity, ImapUrl, ImapUrlError};
 pub use relay::Relay;
 pub use secret::{LinkSecret, SecretSource};
 pub use shaping::Shaping;
+pub use trust::TrustError;
 
 use crate::domain::{Duration, EmailAddress, ListName, Rate, RateLimits, ReturnPath};
 

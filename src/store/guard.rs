@@ -62,28 +62,15 @@ pub fn verdict(c: CameBack, limits: RateLimits) -> Option<String> {
     if c.attempted < MIN_SENT {
         return None;
     }
-    let share = |n: u64| format!("{:.1}%", n as f64 * 100.0 / c.attempted as f64);
-    if let Some(max) = limits.hard_bounces
-        && max.exceeded_by(c.hard, c.attempted)
-    {
-        return Some(format!(
-            "{} of the {} messages it sent bounced hard ({}), past max_bounce_rate {max}",
-            c.hard,
-            c.attempted,
-            share(c.hard)
-        ));
-    }
-    if let Some(max) = limits.complaints
-        && max.exceeded_by(c.complaints, c.attempted)
-    {
-        return Some(format!(
-            "{} of the {} messages it sent drew a spam complaint ({}), past max_complaint_rate {max}",
-            c.complaints,
-            c.attempted,
-            share(c.complaints)
-        ));
-    }
-    None
+    let checks = [
+        (limits.hard_bounces, c.hard, "bounced hard", "max_bounce_rate"),
+        (limits.complaints, c.complaints, "drew a spam complaint", "max_complaint_rate"),
+    ];
+    checks.into_iter().find_map(|(max, n, what, key)| {
+        let max = max.filter(|m| m.exceeded_by(n, c.attempted))?;
+        let share = n as f64 * 100.0 / c.attempted as f64;
+        Some(format!("{n} of the {} messages it sent {what} ({share:.1}%), past {key} {max}", c.attempted))
+    })
 }
 
 /// Could counts this small pass a limit however many messages went out? Only past

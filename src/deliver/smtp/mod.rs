@@ -27,7 +27,7 @@ use lettre::{
         extension::{ClientId, Extension, MailBodyParameter, MailParameter},
     },
 };
-use rustls_pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls_pki_types::ServerName;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpStream;
 use url::Url;
@@ -86,26 +86,9 @@ impl Smtp {
         };
         let port = url.port().unwrap_or(if security == Security::Implicit { 465 } else { 587 });
 
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let mut ca_files: Vec<(&str, PathBuf)> =
-            settings.ca_file.iter().map(|f| ("delivery.ca_file", f.clone())).collect();
-        if let Some(extra) = std::env::var_os("SSL_CERT_FILE") {
-            ca_files.push(("$SSL_CERT_FILE", PathBuf::from(extra)));
-        }
-        for (origin, file) in ca_files {
-            let bad = |why: String| SendError::server(format!("{origin}: {}: {why}", file.display()));
-            let pem = tokio::fs::read(&file).await.map_err(|e| bad(format!("cannot read it: {e}")))?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
-            if certs.is_empty() {
-                return Err(bad("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
-            }
-            for der in certs {
-                roots.add(der).map_err(|e| bad(e.to_string()))?;
-            }
-        }
+        let roots = crate::config::trust::roots("delivery.ca_file", settings.ca_file.as_deref())
+            .await
+            .map_err(|e| SendError::server(e.to_string()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
