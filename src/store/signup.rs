@@ -12,9 +12,11 @@ use super::{
 };
 use crate::domain::{EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
-/// A new address, unless another request stored it first.
+/// A new address, unless another request stored it first. No conflict target: two requests
+/// with the same spelling may meet on the plain `email` constraint rather than on the key by
+/// `lower(email)`, and either means the address is there.
 const ADD: &str = "INSERT INTO subscribers (email, name, attributes, status, created_at, updated_at) \
-     VALUES ($1, $2, '{}', 'unconfirmed', $3, $3) ON CONFLICT (lower(email)) DO NOTHING RETURNING id";
+     VALUES ($1, $2, '{}', 'unconfirmed', $3, $3) ON CONFLICT DO NOTHING RETURNING id";
 /// Requests older than the window are dropped first, so the table holds a day at most.
 const PRUNE: &str = "DELETE FROM signup_requests WHERE at <= $1";
 /// Sign-up requests to one mailbox since $2.
