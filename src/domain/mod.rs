@@ -1,6 +1,7 @@
 //! The words of the product as types: what a user types or a source yields is parsed into these
 //! once, at the edge, and the core never sees raw strings. Nothing here does I/O.
 
+mod actor;
 mod article;
 mod delivery;
 mod duration;
@@ -14,6 +15,7 @@ mod safe_html;
 mod share;
 mod status;
 
+pub use actor::Actor;
 pub use article::{Article, ArticleImage};
 pub use delivery::{Claimed, Outcome};
 pub use duration::{Duration, DurationError, took};

@@ -2,6 +2,7 @@
 //! module that speaks SQL. SQLite is the embedded default (created and migrated on first use);
 //! the backend is chosen from the URL's scheme. Callers see typed values, never rows.
 
+mod actions;
 mod backend;
 mod bounces;
 mod bucket;
@@ -23,6 +24,7 @@ mod subscribers;
 mod transfer;
 mod webhooks;
 
+pub use actions::{ActionRecord, NewAction};
 pub use error::StoreError;
 pub use guard::{CameBack, MIN_SENT, Standing};
 pub use model::*;

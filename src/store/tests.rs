@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::{Connection, PgConnection};
 
 use super::{backend::with_backend, *};
-use crate::domain::{BounceKind, DeliveryState, EmailAddress, ListName, SubscriberName, SubscriberStatus};
+use crate::domain::{Actor, BounceKind, DeliveryState, EmailAddress, ListName, SubscriberName, SubscriberStatus};
 
 /// Where the tests find a PostgreSQL server they may create databases on.
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -170,6 +170,7 @@ on_each_backend!(
     a_complaint_takes_the_reader_off_every_list_and_a_bounce_leaves_who_left,
     the_guard_pauses_an_issue_past_its_limit_and_counts_afresh_after_a_resume,
     a_webhook_token_is_taken_once_until_it_is_pruned_or_forgotten,
+    actions_are_logged_newest_first_naming_a_reader_only_by_id,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -1864,4 +1865,32 @@ async fn a_webhook_token_is_taken_once_until_it_is_pruned_or_forgotten(s: Store)
     // Ten minutes on, the first is older than what is kept, and pruned.
     assert!(s.note_webhook_token("mailgun", "tok-b", minutes(10), minutes(5)).await.expect("note"));
     assert!(s.note_webhook_token("mailgun", "tok-a", minutes(10), minutes(5)).await.expect("note"), "pruned");
+}
+
+async fn actions_are_logged_newest_first_naming_a_reader_only_by_id(s: Store) {
+    issue(&s, 1, &[weekly()]).await;
+    s.import(&[row("Ani@Example.org", &["weekly"])], "import", now()).await.expect("import");
+    let ed = Actor::User("ed@example.org".parse().expect("a"));
+    let ani: EmailAddress = "ani@example.org".parse().expect("a");
+    let first = NewAction { actor: &ed, action: "approved", issue: Some(1), subscriber: None, detail: "" };
+    s.record_action(&first, now()).await.expect("record");
+    let second = NewAction {
+        actor: &Actor::CommandLine,
+        action: "removed a subscriber",
+        issue: None,
+        subscriber: Some(&ani),
+        detail: "",
+    };
+    s.record_action(&second, now() + chrono::Duration::seconds(1)).await.expect("record");
+    let log = s.recent_actions(10).await.expect("log");
+    assert_eq!(log.len(), 2);
+    assert_eq!((log[0].actor.as_str(), log[0].action.as_str()), ("command line", "removed a subscriber"));
+    assert_eq!(log[0].subscriber.as_deref(), Some("Ani@example.org"));
+    assert_eq!((log[1].actor.as_str(), log[1].issue), ("ed@example.org", Some(1)));
+    assert_eq!(s.issue_actions(1).await.expect("of issue").len(), 1);
+    assert_eq!(s.recent_actions(1).await.expect("log").len(), 1);
+    // Forgotten, the reader's address is no longer readable from the log.
+    assert!(s.forget(&ani, "test", now()).await.expect("forget"));
+    let log = s.recent_actions(10).await.expect("log");
+    assert!(log[0].subscriber.as_deref().is_some_and(|e| !e.contains("ani")), "{log:?}");
 }
