@@ -17,6 +17,7 @@ mod ledger;
 mod lists;
 mod model;
 mod postgres;
+mod review;
 mod signup;
 mod slots;
 mod sqlite;
@@ -28,6 +29,7 @@ pub use actions::{ActionRecord, NewAction};
 pub use error::StoreError;
 pub use guard::{CameBack, MIN_SENT, Standing};
 pub use model::*;
+pub use review::{AtSlot, Revision};
 pub use transfer::TransferReport;
 
 /// A store of one publication.
