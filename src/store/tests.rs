@@ -171,7 +171,13 @@ on_each_backend!(
     the_guard_pauses_an_issue_past_its_limit_and_counts_afresh_after_a_resume,
     a_webhook_token_is_taken_once_until_it_is_pruned_or_forgotten,
     actions_are_logged_newest_first_naming_a_reader_only_by_id,
+    a_slots_draft_is_made_once_and_queues_nothing,
+    a_draft_is_edited_held_and_approved_and_each_step_is_logged,
+    at_its_slot_a_draft_is_held_or_sent_as_approval_says,
 );
+
+mod drafts;
+use drafts::*;
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
     NewSubscriber {
