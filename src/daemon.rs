@@ -254,7 +254,13 @@ pub async fn serve_reviews(
     let required = rev.approval == crate::config::Approval::Required;
     let lists = subscribers::issue_lists(&publication.config);
     let mut held = Vec::new();
-    for number in store.reviews_due(now).await? {
+    let due = store.reviews_due(now).await?;
+    if !due.is_empty()
+        && let Err(e) = subscribers::sync_lists(&publication.config, store, now).await
+    {
+        warn!("list files not synced: {e}");
+    }
+    for number in due {
         match store.serve_slot(number, required, lists, &Actor::Scheduler, now).await? {
             crate::store::AtSlot::Queued => info!(issue = number, "issue #{number} queued at its slot"),
             crate::store::AtSlot::Held => {

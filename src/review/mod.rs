@@ -125,6 +125,10 @@ pub async fn approve(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<IssueRecord, ReviewError> {
+    // Approved after its slot, it is queued now: for the readers the list files name now.
+    if let Err(e) = subscribers::sync_lists(&publication.config, store, now).await {
+        tracing::warn!("list files not synced before approving issue #{number}: {e}");
+    }
     Ok(store.approve_issue(number, subscribers::issue_lists(&publication.config), actor, now).await?)
 }
 
