@@ -29,8 +29,10 @@ const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, reco
      ON CONFLICT DO NOTHING";
 /// An issue's deliveries by state; the ledger's index on (issue, state) answers it alone.
 pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
+/// An issue under review (draft, held, approved) may be cancelled too: it never goes out, and the
+/// articles it carried are free for a later issue.
 const CANCEL: &str = "UPDATE issues SET status = 'cancelled', finished_at = $1 \
-     WHERE number = $2 AND status IN ('sending', 'paused')";
+     WHERE number = $2 AND status IN ('sending', 'paused', 'draft', 'held', 'approved')";
 /// What a cancelled issue had not yet sent is skipped, never sent later.
 pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
