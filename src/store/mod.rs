@@ -22,6 +22,7 @@ mod slots;
 mod sqlite;
 mod subscribers;
 mod transfer;
+mod users;
 mod webhooks;
 
 pub use actions::{ActionRecord, NewAction};
@@ -29,6 +30,7 @@ pub use error::StoreError;
 pub use guard::{CameBack, MIN_SENT, Standing};
 pub use model::*;
 pub use transfer::TransferReport;
+pub use users::{NewSession, NewUser, SessionRecord, UserRecord};
 
 /// A store of one publication.
 #[derive(Debug, Clone)]
