@@ -5,11 +5,15 @@
 //! with the user who made it. Other parts add their pages by merging their own `routes()` here.
 
 pub mod auth;
+mod lists;
+mod log;
 mod login;
 mod overview;
 pub mod page;
 pub mod session;
+mod subscribers;
 mod throttle;
+mod users;
 
 use axum::{
     Router,
@@ -42,7 +46,11 @@ pub fn routes() -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(overview::page))
         .route("/login", get(login::form).post(login::sign_in))
-        .route("/logout", post(login::sign_out));
+        .route("/logout", post(login::sign_out))
+        .merge(subscribers::routes())
+        .merge(lists::routes())
+        .merge(users::routes())
+        .merge(log::routes());
     Router::new().merge(no_store(pages)).route("/admin.css", get(stylesheet))
 }
 
