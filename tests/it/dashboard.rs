@@ -198,8 +198,15 @@ async fn a_form_without_its_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn many_wrong_passwords_are_slowed_and_an_unknown_address_reads_as_a_wrong_password() {
     let (_p, web) = served();
+    let started = std::time::Instant::now();
     let wrong = try_sign_in(&web, OWNER, "not the password at all").await;
+    let wrong_took = started.elapsed();
+    let started = std::time::Instant::now();
     let unknown = try_sign_in(&web, "nobody@example.org", "not the password at all").await;
+    let unknown_took = started.elapsed();
+    // Both check a password hash: an unknown address is not answered in a fraction of the time.
+    assert!(unknown_took * 3 > wrong_took, "unknown {unknown_took:?}, wrong {wrong_took:?}");
+    assert!(wrong_took * 3 > unknown_took, "unknown {unknown_took:?}, wrong {wrong_took:?}");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(unknown.status(), wrong.status());
     let (wrong, unknown) = (wrong.text().await.expect("body"), unknown.text().await.expect("body"));
