@@ -174,6 +174,8 @@ on_each_backend!(
     a_slots_draft_is_made_once_and_queues_nothing,
     a_draft_is_edited_held_and_approved_and_each_step_is_logged,
     at_its_slot_a_draft_is_held_or_sent_as_approval_says,
+    users_and_their_sessions_end_together,
+    a_search_finds_an_address_or_a_name_a_page_at_a_time,
 );
 
 mod drafts;
@@ -1899,4 +1901,73 @@ async fn actions_are_logged_newest_first_naming_a_reader_only_by_id(s: Store) {
     assert!(s.forget(&ani, "test", now()).await.expect("forget"));
     let log = s.recent_actions(10).await.expect("log");
     assert!(log[0].subscriber.as_deref().is_some_and(|e| !e.contains("ani")), "{log:?}");
+}
+
+async fn users_and_their_sessions_end_together(s: Store) {
+    use crate::domain::Role;
+    let ann: EmailAddress = "Ann@Example.org".parse().expect("address");
+    let ann_lower: EmailAddress = "ann@example.org".parse().expect("address");
+    let ed: EmailAddress = "ed@example.org".parse().expect("address");
+    let put = |email, role, hash| NewUser { email, role, password_hash: hash };
+    assert!(s.put_user(&put(&ann, Role::Owner, "h1"), now()).await.expect("add"));
+    assert!(s.put_user(&put(&ed, Role::Editor, "h2"), now()).await.expect("add"));
+    let found = s.user(&ann_lower).await.expect("user").expect("found whatever the case");
+    assert_eq!(
+        (found.email.as_str(), found.role, found.password_hash.as_str()),
+        ("Ann@example.org", Role::Owner, "h1")
+    );
+    assert_eq!(found.created_at, now());
+    let all: Vec<String> = s.users().await.expect("users").into_iter().map(|u| u.email).collect();
+    assert_eq!(all, ["Ann@example.org", "ed@example.org"]);
+
+    let later = now() + chrono::Duration::hours(1);
+    let session = |digest, email| NewSession { token_digest: digest, email, csrf: "c", expires_at: later };
+    s.start_session(&session("d-ann", &ann), now()).await.expect("session");
+    s.start_session(&session("d-ed", &ed), now()).await.expect("session");
+    let got = s.session("d-ann").await.expect("read").expect("live");
+    assert_eq!((got.email.as_str(), got.role, got.csrf.as_str()), ("Ann@example.org", Role::Owner, "c"));
+    assert_eq!((got.created_at, got.seen_at, got.expires_at), (now(), now(), later));
+    s.touch_session("d-ann", now() + chrono::Duration::minutes(5)).await.expect("touch");
+    assert_eq!(s.session("d-ann").await.expect("read").expect("live").seen_at, now() + chrono::Duration::minutes(5));
+    assert_eq!(s.session("nope").await.expect("read"), None);
+
+    // A new password ends the sessions of the old one; the role changes with it.
+    assert!(!s.put_user(&put(&ann_lower, Role::Editor, "h3"), now()).await.expect("replace"));
+    assert_eq!(s.session("d-ann").await.expect("read"), None);
+    assert_eq!(s.user(&ann).await.expect("user").expect("found").role, Role::Editor);
+
+    // Removing a user ends their sessions at once; signing out ends one.
+    assert!(s.remove_user(&ed).await.expect("remove"));
+    assert!(!s.remove_user(&ed).await.expect("remove again"));
+    assert_eq!(s.session("d-ed").await.expect("read"), None);
+    s.start_session(&session("d-ann2", &ann), now()).await.expect("session");
+    s.end_session("d-ann2").await.expect("end");
+    assert_eq!(s.session("d-ann2").await.expect("read"), None);
+
+    // Ended sessions are forgotten when the next one starts.
+    s.start_session(&session("d-old", &ann), now()).await.expect("session");
+    s.start_session(&session("d-new", &ann), later).await.expect("session");
+    assert_eq!(s.session("d-old").await.expect("read"), None);
+    assert!(s.session("d-new").await.expect("read").is_some());
+}
+
+async fn a_search_finds_an_address_or_a_name_a_page_at_a_time(s: Store) {
+    let mut rose = row("rose@example.org", &["weekly"]);
+    rose.name = SubscriberName::parse("Rose Tyler").expect("name");
+    let rows =
+        [rose, row("martha@example.org", &["weekly"]), row("amy_pond@example.org", &[]), row("ROSIE@example.net", &[])];
+    s.import(&rows, "import", now()).await.expect("import");
+    let emails = |found: Vec<SubscriberRecord>| found.into_iter().map(|r| r.email).collect::<Vec<_>>();
+    let found = s.search_subscribers("ros", None, None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["ROSIE@example.net", "rose@example.org"]);
+    let found = s.search_subscribers("TYLER", None, None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["rose@example.org"], "by name, whatever the case");
+    let found = s.search_subscribers("_", None, None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["amy_pond@example.org"], "an underscore is itself");
+    let found = s.search_subscribers("", Some(&weekly()), None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["martha@example.org", "rose@example.org"]);
+    let first = s.search_subscribers(" ", None, Some(SubscriberStatus::Active), None, 2).await.expect("page");
+    assert_eq!(emails(first.clone()), ["ROSIE@example.net", "amy_pond@example.org"]);
+    let next = s.search_subscribers("", None, None, Some(&first[1].email), 2).await.expect("page");
+    assert_eq!(emails(next), ["martha@example.org", "rose@example.org"]);
 }

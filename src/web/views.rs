@@ -26,6 +26,13 @@ pub const CONFIRM_MAIL_HTML: &str = "email/confirm.html";
 pub const CONFIRM_MAIL_TEXT: &str = "email/confirm.txt";
 pub const WELCOME_MAIL_HTML: &str = "email/welcome.html";
 pub const WELCOME_MAIL_TEXT: &str = "email/welcome.txt";
+pub const ADMIN_LAYOUT: &str = "web/admin/layout.html";
+pub const ADMIN_LOGIN: &str = "web/admin/login.html";
+pub const ADMIN_OVERVIEW: &str = "web/admin/overview.html";
+pub const ADMIN_SUBSCRIBERS: &str = "web/admin/subscribers.html";
+pub const ADMIN_LISTS: &str = "web/admin/lists.html";
+pub const ADMIN_USERS: &str = "web/admin/users.html";
+pub const ADMIN_LOG: &str = "web/admin/log.html";
 /// The stylesheet: served as it is, never run through tera.
 pub const SITE_CSS: &str = "web/site.css";
 
@@ -42,6 +49,13 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (UNSUBSCRIBED, include_str!("../../templates/web/unsubscribed.html")),
     (ERROR, include_str!("../../templates/web/error.html")),
     (ARCHIVE, include_str!("../../templates/web/archive.html")),
+    (ADMIN_LAYOUT, include_str!("../../templates/web/admin/layout.html")),
+    (ADMIN_LOGIN, include_str!("../../templates/web/admin/login.html")),
+    (ADMIN_OVERVIEW, include_str!("../../templates/web/admin/overview.html")),
+    (ADMIN_SUBSCRIBERS, include_str!("../../templates/web/admin/subscribers.html")),
+    (ADMIN_LISTS, include_str!("../../templates/web/admin/lists.html")),
+    (ADMIN_USERS, include_str!("../../templates/web/admin/users.html")),
+    (ADMIN_LOG, include_str!("../../templates/web/admin/log.html")),
     (CONFIRM_MAIL_HTML, include_str!("../../templates/email/confirm.html")),
     (CONFIRM_MAIL_TEXT, include_str!("../../templates/email/confirm.txt")),
     (WELCOME_MAIL_HTML, include_str!("../../templates/email/welcome.html")),
