@@ -154,6 +154,20 @@ const TABLES: &[Table] = &[
         ],
         identity: Some("id"),
     },
+    // The log of actions, after the issues, subscribers and users it names.
+    Table {
+        name: "actions",
+        columns: &[
+            ("id", Int),
+            ("at", Int),
+            ("actor", Text),
+            ("action", Text),
+            ("issue_number", Int),
+            ("subscriber_id", Int),
+            ("detail", Text),
+        ],
+        identity: Some("id"),
+    },
 ];
 
 /// Rows a statement inserts at once: well inside both backends' limits on bound values.

@@ -325,7 +325,10 @@ async fn show_issue(_: Admin, State(state): State<AppState>, Path(n): Path<Strin
     let i = existing_issue(&state, number(&n)?).await?;
     let failures = state.store.failures(i.number).await?;
     let deferred = state.store.deferred(i.number).await?;
-    Ok(Json(json!(IssueView::new(&i, &failures, &deferred, &state.publication.config.publication))))
+    let history = state.store.issue_actions(i.number).await?;
+    Ok(Json(json!(
+        IssueView::new(&i, &failures, &deferred, &state.publication.config.publication).with_history(&history)
+    )))
 }
 
 async fn preview_issue(

@@ -53,6 +53,7 @@ fn a_sqlite_publication_moves_to_postgresql_without_losing_a_row() {
     assert_eq!(moved["tables"]["subscribers"], 30, "{moved:#}");
     assert_eq!(moved["tables"]["bounces"], 1, "{moved:#}");
     assert_eq!(moved["tables"]["users"], 1, "{moved:#}");
+    assert!(moved["tables"]["actions"].as_u64() >= Some(1), "the log of actions moves too: {moved:#}");
 
     let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
     use_store(&p, &config, db.url());
