@@ -9,7 +9,9 @@
 pub mod access;
 mod api;
 mod archive;
+pub mod charts;
 pub mod error;
+pub mod figures;
 pub mod limit;
 pub mod mail;
 mod ops;
