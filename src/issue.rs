@@ -14,7 +14,7 @@ use crate::{
         DeliverError, Engine, EngineSettings, Letters, Progress, Queue, QueueError, RunSummary, Stop, Transport,
     },
     domain::{Claimed, MessageId, Outcome, RateLimits},
-    publication::{Draft, History, Publication, PublicationError},
+    publication::{Draft, History, Publication, PublicationError, Reviewed},
     sources::SourceError,
     store::{IssueRecord, NewIssue, SlotRef, Standing, Store, StoreError},
     subscribers,
@@ -162,6 +162,13 @@ pub async fn create(
     slot: Option<SlotRef>,
     now: DateTime<Utc>,
 ) -> Result<IssueRecord, IssueError> {
+    let new = new_issue(publication, draft, slot)?;
+    Ok(store.create_issue(&new, subscribers::issue_lists(&publication.config), now).await?)
+}
+
+/// What the store is given to make `draft` an issue: its subject rendered once, its articles
+/// frozen with their identities.
+pub fn new_issue(publication: &Publication, draft: &Draft, slot: Option<SlotRef>) -> Result<NewIssue, IssueError> {
     let prepared = publication.prepare(draft)?;
     let sample =
         publication.recipient("reader@example.org".parse().expect("a literal address parses"), "", Default::default());
@@ -181,7 +188,7 @@ pub async fn create(
             .collect(),
         slot,
     };
-    Ok(store.create_issue(&new, subscribers::issue_lists(&publication.config), now).await?)
+    Ok(new)
 }
 
 /// Each claimed delivery's message, from the issue rendered once.
@@ -193,9 +200,18 @@ pub struct IssueLetters {
     clock: Arc<dyn Clock>,
 }
 
+/// An issue already made, as it is rendered: its frozen articles in their order, and what an
+/// editor made of it (intro, subject).
+pub fn draft_of(publication: &Publication, issue: &IssueRecord) -> Draft {
+    let mut draft = publication.frozen(issue.number, issue.date, issue.articles.clone());
+    draft.review =
+        Reviewed { intro: issue.intro.clone(), subject: issue.subject_edited.then(|| issue.subject.clone()) };
+    draft
+}
+
 impl IssueLetters {
     pub fn new(publication: Arc<Publication>, issue: &IssueRecord, clock: Arc<dyn Clock>) -> Result<Self, IssueError> {
-        let draft = publication.frozen(issue.number, issue.date, issue.articles.clone());
+        let draft = draft_of(&publication, issue);
         let prepared = publication.prepare(&draft)?;
         let settings = publication.message_settings();
         Ok(Self { publication, prepared, settings, number: issue.number, clock })
@@ -205,6 +221,32 @@ impl IssueLetters {
     /// sender says so too, so that its bounces change nothing.
     pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, MessageId), String> {
         self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX, ReturnToken::Test(self.number))
+    }
+
+    /// A review copy for an editor: the issue as readers will see it, as a test copy is sent
+    /// (its envelope sender marks it as one), its subject starting [`REVIEW_SUBJECT_PREFIX`] and
+    /// both parts opening with `note` and a link to where it is reviewed.
+    pub fn review_copy_for(
+        &self,
+        email: crate::domain::EmailAddress,
+        note: &str,
+        link: &str,
+    ) -> Result<(Message, MessageId), String> {
+        let recipient = self.publication.recipient(email, "", Default::default());
+        let mut rendered = self.prepared.personalize(&recipient).map_err(|e| e.to_string())?;
+        let subject = format!("{REVIEW_SUBJECT_PREFIX}{}", rendered.subject);
+        let text = format!("{note}\n{link}\n\n{}", rendered.text);
+        rendered.html = with_banner(&rendered.html, note, link);
+        let letter = compose::Letter {
+            subject,
+            text: compose::HtmlPart::Text(text),
+            html: compose::HtmlPart::Text(rendered.html),
+        };
+        let id = self.publication.message_id(self.number, &recipient.email).map_err(|e| e.to_string())?;
+        let return_path = self.publication.return_path(ReturnToken::Test(self.number)).map_err(|e| e.to_string())?;
+        let message = message::build(&self.settings, &recipient, letter, &id, self.clock.now(), return_path.as_ref())
+            .map_err(|e| e.to_string())?;
+        Ok((message, id))
     }
 
     fn message(
@@ -234,6 +276,26 @@ impl Letters for IssueLetters {
 
 /// What the subject of a test copy starts with, so that nobody takes it for the issue itself.
 pub const TEST_SUBJECT_PREFIX: &str = "[Test] ";
+
+/// What the subject of an editor's review copy starts with.
+pub const REVIEW_SUBJECT_PREFIX: &str = "[Review] ";
+
+/// `html` with a banner saying `note` and linking to `link` at the top of its body, both escaped.
+fn with_banner(html: &str, note: &str, link: &str) -> String {
+    let banner = [
+        "<div style=\"border:2px solid #b45309;background:#fffbeb;color:#1f2937;padding:12px 16px;margin:0 0 16px;\
+         font-family:sans-serif;font-size:15px;line-height:1.4\"><strong>",
+        &tera::escape_html(note),
+        "</strong><br><a href=\"",
+        &tera::escape_html(link),
+        "\" style=\"color:#1d4ed8\">",
+        &tera::escape_html(link),
+        "</a></div>",
+    ]
+    .concat();
+    let at = html.find("<body").and_then(|start| html[start..].find('>').map(|end| start + end + 1)).unwrap_or(0);
+    [&html[..at], &banner, &html[at..]].concat()
+}
 
 /// Sends a test copy of `issue` to each of `to`, as a reader without a name would get it, its
 /// subject starting [`TEST_SUBJECT_PREFIX`].

@@ -14,6 +14,7 @@ pub mod issue;
 pub mod logging;
 pub mod metrics;
 pub mod publication;
+pub mod review;
 pub mod schedule;
 pub mod setup;
 pub mod sources;

@@ -54,6 +54,16 @@ pub struct Draft {
     pub date: DateTime<Utc>,
     pub selected: Selected,
     pub warnings: Vec<SourceWarning>,
+    /// What an editor made of it: intro and subject.
+    pub review: Reviewed,
+}
+
+/// What an editor adds to an issue: an intro (Markdown) and a subject of their own.
+#[derive(Debug, Clone, Default)]
+pub struct Reviewed {
+    pub intro: Option<String>,
+    /// Used as it stands instead of the subject template.
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +124,7 @@ impl Publication {
         let selected = compose::select(articles, &self.config.selection, now, &history.carried, |a| {
             history.first_seen.get(&compose::selection::identity(a)).copied().unwrap_or(now)
         });
-        Draft { number: history.next_number, date: now, selected, warnings }
+        Draft { number: history.next_number, date: now, selected, warnings, review: Reviewed::default() }
     }
 
     /// Why no issue is made of `draft`, when none is: it carries no article and
@@ -138,7 +148,13 @@ impl Publication {
 
     /// The draft of an issue already created: its frozen articles, its date.
     pub fn frozen(&self, number: u32, date: DateTime<Utc>, articles: Vec<Article>) -> Draft {
-        Draft { number, date, selected: Selected { articles, left_out: Vec::new() }, warnings: Vec::new() }
+        Draft {
+            number,
+            date,
+            selected: Selected { articles, left_out: Vec::new() },
+            warnings: Vec::new(),
+            review: Reviewed::default(),
+        }
     }
 
     /// Renders the issue once; each reader's copy is then `PreparedIssue::personalize`.
@@ -149,6 +165,13 @@ impl Publication {
     pub fn context(&self, draft: &Draft) -> DigestContext {
         let p = &self.config.publication;
         let tz = p.timezone;
+        let (intro_html, intro_text) = match draft.review.intro.as_deref().filter(|i| !i.trim().is_empty()) {
+            Some(intro) => {
+                let (html, text) = sources::markdown(intro);
+                (html.as_str().to_owned(), text)
+            }
+            None => (String::new(), String::new()),
+        };
         DigestContext {
             publication: PublicationContext::new(p),
             issue: IssueContext {
@@ -158,6 +181,10 @@ impl Publication {
                 web_url: self.link(&format!("archive/{}", draft.number)),
                 preheader: context::preheader(&draft.selected.articles),
                 articles: draft.selected.articles.iter().map(|a| ArticleContext::new(a, tz)).collect(),
+                intro_html,
+                intro_text,
+                edition: None,
+                fixed_subject: draft.review.subject.clone(),
             },
             subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
             unsubscribe_url: String::new(),

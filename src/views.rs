@@ -12,7 +12,9 @@ use serde::Serialize;
 use crate::{
     config::Publication,
     domain::{Article, BounceKind, IssueStatus, ReportKind, SubscriberStatus},
-    store::{BounceRecord, Deferred, DeliveryCounts, Failure, IssueRecord, ReportCounts, SubscriberRecord},
+    store::{
+        ActionRecord, BounceRecord, Deferred, DeliveryCounts, Failure, IssueRecord, ReportCounts, SubscriberRecord,
+    },
     subscribers::{Added, Left},
 };
 
@@ -55,6 +57,29 @@ pub struct IssueView {
     pub articles: Vec<ArticleView>,
     pub failures: Vec<FailureView>,
     pub deferred: Vec<DeferredView>,
+    /// The editor's intro, Markdown as written; `None` without one.
+    pub intro: Option<String>,
+    /// Articles an editor left out of it.
+    pub left_out: Vec<ArticleView>,
+    /// When the slot a draft is for falls (RFC 3339, UTC); `None`: sent once approved.
+    pub send_at: Option<String>,
+    /// What was done to it, by whom and when, newest first.
+    pub history: Vec<ActionView>,
+}
+
+/// One entry of the log of actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionView {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub detail: String,
+}
+
+impl From<&ActionRecord> for ActionView {
+    fn from(a: &ActionRecord) -> Self {
+        Self { at: a.at.to_rfc3339(), actor: a.actor.clone(), action: a.action.clone(), detail: a.detail.clone() }
+    }
 }
 
 /// An article as an issue froze it.
@@ -194,7 +219,17 @@ impl IssueView {
             articles: issue.articles.iter().map(ArticleView::from).collect(),
             failures: failures.iter().map(FailureView::from).collect(),
             deferred: deferred.iter().map(|d| DeferredView::new(d, tz)).collect(),
+            intro: issue.intro.clone(),
+            left_out: issue.left_out.iter().map(ArticleView::from).collect(),
+            send_at: issue.send_at.map(|t| t.to_rfc3339()),
+            history: Vec::new(),
         }
+    }
+
+    /// The same, with the issue's log of actions.
+    pub fn with_history(mut self, actions: &[ActionRecord]) -> Self {
+        self.history = actions.iter().map(ActionView::from).collect();
+        self
     }
 }
 
@@ -276,6 +311,10 @@ mod tests {
             note: None,
             counts: DeliveryCounts { queued: 1, sent: 2, deferred: 1, failed: 1, skipped: 0 },
             reports: ReportCounts { bounced: 1, complained: 0 },
+            intro: None,
+            left_out: Vec::new(),
+            subject_edited: false,
+            send_at: None,
         }
     }
 
@@ -304,8 +343,12 @@ mod tests {
                 "deferred",
                 "failures",
                 "finished_at",
+                "history",
+                "intro",
+                "left_out",
                 "note",
                 "number",
+                "send_at",
                 "status",
                 "subject",
                 "web_url"

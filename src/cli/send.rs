@@ -236,6 +236,10 @@ async fn test_copies(
                 note: None,
                 counts: Default::default(),
                 reports: Default::default(),
+                intro: None,
+                left_out: Vec::new(),
+                subject_edited: false,
+                send_at: None,
             }
         }
         Plan::Nothing(reason) => {

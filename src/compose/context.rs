@@ -74,6 +74,14 @@ pub struct IssueContext {
     pub web_url: String,
     pub preheader: String,
     pub articles: Vec<ArticleContext>,
+    /// The editor's intro as sanitised HTML and as plain text; empty without one.
+    pub intro_html: String,
+    pub intro_text: String,
+    /// The edition the issue is of; none yet.
+    pub edition: Option<String>,
+    /// An editor's subject, used as it stands instead of rendering the subject template.
+    #[serde(skip)]
+    pub fixed_subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -33,7 +33,10 @@ pub(crate) fn render_all(templates: &TemplateSet, mut ctx: DigestContext) -> Res
         move |e: tera::Error| RenderError::Template { file, message: templates::error_chain(&e) }
     };
     ctx.issue.subject = String::new();
-    let subject = one_line(&templates.tera.render(SUBJECT, &ctx.to_tera()).map_err(fail(SUBJECT))?);
+    let subject = match &ctx.issue.fixed_subject {
+        Some(fixed) => one_line(fixed),
+        None => one_line(&templates.tera.render(SUBJECT, &ctx.to_tera()).map_err(fail(SUBJECT))?),
+    };
     if subject.is_empty() {
         return Err(RenderError::EmptySubject);
     }

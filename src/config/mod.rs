@@ -52,6 +52,53 @@ pub struct Config {
     pub storage: Storage,
     pub web: Web,
     pub bounces: Bounces,
+    /// `[review]`: `None` sends each issue as it is made, as before.
+    pub review: Option<Review>,
+}
+
+/// `[review]`: who sees each issue before it goes out, how long before, and whether it needs
+/// their word to go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    /// They get each draft by mail, and are told when one is held.
+    pub editors: Vec<EmailAddress>,
+    /// How long before its slot a draft is made.
+    pub lead: Duration,
+    pub approval: Approval,
+}
+
+impl Review {
+    pub const DEFAULT_LEAD: Duration = Duration::from_secs(24 * 3600);
+}
+
+/// What happens at its slot to a draft nobody approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// It is held: only an editor's approval sends it.
+    Required,
+    /// It goes out unless an editor held it.
+    Auto,
+}
+
+impl Approval {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Required => "required",
+            Self::Auto => "auto",
+        }
+    }
+}
+
+impl std::str::FromStr for Approval {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "required" => Ok(Self::Required),
+            "auto" => Ok(Self::Auto),
+            other => Err(format!("`{other}` is not an approval; write \"required\" or \"auto\"")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -15,8 +15,8 @@ use toml::Spanned;
 use url::Url;
 
 use super::{
-    Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ImapUrl, ListSetting, Publication,
-    Schedule, Selection, Sender, Shaping, SourceSetting, Storage, Transport, Web, relay::RawRelay,
+    Approval, Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ImapUrl, ListSetting,
+    Publication, Review, Schedule, Selection, Sender, Shaping, SourceSetting, Storage, Transport, Web, relay::RawRelay,
 };
 use crate::domain::{Duration, EmailAddress, ListName, RateLimits, RateValue, ReturnPath, Share};
 
@@ -46,6 +46,7 @@ struct RawConfig {
     bounces: Option<RawBounces>,
     #[serde(default, rename = "relay")]
     relays: Vec<Spanned<RawRelay>>,
+    review: Option<RawReview>,
 }
 
 #[derive(Deserialize)]
@@ -294,6 +295,14 @@ struct RawBounces {
     imap_url: Option<Spanned<String>>,
     imap_ca_file: Option<Spanned<String>>,
     poll: Option<Spanned<Duration>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReview {
+    editors: Option<Spanned<Vec<EmailAddress>>>,
+    lead: Option<Spanned<Duration>>,
+    approval: Option<Spanned<String>>,
 }
 
 /// Turns byte spans into line numbers and keys for messages.
@@ -555,6 +564,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
     })?;
 
     let bounces = bounces(raw.bounces, &at, env, &resolve)?;
+    let review = raw.review.map(|r| review(r, &at)).transpose()?;
 
     Ok(Config {
         file: file.to_owned(),
@@ -580,7 +590,31 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         storage: Storage { database_url: SecretString::from(database_url), pool_size },
         web: Web { listen, subscribe_rate, welcome: raw.web.welcome, trust_forwarded: raw.web.trust_forwarded },
         bounces,
+        review,
     })
+}
+
+fn review(r: RawReview, at: &Locator<'_>) -> Result<Review, ConfigError> {
+    let editors = r.editors.as_ref().map(|e| e.get_ref().clone()).unwrap_or_default();
+    if editors.is_empty() {
+        return Err(at.error(
+            r.editors.as_ref().map(Spanned::span),
+            "review.editors",
+            "name at least one editor, like [\"editor@example.org\"]; they get each draft by mail",
+        ));
+    }
+    let lead = match &r.lead {
+        Some(l) if l.get_ref().std().is_zero() => {
+            return Err(at.error(Some(l.span()), "review.lead", "must be longer than 0s, like \"24h\""));
+        }
+        Some(l) => *l.get_ref(),
+        None => Review::DEFAULT_LEAD,
+    };
+    let approval = match &r.approval {
+        Some(a) => a.get_ref().parse::<Approval>().map_err(|e| at.error(Some(a.span()), "review.approval", e))?,
+        None => Approval::Required,
+    };
+    Ok(Review { editors, lead, approval })
 }
 
 fn shaping(groups: &[Spanned<RawShaping>], at: &Locator<'_>) -> Result<Vec<Shaping>, ConfigError> {

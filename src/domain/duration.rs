@@ -12,7 +12,7 @@ pub struct Duration(std::time::Duration);
 pub struct DurationError(String);
 
 impl Duration {
-    pub fn from_secs(secs: u64) -> Self {
+    pub const fn from_secs(secs: u64) -> Self {
         Self(std::time::Duration::from_secs(secs))
     }
 

@@ -86,6 +86,9 @@ spelled_enum!(
     /// An issue is `Sending` from its creation until every delivery is final, unless its bounce
     /// or complaint rate passed its limit: then it is `Paused` until a person resumes it.
     IssueStatus, "issue status" {
+        Draft = "draft",
+        Held = "held",
+        Approved = "approved",
         Sending = "sending",
         Paused = "paused",
         Sent = "sent",

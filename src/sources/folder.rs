@@ -442,7 +442,7 @@ fn tags_value(value: &Value, syntax: Syntax) -> Result<Vec<String>, String> {
 
 /// CommonMark with tables, footnotes and strikethrough. Raw HTML passes through to the
 /// sanitiser like any feed's HTML.
-fn markdown_to_html(markdown: &str) -> String {
+pub(super) fn markdown_to_html(markdown: &str) -> String {
     use pulldown_cmark::{Options, Parser, html};
     let options = Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES | Options::ENABLE_STRIKETHROUGH;
     let parser = Parser::new_ext(markdown, options);

@@ -31,6 +31,19 @@ pub use fetch::{CachedFeed, FetchOutcome, Fetcher};
 pub use folder::parse_markdown_article;
 pub use text::SUMMARY_CHARS;
 
+/// Markdown written by a publisher (an editor's intro) as the digest shows it: HTML made and
+/// sanitised as a Markdown article's body is, and its plain text, a paragraph a block.
+pub fn markdown(markdown: &str) -> (crate::domain::SafeHtml, String) {
+    let html = sanitize::sanitize_html(&folder::markdown_to_html(markdown), None);
+    let text = markdown
+        .split("\n\n")
+        .map(|block| text::safe_html_to_text(&sanitize::sanitize_html(&folder::markdown_to_html(block), None)))
+        .filter(|t| !t.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    (html, text)
+}
+
 use crate::domain::Article;
 
 /// Where a feed lives.

@@ -11,7 +11,7 @@ use crate::domain::{Actor, EmailAddress};
 
 /// The subscriber is named by id, found by the address's key, so that the log holds no address
 /// of a reader and forgetting one leaves nothing here to read back.
-const RECORD: &str = "INSERT INTO actions (at, actor, action, issue_number, subscriber_id, detail) \
+pub(super) const RECORD: &str = "INSERT INTO actions (at, actor, action, issue_number, subscriber_id, detail) \
      VALUES ($1, $2, $3, $4, (SELECT id FROM subscribers WHERE lower(email) = $5), $6)";
 const RECENT: &str = "SELECT a.at, a.actor, a.action, a.issue_number, s.email, a.detail FROM actions a \
      LEFT JOIN subscribers s ON s.id = a.subscriber_id ORDER BY a.id DESC LIMIT $1";

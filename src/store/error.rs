@@ -36,4 +36,10 @@ pub enum StoreError {
     Contended(String),
     #[error("the rows to import stopped before their end; nothing was imported")]
     InputEnded,
+    #[error("there is no issue {0}; `gazette issues list` shows them")]
+    NoIssue(u32),
+    #[error("issue {number} is {status}: {why}")]
+    IssueState { number: u32, status: crate::domain::IssueStatus, why: &'static str },
+    #[error("{0}")]
+    EditRefused(String),
 }

@@ -12,10 +12,10 @@ use super::{
 };
 use crate::domain::{IssueStatus, ListName};
 
-const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note \
-     FROM issues WHERE number = $1";
-const ALL: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note \
-     FROM issues ORDER BY number";
+const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
+     intro, left_out, subject_edited, send_at FROM issues WHERE number = $1";
+const ALL: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
+     intro, left_out, subject_edited, send_at FROM issues ORDER BY number";
 const NEXT_NUMBER: &str = "SELECT max(number) FROM issues";
 /// The articles an issue that was not cancelled carried: `since_last_issue` leaves them out.
 const CARRIED: &str = "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number \
@@ -46,7 +46,7 @@ const SENT_ONE: &str = "SELECT number, subject, issue_date, articles, created_at
          (SELECT 1 FROM deliveries d WHERE d.issue_number = i.number AND d.state = 'sent')))";
 
 #[derive(sqlx::FromRow)]
-struct Row {
+pub(super) struct Row {
     number: i64,
     status: String,
     subject: String,
@@ -56,10 +56,14 @@ struct Row {
     created_at: i64,
     finished_at: Option<i64>,
     note: Option<String>,
+    intro: Option<String>,
+    left_out: String,
+    subject_edited: bool,
+    send_at: Option<i64>,
 }
 
 impl Row {
-    fn record(self, counts: DeliveryCounts, reports: ReportCounts) -> Result<IssueRecord, StoreError> {
+    pub(super) fn record(self, counts: DeliveryCounts, reports: ReportCounts) -> Result<IssueRecord, StoreError> {
         Ok(IssueRecord {
             number: issue_number(self.number)?,
             status: parse(&self.status)?,
@@ -72,6 +76,10 @@ impl Row {
             note: self.note,
             counts,
             reports,
+            intro: self.intro,
+            left_out: serde_json::from_str(&self.left_out).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            subject_edited: self.subject_edited,
+            send_at: self.send_at.map(from_ms),
         })
     }
 }

@@ -18,6 +18,7 @@ mod ledger;
 mod lists;
 mod model;
 mod postgres;
+mod review;
 mod signup;
 mod slots;
 mod sqlite;
@@ -30,6 +31,7 @@ pub use error::StoreError;
 pub use figures::{FailureReason, MAX_POINTS, ReportReason, SubscriberDay, TimePoint, Timeline};
 pub use guard::{CameBack, MIN_SENT, Standing};
 pub use model::*;
+pub use review::{AtSlot, Revision};
 pub use transfer::TransferReport;
 
 /// A store of one publication.

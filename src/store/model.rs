@@ -202,6 +202,14 @@ pub struct IssueRecord {
     pub counts: DeliveryCounts,
     /// Its deliveries that bounced or drew a complaint after they went out.
     pub reports: ReportCounts,
+    /// The editor's intro, Markdown as they wrote it.
+    pub intro: Option<String>,
+    /// Articles an editor left out of it (no longer the issue's: a later one may carry them).
+    pub left_out: Vec<Article>,
+    /// The subject is an editor's, used as it stands rather than rendered from the template.
+    pub subject_edited: bool,
+    /// When the slot a draft is for falls; `None`: it goes out once approved.
+    pub send_at: Option<DateTime<Utc>>,
 }
 
 /// An issue's deliveries that came back: each delivery once however many reports name it.
