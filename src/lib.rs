@@ -1,6 +1,7 @@
 //! gazette: a publication's recent articles in, one personalised weekly digest per subscriber
 //! out. The binary in `main.rs` is a thin shell over these modules; ARCHITECTURE.md maps them.
 
+pub mod accounts;
 pub mod bounces;
 pub mod cli;
 pub mod clock;

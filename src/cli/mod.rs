@@ -17,6 +17,7 @@ mod serve;
 mod setup;
 mod signals;
 mod subscribers;
+mod users;
 
 use std::path::PathBuf;
 
@@ -101,6 +102,9 @@ pub enum Command {
     Subscribers(subscribers::SubscribersCommand),
     /// Each list with its counts by status.
     Lists,
+    /// The people who may use the dashboard: add, remove, list.
+    #[command(subcommand)]
+    Users(users::UsersCommand),
     /// Bounces and complaints: read the messages that came back, and list what was recorded.
     #[command(subcommand)]
     Bounces(bounces::BouncesCommand),
@@ -154,6 +158,7 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
         Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,
         Command::Lists => subscribers::lists(&cli.config).await,
         Command::Bounces(c) => bounces::run(&cli.config, c).await,
+        Command::Users(c) => users::run(&cli.config, c).await,
         Command::Run { listen } => daemon::run(&cli.config, true, listen.as_deref()).await,
         Command::Worker => daemon::run(&cli.config, false, None).await,
         Command::MigrateStore { from, to } => migrate::run(&cli.config, from.as_deref(), &to).await,

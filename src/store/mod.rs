@@ -24,6 +24,7 @@ mod slots;
 mod sqlite;
 mod subscribers;
 mod transfer;
+mod users;
 mod webhooks;
 
 pub use actions::{ActionRecord, NewAction};
@@ -33,6 +34,7 @@ pub use guard::{CameBack, MIN_SENT, Standing};
 pub use model::*;
 pub use review::{AtSlot, Revision};
 pub use transfer::TransferReport;
+pub use users::{NewSession, NewUser, SessionRecord, UserRecord};
 
 /// A store of one publication.
 #[derive(Debug, Clone)]

@@ -172,6 +172,7 @@ on_each_backend!(
     a_webhook_token_is_taken_once_until_it_is_pruned_or_forgotten,
     actions_are_logged_newest_first_naming_a_reader_only_by_id,
     an_issue_is_counted_over_time_and_by_reason_and_readers_by_day,
+    users_and_their_sessions_end_together,
 );
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
@@ -1969,4 +1970,52 @@ async fn an_issue_is_counted_over_time_and_by_reason_and_readers_by_day(s: Store
     let seen: Vec<(DateTime<Utc>, u64, u64, u64)> =
         days.iter().map(|d| (d.start, d.joined, d.left, d.active)).collect();
     assert_eq!(seen, [(day(-1), 0, 0, 0), (day(0), 6, 2, 4), (day(1), 0, 0, 4)]);
+}
+
+async fn users_and_their_sessions_end_together(s: Store) {
+    use crate::domain::Role;
+    let ann: EmailAddress = "Ann@Example.org".parse().expect("address");
+    let ann_lower: EmailAddress = "ann@example.org".parse().expect("address");
+    let ed: EmailAddress = "ed@example.org".parse().expect("address");
+    let put = |email, role, hash| NewUser { email, role, password_hash: hash };
+    assert!(s.put_user(&put(&ann, Role::Owner, "h1"), now()).await.expect("add"));
+    assert!(s.put_user(&put(&ed, Role::Editor, "h2"), now()).await.expect("add"));
+    let found = s.user(&ann_lower).await.expect("user").expect("found whatever the case");
+    assert_eq!(
+        (found.email.as_str(), found.role, found.password_hash.as_str()),
+        ("Ann@example.org", Role::Owner, "h1")
+    );
+    assert_eq!(found.created_at, now());
+    let all: Vec<String> = s.users().await.expect("users").into_iter().map(|u| u.email).collect();
+    assert_eq!(all, ["Ann@example.org", "ed@example.org"]);
+
+    let later = now() + chrono::Duration::hours(1);
+    let session = |digest, email| NewSession { token_digest: digest, email, csrf: "c", expires_at: later };
+    s.start_session(&session("d-ann", &ann), now()).await.expect("session");
+    s.start_session(&session("d-ed", &ed), now()).await.expect("session");
+    let got = s.session("d-ann").await.expect("read").expect("live");
+    assert_eq!((got.email.as_str(), got.role, got.csrf.as_str()), ("Ann@example.org", Role::Owner, "c"));
+    assert_eq!((got.created_at, got.seen_at, got.expires_at), (now(), now(), later));
+    s.touch_session("d-ann", now() + chrono::Duration::minutes(5)).await.expect("touch");
+    assert_eq!(s.session("d-ann").await.expect("read").expect("live").seen_at, now() + chrono::Duration::minutes(5));
+    assert_eq!(s.session("nope").await.expect("read"), None);
+
+    // A new password ends the sessions of the old one; the role changes with it.
+    assert!(!s.put_user(&put(&ann_lower, Role::Editor, "h3"), now()).await.expect("replace"));
+    assert_eq!(s.session("d-ann").await.expect("read"), None);
+    assert_eq!(s.user(&ann).await.expect("user").expect("found").role, Role::Editor);
+
+    // Removing a user ends their sessions at once; signing out ends one.
+    assert!(s.remove_user(&ed).await.expect("remove"));
+    assert!(!s.remove_user(&ed).await.expect("remove again"));
+    assert_eq!(s.session("d-ed").await.expect("read"), None);
+    s.start_session(&session("d-ann2", &ann), now()).await.expect("session");
+    s.end_session("d-ann2").await.expect("end");
+    assert_eq!(s.session("d-ann2").await.expect("read"), None);
+
+    // Ended sessions are forgotten when the next one starts.
+    s.start_session(&session("d-old", &ann), now()).await.expect("session");
+    s.start_session(&session("d-new", &ann), later).await.expect("session");
+    assert_eq!(s.session("d-old").await.expect("read"), None);
+    assert!(s.session("d-new").await.expect("read").is_some());
 }

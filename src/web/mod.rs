@@ -7,6 +7,7 @@
 //! security headers (`security`). `server` binds, serves and stops.
 
 pub mod access;
+pub mod admin;
 mod api;
 mod archive;
 pub mod charts;
@@ -53,8 +54,12 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::routes())
         .nest("/api", api::routes())
         .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT));
+    // The dashboard takes CSV uploads, larger than any other body; each of its routes says how
+    // large (`DefaultBodyLimit`), the admin API's limit holding for the rest.
+    let admin = admin::mount(state.clone());
     Router::new()
         .merge(limited)
+        .merge(admin)
         .merge(webhooks::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

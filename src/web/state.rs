@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::{
     access::AccessTokens,
+    admin::LoginLimits,
     limit::Limiter,
     mail::Postman,
     views::{ViewError, Views},
@@ -28,6 +29,8 @@ pub struct AppState {
     pub tokens: AccessTokens,
     /// The providers' webhooks that are on, with their secrets; none unless set.
     pub webhooks: Arc<Webhooks>,
+    /// Sign-in attempts to the dashboard, per client and per address.
+    pub logins: Arc<LoginLimits>,
 }
 
 impl AppState {
@@ -51,6 +54,7 @@ impl AppState {
             clock,
             tokens: AccessTokens::default(),
             webhooks: Arc::new(Webhooks::default()),
+            logins: Arc::new(LoginLimits::default()),
         })
     }
 

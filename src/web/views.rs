@@ -26,6 +26,14 @@ pub const CONFIRM_MAIL_HTML: &str = "email/confirm.html";
 pub const CONFIRM_MAIL_TEXT: &str = "email/confirm.txt";
 pub const WELCOME_MAIL_HTML: &str = "email/welcome.html";
 pub const WELCOME_MAIL_TEXT: &str = "email/welcome.txt";
+pub const ADMIN_LAYOUT: &str = "web/admin/layout.html";
+pub const ADMIN_LOGIN: &str = "web/admin/login.html";
+pub const ADMIN_OVERVIEW: &str = "web/admin/overview.html";
+pub const ADMIN_ISSUES: &str = "web/admin/issues.html";
+pub const ADMIN_ISSUE: &str = "web/admin/issue.html";
+/// The part of an issue's page its script asks for again while the issue sends.
+pub const ADMIN_ISSUE_LIVE: &str = "web/admin/issue-live.html";
+pub const ADMIN_DESK: &str = "web/admin/desk.html";
 /// The stylesheet: served as it is, never run through tera.
 pub const SITE_CSS: &str = "web/site.css";
 
@@ -42,6 +50,13 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (UNSUBSCRIBED, include_str!("../../templates/web/unsubscribed.html")),
     (ERROR, include_str!("../../templates/web/error.html")),
     (ARCHIVE, include_str!("../../templates/web/archive.html")),
+    (ADMIN_LAYOUT, include_str!("../../templates/web/admin/layout.html")),
+    (ADMIN_LOGIN, include_str!("../../templates/web/admin/login.html")),
+    (ADMIN_OVERVIEW, include_str!("../../templates/web/admin/overview.html")),
+    (ADMIN_ISSUE_LIVE, include_str!("../../templates/web/admin/issue-live.html")),
+    (ADMIN_DESK, include_str!("../../templates/web/admin/desk.html")),
+    (ADMIN_ISSUES, include_str!("../../templates/web/admin/issues.html")),
+    (ADMIN_ISSUE, include_str!("../../templates/web/admin/issue.html")),
     (CONFIRM_MAIL_HTML, include_str!("../../templates/email/confirm.html")),
     (CONFIRM_MAIL_TEXT, include_str!("../../templates/email/confirm.txt")),
     (WELCOME_MAIL_HTML, include_str!("../../templates/email/welcome.html")),

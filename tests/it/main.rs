@@ -13,6 +13,7 @@ mod cli_errors;
 mod compose_fixtures;
 mod crash;
 mod daemon;
+mod dashboard;
 mod deliver;
 mod dkim;
 mod enumeration;

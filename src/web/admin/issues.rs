@@ -22,22 +22,18 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use tera::Context;
 
-use super::{
-    auth::{CsrfForm, SignedIn},
-    page,
-};
+use super::{CsrfForm, SignedIn, page};
 use crate::{
-    domain::{Actor, Article, IssueStatus},
+    domain::{Article, IssueStatus},
     review::{self, Edit, ReviewError},
     store::{ActionRecord, IssueRecord},
-    web::{AppState, WebError, figures},
+    web::{
+        AppState, WebError, figures,
+        views::{ADMIN_ISSUE, ADMIN_ISSUE_LIVE, ADMIN_ISSUES},
+    },
 };
 
-pub const ISSUES: &str = "web/admin/issues.html";
-pub const ISSUE: &str = "web/admin/issue.html";
-pub const ISSUE_LIVE: &str = "web/admin/issue-live.html";
-pub const DESK: &str = "web/admin/desk.html";
-pub const ISSUE_JS: &str = include_str!("../../../templates/web/admin/issue.js");
+const ISSUE_JS: &str = include_str!("../../../templates/web/admin/issue.js");
 
 /// The pages' policy: the dashboard's own script, its figures asked from the same origin, and
 /// the reader's copy framed from the same origin.
@@ -186,8 +182,9 @@ async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Response, 
     let mut issues: Vec<IssueView> = state.store.issues().await?.iter().map(|i| IssueView::new(i, zone)).collect();
     issues.reverse();
     let mut ctx = Context::new();
+    ctx.insert("section", "issues");
     ctx.insert("issues", &issues);
-    page::render(&state, &who, ISSUES, ctx)
+    page::render(&state, &who, ADMIN_ISSUES, ctx)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,12 +215,13 @@ async fn show(
         state.store.issue_actions(n).await?.iter().map(|a| ActionView::new(a, zone)).collect();
     let figures = figures::issue(&state.store, &issue, zone).await.map_err(figures_failed)?;
     let mut ctx = Context::new();
+    ctx.insert("section", "issues");
     ctx.insert("issue", &IssueView::new(&issue, zone));
     ctx.insert("desk", &on_the_desk(issue.status));
     ctx.insert("figures", &figures);
     ctx.insert("history", &history);
     ctx.insert("notice", &notice(shown.done.as_deref()));
-    Ok(with_csp(page::render(&state, &who, ISSUE, ctx)?, PAGE_CSP))
+    Ok(with_csp(page::render(&state, &who, ADMIN_ISSUE, ctx)?, PAGE_CSP))
 }
 
 fn figures_failed(e: figures::FiguresError) -> WebError {
@@ -239,7 +237,7 @@ async fn live(State(state): State<AppState>, _who: SignedIn, Path(n): Path<u32>)
     let figures = figures::issue(&state.store, &issue, zone(&state)).await.map_err(figures_failed)?;
     let mut ctx = state.views.context();
     ctx.insert("figures", &figures);
-    Ok(state.views.render(ISSUE_LIVE, &ctx)?.into_response())
+    Ok(state.views.render(ADMIN_ISSUE_LIVE, &ctx)?.into_response())
 }
 
 async fn preview(State(state): State<AppState>, _who: SignedIn, Path(n): Path<u32>) -> Response {
@@ -255,10 +253,6 @@ async fn preview(State(state): State<AppState>, _who: SignedIn, Path(n): Path<u3
 
 fn back_to(n: u32, done: &str) -> Response {
     Redirect::to(&format!("/admin/issues/{n}?done={done}")).into_response()
-}
-
-fn actor(who: &SignedIn) -> Actor {
-    Actor::User(who.email.clone())
 }
 
 /// What the edit form was made from.
@@ -329,7 +323,7 @@ async fn edit(State(state): State<AppState>, Path(n): Path<u32>, form: CsrfForm<
     if edit == Edit::default() {
         return back_to(n, "edited");
     }
-    match review::edit(&state.publication, &state.store, n, &edit, &actor(&who), state.clock.now()).await {
+    match review::edit(&state.publication, &state.store, n, &edit, &who.actor(), state.clock.now()).await {
         Ok(_) => back_to(n, "edited"),
         Err(e) => refused(e),
     }
@@ -348,7 +342,7 @@ async fn test(State(state): State<AppState>, Path(n): Path<u32>, form: CsrfForm<
         state.clock.clone(),
         n,
         &who.email,
-        &actor(&who),
+        &who.actor(),
     )
     .await;
     match sent {
@@ -358,14 +352,14 @@ async fn test(State(state): State<AppState>, Path(n): Path<u32>, form: CsrfForm<
 }
 
 async fn approve(State(state): State<AppState>, Path(n): Path<u32>, form: CsrfForm<Nothing>) -> Response {
-    match review::approve(&state.publication, &state.store, n, &actor(&form.who), state.clock.now()).await {
+    match review::approve(&state.publication, &state.store, n, &form.who.actor(), state.clock.now()).await {
         Ok(_) => back_to(n, "approved"),
         Err(e) => refused(e),
     }
 }
 
 async fn hold(State(state): State<AppState>, Path(n): Path<u32>, form: CsrfForm<Nothing>) -> Response {
-    match review::hold(&state.publication, &state.store, n, &actor(&form.who), state.clock.now()).await {
+    match review::hold(&state.publication, &state.store, n, &form.who.actor(), state.clock.now()).await {
         Ok(_) => back_to(n, "held"),
         Err(e) => refused(e),
     }

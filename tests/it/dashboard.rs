@@ -1,0 +1,250 @@
+//! The dashboard end to end, over HTTP against the real `gazette serve`: its users made by
+//! `gazette users`, sessions and their cookies, CSRF on every form, the sign-in limits, roles,
+//! and what an attacker without a session, a token or a role gets: nothing, and no change.
+
+use std::{io::Write, process::Stdio};
+
+use reqwest::{StatusCode, header};
+
+use crate::{
+    support::{Publication, Run},
+    web::{WebServer, client, publication},
+};
+
+pub const OWNER: &str = "owner@example.org";
+pub const EDITOR: &str = "editor@example.org";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// `gazette users add EMAIL --role ROLE` with `password` on stdin.
+pub fn add_user(p: &Publication, email: &str, role: &str, password: &str) -> Run {
+    let mut child = p
+        .command(&["users", "add", email, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gazette");
+    child.stdin.take().expect("stdin").write_all(format!("{password}\n").as_bytes()).expect("write password");
+    Run(child.wait_with_output().expect("wait"))
+}
+
+/// The value of `name="csrf"` in a page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().expect("value").to_owned()
+}
+
+/// The `name=value` of the cookie `name` a response sets.
+fn set_cookie<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+}
+
+/// A signed-in browser: its session cookie and the token its forms carry.
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// The sign-in form's cookie and token.
+pub async fn login_form(web: &WebServer) -> (String, String) {
+    let r = client().get(web.url("/admin/login")).send().await.expect("login form");
+    assert_eq!(r.status(), StatusCode::OK);
+    let cookie = set_cookie(&r, "gazette_login").expect("a login cookie").split(';').next().expect("pair").to_owned();
+    let csrf = csrf_of(&r.text().await.expect("body"));
+    (cookie, csrf)
+}
+
+/// Posts the sign-in form as a browser would.
+pub async fn try_sign_in(web: &WebServer, email: &str, password: &str) -> reqwest::Response {
+    let (cookie, csrf) = login_form(web).await;
+    client()
+        .post(web.url("/admin/login"))
+        .header(header::COOKIE, cookie)
+        .form(&[("email", email), ("password", password), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("sign in")
+}
+
+pub async fn sign_in(web: &WebServer, email: &str, password: &str) -> Session {
+    let r = try_sign_in(web, email, password).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signing in as {email}");
+    let cookie =
+        set_cookie(&r, "gazette_session").expect("a session cookie").split(';').next().expect("pair").to_owned();
+    let page = get(web, &cookie, "/admin/").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let csrf = csrf_of(&page.text().await.expect("body"));
+    Session { cookie, csrf }
+}
+
+pub async fn get(web: &WebServer, cookie: &str, path: &str) -> reqwest::Response {
+    client().get(web.url(path)).header(header::COOKIE, cookie).send().await.expect("get")
+}
+
+pub async fn post(web: &WebServer, cookie: &str, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    client().post(web.url(path)).header(header::COOKIE, cookie).form(form).send().await.expect("post")
+}
+
+/// A publication served, with an owner and an editor.
+pub fn served() -> (Publication, WebServer) {
+    let p = publication(None, "");
+    add_user(&p, OWNER, "owner", PASSWORD).ok();
+    add_user(&p, EDITOR, "editor", PASSWORD).ok();
+    let web = WebServer::serve(&p);
+    (p, web)
+}
+
+#[test]
+fn users_are_added_listed_and_removed_with_the_password_on_stdin() {
+    let p = publication(None, "");
+    let short = add_user(&p, OWNER, "owner", "short");
+    assert_eq!(short.code(), 2, "{}", short.stderr());
+    assert!(short.stderr().contains("at least 12"), "{}", short.stderr());
+    let empty = add_user(&p, OWNER, "owner", "");
+    assert_eq!(empty.code(), 2);
+    assert_eq!(add_user(&p, OWNER, "boss", PASSWORD).code(), 2, "an unknown role");
+    add_user(&p, OWNER, "owner", PASSWORD).ok();
+    add_user(&p, EDITOR, "editor", PASSWORD).ok();
+
+    let list = p.gazette(&["users", "list", "--json"]).ok().json();
+    let users = list["users"].as_array().expect("users");
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["email"], EDITOR);
+    assert_eq!(users[0]["role"], "editor");
+    assert_eq!(users[1]["role"], "owner");
+    assert!(users[1]["created_at"].as_str().is_some_and(|t| t.contains('T')));
+    let table = p.gazette(&["users", "list"]).ok().stdout();
+    assert!(table.contains(OWNER) && table.contains("owner"), "{table}");
+    assert!(!table.contains("argon2"), "no hash is shown");
+
+    p.gazette(&["users", "remove", EDITOR]).ok();
+    let list = p.gazette(&["users", "list", "--json"]).ok().json();
+    assert_eq!(list["users"].as_array().expect("users").len(), 1);
+    let log = p.gazette(&["users", "remove", EDITOR]).ok().stdout();
+    assert!(log.contains("was not a user"), "{log}");
+}
+
+#[tokio::test]
+async fn a_session_is_needed_its_cookie_is_locked_down_and_signing_out_ends_it() {
+    let (_p, web) = served();
+    let r = client().get(web.url("/admin/")).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[header::LOCATION], "/admin/login");
+    let forged = get(&web, "gazette_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "/admin/").await;
+    assert_eq!(forged.status(), StatusCode::SEE_OTHER, "a made-up session is none");
+
+    let r = try_sign_in(&web, OWNER, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = set_cookie(&r, "gazette_session").expect("session cookie");
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/admin"] {
+        assert!(cookie.contains(flag), "{cookie}");
+    }
+    let session = sign_in(&web, OWNER, PASSWORD).await;
+    let page = get(&web, &session.cookie, "/admin/").await;
+    assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
+    assert!(page.headers()[header::CONTENT_SECURITY_POLICY].to_str().expect("csp").contains("default-src 'none'"));
+    let html = page.text().await.expect("body");
+    assert!(html.contains("Overview") && html.contains(OWNER), "{html}");
+
+    let out = post(&web, &session.cookie, "/admin/logout", &[("csrf", &session.csrf)]).await;
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(get(&web, &session.cookie, "/admin/").await.status(), StatusCode::SEE_OTHER, "the session ended");
+}
+
+#[tokio::test]
+async fn a_form_without_its_token_is_refused_and_changes_nothing() {
+    let (_p, web) = served();
+    // The sign-in form without its token, or with another browser's.
+    let (cookie, csrf) = login_form(&web).await;
+    let bare = client()
+        .post(web.url("/admin/login"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("email", OWNER), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&bare, "gazette_session").is_none());
+    let (_, other) = login_form(&web).await;
+    let crossed = client()
+        .post(web.url("/admin/login"))
+        .header(header::COOKIE, &cookie)
+        .form(&[("email", OWNER), ("password", PASSWORD), ("csrf", other.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(crossed.status(), StatusCode::FORBIDDEN);
+    let no_cookie = client()
+        .post(web.url("/admin/login"))
+        .form(&[("email", OWNER), ("password", PASSWORD), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(no_cookie.status(), StatusCode::FORBIDDEN);
+
+    // Signing out with a forged token leaves the session as it was.
+    let session = sign_in(&web, OWNER, PASSWORD).await;
+    for form in [vec![], vec![("csrf", "forged")], vec![("csrf", "")]] {
+        let r = post(&web, &session.cookie, "/admin/logout", &form).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(get(&web, &session.cookie, "/admin/").await.status(), StatusCode::OK, "still signed in");
+}
+
+#[tokio::test]
+async fn many_wrong_passwords_are_slowed_and_an_unknown_address_reads_as_a_wrong_password() {
+    let (_p, web) = served();
+    let wrong = try_sign_in(&web, OWNER, "not the password at all").await;
+    let unknown = try_sign_in(&web, "nobody@example.org", "not the password at all").await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status(), wrong.status());
+    let (wrong, unknown) = (wrong.text().await.expect("body"), unknown.text().await.expect("body"));
+    let message =
+        |html: &str| html.split("role=\"alert\"").nth(1).map(|s| s.split('<').next().unwrap_or("").to_owned());
+    assert!(message(&wrong).is_some(), "{wrong}");
+    assert_eq!(message(&wrong), message(&unknown));
+
+    let mut last = None;
+    for _ in 0..6 {
+        let r = try_sign_in(&web, OWNER, "not the password at all").await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            last = Some(r);
+            break;
+        }
+    }
+    let slowed = last.expect("a 429 within six more tries");
+    let wait: u64 = slowed.headers()[header::RETRY_AFTER].to_str().expect("ascii").parse().expect("seconds");
+    assert!(wait >= 1);
+    // Even the right password waits now.
+    assert_eq!(try_sign_in(&web, OWNER, PASSWORD).await.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn a_removed_users_session_ends_at_once() {
+    let (p, web) = served();
+    let session = sign_in(&web, EDITOR, PASSWORD).await;
+    p.gazette(&["users", "remove", EDITOR]).ok();
+    assert_eq!(get(&web, &session.cookie, "/admin/").await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(try_sign_in(&web, EDITOR, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_admin_api_token_keeps_working_beside_sessions() {
+    let p = publication(None, "");
+    add_user(&p, OWNER, "owner", PASSWORD).ok();
+    let token = "api-token-0123456789abcdef0123456789abcdef";
+    let web = WebServer::start_with(
+        &p,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("GAZETTE_LOG", "info"), ("GAZETTE_ADMIN_TOKEN", token)],
+    );
+    let r = client().get(web.url("/api/issues")).bearer_auth(token).send().await.expect("api");
+    assert_eq!(r.status(), StatusCode::OK);
+    let session = sign_in(&web, OWNER, PASSWORD).await;
+    let r = client().get(web.url("/api/issues")).header(header::COOKIE, &session.cookie).send().await.expect("api");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a session is no API token");
+}
