@@ -17,8 +17,10 @@ use tracing::{error, info, warn};
 use crate::{
     clock::Clock,
     deliver::{Progress, Stop, Transport},
+    domain::Actor,
     issue::{self, IssueError, Plan},
     publication::Publication,
+    review::{self, mail::Occasion},
     schedule::{self, Slot},
     store::{SlotOutcome, SlotRef, Store, StoreError},
     subscribers,
@@ -28,6 +30,8 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlotAction {
     Created(u32),
+    /// With `[review]`: the slot's issue was made as a draft, for the editors to review.
+    Drafted(u32),
     Skipped(String),
     Missed,
     /// Another process (or an earlier run) already served it.
@@ -152,6 +156,20 @@ async fn serve(
                 Ok(SlotAction::AlreadyServed)
             }
         }
+        Plan::Create(draft) if publication.config.review.is_some() => {
+            // Reached only when the draft was not made ahead (the daemon was down, or nothing was
+            // new then): made now, it is due at once and the review pass sends or holds it.
+            let slot_ref = SlotRef { key: key.clone(), at: slot.at };
+            let new = issue::new_issue(publication, &draft, Some(slot_ref))?;
+            match store.create_draft(&new, Some(slot.at), &Actor::Scheduler, now).await {
+                Ok(i) => {
+                    info!(slot = %key, issue = i.number, "issue #{} made as a draft for the slot of {}", i.number, local(slot.at, tz));
+                    Ok(SlotAction::Drafted(i.number))
+                }
+                Err(StoreError::SlotTaken(_) | StoreError::IssueExists(_)) => Ok(SlotAction::AlreadyServed),
+                Err(e) => Err(e.into()),
+            }
+        }
         Plan::Create(draft) => {
             let slot_ref = SlotRef { key: key.clone(), at: slot.at };
             match issue::create(publication, store, &draft, Some(slot_ref), now).await {
@@ -176,6 +194,115 @@ async fn serve(
                 Err(e) => Err(e),
             }
         }
+    }
+}
+
+/// With `[review]`: the next slot's issue made as a draft once its slot is `lead` away (once,
+/// whichever process gets there first). The slot is taken with the draft, so the slot itself
+/// serves nothing more.
+pub async fn draft_ahead(
+    publication: &Publication,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Option<SlotAction>, IssueError> {
+    let (Some(sched), Some(rev)) = (&publication.config.schedule, &publication.config.review) else {
+        return Ok(None);
+    };
+    let tz = publication.config.publication.timezone;
+    let Some(slot) = schedule::next_slots(&sched.cron, tz, now, 1).into_iter().next() else { return Ok(None) };
+    if slot.at <= now || slot.at - rev.lead.chrono() > now {
+        return Ok(None);
+    }
+    let key = slot.key(tz);
+    if store.slot(&key).await?.is_some() {
+        return Ok(None);
+    }
+    let slot_ref = SlotRef { key: key.clone(), at: slot.at };
+    match review::draft(publication, store, slot.at, Some(slot_ref), Some(slot.at), &Actor::Scheduler, now).await {
+        Ok(review::Drafted::Made(i)) => {
+            info!(
+                slot = %key,
+                issue = i.number,
+                "issue #{} made as a draft for the slot of {}: {}",
+                i.number,
+                local(slot.at, tz),
+                counted(u64::try_from(i.articles.len()).unwrap_or(u64::MAX), "article", "articles")
+            );
+            Ok(Some(SlotAction::Drafted(i.number)))
+        }
+        // Nothing to draft yet: looked at again a little later, and at the slot itself.
+        Ok(review::Drafted::Nothing(reason)) => Ok(Some(SlotAction::Skipped(reason))),
+        Err(review::ReviewError::Store(StoreError::SlotTaken(_) | StoreError::IssueExists(_))) => Ok(None),
+        Err(review::ReviewError::Send(e)) => Err(e),
+        Err(review::ReviewError::Store(e)) => Err(e.into()),
+        Err(e) => {
+            warn!("the draft of the slot of {} could not be made: {e}", local(slot.at, tz));
+            Ok(None)
+        }
+    }
+}
+
+/// With `[review]`: each reviewed issue whose slot came is queued (approved, or not held under
+/// `approval = "auto"`) or held (not approved under `"required"`). The issues held come back,
+/// for their editors to be told.
+pub async fn serve_reviews(
+    publication: &Publication,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> Result<Vec<u32>, IssueError> {
+    let Some(rev) = &publication.config.review else { return Ok(Vec::new()) };
+    let required = rev.approval == crate::config::Approval::Required;
+    let lists = subscribers::issue_lists(&publication.config);
+    let mut held = Vec::new();
+    let due = store.reviews_due(now).await?;
+    if !due.is_empty()
+        && let Err(e) = subscribers::sync_lists(&publication.config, store, now).await
+    {
+        warn!("list files not synced: {e}");
+    }
+    for number in due {
+        match store.serve_slot(number, required, lists, &Actor::Scheduler, now).await? {
+            crate::store::AtSlot::Queued => info!(issue = number, "issue #{number} queued at its slot"),
+            crate::store::AtSlot::Held => {
+                warn!(
+                    issue = number,
+                    "issue #{number} held at its slot: not approved; `gazette issues approve {number}` sends it"
+                );
+                held.push(number);
+            }
+            crate::store::AtSlot::Left => {}
+        }
+    }
+    Ok(held)
+}
+
+/// Mails the editors about issue `number`; a failure is logged (no address in it), not fatal.
+async fn tell_editors(
+    publication: &Arc<Publication>,
+    store: &Store,
+    transport: &Transport,
+    clock: &Arc<dyn Clock>,
+    number: u32,
+    occasion: Occasion,
+) {
+    let record = match store.issue(number).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            warn!(issue = number, "cannot read issue #{number} to mail the editors: {e}");
+            return;
+        }
+    };
+    match review::mail::mail_editors(publication, &record, transport, Arc::clone(clock), occasion).await {
+        Ok(n) => info!(
+            issue = number,
+            "issue #{number} mailed to {}",
+            counted(u64::try_from(n).unwrap_or(0), "editor", "editors")
+        ),
+        Err(_) => warn!(
+            issue = number,
+            "issue #{number} could not be mailed to every editor; the SMTP server refused or was unreachable"
+        ),
     }
 }
 
@@ -297,6 +424,7 @@ pub async fn run(
     announce(&publication, clock.now(), roles);
     let tz = publication.config.publication.timezone;
     let mut server_down_until: Option<std::time::Instant> = None;
+    let mut next_draft_try: Option<std::time::Instant> = None;
     loop {
         if stop.is_set() {
             break;
@@ -341,10 +469,35 @@ pub async fn run(
             }
         }
         if roles.scheduler && !stop.is_set() {
+            let mut drafted = Vec::new();
             match serve_due_slots(&publication, &store, clock.now()).await {
-                Ok(actions) => busy |= actions.iter().any(|(_, a)| matches!(a, SlotAction::Created(_))),
+                Ok(actions) => {
+                    busy |= actions.iter().any(|(_, a)| matches!(a, SlotAction::Created(_) | SlotAction::Drafted(_)));
+                    drafted.extend(actions.iter().filter_map(|(_, a)| match a {
+                        SlotAction::Drafted(n) => Some(*n),
+                        _ => None,
+                    }));
+                }
                 Err(IssueError::Source(e)) => error!("the scheduled issue could not be composed: {e}"),
                 Err(e) => return Err(e),
+            }
+            if next_draft_try.is_none_or(|t| std::time::Instant::now() >= t) {
+                match draft_ahead(&publication, &store, clock.now()).await {
+                    Ok(Some(SlotAction::Drafted(n))) => drafted.push(n),
+                    // The sources are not read again every second while there is nothing to draft.
+                    Ok(Some(_)) => next_draft_try = Some(std::time::Instant::now() + Duration::from_secs(60)),
+                    Ok(None) => next_draft_try = None,
+                    Err(IssueError::Source(e)) => error!("the draft could not be composed: {e}"),
+                    Err(e) => return Err(e),
+                }
+            }
+            for n in drafted {
+                busy = true;
+                tell_editors(&publication, &store, &transport, &clock, n, Occasion::Drafted).await;
+            }
+            for n in serve_reviews(&publication, &store, clock.now()).await? {
+                busy = true;
+                tell_editors(&publication, &store, &transport, &clock, n, Occasion::Held).await;
             }
         }
         if busy {

@@ -90,6 +90,17 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
         }
         r.ok.push(format!("schedule `{}` in {}", s.expression, tz.name()));
     }
+    if let Some(rv) = &config.review {
+        r.ok.push(format!(
+            "review: {} editor(s), drafts {} before each slot, approval {}",
+            rv.editors.len(),
+            rv.lead,
+            rv.approval.as_str()
+        ));
+        if config.schedule.is_none() {
+            r.warnings.push("[review] without [schedule]: drafts are made only by `gazette draft`".into());
+        }
+    }
 
     match TemplateSet::load(config.templates_dir.as_deref(), &config.publication.subject).await {
         Err(e) => r.problems.push(e.to_string()),

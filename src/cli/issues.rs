@@ -24,6 +24,26 @@ pub enum IssuesCommand {
     Resume { number: u32 },
     /// Stop an issue: what has not gone out yet never will.
     Cancel { number: u32 },
+    /// Edit a draft or held issue: its subject, its intro, the articles it carries and their order.
+    Edit {
+        number: u32,
+        /// The subject, one line, used as it stands.
+        #[arg(long)]
+        subject: Option<String>,
+        /// The intro, Markdown, from FILE (`-` reads stdin); an empty file removes it.
+        #[arg(long, value_name = "FILE")]
+        intro: Option<std::path::PathBuf>,
+        /// Leave out the article at this URL (repeatable).
+        #[arg(long, value_name = "URL")]
+        exclude: Vec<String>,
+        /// These articles first, in this order; the others keep theirs, after.
+        #[arg(long, value_name = "URL,URL,…")]
+        order: Option<String>,
+    },
+    /// Approve a draft or held issue: it goes out at its slot, or at once if that has passed.
+    Approve { number: u32 },
+    /// Hold a draft or approved issue: nothing sends it until it is approved.
+    Hold { number: u32 },
 }
 
 pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failure> {
@@ -32,6 +52,11 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
     let site = &cfg.publication;
     match command {
         IssuesCommand::List => list(&store).await,
+        IssuesCommand::Edit { number, subject, intro, exclude, order } => {
+            super::review::edit(config, number, subject, intro.as_deref(), exclude, order).await
+        }
+        IssuesCommand::Approve { number } => super::review::approve(config, number).await,
+        IssuesCommand::Hold { number } => super::review::hold(config, number).await,
         IssuesCommand::Show { number } => show_output(&store, site, number, "").await,
         IssuesCommand::Cancel { number } => {
             let done = store.cancel_issue(number, SystemClock.now()).await.map_err(Failure::from)?;
@@ -128,6 +153,7 @@ pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &st
     let number = i.number;
     let failures = store.failures(number).await.map_err(Failure::from)?;
     let deferred = store.deferred(number).await.map_err(Failure::from)?;
+    let history = store.issue_actions(number).await.map_err(Failure::from)?;
     let mut human = String::from(header);
     human.push_str(&format!("{} #{} {} — {}\n", output::bold("Issue"), i.number, i.status, i.subject));
     if let Some(note) = &i.note {
@@ -143,8 +169,25 @@ pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &st
         i.reports.bounced,
         i.reports.complained
     ));
+    if let Some(at) = i.send_at {
+        human.push_str(&format!("  goes out at {}\n", at.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")));
+    }
+    if let Some(intro) = &i.intro {
+        human.push_str(&format!("  intro: {}\n", intro.lines().next().unwrap_or_default()));
+    }
     for a in &i.articles {
-        human.push_str(&format!("  · {}\n", a.title));
+        human.push_str(&format!("  · {}  {}\n", a.title, a.url.as_ref().map_or("", |u| u.as_str())));
+    }
+    for a in &i.left_out {
+        human.push_str(&format!("  ✗ {} (left out)  {}\n", a.title, a.url.as_ref().map_or("", |u| u.as_str())));
+    }
+    for h in history.iter().take(5) {
+        human.push_str(&format!(
+            "  {} {} by {}\n",
+            h.at.with_timezone(&tz).format("%Y-%m-%d %H:%M"),
+            h.action,
+            h.actor
+        ));
     }
     if !failures.is_empty() {
         human.push_str(&output::bold("Failed\n"));
@@ -169,6 +212,6 @@ pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &st
             .collect();
         human.push_str(&output::table(&["EMAIL", "ATTEMPTS", "NEXT ATTEMPT", "REPLY"], &rows));
     }
-    let json = json!(IssueView::new(&i, &failures, &deferred, site));
+    let json = json!(IssueView::new(&i, &failures, &deferred, site).with_history(&history));
     Ok(Output::new(human, json))
 }

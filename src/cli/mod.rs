@@ -12,6 +12,7 @@ mod issues;
 mod migrate;
 mod output;
 mod preview;
+mod review;
 mod send;
 mod serve;
 mod setup;
@@ -97,6 +98,12 @@ pub enum Command {
     /// The issues and their delivery counts.
     #[command(subcommand)]
     Issues(issues::IssuesCommand),
+    /// Create the next issue as a draft (articles frozen, nothing queued) and mail a review copy
+    /// to [review] editors.
+    Draft {
+        #[arg(long, value_name = "T", help = AS_OF_HELP)]
+        as_of: Option<String>,
+    },
     /// Subscribers: import, add, remove, list, export.
     #[command(subcommand)]
     Subscribers(subscribers::SubscribersCommand),
@@ -155,6 +162,7 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
             send::run(&cli.config, send::Options { as_of: as_of.as_deref(), dry_run, to: &to, queue_only, yes }).await
         }
         Command::Issues(c) => issues::run(&cli.config, c).await,
+        Command::Draft { as_of } => review::draft(&cli.config, as_of.as_deref()).await,
         Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,
         Command::Lists => subscribers::lists(&cli.config).await,
         Command::Bounces(c) => bounces::run(&cli.config, c).await,

@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{Failure, Output, delivery, issues, setup};
 use crate::{
     clock::{Clock, FixedClock, SystemClock},
-    domain::EmailAddress,
+    config::{Approval, Review},
+    domain::{Actor, EmailAddress, IssueStatus},
     issue::{self, Plan},
     store::IssueRecord,
     subscribers,
@@ -48,6 +49,23 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     // The transport (and the DKIM key) is checked before anything is created, so a bad key or
     // URL leaves no issue behind.
     let transport = setup::transport(&publication.config).await?;
+    // An issue under review goes out only as `[review]` lets it: this send queues it (then
+    // resumes it below), waits for its slot, or refuses.
+    if let Some(reviewed) = store.issue_in_review().await? {
+        match review_gate(publication.config.review.as_ref(), &reviewed, real) {
+            Gate::Refuse(why) => return Err(Failure::usage(why)),
+            Gate::Wait(why) => {
+                return Ok(Output::new(format!("Nothing to send: {why}.\n"), json!({ "issue": null, "reason": why })));
+            }
+            Gate::Queue => {
+                if ask && !confirm(format!("Send issue #{} to its readers? [y/N] ", reviewed.number)).await {
+                    return Err(Failure::usage("not sent: answer y to send it, or pass --yes"));
+                }
+                let lists = subscribers::issue_lists(&publication.config);
+                store.serve_slot(reviewed.number, false, lists, &Actor::CommandLine, real).await?;
+            }
+        }
+    }
     let plan = issue::plan(&publication, &store, now, true).await?;
     if ask {
         let question = match &plan {
@@ -257,6 +275,36 @@ async fn test_copies(
         format!("Test copy of issue #{} sent to {} (recorded nowhere).\n", issue.number, sent.join(", ")),
         json!({ "issue": null, "reason": "test copy", "test_copies": sent, "number": issue.number }),
     ))
+}
+
+/// What `send` does with an issue under review.
+#[derive(Debug, PartialEq, Eq)]
+enum Gate {
+    /// Its time has come and it may go: queue it and send it.
+    Queue,
+    /// It goes out at its slot, not before.
+    Wait(String),
+    /// It needs a person's word first (exit 2).
+    Refuse(String),
+}
+
+fn review_gate(review: Option<&Review>, issue: &IssueRecord, now: DateTime<Utc>) -> Gate {
+    let n = issue.number;
+    let due = issue.send_at.is_none_or(|t| t <= now);
+    let slot = || issue.send_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+    match issue.status {
+        IssueStatus::Held => Gate::Refuse(format!(
+            "issue #{n} is held: it is not sent until it is approved; `gazette issues approve {n}` sends it"
+        )),
+        IssueStatus::Draft if review.is_some_and(|r| r.approval == Approval::Required) => Gate::Refuse(format!(
+            "issue #{n} is a draft that [review] requires approved before it goes out; review it with `gazette issues show {n}`, then `gazette issues approve {n}`"
+        )),
+        IssueStatus::Draft | IssueStatus::Approved if due => Gate::Queue,
+        IssueStatus::Draft => {
+            Gate::Wait(format!("issue #{n} is a draft for its slot at {}; it goes out then unless held", slot()))
+        }
+        _ => Gate::Wait(format!("issue #{n} is approved and goes out at its slot, {}", slot())),
+    }
 }
 
 async fn confirm(question: String) -> bool {

@@ -76,22 +76,24 @@ pub enum Drafted {
     Nothing(String),
 }
 
-/// Makes the next issue as a draft as of `now`: its articles chosen and frozen, nothing queued;
-/// for `slot` (taken with it, once) to go out at `send_at`, or, without one, once approved.
+/// Makes the next issue as a draft, its articles chosen as of `as_of` and frozen, nothing
+/// queued; for `slot` (taken with it, once) to go out at `send_at`, or, without one, once
+/// approved. `now` is when this happens.
 pub async fn draft(
     publication: &Publication,
     store: &Store,
-    now: DateTime<Utc>,
+    as_of: DateTime<Utc>,
     slot: Option<SlotRef>,
     send_at: Option<DateTime<Utc>>,
     actor: &Actor,
+    now: DateTime<Utc>,
 ) -> Result<Drafted, ReviewError> {
     if let Some(open) = store.unfinished_issue().await?.or(store.paused_issue().await?) {
         return Ok(Drafted::Nothing(format!("issue {} is still {}; finish it first", open.number, open.status)));
     }
-    let (articles, warnings) = issue::read_articles_cached(publication, store, now).await?;
-    let history = issue::history(store, &articles, now, true).await?;
-    let selected = publication.select(articles, warnings, now, &history);
+    let (articles, warnings) = issue::read_articles_cached(publication, store, as_of).await?;
+    let history = issue::history(store, &articles, as_of, true).await?;
+    let selected = publication.select(articles, warnings, as_of, &history);
     if let Some(reason) = publication.skip_reason(&selected) {
         return Ok(Drafted::Nothing(reason));
     }
@@ -123,6 +125,10 @@ pub async fn approve(
     actor: &Actor,
     now: DateTime<Utc>,
 ) -> Result<IssueRecord, ReviewError> {
+    // Approved after its slot, it is queued now: for the readers the list files name now.
+    if let Err(e) = subscribers::sync_lists(&publication.config, store, now).await {
+        tracing::warn!("list files not synced before approving issue #{number}: {e}");
+    }
     Ok(store.approve_issue(number, subscribers::issue_lists(&publication.config), actor, now).await?)
 }
 

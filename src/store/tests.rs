@@ -173,7 +173,13 @@ on_each_backend!(
     actions_are_logged_newest_first_naming_a_reader_only_by_id,
     an_issue_is_counted_over_time_and_by_reason_and_readers_by_day,
     users_and_their_sessions_end_together,
+    a_slots_draft_is_made_once_and_queues_nothing,
+    a_draft_is_edited_held_and_approved_and_each_step_is_logged,
+    at_its_slot_a_draft_is_held_or_sent_as_approval_says,
 );
+
+mod drafts;
+use drafts::*;
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
     NewSubscriber {

@@ -27,6 +27,7 @@ mod permissions;
 mod postfix;
 mod preview;
 mod relays;
+mod review;
 mod send_asks;
 mod smtp;
 mod smtp_selftest;
