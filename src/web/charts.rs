@@ -11,8 +11,8 @@ use chrono_tz::Tz;
 use plotters::{coord::ranged1d::SegmentValue, prelude::*};
 
 /// Width and height of a chart's drawing, in its own units; the page scales it to its column.
-const WIDTH: u32 = 560;
-const HEIGHT: u32 = 240;
+const WIDTH: u32 = 420;
+const HEIGHT: u32 = 220;
 /// A bar chart's height: room for the axis, and this much per bar.
 const BAR_ROOM: u32 = 34;
 /// The colour that stands for the page's text colour while drawing: it is written as
@@ -88,6 +88,7 @@ pub struct Bar {
 /// How a time axis' labels read: the time of day within a day or two, the date beyond.
 fn time_format(times: &[DateTime<Utc>]) -> &'static str {
     match (times.first(), times.last()) {
+        (Some(a), Some(b)) if *b - *a <= chrono::Duration::minutes(15) => "%H:%M:%S",
         (Some(a), Some(b)) if *b - *a <= chrono::Duration::hours(20) => "%H:%M",
         (Some(a), Some(b)) if *b - *a <= chrono::Duration::days(3) => "%a %H:%M",
         _ => "%-d %b",
@@ -270,14 +271,14 @@ mod tests {
         })
         .expect("chart");
         assert!(svg.starts_with(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 560 240\" class=\"chart\" role=\"img\""
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 420 220\" class=\"chart\" role=\"img\""
         ));
         assert!(svg.contains("<title id=\"sent-title\">Messages over time &lt;issue 3&gt;</title>"), "{svg}");
         assert!(svg.contains("<desc id=\"sent-desc\">Sent &amp; failed per 10 s</desc>"));
         assert_eq!(svg.matches("<svg").count(), 1);
         assert!(svg.trim_end().ends_with("</svg>"));
         assert!(svg.contains("currentColor") && !svg.contains(INK_TEXT));
-        assert!(svg.contains(">\n17:00\n"), "times in the publication's zone: {svg}");
+        assert!(svg.contains(">\n17:00:00\n"), "times in the publication's zone: {svg}");
     }
 
     #[test]

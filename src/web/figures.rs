@@ -24,6 +24,15 @@ pub enum FiguresError {
     Chart(#[from] ChartError),
 }
 
+impl From<FiguresError> for super::WebError {
+    fn from(e: FiguresError) -> Self {
+        match e {
+            FiguresError::Store(e) => Self::Store(e),
+            FiguresError::Chart(e) => Self::Template { name: "chart".into(), message: e.to_string() },
+        }
+    }
+}
+
 /// An issue's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct IssueFigures {

@@ -13,16 +13,15 @@ use crate::{
     web::WebServer,
 };
 
-pub const READERS: [&str; 3] = ["ann@example.org", "ben@example.org", "cat@example.org"];
 pub const TITLES: [&str; 3] = ["Spring planting", "Winter pruning", "Compost again"];
 
-/// A publication with three readers, three articles and `[review]`, sending to `server`.
-pub fn reviewed(server: &SmtpServer, delivery: &str) -> Publication {
+/// A publication with `readers` readers, three articles and `[review]`, sending to `server`
+/// with `delivery`'s other settings.
+pub fn reviewed(server: &SmtpServer, delivery: &str, readers: usize) -> Publication {
     let p = Publication::with_config("");
     let mut csv = String::from("email\n");
-    for r in READERS {
-        csv.push_str(r);
-        csv.push('\n');
+    for r in 0..readers {
+        csv.push_str(&format!("reader{r}@example.org\n"));
     }
     p.write("list.csv", &csv);
     for (n, title) in TITLES.iter().enumerate() {
@@ -62,7 +61,7 @@ async fn body(r: reqwest::Response) -> String {
 #[tokio::test]
 async fn the_desk_previews_edits_tests_holds_and_approves_a_draft_and_the_issue_shows_its_figures() {
     let server = SmtpServer::start(Options::default());
-    let p = reviewed(&server, "");
+    let p = reviewed(&server, "", 3);
     p.gazette(&["draft", "--as-of", "2024-03-17"]).ok();
     let web = WebServer::serve(&p);
     let Session { cookie, csrf } = sign_in(&web, EDITOR, PASSWORD).await;

@@ -20,6 +20,7 @@ mod enumeration;
 mod feed_cache;
 mod hostile;
 mod imap;
+mod issue_browser;
 mod issue_pages;
 mod logs;
 mod look;

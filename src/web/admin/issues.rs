@@ -213,7 +213,7 @@ async fn show(
     let issue = state.store.issue(n).await?.ok_or(WebError::NotFound)?;
     let history: Vec<ActionView> =
         state.store.issue_actions(n).await?.iter().map(|a| ActionView::new(a, zone)).collect();
-    let figures = figures::issue(&state.store, &issue, zone).await.map_err(figures_failed)?;
+    let figures = figures::issue(&state.store, &issue, zone).await?;
     let mut ctx = Context::new();
     ctx.insert("section", "issues");
     ctx.insert("issue", &IssueView::new(&issue, zone));
@@ -224,17 +224,10 @@ async fn show(
     Ok(with_csp(page::render(&state, &who, ADMIN_ISSUE, ctx)?, PAGE_CSP))
 }
 
-fn figures_failed(e: figures::FiguresError) -> WebError {
-    match e {
-        figures::FiguresError::Store(e) => WebError::Store(e),
-        figures::FiguresError::Chart(e) => WebError::Template { name: "chart".into(), message: e.to_string() },
-    }
-}
-
 /// The live section alone, for the page's script.
 async fn live(State(state): State<AppState>, _who: SignedIn, Path(n): Path<u32>) -> Result<Response, WebError> {
     let issue = state.store.issue(n).await?.ok_or(WebError::NotFound)?;
-    let figures = figures::issue(&state.store, &issue, zone(&state)).await.map_err(figures_failed)?;
+    let figures = figures::issue(&state.store, &issue, zone(&state)).await?;
     let mut ctx = state.views.context();
     ctx.insert("figures", &figures);
     Ok(state.views.render(ADMIN_ISSUE_LIVE, &ctx)?.into_response())
