@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     config::FileKeptList,
     domain::{EmailAddress, ListName, SubscriberName, printable_line},
-    store::{ImportPart, NewSubscriber},
+    store::{ImportPart, NewSubscriber, SubscriberRecord},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -252,6 +252,25 @@ fn unguarded(cell: &str) -> &str {
 
 /// What a spreadsheet takes for the start of a formula (OWASP's list for CSV injection).
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// Subscribers as a CSV a person may open in a spreadsheet (`subscribers export`, the
+/// dashboard's export): `email`, `name`, `status`, `lists`, then every attribute, no cell a
+/// formula.
+pub fn export(subs: &[SubscriberRecord]) -> String {
+    let mut keys: Vec<&String> = subs.iter().flat_map(|s| s.attributes.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["email", "name", "status", "lists"];
+    header.extend(keys.iter().map(|k| k.as_str()));
+    let _ = w.write_record(header.iter().map(|h| guard_cell(h).into_owned()));
+    for s in subs {
+        let mut rec = vec![s.email.clone(), s.name.clone(), s.status.to_string(), s.lists.join(";")];
+        rec.extend(keys.iter().map(|k| s.attributes.get(*k).cloned().unwrap_or_default()));
+        let _ = w.write_record(rec.iter().map(|c| guard_cell(c).into_owned()));
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
 
 /// A cell for a CSV a person may open in a spreadsheet: one that would start a formula
 /// (`=HYPERLINK(…)`) gets a leading quote, which spreadsheets show as text.

@@ -220,7 +220,7 @@ fn render(subs: &[SubscriberRecord], format: ListFormat) -> Output {
     let json = json!({ "subscribers": subs.iter().map(SubscriberView::from).collect::<Vec<_>>() });
     let human = match format {
         ListFormat::Json => format!("{json:#}\n"),
-        ListFormat::Csv => to_csv(subs),
+        ListFormat::Csv => csv_import::export(subs),
         ListFormat::Table => {
             let rows: Vec<Vec<String>> = subs
                 .iter()
@@ -230,22 +230,6 @@ fn render(subs: &[SubscriberRecord], format: ListFormat) -> Output {
         }
     };
     Output::new(human, json)
-}
-
-fn to_csv(subs: &[SubscriberRecord]) -> String {
-    let mut keys: Vec<&String> = subs.iter().flat_map(|s| s.attributes.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec!["email", "name", "status", "lists"];
-    header.extend(keys.iter().map(|k| k.as_str()));
-    let _ = w.write_record(header.iter().map(|h| csv_import::guard_cell(h).into_owned()));
-    for s in subs {
-        let mut rec = vec![s.email.clone(), s.name.clone(), s.status.to_string(), s.lists.join(";")];
-        rec.extend(keys.iter().map(|k| s.attributes.get(*k).cloned().unwrap_or_default()));
-        let _ = w.write_record(rec.iter().map(|c| csv_import::guard_cell(c).into_owned()));
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
 pub async fn lists(config: &Path) -> Result<Output, Failure> {

@@ -34,6 +34,16 @@ pub(super) const PAGE: &str = "SELECT s.id, s.email, s.name, s.status, s.attribu
      AND (CAST($3 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
                                              WHERE m.subscriber_id = s.id AND l.name = $3)) \
      ORDER BY s.email LIMIT $4";
+/// The dashboard's pages of a search: as [`PAGE`], of those whose address or name holds $5 (a
+/// lower-case `LIKE` pattern; `''` for everyone).
+const MATCHING: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+     (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) AS lists \
+     FROM subscribers s WHERE s.email > $1 AND s.email NOT LIKE 'forgotten:%' \
+     AND (CAST($2 AS TEXT) IS NULL OR s.status = $2) \
+     AND (CAST($3 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                                             WHERE m.subscriber_id = s.id AND l.name = $3)) \
+     AND (CAST($5 AS TEXT) = '' OR lower(s.email) LIKE $5 ESCAPE '\\' OR lower(s.name) LIKE $5 ESCAPE '\\') \
+     ORDER BY s.email LIMIT $4";
 const SET_STATUS: &str = "UPDATE subscribers SET status = $1, updated_at = $2 WHERE id = $3";
 /// A row that holds `forgotten`'s form already: the address was forgotten before.
 const FORGOTTEN_BEFORE: &str = "SELECT id FROM subscribers WHERE lower(email) = $1";
@@ -67,6 +77,24 @@ impl TryFrom<Row> for SubscriberRecord {
             lists,
         })
     }
+}
+
+/// A `LIKE` pattern that finds `text` anywhere, its own `%`, `_` and `\\` taken literally;
+/// empty for no text.
+fn like_pattern(text: &str) -> String {
+    let text = text.trim().to_lowercase();
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
 }
 
 /// Whether asking for `wanted` changes a subscriber who is `current`: a second click on an
@@ -137,6 +165,30 @@ impl Store {
                 .bind(status.map(SubscriberStatus::as_str))
                 .bind(list.map(AsRef::<str>::as_ref))
                 .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(SubscriberRecord::try_from).collect()
+    }
+
+    /// One page of the subscribers whose address or name holds `text` (whatever the case of its
+    /// letters), in address order: at most `limit`, each after `after`.
+    pub async fn search_subscribers(
+        &self,
+        text: &str,
+        list: Option<&ListName>,
+        status: Option<SubscriberStatus>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SubscriberRecord>, StoreError> {
+        let pattern = like_pattern(text);
+        let rows: Vec<Row> = with_backend!(self, |pool, db| {
+            sqlx::query_as(MATCHING)
+                .bind(after.unwrap_or(""))
+                .bind(status.map(SubscriberStatus::as_str))
+                .bind(list.map(AsRef::<str>::as_ref))
+                .bind(i64::from(limit))
+                .bind(pattern.as_str())
                 .fetch_all(pool)
                 .await?
         });

@@ -176,6 +176,7 @@ on_each_backend!(
     a_slots_draft_is_made_once_and_queues_nothing,
     a_draft_is_edited_held_and_approved_and_each_step_is_logged,
     at_its_slot_a_draft_is_held_or_sent_as_approval_says,
+    a_search_finds_an_address_or_a_name_a_page_at_a_time,
 );
 
 mod drafts;
@@ -2024,4 +2025,25 @@ async fn users_and_their_sessions_end_together(s: Store) {
     s.start_session(&session("d-new", &ann), later).await.expect("session");
     assert_eq!(s.session("d-old").await.expect("read"), None);
     assert!(s.session("d-new").await.expect("read").is_some());
+}
+
+async fn a_search_finds_an_address_or_a_name_a_page_at_a_time(s: Store) {
+    let mut rose = row("rose@example.org", &["weekly"]);
+    rose.name = SubscriberName::parse("Rose Tyler").expect("name");
+    let rows =
+        [rose, row("martha@example.org", &["weekly"]), row("amy_pond@example.org", &[]), row("ROSIE@example.net", &[])];
+    s.import(&rows, "import", now()).await.expect("import");
+    let emails = |found: Vec<SubscriberRecord>| found.into_iter().map(|r| r.email).collect::<Vec<_>>();
+    let found = s.search_subscribers("ros", None, None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["ROSIE@example.net", "rose@example.org"]);
+    let found = s.search_subscribers("TYLER", None, None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["rose@example.org"], "by name, whatever the case");
+    let found = s.search_subscribers("_", None, None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["amy_pond@example.org"], "an underscore is itself");
+    let found = s.search_subscribers("", Some(&weekly()), None, None, 10).await.expect("search");
+    assert_eq!(emails(found), ["martha@example.org", "rose@example.org"]);
+    let first = s.search_subscribers(" ", None, Some(SubscriberStatus::Active), None, 2).await.expect("page");
+    assert_eq!(emails(first.clone()), ["ROSIE@example.net", "amy_pond@example.org"]);
+    let next = s.search_subscribers("", None, None, Some(&first[1].email), 2).await.expect("page");
+    assert_eq!(emails(next), ["martha@example.org", "rose@example.org"]);
 }

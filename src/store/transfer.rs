@@ -136,6 +136,20 @@ const TABLES: &[Table] = &[
         ],
         identity: Some("id"),
     },
+    // The dashboard's users, so that they sign in to the new store as they did to the old one;
+    // their sessions are left behind, and they sign in again.
+    Table {
+        name: "users",
+        columns: &[
+            ("id", Int),
+            ("email", Text),
+            ("email_key", Text),
+            ("role", Text),
+            ("password_hash", Text),
+            ("created_at", Int),
+        ],
+        identity: Some("id"),
+    },
 ];
 
 /// Rows a statement inserts at once: well inside both backends' limits on bound values.

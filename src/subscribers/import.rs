@@ -50,6 +50,22 @@ impl Import {
         Ok(Self { file: file.to_owned(), strict, parts, reading })
     }
 
+    /// Starts reading an uploaded CSV, named `name` in errors and the consent record, as
+    /// [`read`](Self::read) reads a file.
+    pub fn upload(
+        config: &Config,
+        name: &str,
+        bytes: Vec<u8>,
+        list: Option<ListName>,
+        strict: bool,
+    ) -> Result<Self, SubscriberError> {
+        lists::refuse_file_kept(config, list.as_slice())?;
+        let file = PathBuf::from(name);
+        let (parts, reading) = csv_import::start(bytes, lists::import_rows(config, list), strict)
+            .map_err(|error| SubscriberError::Csv { file: file.clone(), error })?;
+        Ok(Self { file, strict, parts, reading })
+    }
+
     /// Hands the rows to `store` as they are read, in one transaction.
     pub async fn into_store(self, store: &Store, now: DateTime<Utc>) -> Result<Imported, SubscriberError> {
         let source = format!("import {}", self.file.display());

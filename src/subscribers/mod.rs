@@ -46,6 +46,8 @@ pub enum Via {
     Web,
     /// A mail provider's unsubscribe request (RFC 8058).
     OneClick,
+    /// The publisher's dashboard.
+    Dashboard,
 }
 
 impl Via {
@@ -56,6 +58,7 @@ impl Via {
             Self::Api => "api",
             Self::Web => "web",
             Self::OneClick => "one-click",
+            Self::Dashboard => "dashboard",
         }
     }
 }

@@ -34,6 +34,10 @@ pub const ADMIN_ISSUE: &str = "web/admin/issue.html";
 /// The part of an issue's page its script asks for again while the issue sends.
 pub const ADMIN_ISSUE_LIVE: &str = "web/admin/issue-live.html";
 pub const ADMIN_DESK: &str = "web/admin/desk.html";
+pub const ADMIN_SUBSCRIBERS: &str = "web/admin/subscribers.html";
+pub const ADMIN_LISTS: &str = "web/admin/lists.html";
+pub const ADMIN_USERS: &str = "web/admin/users.html";
+pub const ADMIN_LOG: &str = "web/admin/log.html";
 /// The stylesheet: served as it is, never run through tera.
 pub const SITE_CSS: &str = "web/site.css";
 
@@ -57,6 +61,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (ADMIN_DESK, include_str!("../../templates/web/admin/desk.html")),
     (ADMIN_ISSUES, include_str!("../../templates/web/admin/issues.html")),
     (ADMIN_ISSUE, include_str!("../../templates/web/admin/issue.html")),
+    (ADMIN_SUBSCRIBERS, include_str!("../../templates/web/admin/subscribers.html")),
+    (ADMIN_LISTS, include_str!("../../templates/web/admin/lists.html")),
+    (ADMIN_USERS, include_str!("../../templates/web/admin/users.html")),
+    (ADMIN_LOG, include_str!("../../templates/web/admin/log.html")),
     (CONFIRM_MAIL_HTML, include_str!("../../templates/email/confirm.html")),
     (CONFIRM_MAIL_TEXT, include_str!("../../templates/email/confirm.txt")),
     (WELCOME_MAIL_HTML, include_str!("../../templates/email/welcome.html")),

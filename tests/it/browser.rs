@@ -265,3 +265,60 @@ async fn a_reader_signs_up_confirms_leaves_and_reads_the_archive_in_chromium() {
 
     b.close().await.expect("close");
 }
+
+/// The dashboard in Chromium: signing in with the keyboard alone, the overview, and a CSV
+/// import whose bad row is named by its line. The sign-in, overview and subscribers pages are
+/// checked and kept like the reader's (`target/look/web-admin-*.png`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_and_imports_a_csv_with_a_bad_row_in_chromium() {
+    let p = web::publication(None, "");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write("gazette.toml", &format!("{config}\n[schedule]\ncron = \"0 0 9 * * Mon\"\n"));
+    for (email, name) in [("reader@example.org", "Rea Der"), ("ann.longname-with-parts@example.org", "Ann Lee")] {
+        p.gazette(&["subscribers", "add", email, "--name", name, "--list", "weekly"]).ok();
+    }
+    p.gazette(&["send", "--yes"]).ok();
+    crate::dashboard::add_user(&p, crate::dashboard::OWNER, "owner", crate::dashboard::PASSWORD).ok();
+    let server = WebServer::serve(&p);
+    let driver = Driver::start();
+    let b = driver.browser().await;
+
+    b.goto(&server.url("/admin/")).await.expect("dashboard");
+    wait_for_heading(&b, "Sign in").await;
+    look(&b, "admin-login").await;
+    tab_to(&b, "email").await;
+    press(&b, &format!("{}{}{}{}", crate::dashboard::OWNER, Key::Tab, crate::dashboard::PASSWORD, Key::Enter)).await;
+    wait_for_heading(&b, "Overview").await;
+    let page = b.source().await.expect("source");
+    assert!(page.contains("Monday") && page.contains("Europe/London"), "the next send, in the publication's zone");
+    look(&b, "admin-overview").await;
+
+    b.goto(&server.url("/admin/subscribers")).await.expect("subscribers");
+    wait_for_heading(&b, "Subscribers").await;
+    let csv = p.write("people.csv", "email,name\nbea@example.org,Bea\nnot an address,Bob\n");
+    b.find(Locator::Id("import-file"))
+        .await
+        .expect("file field")
+        .send_keys(&csv.display().to_string())
+        .await
+        .expect("choose");
+    b.find(Locator::Css("#import-file ~ button[type=submit]"))
+        .await
+        .expect("the import button")
+        .click()
+        .await
+        .expect("click");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        if let Ok(r) = b.find(Locator::Id("rejected-rows")).await {
+            break r.text().await.expect("text");
+        }
+        assert!(Instant::now() < deadline, "no import report");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(report.contains('3') && report.contains("not an address"), "line 3 is named: {report}");
+    assert_eq!(web::status_of(&p, "bea@example.org").as_deref(), Some("active"));
+    look(&b, "admin-subscribers").await;
+
+    b.close().await.expect("close");
+}

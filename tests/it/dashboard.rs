@@ -248,3 +248,117 @@ async fn the_admin_api_token_keeps_working_beside_sessions() {
     let r = client().get(web.url("/api/issues")).header(header::COOKIE, &session.cookie).send().await.expect("api");
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a session is no API token");
 }
+
+#[tokio::test]
+async fn an_editor_cannot_manage_users_and_an_owner_can() {
+    let (p, web) = served();
+    let editor = sign_in(&web, EDITOR, PASSWORD).await;
+    assert_eq!(get(&web, &editor.cookie, "/admin/users").await.status(), StatusCode::FORBIDDEN);
+    let overview = get(&web, &editor.cookie, "/admin/").await.text().await.expect("body");
+    assert!(!overview.contains("/admin/users"), "no Users entry for an editor");
+    let add =
+        [("csrf", editor.csrf.as_str()), ("email", "mallory@example.org"), ("role", "owner"), ("password", PASSWORD)];
+    assert_eq!(post(&web, &editor.cookie, "/admin/users/add", &add).await.status(), StatusCode::FORBIDDEN);
+    let remove = [("csrf", editor.csrf.as_str()), ("email", OWNER)];
+    assert_eq!(post(&web, &editor.cookie, "/admin/users/remove", &remove).await.status(), StatusCode::FORBIDDEN);
+    let users = p.gazette(&["users", "list", "--json"]).ok().json();
+    assert_eq!(users["users"].as_array().expect("users").len(), 2, "nothing changed: {users}");
+
+    let owner = sign_in(&web, OWNER, PASSWORD).await;
+    let add = [("csrf", owner.csrf.as_str()), ("email", "new@example.org"), ("role", "editor"), ("password", PASSWORD)];
+    let r = post(&web, &owner.cookie, "/admin/users/add", &add).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("body").contains("new@example.org may now sign in"));
+    // Removing the editor ends the session they hold.
+    let remove = [("csrf", owner.csrf.as_str()), ("email", EDITOR)];
+    assert_eq!(post(&web, &owner.cookie, "/admin/users/remove", &remove).await.status(), StatusCode::OK);
+    assert_eq!(get(&web, &editor.cookie, "/admin/").await.status(), StatusCode::SEE_OTHER);
+    let users = p.gazette(&["users", "list", "--json"]).ok().json();
+    let emails: Vec<&str> =
+        users["users"].as_array().expect("users").iter().filter_map(|u| u["email"].as_str()).collect();
+    assert_eq!(emails, ["new@example.org", OWNER]);
+    let log = get(&web, &owner.cookie, "/admin/log").await.text().await.expect("body");
+    assert!(log.contains("added a user") && log.contains("removed a user"), "{log}");
+}
+
+#[tokio::test]
+async fn subscriber_changes_need_the_token_and_are_logged_with_their_user() {
+    let (p, web) = served();
+    let s = sign_in(&web, EDITOR, PASSWORD).await;
+    let forged = [("csrf", "forged"), ("email", "ann@example.org"), ("name", "Ann"), ("list", "weekly")];
+    assert_eq!(post(&web, &s.cookie, "/admin/subscribers/add", &forged).await.status(), StatusCode::FORBIDDEN);
+    let none = [("email", "ann@example.org"), ("name", "Ann"), ("list", "weekly")];
+    assert_eq!(post(&web, &s.cookie, "/admin/subscribers/add", &none).await.status(), StatusCode::FORBIDDEN);
+    let out = p.gazette(&["subscribers", "list", "--json"]).ok().json();
+    assert_eq!(out["subscribers"].as_array().expect("subscribers").len(), 0, "nothing was added");
+
+    let add = [("csrf", s.csrf.as_str()), ("email", "ann@example.org"), ("name", "Ann"), ("list", "weekly")];
+    let r = post(&web, &s.cookie, "/admin/subscribers/add", &add).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("body").contains("ann@example.org is active"));
+    let add = [("csrf", s.csrf.as_str()), ("email", "=cmd@example.org"), ("name", "@SUM(1)"), ("list", "weekly")];
+    post(&web, &s.cookie, "/admin/subscribers/add", &add).await;
+
+    let found = get(&web, &s.cookie, "/admin/subscribers?q=ANN").await.text().await.expect("body");
+    assert!(found.contains("ann@example.org") && !found.contains("cmd@example.org"), "{found}");
+    let csv = get(&web, &s.cookie, "/admin/subscribers/export").await;
+    assert_eq!(csv.headers()[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let csv = csv.text().await.expect("body");
+    assert!(csv.contains("'=cmd@example.org") && csv.contains("'@SUM(1)"), "formula-safe: {csv}");
+
+    let forged = [("csrf", "x"), ("email", "ann@example.org"), ("forget", "yes")];
+    assert_eq!(post(&web, &s.cookie, "/admin/subscribers/remove", &forged).await.status(), StatusCode::FORBIDDEN);
+    let remove = [("csrf", s.csrf.as_str()), ("email", "ann@example.org")];
+    assert_eq!(post(&web, &s.cookie, "/admin/subscribers/remove", &remove).await.status(), StatusCode::OK);
+    let statuses = crate::web::statuses(&p);
+    assert!(statuses.iter().any(|(e, s, _)| e == "ann@example.org" && s == "unsubscribed"), "{statuses:?}");
+
+    let log = get(&web, &s.cookie, "/admin/log").await.text().await.expect("body");
+    assert!(log.contains("added a subscriber") && log.contains("unsubscribed a subscriber"), "{log}");
+    assert!(log.contains(EDITOR), "the user is named: {log}");
+    let lists = get(&web, &s.cookie, "/admin/lists").await.text().await.expect("body");
+    assert!(lists.contains("weekly"), "{lists}");
+}
+
+#[tokio::test]
+async fn an_upload_names_each_bad_row_and_needs_the_token() {
+    let (p, web) = served();
+    let s = sign_in(&web, OWNER, PASSWORD).await;
+    let csv = "email,name\nann@example.org,Ann\nnot-an-address,Bob\nbea@example.org,Bea\n";
+    let upload = |csrf: &str| {
+        let file = reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
+            .file_name("people.csv")
+            .mime_str("text/csv")
+            .expect("mime");
+        reqwest::multipart::Form::new().text("csrf", csrf.to_owned()).text("list", "weekly").part("file", file)
+    };
+    let r = client()
+        .post(web.url("/admin/subscribers/import"))
+        .header(header::COOKIE, &s.cookie)
+        .multipart(upload("forged"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        p.gazette(&["subscribers", "list", "--json"]).ok().json()["subscribers"].as_array().expect("list").len(),
+        0
+    );
+    let r = client()
+        .post(web.url("/admin/subscribers/import"))
+        .header(header::COOKIE, &s.cookie)
+        .multipart(upload(&s.csrf))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.expect("body");
+    let report = html.split("id=\"import-report\"").nth(1).expect("a report");
+    assert!(report.contains("<dt>Imported</dt><dd>2</dd>"), "{report}");
+    let rejected = report.split("id=\"rejected-rows\"").nth(1).expect("the bad rows");
+    assert!(rejected.contains(">3<") && rejected.contains("not-an-address"), "line 3 named: {rejected}");
+    assert_eq!(
+        p.gazette(&["subscribers", "list", "--json"]).ok().json()["subscribers"].as_array().expect("list").len(),
+        2
+    );
+}

@@ -17,6 +17,7 @@ fn snapshot(p: &Publication) -> Vec<serde_json::Value> {
         p.gazette(&["--json", "issues", "list"]).ok().json(),
         p.gazette(&["--json", "issues", "show", "1"]).ok().json(),
         p.gazette(&["--json", "bounces", "list"]).ok().json(),
+        p.gazette(&["--json", "users", "list"]).ok().json(),
     ]
 }
 
@@ -43,6 +44,7 @@ fn a_sqlite_publication_moves_to_postgresql_without_losing_a_row() {
         p.write("bounce.eml", &crate::bounces::dsn("weekly@example.org", "reader5@example.org", &id, "5.1.1", "m"));
     let read = p.gazette(&["--json", "bounces", "ingest", report.to_str().expect("utf-8")]).ok().json();
     assert_eq!(read["messages"][0]["applied"], true, "{read:#}");
+    crate::dashboard::add_user(&p, crate::dashboard::OWNER, "owner", crate::dashboard::PASSWORD).ok();
     let before = snapshot(&p);
 
     let db = TestDatabase::create();
@@ -50,6 +52,7 @@ fn a_sqlite_publication_moves_to_postgresql_without_losing_a_row() {
     assert_eq!(moved["tables"]["deliveries"], 30, "{moved:#}");
     assert_eq!(moved["tables"]["subscribers"], 30, "{moved:#}");
     assert_eq!(moved["tables"]["bounces"], 1, "{moved:#}");
+    assert_eq!(moved["tables"]["users"], 1, "{moved:#}");
 
     let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
     use_store(&p, &config, db.url());

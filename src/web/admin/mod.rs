@@ -6,11 +6,15 @@
 
 pub mod auth;
 mod issues;
+mod lists;
+mod log;
 mod login;
 mod overview;
 pub mod page;
 pub mod session;
+mod subscribers;
 mod throttle;
+mod users;
 
 use axum::{
     Router,
@@ -44,7 +48,11 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview::page))
         .route("/login", get(login::form).post(login::sign_in))
         .route("/logout", post(login::sign_out))
-        .merge(issues::routes());
+        .merge(issues::routes())
+        .merge(subscribers::routes())
+        .merge(lists::routes())
+        .merge(users::routes())
+        .merge(log::routes());
     Router::new().merge(no_store(pages)).route("/admin.css", get(stylesheet))
 }
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{SignedIn, page};
 use crate::{
+    domain::SubscriberStatus,
     schedule,
     views::IssueSummary,
     web::{AppState, WebError, figures, views},
@@ -33,7 +34,11 @@ pub async fn page(State(state): State<AppState>, who: SignedIn) -> Result<Respon
         );
     let counts = state.store.status_counts().await?;
     let total: u64 = counts.values().sum();
-    let counts: Vec<StatusCount> = counts.into_iter().map(|(status, count)| StatusCount { status, count }).collect();
+    // In the order a subscriber moves through them, not the alphabet's.
+    let counts: Vec<StatusCount> = SubscriberStatus::ALL
+        .iter()
+        .map(|s| StatusCount { status: s.as_str().to_owned(), count: counts.get(s.as_str()).copied().unwrap_or(0) })
+        .collect();
     let issues: Vec<IssueSummary> =
         state.store.issues().await?.iter().rev().take(LAST_ISSUES).map(IssueSummary::from).collect();
     let mut ctx = tera::Context::new();
