@@ -2,7 +2,8 @@
 //! an article out, writes an intro and approves it; then watches the issue's page while a slow
 //! server takes its messages, the counts rising without a reload. The desk and the page while
 //! sending are looked at at a phone's and a desktop's width, light and dark
-//! (`target/look/web-desk-*.png`, `target/look/web-issue-sending-*.png`).
+//! (`target/look/web-desk-*.png`, `target/look/web-issue-sending-*.png`), and the issue once sent,
+//! with two readers refused (`target/look/web-issue-sent-*.png`).
 
 use std::{
     process::Stdio,
@@ -48,7 +49,10 @@ async fn number(b: &Client, id: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_editor_edits_and_approves_a_draft_then_watches_it_go_out_in_chromium() {
-    let server = SmtpServer::start(Options::default().accept_slowly(Duration::from_millis(250)));
+    // Two readers' servers refuse them, for the failures by reason.
+    let server = SmtpServer::start(
+        Options::default().accept_slowly(Duration::from_millis(250)).reject("reader4@").reject("reader9@"),
+    );
     let p = reviewed(&server, "concurrency = 1", READERS);
     p.gazette(&["draft", "--as-of", "2024-03-17"]).ok();
     let web = WebServer::serve(&p);
@@ -106,6 +110,14 @@ async fn an_editor_edits_and_approves_a_draft_then_watches_it_go_out_in_chromium
     let status = tokio::task::spawn_blocking(move || send.wait()).await.expect("join").expect("send ends");
     assert!(status.success(), "send: {status:?}");
     wait_until(&b, "the end of the sending", "return document.getElementById('live')?.dataset.live === 'false'").await;
-    assert_eq!(number(&b, "count-sent").await, READERS as u64);
+    assert_eq!(number(&b, "count-sent").await, READERS as u64 - 2);
+    assert_eq!(number(&b, "count-failed").await, 2);
+    b.refresh().await.expect("reload");
+    wait_until(&b, "the failures' chart", "return !!document.querySelector('svg.chart[aria-labelledby^=failures]')")
+        .await;
+    let reasons = b.find(Locator::Css("section[aria-labelledby=failures-heading] table")).await.expect("table");
+    let reasons = reasons.text().await.expect("text");
+    assert!(reasons.contains("550 5.1.1") && !reasons.contains("reader4@"), "{reasons}");
+    look(&b, "issue-sent").await;
     b.close().await.expect("close");
 }
