@@ -280,16 +280,33 @@ pub const TEST_SUBJECT_PREFIX: &str = "[Test] ";
 /// What the subject of an editor's review copy starts with.
 pub const REVIEW_SUBJECT_PREFIX: &str = "[Review] ";
 
+/// Text made safe inside HTML text and quoted attributes (a URL keeps its slashes, which
+/// tera's escape would write as entities).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `html` with a banner saying `note` and linking to `link` at the top of its body, both escaped.
 fn with_banner(html: &str, note: &str, link: &str) -> String {
     let banner = [
         "<div style=\"border:2px solid #b45309;background:#fffbeb;color:#1f2937;padding:12px 16px;margin:0 0 16px;\
          font-family:sans-serif;font-size:15px;line-height:1.4\"><strong>",
-        &tera::escape_html(note),
+        &escape(note),
         "</strong><br><a href=\"",
-        &tera::escape_html(link),
+        &escape(link),
         "\" style=\"color:#1d4ed8\">",
-        &tera::escape_html(link),
+        &escape(link),
         "</a></div>",
     ]
     .concat();

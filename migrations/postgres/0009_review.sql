@@ -1,9 +1,9 @@
 -- What a draft needs while an editor reviews it: the intro they wrote (Markdown, as typed), the
 -- articles they left out (JSON, as `articles`; they are no longer the issue's, so a later issue
--- may carry them), whether the subject is theirs rather than the subject template's, and the
+-- may carry them), the subject they wrote (used as it stands instead of the subject template), and the
 -- time of the slot the draft is for (`send_at`, unix milliseconds; NULL: sent once approved).
 -- The same change as migrations/sqlite/0012_review.sql.
 ALTER TABLE issues ADD COLUMN intro TEXT;
 ALTER TABLE issues ADD COLUMN left_out TEXT NOT NULL DEFAULT '[]';
-ALTER TABLE issues ADD COLUMN subject_edited BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE issues ADD COLUMN edited_subject TEXT;
 ALTER TABLE issues ADD COLUMN send_at BIGINT;

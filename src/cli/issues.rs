@@ -52,11 +52,10 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
     let site = &cfg.publication;
     match command {
         IssuesCommand::List => list(&store).await,
-        IssuesCommand::Edit { number, subject, intro, exclude, order } => {
-            super::review::edit(config, number, subject, intro.as_deref(), exclude, order).await
+        // Review's own commands are run by `cli::review`, which prints through `show` here.
+        IssuesCommand::Edit { .. } | IssuesCommand::Approve { .. } | IssuesCommand::Hold { .. } => {
+            Err(Failure::usage("review commands are run by cli::review"))
         }
-        IssuesCommand::Approve { number } => super::review::approve(config, number).await,
-        IssuesCommand::Hold { number } => super::review::hold(config, number).await,
         IssuesCommand::Show { number } => show_output(&store, site, number, "").await,
         IssuesCommand::Cancel { number } => {
             let done = store.cancel_issue(number, SystemClock.now()).await.map_err(Failure::from)?;

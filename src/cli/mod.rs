@@ -161,6 +161,11 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
         Command::Send { as_of, dry_run, to, queue_only, yes } => {
             send::run(&cli.config, send::Options { as_of: as_of.as_deref(), dry_run, to: &to, queue_only, yes }).await
         }
+        Command::Issues(issues::IssuesCommand::Edit { number, subject, intro, exclude, order }) => {
+            review::edit(&cli.config, number, subject, intro.as_deref(), exclude, order).await
+        }
+        Command::Issues(issues::IssuesCommand::Approve { number }) => review::approve(&cli.config, number).await,
+        Command::Issues(issues::IssuesCommand::Hold { number }) => review::hold(&cli.config, number).await,
         Command::Issues(c) => issues::run(&cli.config, c).await,
         Command::Draft { as_of } => review::draft(&cli.config, as_of.as_deref()).await,
         Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,

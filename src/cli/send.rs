@@ -238,7 +238,13 @@ async fn test_copies(
         .iter()
         .map(|a| a.parse().map_err(|e| Failure::usage(format!("--to {a}: {e}")).field("--to")))
         .collect::<Result<_, _>>()?;
-    let issue = match issue::plan(publication, store, now, false).await? {
+    // An issue under review is the one its editors want to see.
+    let reviewed = store.issue_in_review().await?;
+    let plan = match reviewed {
+        Some(i) => Plan::Resume(Box::new(i)),
+        None => issue::plan(publication, store, now, false).await?,
+    };
+    let issue = match plan {
         Plan::Resume(i) | Plan::Paused(i) => *i,
         Plan::Create(draft) => {
             let subject = String::new();

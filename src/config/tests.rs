@@ -415,3 +415,28 @@ fn shaping_groups_take_domains_once_each_with_their_caps() {
     let (_, field, _) = invalid(&format!("{MINIMAL}[[shaping]]\ndomains = []\n"));
     assert_eq!(field.as_deref(), Some("shaping[1].domains"));
 }
+
+#[test]
+fn review_takes_editors_a_lead_and_an_approval_and_names_what_is_wrong() {
+    assert!(parse(MINIMAL).expect("minimal").review.is_none(), "no [review]: issues go out as they are made");
+    let c = parse(&format!("{MINIMAL}[review]\neditors = [\"ed@example.org\"]\n")).expect("parses");
+    let r = c.review.expect("review");
+    assert_eq!(r.editors[0].as_str(), "ed@example.org");
+    assert_eq!(r.lead, Duration::from_secs(24 * 3600));
+    assert_eq!(r.approval, super::Approval::Required);
+    let c = parse(&format!("{MINIMAL}[review]\neditors = [\"ed@example.org\"]\nlead = \"2h\"\napproval = \"auto\"\n"))
+        .expect("parses");
+    let r = c.review.expect("review");
+    assert_eq!((r.lead, r.approval), (Duration::from_secs(7200), super::Approval::Auto));
+
+    let (_, field, _) = invalid(&format!("{MINIMAL}[review]\neditors = [\"ed@example.org\"]\nleed = \"2h\"\n"));
+    assert_eq!(field.as_deref(), Some("review.leed"));
+    let (line, field, msg) =
+        invalid(&format!("{MINIMAL}[review]\neditors = [\"ed@example.org\"]\napproval = \"maybe\"\n"));
+    assert_eq!((line, field.as_deref()), (Some(6), Some("review.approval")));
+    assert!(msg.contains("\"required\" or \"auto\""), "{msg}");
+    let (_, field, _) = invalid(&format!("{MINIMAL}[review]\neditors = []\n"));
+    assert_eq!(field.as_deref(), Some("review.editors"));
+    let (_, field, _) = invalid(&format!("{MINIMAL}[review]\neditors = [\"not an address\"]\n"));
+    assert_eq!(field.as_deref(), Some("review.editors"));
+}

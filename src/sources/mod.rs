@@ -175,6 +175,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_intro_is_markdown_sanitised_like_a_body_with_its_paragraphs_in_text() {
+        let (html, text) = markdown(
+            "Hello *all* <script>alert(1)</script>\n\n[More](javascript:alert(2)) and <b onclick=\"x()\">bold</b>",
+        );
+        assert!(html.as_str().contains("<em>all</em>"), "{}", html.as_str());
+        for bad in ["<script", "javascript:", "onclick"] {
+            assert!(!html.as_str().contains(bad), "{bad} in {}", html.as_str());
+        }
+        assert_eq!(text, "Hello all\n\nMore and bold");
+    }
+
+    #[test]
     fn describe_and_optional() {
         let feed = Source::Feed(FeedSource {
             location: Location::Url(url::Url::parse("https://e.org/feed").expect("valid")),

@@ -13,9 +13,9 @@ use super::{
 use crate::domain::{IssueStatus, ListName};
 
 const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
-     intro, left_out, subject_edited, send_at FROM issues WHERE number = $1";
+     intro, left_out, edited_subject, send_at FROM issues WHERE number = $1";
 const ALL: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
-     intro, left_out, subject_edited, send_at FROM issues ORDER BY number";
+     intro, left_out, edited_subject, send_at FROM issues ORDER BY number";
 const NEXT_NUMBER: &str = "SELECT max(number) FROM issues";
 /// The articles an issue that was not cancelled carried: `since_last_issue` leaves them out.
 const CARRIED: &str = "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number \
@@ -29,8 +29,10 @@ const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, reco
      ON CONFLICT DO NOTHING";
 /// An issue's deliveries by state; the ledger's index on (issue, state) answers it alone.
 pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
+/// An issue under review (draft, held, approved) may be cancelled too: it never goes out, and the
+/// articles it carried are free for a later issue.
 const CANCEL: &str = "UPDATE issues SET status = 'cancelled', finished_at = $1 \
-     WHERE number = $2 AND status IN ('sending', 'paused')";
+     WHERE number = $2 AND status IN ('sending', 'paused', 'draft', 'held', 'approved')";
 /// What a cancelled issue had not yet sent is skipped, never sent later.
 pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 WHERE issue_number = $2 AND state IN ('queued', 'deferred')";
@@ -58,7 +60,7 @@ pub(super) struct Row {
     note: Option<String>,
     intro: Option<String>,
     left_out: String,
-    subject_edited: bool,
+    edited_subject: Option<String>,
     send_at: Option<i64>,
 }
 
@@ -78,7 +80,7 @@ impl Row {
             reports,
             intro: self.intro,
             left_out: serde_json::from_str(&self.left_out).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            subject_edited: self.subject_edited,
+            subject_edited: self.edited_subject.is_some(),
             send_at: self.send_at.map(from_ms),
         })
     }

@@ -132,7 +132,7 @@ pub(super) const FIRST_SEEN: &str =
 /// An issue, locked until the transaction ends: two editors' changes to one draft, or an
 /// approval and the scheduler at its slot, take their turn.
 pub(super) const LOCK_ISSUE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, \
-     finished_at, note, intro, left_out, subject_edited, send_at FROM issues WHERE number = $1 FOR UPDATE";
+     finished_at, note, intro, left_out, edited_subject, send_at FROM issues WHERE number = $1 FOR UPDATE";
 
 /// A rate bucket's numbers, locked until the transaction ends.
 /// A subscriber's status, locked until the transaction ends: two reports about one reader

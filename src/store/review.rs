@@ -18,7 +18,7 @@ const INSERT_DRAFT: &str = "INSERT INTO issues (number, status, subject, issue_d
 const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
      ON CONFLICT DO NOTHING";
 const SET_STATUS: &str = "UPDATE issues SET status = $1 WHERE number = $2";
-const REVISE: &str = "UPDATE issues SET subject = $1, subject_edited = $2, intro = $3, articles = $4, left_out = $5 \
+const REVISE: &str = "UPDATE issues SET subject = $1, edited_subject = $2, intro = $3, articles = $4, left_out = $5 \
      WHERE number = $6";
 /// An edit changes which articles the issue carries: they are written again whole.
 const UNCARRY: &str = "DELETE FROM issue_articles WHERE issue_number = $1";
@@ -130,7 +130,7 @@ impl Store {
             let r = revise(&current).map_err(StoreError::EditRefused)?;
             sqlx::query(REVISE)
                 .bind(r.subject.as_deref().unwrap_or(&current.subject))
-                .bind(r.subject.is_some())
+                .bind(r.subject.as_deref())
                 .bind(r.intro.as_deref())
                 .bind(to_json(&r.articles)?)
                 .bind(to_json(&r.left_out)?)

@@ -64,7 +64,7 @@ pub(super) const LOCK_SUBSCRIBER_ID: &str = "SELECT status FROM subscribers WHER
 
 /// An issue, read to decide on it; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_ISSUE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, \
-     finished_at, note, intro, left_out, subject_edited, send_at FROM issues WHERE number = $1";
+     finished_at, note, intro, left_out, edited_subject, send_at FROM issues WHERE number = $1";
 
 /// A rate bucket's numbers; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1";

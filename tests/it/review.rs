@@ -175,7 +175,8 @@ async fn a_draft_reaches_the_editors_ahead_and_once_approved_goes_to_every_reade
     assert_eq!(readers_got(&server), 0);
 
     // The editor edits from the command line: subject, intro, one article left out, the order.
-    p.write("intro.md", "A *warm* welcome to spring.\n\nSecond paragraph here.\n");
+    let intro = p.write("intro.md", "A *warm* welcome to spring.\n\nSecond paragraph here.\n");
+    let intro = intro.to_str().expect("a UTF-8 path");
     let edited = p
         .gazette(&[
             "issues",
@@ -184,7 +185,7 @@ async fn a_draft_reaches_the_editors_ahead_and_once_approved_goes_to_every_reade
             "--subject",
             "Garden: spring is here",
             "--intro",
-            "intro.md",
+            intro,
             "--exclude",
             "https://garden.example.org/2",
             "--order",

@@ -54,8 +54,12 @@ async fn the_command_line_and_the_api_print_the_same_issue_and_subscriber() {
             "deferred",
             "failures",
             "finished_at",
+            "history",
+            "intro",
+            "left_out",
             "note",
             "number",
+            "send_at",
             "status",
             "subject",
             "web_url"

@@ -122,6 +122,9 @@ pub(super) async fn at_its_slot_a_draft_is_held_or_sent_as_approval_says(s: Stor
     assert_eq!(s.reviews_due(later(1)).await.expect("due"), [1]);
     assert_eq!(s.serve_slot(1, true, &lists, &Actor::Scheduler, later(1)).await.expect("slot"), AtSlot::Held);
     assert!(s.reviews_due(later(1)).await.expect("due").is_empty(), "a held issue waits for a person");
+    assert!(s.cancel_issue(1, later(2)).await.expect("cancel"), "a held issue may be cancelled");
+    let (_, carried) = s.history().await.expect("history");
+    assert!(!carried.contains("url:https://e.org/1"), "a cancelled draft's articles are free again");
 
     let mut second = new_draft(2, None);
     second.identities = vec!["url:https://e.org/3".into()];
