@@ -28,7 +28,9 @@ use crate::{
     review::{self, Edit, ReviewError},
     store::{ActionRecord, IssueRecord},
     web::{
-        AppState, WebError, figures,
+        AppState, WebError,
+        error::Problem,
+        figures,
         views::{ADMIN_ISSUE, ADMIN_ISSUE_LIVE, ADMIN_ISSUES},
     },
 };
@@ -154,27 +156,24 @@ fn with_csp(mut response: Response, csp: &'static str) -> Response {
     response
 }
 
-/// A review that failed, as the dashboard answers it.
+/// A review that failed, as the dashboard answers it: the reason on the error page, which the
+/// dashboard's layer lays out (`web::error::lay_out`).
 fn refused(e: ReviewError) -> Response {
     if e.is_not_found() {
         return WebError::NotFound.into_response();
     }
-    let status = if e.is_conflict() {
-        StatusCode::CONFLICT
+    let (status, title) = if e.is_conflict() {
+        (StatusCode::CONFLICT, "This issue cannot do that now")
     } else if e.is_bad_input() {
-        StatusCode::BAD_REQUEST
+        (StatusCode::BAD_REQUEST, "Please check the form")
     } else {
         tracing::error!(error = %e, "a review action failed");
-        return (StatusCode::INTERNAL_SERVER_ERROR, "The action failed; the server's log says why.").into_response();
+        (StatusCode::INTERNAL_SERVER_ERROR, "The action failed")
     };
-    (
-        status,
-        Html(format!(
-            "<!doctype html><title>Not done</title><p>{}</p><p><a href=\"javascript:history.back()\">Back</a></p>",
-            tera::escape_html(&e.to_string())
-        )),
-    )
-        .into_response()
+    let detail = if status.is_server_error() { "The server's log says why.".to_owned() } else { e.to_string() };
+    let mut response = (status, detail.clone()).into_response();
+    response.extensions_mut().insert(Problem { status, title: title.to_owned(), detail });
+    response
 }
 
 async fn list(State(state): State<AppState>, who: SignedIn) -> Result<Response, WebError> {
