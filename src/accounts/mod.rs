@@ -5,4 +5,4 @@
 
 mod password;
 
-pub use password::{MIN_PASSWORD_CHARS, Password, PasswordError, hash, verify, verify_unknown};
+pub use password::{MIN_PASSWORD_CHARS, Password, PasswordError, hash, verify, verify_unknown, warm_up};

@@ -21,9 +21,10 @@ pub enum UsersCommand {
     /// read as one line on stdin.
     Add {
         email: String,
-        /// owner (everything, users too) or editor (everything but users).
-        #[arg(long, default_value = "editor")]
-        role: String,
+        /// owner (everything, users too) or editor (everything but users); by default owner for
+        /// the first user, editor for the others.
+        #[arg(long)]
+        role: Option<String>,
     },
     /// Remove a user; their sessions end at once.
     Remove { email: String },
@@ -53,10 +54,18 @@ pub async fn run(config: &Path, command: UsersCommand) -> Result<Output, Failure
     match command {
         UsersCommand::Add { email: e, role } => {
             let address = email(&e)?;
-            let role: Role = role.parse().map_err(|e| Failure::usage(format!("--role: {e}")).field("--role"))?;
+            let role: Option<Role> = role
+                .map(|r| r.parse().map_err(|e| Failure::usage(format!("--role: {e}")).field("--role")))
+                .transpose()?;
             let password = read_password().await?;
             let cfg = setup::config(config).await?;
             let store = setup::store(&cfg).await?;
+            // The first user can manage the others, or nobody could from the dashboard.
+            let role = match role {
+                Some(role) => role,
+                None if store.users().await.map_err(Failure::from)?.is_empty() => Role::Owner,
+                None => Role::Editor,
+            };
             let hash = accounts::hash(password).await.map_err(|e| Failure::unfinished(e.to_string()))?;
             let created = store
                 .put_user(&NewUser { email: &address, role, password_hash: &hash }, now)

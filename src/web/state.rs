@@ -44,6 +44,7 @@ impl AppState {
         let config = &publication.config;
         let views = Views::load(config.templates_dir.as_deref(), &config.publication).await?;
         let limiter = Limiter::new(config.web.subscribe_rate);
+        crate::accounts::warm_up();
         Ok(Self {
             postman: Postman::new(transport.clone()),
             views: Arc::new(views),

@@ -268,7 +268,8 @@ async fn a_reader_signs_up_confirms_leaves_and_reads_the_archive_in_chromium() {
 
 /// The dashboard in Chromium: signing in with the keyboard alone, the overview, and a CSV
 /// import whose bad row is named by its line. The sign-in, overview and subscribers pages are
-/// checked and kept like the reader's (`target/look/web-admin-*.png`).
+/// checked and kept like the reader's (`target/look/web-admin-*.png`), and so are the lists,
+/// users and log pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_signs_in_and_imports_a_csv_with_a_bad_row_in_chromium() {
     let p = web::publication(None, "");
@@ -319,6 +320,15 @@ async fn a_user_signs_in_and_imports_a_csv_with_a_bad_row_in_chromium() {
     assert!(report.contains('3') && report.contains("not an address"), "line 3 is named: {report}");
     assert_eq!(web::status_of(&p, "bea@example.org").as_deref(), Some("active"));
     look(&b, "admin-subscribers").await;
+    for (path, heading, name) in [
+        ("/admin/lists", "Lists", "admin-lists"),
+        ("/admin/users", "Users", "admin-users"),
+        ("/admin/log", "Log", "admin-log"),
+    ] {
+        b.goto(&server.url(path)).await.expect("page");
+        wait_for_heading(&b, heading).await;
+        look(&b, name).await;
+    }
 
     b.close().await.expect("close");
 }
