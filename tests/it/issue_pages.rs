@@ -100,6 +100,8 @@ async fn the_desk_previews_edits_tests_holds_and_approves_a_draft_and_the_issue_
     assert_eq!(show(&p, 1)["history"].as_array().map(Vec::len), Some(1), "only `drafted`");
     assert_eq!(server.messages().iter().filter(|m| m.rcpt_tos.iter().any(|r| r == EDITOR)).count(), 1);
     assert_eq!(get(&web, &cookie, "/admin/issues/9").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get(&web, &cookie, "/admin/issues/9/live").await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get(&web, &cookie, "/admin/issues/9/preview").await.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         post(&web, &cookie, "/admin/issues/9/approve", &[("csrf", &csrf)]).await.status(),
         StatusCode::NOT_FOUND
@@ -172,6 +174,13 @@ async fn the_desk_previews_edits_tests_holds_and_approves_a_draft_and_the_issue_
     assert_eq!(live.status(), StatusCode::OK);
     let live = body(live).await;
     assert!(live.trim_start().starts_with("<section id=\"live\"") && live.contains("data-live=\"false\""), "{live}");
+    // The overview's subscribers over time: three imported today, all active.
+    let overview = body(get(&web, &cookie, "/admin/").await).await;
+    assert!(overview.contains("<title id=\"subscribers-title\">Subscribers over time</title>"), "{overview}");
+    assert!(
+        overview.contains("<td class=\"num\">3</td><td class=\"num\">0</td><td class=\"num\">3</td>"),
+        "{overview}"
+    );
     let script = client_get(&web, "/admin/issue.js").await;
     assert!(script.contains("data") || script.contains("live"), "{script}");
 }
