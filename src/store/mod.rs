@@ -9,6 +9,7 @@ mod bucket;
 mod consent;
 mod error;
 mod feeds;
+mod figures;
 mod guard;
 mod import;
 mod issues;
@@ -28,6 +29,7 @@ mod webhooks;
 
 pub use actions::{ActionRecord, NewAction};
 pub use error::StoreError;
+pub use figures::{FailureReason, MAX_POINTS, ReportReason, SubscriberDay, TimePoint, Timeline};
 pub use guard::{CameBack, MIN_SENT, Standing};
 pub use model::*;
 pub use review::{AtSlot, Revision};

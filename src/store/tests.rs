@@ -175,6 +175,7 @@ on_each_backend!(
     a_draft_is_edited_held_and_approved_and_each_step_is_logged,
     at_its_slot_a_draft_is_held_or_sent_as_approval_says,
     users_and_their_sessions_end_together,
+    an_issue_is_counted_over_time_and_by_reason_and_readers_by_day,
     a_search_finds_an_address_or_a_name_a_page_at_a_time,
 );
 
@@ -1476,6 +1477,11 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         ("bounce_bounced", super::bounces::BOUNCED, "1, 77".into()),
         ("bounce_complained", super::bounces::COMPLAINED, "1, 77".into()),
         ("bounce_off_every_list", super::bounces::OFF_EVERY_LIST, "77".into()),
+        ("figures_span", super::figures::SPAN, "3".into()),
+        ("figures_timeline", super::figures::TIMELINE, "5, 0, 60000".into()),
+        ("figures_replies", super::figures::REPLIES, "3".into()),
+        ("figures_reports", super::figures::REPORTS, "3".into()),
+        ("figures_consent", super::figures::CONSENT, "1700000050000, 1700000200000".into()),
     ];
     // The check itself: a statement that has to read the whole ledger is caught.
     let plan: serde_json::Value =
@@ -1572,6 +1578,9 @@ async fn sqlite_ledger_statements_read_no_whole_table() {
         ("release", super::ledger::RELEASE),
         ("next_due", super::sqlite::NEXT_DUE),
         ("finish_issue", super::ledger::FINISH_ISSUE),
+        ("figures_span", super::figures::SPAN),
+        ("figures_timeline", super::figures::TIMELINE),
+        ("figures_replies", super::figures::REPLIES),
     ];
     let mut whole_reads = Vec::new();
     for (name, sql) in hot {
@@ -1901,6 +1910,73 @@ async fn actions_are_logged_newest_first_naming_a_reader_only_by_id(s: Store) {
     assert!(s.forget(&ani, "test", now()).await.expect("forget"));
     let log = s.recent_actions(10).await.expect("log");
     assert!(log[0].subscriber.as_deref().is_some_and(|e| !e.contains("ani")), "{log:?}");
+}
+
+async fn an_issue_is_counted_over_time_and_by_reason_and_readers_by_day(s: Store) {
+    let people: Vec<NewSubscriber> = (0..6).map(|i| row(&format!("r{i}@example.org"), &["weekly"])).collect();
+    s.import(&people, "i", now()).await.expect("import");
+    assert_eq!(s.issue_timeline(1).await.expect("timeline"), Timeline::default(), "no issue, no outcome");
+    issue(&s, 1, &[weekly()]).await;
+    let claimed = s.claim(1, "w", 100, now(), Duration::from_secs(600)).await.expect("claim");
+    let sec = |n: i64| now() + chrono::Duration::seconds(n);
+    let sent = |c: &Claimed| Outcome::Sent {
+        delivery_id: c.delivery_id,
+        message_id: format!("<{}@e.org>", c.delivery_id),
+        reply: Some("250 ok".into()),
+    };
+    let failed =
+        |c: &Claimed, reply: &str| Outcome::Failed { delivery_id: c.delivery_id, reply: reply.into(), bounce: None };
+    s.record("w", &[sent(&claimed[0]), sent(&claimed[1])], sec(1)).await.expect("record");
+    s.record("w", &[sent(&claimed[2])], sec(4)).await.expect("record");
+    let refusals = [
+        failed(&claimed[3], "permanent error (550): 5.1.1 <r3@example.org>: no such user"),
+        failed(&claimed[4], "permanent error (550): 5.1.1 <r4@example.org>: no such user"),
+    ];
+    s.record("w", &refusals, sec(4)).await.expect("record");
+    let later = Outcome::Deferred {
+        delivery_id: claimed[5].delivery_id,
+        reply: "transient error (451): 4.7.1 slow down".into(),
+        retry_at: sec(60),
+        spent: true,
+    };
+    s.record("w", &[later], sec(4)).await.expect("record");
+
+    let t = s.issue_timeline(1).await.expect("timeline");
+    assert_eq!(t.step, chrono::Duration::seconds(1));
+    let seen: Vec<(DateTime<Utc>, u64, u64)> = t.points.iter().map(|p| (p.at, p.sent, p.failed)).collect();
+    assert_eq!(seen, [(sec(1), 2, 0), (sec(2), 0, 0), (sec(3), 0, 0), (sec(4), 1, 2)], "every step, empty ones too");
+
+    let reasons = s.issue_failure_reasons(1).await.expect("reasons");
+    let seen: Vec<(DeliveryState, Option<u16>, Option<&str>, u64)> =
+        reasons.iter().map(|r| (r.state, r.code, r.status.as_deref(), r.count)).collect();
+    assert_eq!(
+        seen,
+        [(DeliveryState::Failed, Some(550), Some("5.1.1"), 2), (DeliveryState::Deferred, Some(451), Some("4.7.1"), 1)]
+    );
+    assert!(!reasons[0].sample.contains('@'), "{}", reasons[0].sample);
+
+    let target = s.bounce_target(claimed[0].delivery_id).await.expect("find").expect("delivery");
+    s.apply_bounce(&report("<r1@mx>", &target, BounceKind::Hard), rule(), sec(5)).await.expect("apply");
+    let target = s.bounce_target(claimed[1].delivery_id).await.expect("find").expect("delivery");
+    s.apply_bounce(&report("<r2@mx>", &target, BounceKind::Complaint), rule(), sec(5)).await.expect("apply");
+    let reports = s.issue_report_reasons(1).await.expect("reports");
+    let seen: Vec<(BounceKind, Option<&str>, u64, Option<&str>)> =
+        reports.iter().map(|r| (r.kind, r.status.as_deref(), r.count, r.sample.as_deref())).collect();
+    assert_eq!(
+        seen,
+        [
+            (BounceKind::Hard, Some("5.1.1"), 1, Some("550 5.1.1 no such user")),
+            (BounceKind::Complaint, Some("5.1.1"), 1, Some("550 5.1.1 no such user"))
+        ]
+    );
+    assert_eq!(s.issue_report_reasons(2).await.expect("reports"), []);
+
+    // Six imported on the first day; one bounced and one complained on the second.
+    let day = |n: i64| now() - chrono::Duration::hours(9) + chrono::Duration::days(n);
+    let days = s.subscriber_days(&[day(-1), day(0), day(1), day(2)]).await.expect("days");
+    let seen: Vec<(DateTime<Utc>, u64, u64, u64)> =
+        days.iter().map(|d| (d.start, d.joined, d.left, d.active)).collect();
+    assert_eq!(seen, [(day(-1), 0, 0, 0), (day(0), 6, 2, 4), (day(1), 0, 0, 4)]);
 }
 
 async fn users_and_their_sessions_end_together(s: Store) {

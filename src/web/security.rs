@@ -26,13 +26,15 @@ const FIXED: [(HeaderName, &str); 7] = [
     (HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=(), interest-cohort=()"),
 ];
 
-/// Adds the headers to every response; a route's own `Cache-Control` is kept, and so is its
-/// own `Content-Security-Policy` (the archive's issue pages carry the digest's inline styles).
+/// Adds the headers to every response; a route's own `Cache-Control` is kept, and so are its
+/// own `Content-Security-Policy` (the archive's issue pages carry the digest's inline styles)
+/// and `X-Frame-Options` (the dashboard's previews are framed by the dashboard).
 pub async fn headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     for (name, value) in FIXED {
-        if name == header::CONTENT_SECURITY_POLICY && h.contains_key(&name) {
+        // A route's own policy and framing are kept: the dashboard frames its previews.
+        if (name == header::CONTENT_SECURITY_POLICY || name == header::X_FRAME_OPTIONS) && h.contains_key(&name) {
             continue;
         }
         h.insert(name, HeaderValue::from_static(value));

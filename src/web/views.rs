@@ -29,6 +29,11 @@ pub const WELCOME_MAIL_TEXT: &str = "email/welcome.txt";
 pub const ADMIN_LAYOUT: &str = "web/admin/layout.html";
 pub const ADMIN_LOGIN: &str = "web/admin/login.html";
 pub const ADMIN_OVERVIEW: &str = "web/admin/overview.html";
+pub const ADMIN_ISSUES: &str = "web/admin/issues.html";
+pub const ADMIN_ISSUE: &str = "web/admin/issue.html";
+/// The part of an issue's page its script asks for again while the issue sends.
+pub const ADMIN_ISSUE_LIVE: &str = "web/admin/issue-live.html";
+pub const ADMIN_DESK: &str = "web/admin/desk.html";
 pub const ADMIN_SUBSCRIBERS: &str = "web/admin/subscribers.html";
 pub const ADMIN_LISTS: &str = "web/admin/lists.html";
 pub const ADMIN_USERS: &str = "web/admin/users.html";
@@ -52,6 +57,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (ADMIN_LAYOUT, include_str!("../../templates/web/admin/layout.html")),
     (ADMIN_LOGIN, include_str!("../../templates/web/admin/login.html")),
     (ADMIN_OVERVIEW, include_str!("../../templates/web/admin/overview.html")),
+    (ADMIN_ISSUE_LIVE, include_str!("../../templates/web/admin/issue-live.html")),
+    (ADMIN_DESK, include_str!("../../templates/web/admin/desk.html")),
+    (ADMIN_ISSUES, include_str!("../../templates/web/admin/issues.html")),
+    (ADMIN_ISSUE, include_str!("../../templates/web/admin/issue.html")),
     (ADMIN_SUBSCRIBERS, include_str!("../../templates/web/admin/subscribers.html")),
     (ADMIN_LISTS, include_str!("../../templates/web/admin/lists.html")),
     (ADMIN_USERS, include_str!("../../templates/web/admin/users.html")),

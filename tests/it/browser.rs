@@ -32,14 +32,14 @@ use crate::{
 };
 
 /// `chromedriver` on a free loopback port, stopped when dropped.
-struct Driver {
+pub struct Driver {
     child: Child,
     port: u16,
     profile: tempfile::TempDir,
 }
 
 impl Driver {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -57,7 +57,7 @@ impl Driver {
         driver
     }
 
-    async fn browser(&self) -> Client {
+    pub async fn browser(&self) -> Client {
         let args = [
             "--headless",
             "--no-sandbox",
@@ -99,7 +99,7 @@ impl WebDriverCompatibleCommand for Cdp {
     }
 }
 
-async fn cdp(b: &Client, cmd: &'static str, params: Value) -> Value {
+pub async fn cdp(b: &Client, cmd: &'static str, params: Value) -> Value {
     b.issue_cmd(Cdp(cmd, params)).await.unwrap_or_else(|e| panic!("{cmd}: {e}"))
 }
 
@@ -151,7 +151,7 @@ async fn wait_for_heading(b: &Client, want: &str) {
 }
 
 /// Checks the page at both widths in both schemes and keeps a full-page screenshot of each.
-async fn look(b: &Client, name: &str) {
+pub async fn look(b: &Client, name: &str) {
     let dir: PathBuf = repo().join("target/look");
     std::fs::create_dir_all(&dir).expect("mkdir target/look");
     let mut backgrounds = Vec::new();

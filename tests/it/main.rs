@@ -20,6 +20,8 @@ mod enumeration;
 mod feed_cache;
 mod hostile;
 mod imap;
+mod issue_browser;
+mod issue_pages;
 mod logs;
 mod look;
 mod migrate;

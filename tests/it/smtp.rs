@@ -61,6 +61,7 @@ pub struct Options {
     stall_every: u32,
     stall: Duration,
     max_connections: u32,
+    accept_delay: Duration,
     pipelining: bool,
     no_smtputf8: bool,
     inject_after_starttls: bool,
@@ -151,6 +152,12 @@ impl Options {
         self
     }
 
+    /// Every message is answered only after `delay`: a slow server, whose sending can be watched.
+    pub fn accept_slowly(mut self, delay: Duration) -> Self {
+        self.accept_delay = delay;
+        self
+    }
+
     /// More than `n` connections at once: the extra ones get `421 4.7.0` and are closed.
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n;
@@ -211,6 +218,9 @@ impl Options {
         }
         if self.drop_every > 0 {
             flag("--drop-every", self.drop_every.to_string());
+        }
+        if !self.accept_delay.is_zero() {
+            flag("--accept-delay", self.accept_delay.as_secs_f64().to_string());
         }
         if self.stall_every > 0 {
             flag("--stall-every", self.stall_every.to_string());

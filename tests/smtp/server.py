@@ -218,6 +218,8 @@ class Handler:
             log.info("message %d: stalling %ss, then hanging up", n, a.stall_seconds)
             await asyncio.sleep(a.stall_seconds)  # cancelled early if the client leaves first
             await hang_up(server)
+        if a.accept_delay:
+            await asyncio.sleep(a.accept_delay)  # a slow server: each message answered late
         if a.reject_at == "data":
             bad = [r for r in envelope.rcpt_tos if self.faults.rejected(r)]
             if bad:
@@ -329,6 +331,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stall-every", type=int, default=0, metavar="N")
     p.add_argument("--stall-seconds", type=float, default=30.0, metavar="S")
     p.add_argument("--max-connections", type=int, default=0, metavar="N")
+    p.add_argument("--accept-delay", type=float, default=0.0, metavar="S")
     p.add_argument("--no-smtputf8", action="store_true")
     p.add_argument("--pipelining", action="store_true")
     p.add_argument("--inject-after-starttls", action="store_true")

@@ -5,6 +5,7 @@
 //! with the user who made it. Other parts add their pages by merging their own `routes()` here.
 
 pub mod auth;
+mod issues;
 mod lists;
 mod log;
 mod login;
@@ -47,6 +48,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview::page))
         .route("/login", get(login::form).post(login::sign_in))
         .route("/logout", post(login::sign_out))
+        .merge(issues::routes())
         .merge(subscribers::routes())
         .merge(lists::routes())
         .merge(users::routes())

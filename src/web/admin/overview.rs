@@ -9,7 +9,7 @@ use crate::{
     domain::SubscriberStatus,
     schedule,
     views::IssueSummary,
-    web::{AppState, WebError, views},
+    web::{AppState, WebError, figures, views},
 };
 
 /// Issues the overview shows; the issues page has them all.
@@ -49,5 +49,7 @@ pub async fn page(State(state): State<AppState>, who: SignedIn) -> Result<Respon
     ctx.insert("status_counts", &counts);
     ctx.insert("subscribers_total", &total);
     ctx.insert("issues", &issues);
+    let subscribers = figures::subscribers(&state.store, now, tz).await?;
+    ctx.insert("subscribers_over_time", &subscribers);
     page::render(&state, &who, views::ADMIN_OVERVIEW, ctx)
 }
