@@ -210,12 +210,19 @@ async fn a_form_without_its_token_is_refused_and_changes_nothing() {
 #[tokio::test]
 async fn many_wrong_passwords_are_slowed_and_an_unknown_address_reads_as_a_wrong_password() {
     let (_p, web) = served();
-    let started = std::time::Instant::now();
-    let wrong = try_sign_in(&web, OWNER, "not the password at all").await;
-    let wrong_took = started.elapsed();
-    let started = std::time::Instant::now();
-    let unknown = try_sign_in(&web, "nobody@example.org", "not the password at all").await;
-    let unknown_took = started.elapsed();
+    // The quickest of three tries each, alternating, so that a busy machine's pauses (other
+    // tests run beside this one) do not pass for a difference between the two answers.
+    let (mut wrong_took, mut unknown_took) = (std::time::Duration::MAX, std::time::Duration::MAX);
+    let (mut wrong, mut unknown) = (None, None);
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        wrong = Some(try_sign_in(&web, OWNER, "not the password at all").await);
+        wrong_took = wrong_took.min(started.elapsed());
+        let started = std::time::Instant::now();
+        unknown = Some(try_sign_in(&web, "nobody@example.org", "not the password at all").await);
+        unknown_took = unknown_took.min(started.elapsed());
+    }
+    let (wrong, unknown) = (wrong.expect("tried"), unknown.expect("tried"));
     // Both check a password hash: an unknown address is not answered in a fraction of the time.
     assert!(unknown_took * 3 > wrong_took, "unknown {unknown_took:?}, wrong {wrong_took:?}");
     assert!(wrong_took * 3 > unknown_took, "unknown {unknown_took:?}, wrong {wrong_took:?}");
