@@ -48,6 +48,13 @@ impl Aimd {
         self.limit = (self.limit / 2.0).max(1.0);
     }
 
+    /// A throttling reply with `in_flight` messages out: half as many as were out, or as the
+    /// limit allowed when fewer, so that a limit far above what was ever used still slows down.
+    pub fn throttled_at(&mut self, in_flight: usize) {
+        self.limit = self.limit.min(in_flight.max(1) as f64);
+        self.throttled();
+    }
+
     /// A message taken: one more in flight once a whole limit's worth has been.
     pub fn succeeded(&mut self) {
         self.limit = (self.limit + 1.0 / self.limit).min(self.ceiling);

@@ -195,3 +195,39 @@ fn a_relays_cap_and_rate_hold_while_the_other_takes_the_rest() {
     // Starts are 100 ms apart at 10/s; an exchange's own length moves its end by a little.
     assert!(span >= (times.len() - 1) as f64 * 0.08, "{} messages in {span:.2}s", times.len());
 }
+
+/// Two relays, one answering `421 4.7.0 … slow down` to everything for its first 2 s: it rests
+/// and takes fewer at a time, so the other takes the traffic meanwhile (the throttling relay
+/// turns away a handful, not the half of what came in those seconds its weight would give it);
+/// once it clears it is used again. Every reader gets one copy, and no attempt is spent on the
+/// throttled tries.
+#[test]
+fn a_throttling_relay_slows_down_and_the_other_takes_its_traffic_until_it_clears() {
+    let slow = SmtpServer::start(Options::default().throttle_for(2.0));
+    let other = SmtpServer::start(Options::default());
+    let n = 200;
+    // 40 a second: the run lasts about 5 s, the throttling the first two of them.
+    let p = with_relays(
+        Backend::Sqlite,
+        n,
+        "concurrency = 4\nrate = 40\nmax_attempts = 2",
+        &[relay(&slow.url(), ""), relay(&other.url(), "")],
+    );
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok();
+    let doc = run.json();
+    assert_eq!(
+        (doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()),
+        (Some(n as u64), Some(0)),
+        "{doc:#}"
+    );
+    let counts = merged(&[&slow, &other]);
+    assert_eq!(counts.len(), n);
+    assert!(counts.values().all(|c| *c == 1), "{:?}", counts.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>());
+    assert_eq!(crate::throttle::attempts(&p), vec![1; n], "the throttled tries are not counted");
+    let throttled = slow.stats().throttled;
+    assert!(throttled > 0, "the relay never throttled, so this proved nothing");
+    assert!(throttled <= 12, "the throttling relay was handed {throttled} messages while it throttled");
+    assert!(slow.accepted() > 0, "the relay was not used again once it cleared:\n{}", run.stderr());
+    assert!(other.accepted() > slow.accepted(), "{} and {}", other.accepted(), slow.accepted());
+    assert!(run.stderr().contains(&format!("relay 127.0.0.1:{} asked to slow down", slow.port)), "{}", run.stderr());
+}

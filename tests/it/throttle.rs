@@ -10,7 +10,7 @@ use crate::{
 on_each_backend!(throttling_replies_spend_no_attempt_and_fail_no_reader, a_shaped_group_is_held_to_its_rate);
 
 /// The attempts the ledger holds for each delivery, read from the store itself.
-fn attempts(p: &Stored) -> Vec<i64> {
+pub(crate) fn attempts(p: &Stored) -> Vec<i64> {
     let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
     let postgres = config.lines().find_map(|l| {
         l.strip_prefix("database_url = ").map(|u| u.trim_matches('"').to_owned()).filter(|u| u.starts_with("postgres"))
