@@ -369,6 +369,7 @@ pub async fn deliver(
         wait_for_deferred,
         limits: publication.config.bounces.limits,
         shaping: publication.config.shaping.clone(),
+        throttle_timeout: d.throttle_timeout.std(),
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));

@@ -105,6 +105,9 @@ pub struct EngineSettings {
     pub limits: RateLimits,
     /// `[[shaping]]`: caps per group of recipient domains.
     pub shaping: Vec<Shaping>,
+    /// The run stops, as when the server is gone, once every message it tried has been
+    /// throttled for this long with none accepted.
+    pub throttle_timeout: Duration,
 }
 
 /// A way to ask a running engine to stop: it stops claiming, lets in-flight sends finish and
@@ -184,6 +187,8 @@ struct Shared<Q: Queue> {
     dots_out: AtomicUsize,
     /// Why the issue was paused, when it was.
     paused: std::sync::Mutex<Option<String>>,
+    /// The first throttling reply since the last message accepted.
+    throttled_since: std::sync::Mutex<Option<Instant>>,
 }
 
 impl<Q: Queue> Shared<Q> {
@@ -206,6 +211,20 @@ impl<Q: Queue> Shared<Q> {
         let rate = self.settings.rate.map_or(0.0, |r| r.as_per_second());
         // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
         self.allowance.take(|want| self.queue.take_sends(rate, want, SystemClock.now())).await
+    }
+
+    /// A message accepted: whatever was throttled before, the sending goes on.
+    fn accepted(&self) {
+        if let Ok(mut since) = self.throttled_since.lock() {
+            *since = None;
+        }
+    }
+
+    /// A throttling reply: true once every message tried has been throttled, none accepted,
+    /// for longer than `throttle_timeout`.
+    fn throttled_too_long(&self) -> bool {
+        let Ok(mut since) = self.throttled_since.lock() else { return false };
+        since.get_or_insert_with(Instant::now).elapsed() > self.settings.throttle_timeout
     }
 
     /// Is the server as a whole still there? Asked once for a burst of broken exchanges.
@@ -278,6 +297,7 @@ impl<Q: Queue> Engine<Q> {
             held: std::sync::Mutex::new(std::collections::HashSet::new()),
             dots_out: AtomicUsize::new(0),
             paused: std::sync::Mutex::new(None),
+            throttled_since: std::sync::Mutex::new(None),
         });
 
         // Room for a whole claim: the next claim is made while a batch is still queued for the
@@ -633,6 +653,7 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
         // The ledger keeps the id as text, as the header has it.
         Ok(reply) => {
             permit.succeeded();
+            shared.accepted();
             return Outcome::Sent { delivery_id: c.delivery_id, message_id: message_id.to_string(), reply };
         }
         Err(e) => e,
@@ -643,6 +664,19 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
         permit.succeeded();
     }
     match error.kind {
+        SendErrorKind::Throttled if shared.throttled_too_long() => {
+            // Throttled without end, for this run: it stops as for a server that is gone, and
+            // the same command resumes later. The message spends no attempt.
+            let bound = humantime_secs(s.throttle_timeout);
+            shared
+                .halt(Some(DeliverError::Server(format!(
+                    "every message was throttled for more than {bound} with none accepted ([delivery] \
+                     throttle_timeout); the last reply: {}",
+                    error.reply
+                ))))
+                .await;
+            Outcome::Released { delivery_id: c.delivery_id }
+        }
         SendErrorKind::Throttled => {
             // The server is busy, not the reader's address: no attempt is spent, and the message
             // comes back soon, by when its lane has slowed down.
@@ -686,6 +720,12 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
             }
         }
     }
+}
+
+/// A bound as people write it in the config: `10m`, `90s`.
+fn humantime_secs(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 && secs.is_multiple_of(60) { format!("{}m", secs / 60) } else { format!("{secs}s") }
 }
 
 /// The wait before a throttled message is tried again, at most (`retry_backoff` when shorter).
@@ -850,6 +890,7 @@ mod tests {
             wait_for_deferred: false,
             limits: RateLimits::default(),
             shaping: Vec::new(),
+            throttle_timeout: Duration::from_secs(600),
         }
     }
 

@@ -57,6 +57,8 @@ pub struct Options {
     throttle_first: u32,
     /// Throttle every message for this long after the first; `None`: never; negative: always.
     throttle_seconds: Option<f64>,
+    /// Recipients containing one of these are always throttled.
+    throttle: Vec<String>,
     reject: Vec<String>,
     reject_at_data: bool,
     drop_every: u32,
@@ -124,6 +126,12 @@ impl Options {
     /// down` at DATA; a negative `seconds`, every message.
     pub fn throttle_for(mut self, seconds: f64) -> Self {
         self.throttle_seconds = Some(seconds);
+        self
+    }
+
+    /// Messages to recipients containing `substring` always get `421 4.7.0 … slow down` at DATA.
+    pub fn throttle(mut self, substring: &str) -> Self {
+        self.throttle.push(substring.to_owned());
         self
     }
 
@@ -214,6 +222,9 @@ impl Options {
         }
         if let Some(s) = self.throttle_seconds {
             flag("--throttle-seconds", s.to_string());
+        }
+        for t in &self.throttle {
+            flag("--throttle", t.clone());
         }
         for r in &self.reject {
             flag("--reject", r.clone());

@@ -32,6 +32,8 @@ reaches its final dot, whatever becomes of it; the checks run in this order at t
                       first one did (that one included) gets `421 4.7.0 slow down`, as a provider does while it
                       throttles a sender (a negative S: for as long as the server runs). Each
                       such reply is counted in stats.json's "throttled", as are --throttle-first's.
+  --throttle SUBSTR   messages to recipients containing SUBSTR always get `421 4.7.0 slow down`
+                      at DATA, as a provider that never stops throttling. Repeatable; counted too.
   --reject SUBSTR     recipients containing SUBSTR get `550 5.1.1 <addr>: user unknown` at RCPT
                       (default) or at DATA (--reject-at data). Repeatable.
 Also:
@@ -237,8 +239,10 @@ class Handler:
             bad = [r for r in envelope.rcpt_tos if self.faults.rejected(r)]
             if bad:
                 return f"550 5.1.1 <{bad[0]}>: user unknown"
-        if (a.throttle_seconds and self.faults.throttling_now()) or (
-            a.throttle_first and self.faults.throttle(envelope.rcpt_tos)
+        if (
+            (a.throttle_seconds and self.faults.throttling_now())
+            or any(s in r for s in a.throttle for r in envelope.rcpt_tos)
+            or (a.throttle_first and self.faults.throttle(envelope.rcpt_tos))
         ):
             self.spool.throttled += 1
             self.spool.write_stats()
@@ -342,6 +346,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tempfail-first", type=int, default=0, metavar="N")
     p.add_argument("--throttle-first", type=int, default=0, metavar="N")
     p.add_argument("--throttle-seconds", type=float, default=0.0, metavar="S")
+    p.add_argument("--throttle", action="append", default=[], metavar="RCPT_SUBSTRING")
     p.add_argument("--tempfail-at", choices=["data", "rcpt"], default="data")
     p.add_argument("--reject", action="append", default=[], metavar="RCPT_SUBSTRING")
     p.add_argument("--reject-at", choices=["rcpt", "data"], default="rcpt")
