@@ -396,8 +396,14 @@ impl Queue for Store {
         Ok(())
     }
 
-    async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), QueueError> {
-        Ok(Store::record(self, owner, outcomes, now).await?)
+    async fn record(
+        &self,
+        owner: &str,
+        outcomes: &[Outcome],
+        relays: &[Option<String>],
+        now: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        Ok(Store::record_via(self, owner, outcomes, relays, now).await?)
     }
 
     async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, QueueError> {

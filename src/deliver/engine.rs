@@ -47,10 +47,13 @@ pub trait Queue: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Records a batch of outcomes; `relays[i]` is the relay (`host:port`) `outcomes[i]` came
+    /// from, none for the outbox or a message no relay answered.
     fn record(
         &self,
         owner: &str,
         outcomes: &[Outcome],
+        relays: &[Option<String>],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
     fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, QueueError>> + Send;
@@ -252,7 +255,8 @@ impl<Q: Queue> Shared<Q> {
     }
 }
 
-type Record = (Outcome, oneshot::Sender<bool>);
+/// An outcome, the relay it came from, and who waits for it to be written.
+type Record = (Outcome, Option<String>, oneshot::Sender<bool>);
 
 impl<Q: Queue> Engine<Q> {
     pub fn new(queue: Q, transport: Transport, settings: EngineSettings, clock: Arc<dyn Clock>) -> Self {
@@ -446,7 +450,7 @@ async fn claim_loop<Q: Queue>(
                     .chain(batch.map(|c| c.delivery_id))
                     .map(|delivery_id| Outcome::Released { delivery_id })
                     .collect();
-                if let Err(e) = shared.queue.record(&s.owner, &rest, shared.clock.now()).await {
+                if let Err(e) = shared.queue.record(&s.owner, &rest, &[], shared.clock.now()).await {
                     tracing::warn!("claimed deliveries not released ({e}); they return when their lease expires");
                 }
                 shared.released.fetch_add(rest.len() as u64, Ordering::SeqCst);
@@ -482,13 +486,14 @@ async fn send_loop<Q: Queue>(
     let mut closed = false;
     loop {
         let Some((claimed, permit)) = next_delivery(&shared, &work, &mut closed).await else { break };
+        let mut via = None;
         let outcome = match permit {
             None => Outcome::Released { delivery_id: claimed.delivery_id },
             Some(_) if shared.halted() => Outcome::Released { delivery_id: claimed.delivery_id },
             Some(mut permit) => {
                 shared.pace.wait().await;
                 match shared.take_send().await {
-                    Ok(()) => deliver_one(&shared, &claimed, &mut fence, &mut permit).await,
+                    Ok(()) => deliver_one(&shared, &claimed, &mut fence, &mut permit, &mut via).await,
                     Err(e) => {
                         shared.halt(Some(DeliverError::from(e))).await;
                         Outcome::Released { delivery_id: claimed.delivery_id }
@@ -501,7 +506,7 @@ async fn send_loop<Q: Queue>(
             return;
         }
         let (ack_tx, ack_rx) = oneshot::channel();
-        if records.send((outcome, ack_tx)).await.is_err() {
+        if records.send((outcome, via, ack_tx)).await.is_err() {
             return;
         }
         fence.0 = Some(ack_rx);
@@ -632,7 +637,14 @@ impl Drop for DotOut<'_> {
     }
 }
 
-async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fence, permit: &mut Permit) -> Outcome {
+/// Sends one message; its outcome, and in `via` the relay that answered, if one did.
+async fn deliver_one<Q: Queue>(
+    shared: &Shared<Q>,
+    c: &Claimed,
+    fence: &mut Fence,
+    permit: &mut Permit,
+    via: &mut Option<String>,
+) -> Outcome {
     let s = &shared.settings;
     let (message, message_id) = match shared.letters.letter(c) {
         Ok(m) => m,
@@ -640,8 +652,10 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
     };
     let sent = match shared.transport.stage(message, &message_id).await {
         Ok(staged) => {
+            *via = staged.relay().map(str::to_owned);
             if !fence.pass().await {
                 // The ledger is failing: the staged message is dropped undelivered.
+                *via = None;
                 return Outcome::Released { delivery_id: c.delivery_id };
             }
             let _out = DotOut::new(&shared.dots_out);
@@ -658,6 +672,9 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
         }
         Err(e) => e,
     };
+    if error.relay.is_some() {
+        via.clone_from(&error.relay);
+    }
     if error.kind == SendErrorKind::Throttled {
         permit.throttled();
     } else {
@@ -761,8 +778,9 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
                 Ok(None) | Err(_) => break,
             }
         }
-        let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
-        let result = shared.queue.record(&shared.settings.owner, &outcomes, shared.clock.now()).await;
+        let outcomes: Vec<Outcome> = batch.iter().map(|(o, _, _)| o.clone()).collect();
+        let relays: Vec<Option<String>> = batch.iter().map(|(_, r, _)| r.clone()).collect();
+        let result = shared.queue.record(&shared.settings.owner, &outcomes, &relays, shared.clock.now()).await;
         let ok = result.is_ok();
         if let Ok(mut held) = shared.held.lock() {
             for o in &outcomes {
@@ -772,7 +790,7 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
         if let Err(e) = result {
             shared.halt(Some(DeliverError::from(e))).await;
         }
-        for (outcome, ack) in batch {
+        for (outcome, _, ack) in batch {
             if ok {
                 let (counter, label) = match outcome {
                     Outcome::Sent { .. } => (&shared.sent, "sent"),
@@ -861,7 +879,13 @@ mod tests {
         async fn renew(&self, _: &str, _: &[i64], _: DateTime<Utc>, _: Duration) -> Result<(), QueueError> {
             Ok(())
         }
-        async fn record(&self, _: &str, outcomes: &[Outcome], _: DateTime<Utc>) -> Result<(), QueueError> {
+        async fn record(
+            &self,
+            _: &str,
+            outcomes: &[Outcome],
+            _: &[Option<String>],
+            _: DateTime<Utc>,
+        ) -> Result<(), QueueError> {
             tokio::time::sleep(self.record_delay).await;
             let sent = outcomes.iter().filter(|o| matches!(o, Outcome::Sent { .. })).count();
             self.recorded_sent.fetch_add(sent, Ordering::SeqCst);

@@ -148,12 +148,12 @@ impl Relays {
                     Err(gone) if gone.kind == SendErrorKind::Server => self.failed(index, &gone),
                     _ => {
                         self.handed(index, Err(&error));
-                        return Err(error);
+                        return Err(error.via(relay.smtp.server()));
                     }
                 },
                 _ => {
                     self.handed(index, Err(&error));
-                    return Err(error);
+                    return Err(error.via(relay.smtp.server()));
                 }
             }
         }
@@ -343,6 +343,11 @@ impl std::fmt::Debug for RelayMail {
 }
 
 impl RelayMail {
+    /// The relay's `host:port`.
+    pub fn server(&self) -> String {
+        self.relays.inner.relays[self.index].smtp.server()
+    }
+
     /// Sends the final dot; see [`OpenMail::finish`].
     pub async fn finish(self) -> Result<String, SendError> {
         let Self { open, relays, index, _slot } = self;
