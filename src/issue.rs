@@ -418,6 +418,19 @@ impl Queue for Store {
         Ok((grant.granted, grant.retry_in))
     }
 
+    async fn take_group_sends(
+        &self,
+        group: &str,
+        per_second: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(u32, Duration), QueueError> {
+        // A bucket of one: the group's messages are spaced evenly across processes, as each
+        // process spaces its own.
+        let grant = self.take_tokens(&format!("shaping:{group}"), per_second, 1.0, want, now).await?;
+        Ok((grant.granted, grant.retry_in))
+    }
+
     async fn halted_because(&self, issue: u32, limits: RateLimits) -> Result<Option<String>, QueueError> {
         // A finished or cancelled issue has nothing left to claim: the run ends by itself.
         Ok(match self.guard_issue(issue, limits).await? {

@@ -66,6 +66,19 @@ pub trait Queue: Clone + Send + Sync + 'static {
         want: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send;
+    /// Takes up to `want` sends from the `rate` a second of the `[[shaping]]` group `group`,
+    /// which every process on this queue shares, as [`Queue::take_sends`] does. Without a shared
+    /// bucket, each process's own pacing of the group is all there is.
+    fn take_group_sends(
+        &self,
+        group: &str,
+        per_second: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send {
+        let _ = (group, per_second, now);
+        async move { Ok((want, Duration::ZERO)) }
+    }
     /// Is the issue still to be sent, judged against `limits`? `Some(why)` when it is not (it was
     /// paused, here or by another process); the engine then stops claiming.
     fn halted_because(
@@ -214,6 +227,21 @@ impl<Q: Queue> Shared<Q> {
         let rate = self.settings.rate.map_or(0.0, |r| r.as_per_second());
         // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
         self.allowance.take(|want| self.queue.take_sends(rate, want, SystemClock.now())).await
+    }
+
+    /// Pays for one send to a `[[shaping]]` group with a `rate` from the bucket every process
+    /// shares; waits for it. Each process already spaces its own sends to the group; this holds
+    /// several processes together to the one rate.
+    async fn take_group_send(&self, permit: &Permit) -> Result<(), QueueError> {
+        let Some((group, per_second)) = permit.shared_rate() else { return Ok(()) };
+        loop {
+            // Real time, as for the publication's rate.
+            let (granted, wait) = self.queue.take_group_sends(group, per_second, 1, SystemClock.now()).await?;
+            if granted >= 1 || self.halted() {
+                return Ok(());
+            }
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
     }
 
     /// A message accepted: whatever was throttled before, the sending goes on.
@@ -492,7 +520,12 @@ async fn send_loop<Q: Queue>(
             Some(_) if shared.halted() => Outcome::Released { delivery_id: claimed.delivery_id },
             Some(mut permit) => {
                 shared.pace.wait().await;
-                match shared.take_send().await {
+                let paid = match shared.take_send().await {
+                    Ok(()) => shared.take_group_send(&permit).await,
+                    Err(e) => Err(e),
+                };
+                match paid {
+                    Ok(()) if shared.halted() => Outcome::Released { delivery_id: claimed.delivery_id },
                     Ok(()) => deliver_one(&shared, &claimed, &mut fence, &mut permit, &mut via).await,
                     Err(e) => {
                         shared.halt(Some(DeliverError::from(e))).await;
@@ -1051,5 +1084,102 @@ mod tests {
         let other_done = other.iter().map(|(_, t)| *t).max().expect("other") - first;
         assert!(slow_done >= Duration::from_millis(950), "100 at 100 a second took {slow_done:?}");
         assert!(other_done * 2 < slow_done, "the others were done at {other_done:?}, the group at {slow_done:?}");
+    }
+
+    /// A ledger whose `[[shaping]]` groups draw from one bucket that other ledgers share, as
+    /// processes on one store do.
+    #[derive(Clone)]
+    struct SharingGroups {
+        ledger: SlowLedger,
+        /// Tokens and when they were counted; at most one held.
+        bucket: Arc<std::sync::Mutex<(f64, Instant)>>,
+    }
+
+    impl Queue for SharingGroups {
+        async fn claim(
+            &self,
+            issue: u32,
+            owner: &str,
+            limit: usize,
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> Result<Vec<Claimed>, QueueError> {
+            self.ledger.claim(issue, owner, limit, now, lease).await
+        }
+        async fn renew(&self, o: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), QueueError> {
+            self.ledger.renew(o, ids, now, lease).await
+        }
+        async fn record(
+            &self,
+            owner: &str,
+            outcomes: &[Outcome],
+            relays: &[Option<String>],
+            now: DateTime<Utc>,
+        ) -> Result<(), QueueError> {
+            self.ledger.record(owner, outcomes, relays, now).await
+        }
+        async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, QueueError> {
+            self.ledger.next_due(issue).await
+        }
+        async fn take_sends(&self, r: f64, want: u32, now: DateTime<Utc>) -> Result<pace::Grant, QueueError> {
+            self.ledger.take_sends(r, want, now).await
+        }
+        async fn take_group_sends(
+            &self,
+            _: &str,
+            per_second: f64,
+            want: u32,
+            _: DateTime<Utc>,
+        ) -> Result<pace::Grant, QueueError> {
+            let mut b = self.bucket.lock().map_err(|e| QueueError::new(e.to_string()))?;
+            let now = Instant::now();
+            let tokens = (b.0 + (now - b.1).as_secs_f64() * per_second).min(1.0);
+            *b = (tokens, now);
+            if tokens >= 1.0 && want >= 1 {
+                b.0 -= 1.0;
+                return Ok((1, Duration::ZERO));
+            }
+            Ok((0, Duration::from_secs_f64((1.0 - tokens) / per_second)))
+        }
+        async fn halted_because(&self, issue: u32, limits: RateLimits) -> Result<Option<String>, QueueError> {
+            self.ledger.halted_because(issue, limits).await
+        }
+    }
+
+    /// Two engines, as two processes, each with 40 readers of a group at `rate = 40`: alone each
+    /// would take about 1 s, but they draw from the group's one shared bucket, so together they
+    /// take about 2 s, and every reader is sent once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_engines_sharing_a_groups_bucket_keep_its_rate_together() {
+        let bucket = Arc::new(std::sync::Mutex::new((1.0, Instant::now())));
+        let mut s = settings(2);
+        s.shaping =
+            vec![Shaping { domains: vec!["slow.example".into()], concurrency: None, rate: Some(Rate::per_second(40)) }];
+        let mut runs = Vec::new();
+        let mut dirs = Vec::new();
+        let started = Instant::now();
+        for first in [0i64, 1000] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let outbox = Outbox::open(dir.path()).await.expect("outbox");
+            dirs.push(dir);
+            // Even ids: every reader at slow.example.
+            let ledger = SlowLedger {
+                left: Arc::new(std::sync::Mutex::new((0..40).map(|i| first + 2 * i).collect())),
+                recorded_sent: Arc::new(AtomicUsize::new(0)),
+                record_delay: Duration::ZERO,
+                pause_after: None,
+            };
+            let queue = SharingGroups { ledger, bucket: Arc::clone(&bucket) };
+            let engine = Engine::new(queue, Transport::outbox(outbox, None), s.clone(), Arc::new(SystemClock));
+            runs.push(tokio::spawn(async move {
+                let (_tx, stop) = Stop::new();
+                engine.run(1, Arc::new(Plain), Arc::new(()), stop).await.expect("run")
+            }));
+        }
+        for run in runs {
+            assert_eq!(run.await.expect("joined").sent, 40);
+        }
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(1800), "80 at 40 a second, shared, took {took:?}");
     }
 }

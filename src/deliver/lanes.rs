@@ -73,15 +73,19 @@ struct State {
 pub struct Lane {
     label: String,
     interval: Option<Duration>,
+    /// The group's `rate`, messages a second, for the bucket every process shares.
+    per_second: Option<f64>,
     state: Mutex<State>,
 }
 
 impl Lane {
     fn new(label: String, ceiling: usize, rate: Option<Rate>) -> Self {
-        let interval = rate.filter(|r| r.count > 0).map(|r| r.per / r.count);
+        let rate = rate.filter(|r| r.count > 0);
+        let interval = rate.map(|r| r.per / r.count);
+        let per_second = rate.map(|r| r.as_per_second());
         let aimd = Aimd::new(ceiling);
         crate::metrics::lane_limit(&label, aimd.allowed());
-        Self { label, interval, state: Mutex::new(State { in_flight: 0, aimd, next: Instant::now() }) }
+        Self { label, interval, per_second, state: Mutex::new(State { in_flight: 0, aimd, next: Instant::now() }) }
     }
 }
 
@@ -167,6 +171,12 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// The group's name and `rate` a second, when it has one: what every process sending to the
+    /// group shares.
+    pub fn shared_rate(&self) -> Option<(&str, f64)> {
+        self.lane.per_second.map(|r| (self.lane.label.as_str(), r))
+    }
+
     /// The server took the message (or refused it for a reason of its own).
     pub fn succeeded(&mut self) {
         self.adjust(Aimd::succeeded);
