@@ -369,6 +369,7 @@ pub async fn deliver(
         wait_for_deferred,
         limits: publication.config.bounces.limits,
         shaping: publication.config.shaping.clone(),
+        throttle_timeout: d.throttle_timeout.std(),
     };
     let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
@@ -395,8 +396,14 @@ impl Queue for Store {
         Ok(())
     }
 
-    async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), QueueError> {
-        Ok(Store::record(self, owner, outcomes, now).await?)
+    async fn record(
+        &self,
+        owner: &str,
+        outcomes: &[Outcome],
+        relays: &[Option<String>],
+        now: DateTime<Utc>,
+    ) -> Result<(), QueueError> {
+        Ok(Store::record_via(self, owner, outcomes, relays, now).await?)
     }
 
     async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, QueueError> {
@@ -408,6 +415,19 @@ impl Queue for Store {
         // burst past the rate by more than that.
         let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
         let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await?;
+        Ok((grant.granted, grant.retry_in))
+    }
+
+    async fn take_group_sends(
+        &self,
+        group: &str,
+        per_second: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(u32, Duration), QueueError> {
+        // A bucket of one: the group's messages are spaced evenly across processes, as each
+        // process spaces its own.
+        let grant = self.take_tokens(&format!("shaping:{group}"), per_second, 1.0, want, now).await?;
         Ok((grant.granted, grant.retry_in))
     }
 

@@ -13,7 +13,8 @@ use crate::{
     config::Publication,
     domain::{Article, BounceKind, IssueStatus, ReportKind, SubscriberStatus},
     store::{
-        ActionRecord, BounceRecord, Deferred, DeliveryCounts, Failure, IssueRecord, ReportCounts, SubscriberRecord,
+        ActionRecord, BounceRecord, Deferred, DeliveryCounts, Failure, IssueRecord, RelayUse, ReportCounts,
+        SubscriberRecord,
     },
     subscribers::{Added, Left},
 };
@@ -65,6 +66,33 @@ pub struct IssueView {
     pub send_at: Option<String>,
     /// What was done to it, by whom and when, newest first.
     pub history: Vec<ActionView>,
+    /// What it sent through each relay, when asked for (`issues show`); none through the outbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relays: Option<Vec<RelayView>>,
+}
+
+/// What an issue sent through one relay, by the relay of each delivery's last outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RelayView {
+    /// `host:port`.
+    pub relay: String,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    /// The relay's reply to the last delivery it answered.
+    pub last_reply: Option<String>,
+}
+
+impl From<&RelayUse> for RelayView {
+    fn from(r: &RelayUse) -> Self {
+        Self {
+            relay: r.relay.clone(),
+            sent: r.sent,
+            deferred: r.deferred,
+            failed: r.failed,
+            last_reply: r.last_reply.clone(),
+        }
+    }
 }
 
 /// One entry of the log of actions.
@@ -223,7 +251,14 @@ impl IssueView {
             left_out: issue.left_out.iter().map(ArticleView::from).collect(),
             send_at: issue.send_at.map(|t| t.to_rfc3339()),
             history: Vec::new(),
+            relays: None,
         }
+    }
+
+    /// The same, with what it sent through each relay.
+    pub fn with_relays(mut self, relays: &[RelayUse]) -> Self {
+        self.relays = Some(relays.iter().map(RelayView::from).collect());
+        self
     }
 
     /// The same, with the issue's log of actions.

@@ -153,6 +153,7 @@ pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &st
     let failures = store.failures(number).await.map_err(Failure::from)?;
     let deferred = store.deferred(number).await.map_err(Failure::from)?;
     let history = store.issue_actions(number).await.map_err(Failure::from)?;
+    let relays = store.relays(number).await.map_err(Failure::from)?;
     let mut human = String::from(header);
     human.push_str(&format!("{} #{} {} — {}\n", output::bold("Issue"), i.number, i.status, i.subject));
     if let Some(note) = &i.note {
@@ -211,6 +212,22 @@ pub async fn show(store: &Store, site: &Publication, i: IssueRecord, header: &st
             .collect();
         human.push_str(&output::table(&["EMAIL", "ATTEMPTS", "NEXT ATTEMPT", "REPLY"], &rows));
     }
-    let json = json!(IssueView::new(&i, &failures, &deferred, site).with_history(&history));
+    if !relays.is_empty() {
+        human.push_str(&output::bold("Relays\n"));
+        let rows: Vec<Vec<String>> = relays
+            .iter()
+            .map(|r| {
+                vec![
+                    r.relay.clone(),
+                    r.sent.to_string(),
+                    r.deferred.to_string(),
+                    r.failed.to_string(),
+                    r.last_reply.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        human.push_str(&output::table(&["RELAY", "SENT", "DEFERRED", "FAILED", "LAST REPLY"], &rows));
+    }
+    let json = json!(IssueView::new(&i, &failures, &deferred, site).with_history(&history).with_relays(&relays));
     Ok(Output::new(human, json))
 }

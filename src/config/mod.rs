@@ -196,6 +196,8 @@ pub struct Delivery {
     pub lease: Duration,
     /// How long one SMTP exchange may take before it counts as a temporary failure.
     pub timeout: Duration,
+    /// How long a run goes on while every message it tries is throttled and none is accepted.
+    pub throttle_timeout: Duration,
     pub ca_file: Option<PathBuf>,
 }
 

@@ -159,6 +159,8 @@ struct RawDelivery {
     lease: Duration,
     #[serde(default = "default_timeout")]
     timeout: Duration,
+    #[serde(default = "default_throttle_timeout")]
+    throttle_timeout: Duration,
     ca_file: Option<String>,
 }
 
@@ -174,6 +176,7 @@ impl Default for RawDelivery {
             retry_backoff: default_retry_backoff(),
             lease: default_lease(),
             timeout: default_timeout(),
+            throttle_timeout: default_throttle_timeout(),
             ca_file: None,
         }
     }
@@ -216,6 +219,9 @@ fn default_retry_backoff() -> Duration {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_throttle_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 fn default_lease() -> Duration {
     Duration::from_secs(30)
@@ -524,6 +530,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         retry_backoff: d.retry_backoff,
         lease: d.lease,
         timeout: d.timeout,
+        throttle_timeout: d.throttle_timeout,
         ca_file: d.ca_file.as_deref().map(resolve),
     };
 

@@ -47,10 +47,13 @@ pub trait Queue: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+    /// Records a batch of outcomes; `relays[i]` is the relay (`host:port`) `outcomes[i]` came
+    /// from, none for the outbox or a message no relay answered.
     fn record(
         &self,
         owner: &str,
         outcomes: &[Outcome],
+        relays: &[Option<String>],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
     fn next_due(&self, issue: u32) -> impl Future<Output = Result<Option<DateTime<Utc>>, QueueError>> + Send;
@@ -63,6 +66,19 @@ pub trait Queue: Clone + Send + Sync + 'static {
         want: u32,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send;
+    /// Takes up to `want` sends from the `rate` a second of the `[[shaping]]` group `group`,
+    /// which every process on this queue shares, as [`Queue::take_sends`] does. Without a shared
+    /// bucket, each process's own pacing of the group is all there is.
+    fn take_group_sends(
+        &self,
+        group: &str,
+        per_second: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send {
+        let _ = (group, per_second, now);
+        async move { Ok((want, Duration::ZERO)) }
+    }
     /// Is the issue still to be sent, judged against `limits`? `Some(why)` when it is not (it was
     /// paused, here or by another process); the engine then stops claiming.
     fn halted_because(
@@ -105,6 +121,9 @@ pub struct EngineSettings {
     pub limits: RateLimits,
     /// `[[shaping]]`: caps per group of recipient domains.
     pub shaping: Vec<Shaping>,
+    /// The run stops, as when the server is gone, once every message it tried has been
+    /// throttled for this long with none accepted.
+    pub throttle_timeout: Duration,
 }
 
 /// A way to ask a running engine to stop: it stops claiming, lets in-flight sends finish and
@@ -184,6 +203,8 @@ struct Shared<Q: Queue> {
     dots_out: AtomicUsize,
     /// Why the issue was paused, when it was.
     paused: std::sync::Mutex<Option<String>>,
+    /// The first throttling reply since the last message accepted.
+    throttled_since: std::sync::Mutex<Option<Instant>>,
 }
 
 impl<Q: Queue> Shared<Q> {
@@ -206,6 +227,35 @@ impl<Q: Queue> Shared<Q> {
         let rate = self.settings.rate.map_or(0.0, |r| r.as_per_second());
         // Real time, not the clock an issue is composed by: `--as-of` must not stop the bucket refilling.
         self.allowance.take(|want| self.queue.take_sends(rate, want, SystemClock.now())).await
+    }
+
+    /// Pays for one send to a `[[shaping]]` group with a `rate` from the bucket every process
+    /// shares; waits for it. Each process already spaces its own sends to the group; this holds
+    /// several processes together to the one rate.
+    async fn take_group_send(&self, permit: &Permit) -> Result<(), QueueError> {
+        let Some((group, per_second)) = permit.shared_rate() else { return Ok(()) };
+        loop {
+            // Real time, as for the publication's rate.
+            let (granted, wait) = self.queue.take_group_sends(group, per_second, 1, SystemClock.now()).await?;
+            if granted >= 1 || self.halted() {
+                return Ok(());
+            }
+            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    /// A message accepted: whatever was throttled before, the sending goes on.
+    fn accepted(&self) {
+        if let Ok(mut since) = self.throttled_since.lock() {
+            *since = None;
+        }
+    }
+
+    /// A throttling reply: true once every message tried has been throttled, none accepted,
+    /// for longer than `throttle_timeout`.
+    fn throttled_too_long(&self) -> bool {
+        let Ok(mut since) = self.throttled_since.lock() else { return false };
+        since.get_or_insert_with(Instant::now).elapsed() > self.settings.throttle_timeout
     }
 
     /// Is the server as a whole still there? Asked once for a burst of broken exchanges.
@@ -233,7 +283,8 @@ impl<Q: Queue> Shared<Q> {
     }
 }
 
-type Record = (Outcome, oneshot::Sender<bool>);
+/// An outcome, the relay it came from, and who waits for it to be written.
+type Record = (Outcome, Option<String>, oneshot::Sender<bool>);
 
 impl<Q: Queue> Engine<Q> {
     pub fn new(queue: Q, transport: Transport, settings: EngineSettings, clock: Arc<dyn Clock>) -> Self {
@@ -278,6 +329,7 @@ impl<Q: Queue> Engine<Q> {
             held: std::sync::Mutex::new(std::collections::HashSet::new()),
             dots_out: AtomicUsize::new(0),
             paused: std::sync::Mutex::new(None),
+            throttled_since: std::sync::Mutex::new(None),
         });
 
         // Room for a whole claim: the next claim is made while a batch is still queued for the
@@ -426,7 +478,7 @@ async fn claim_loop<Q: Queue>(
                     .chain(batch.map(|c| c.delivery_id))
                     .map(|delivery_id| Outcome::Released { delivery_id })
                     .collect();
-                if let Err(e) = shared.queue.record(&s.owner, &rest, shared.clock.now()).await {
+                if let Err(e) = shared.queue.record(&s.owner, &rest, &[], shared.clock.now()).await {
                     tracing::warn!("claimed deliveries not released ({e}); they return when their lease expires");
                 }
                 shared.released.fetch_add(rest.len() as u64, Ordering::SeqCst);
@@ -462,13 +514,19 @@ async fn send_loop<Q: Queue>(
     let mut closed = false;
     loop {
         let Some((claimed, permit)) = next_delivery(&shared, &work, &mut closed).await else { break };
+        let mut via = None;
         let outcome = match permit {
             None => Outcome::Released { delivery_id: claimed.delivery_id },
             Some(_) if shared.halted() => Outcome::Released { delivery_id: claimed.delivery_id },
             Some(mut permit) => {
                 shared.pace.wait().await;
-                match shared.take_send().await {
-                    Ok(()) => deliver_one(&shared, &claimed, &mut fence, &mut permit).await,
+                let paid = match shared.take_send().await {
+                    Ok(()) => shared.take_group_send(&permit).await,
+                    Err(e) => Err(e),
+                };
+                match paid {
+                    Ok(()) if shared.halted() => Outcome::Released { delivery_id: claimed.delivery_id },
+                    Ok(()) => deliver_one(&shared, &claimed, &mut fence, &mut permit, &mut via).await,
                     Err(e) => {
                         shared.halt(Some(DeliverError::from(e))).await;
                         Outcome::Released { delivery_id: claimed.delivery_id }
@@ -481,7 +539,7 @@ async fn send_loop<Q: Queue>(
             return;
         }
         let (ack_tx, ack_rx) = oneshot::channel();
-        if records.send((outcome, ack_tx)).await.is_err() {
+        if records.send((outcome, via, ack_tx)).await.is_err() {
             return;
         }
         fence.0 = Some(ack_rx);
@@ -612,7 +670,14 @@ impl Drop for DotOut<'_> {
     }
 }
 
-async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fence, permit: &mut Permit) -> Outcome {
+/// Sends one message; its outcome, and in `via` the relay that answered, if one did.
+async fn deliver_one<Q: Queue>(
+    shared: &Shared<Q>,
+    c: &Claimed,
+    fence: &mut Fence,
+    permit: &mut Permit,
+    via: &mut Option<String>,
+) -> Outcome {
     let s = &shared.settings;
     let (message, message_id) = match shared.letters.letter(c) {
         Ok(m) => m,
@@ -620,8 +685,10 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
     };
     let sent = match shared.transport.stage(message, &message_id).await {
         Ok(staged) => {
+            *via = staged.relay().map(str::to_owned);
             if !fence.pass().await {
                 // The ledger is failing: the staged message is dropped undelivered.
+                *via = None;
                 return Outcome::Released { delivery_id: c.delivery_id };
             }
             let _out = DotOut::new(&shared.dots_out);
@@ -633,16 +700,33 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
         // The ledger keeps the id as text, as the header has it.
         Ok(reply) => {
             permit.succeeded();
+            shared.accepted();
             return Outcome::Sent { delivery_id: c.delivery_id, message_id: message_id.to_string(), reply };
         }
         Err(e) => e,
     };
+    if error.relay.is_some() {
+        via.clone_from(&error.relay);
+    }
     if error.kind == SendErrorKind::Throttled {
         permit.throttled();
     } else {
         permit.succeeded();
     }
     match error.kind {
+        SendErrorKind::Throttled if shared.throttled_too_long() => {
+            // Throttled without end, for this run: it stops as for a server that is gone, and
+            // the same command resumes later. The message spends no attempt.
+            let bound = humantime_secs(s.throttle_timeout);
+            shared
+                .halt(Some(DeliverError::Server(format!(
+                    "every message was throttled for more than {bound} with none accepted ([delivery] \
+                     throttle_timeout); the last reply: {}",
+                    error.reply
+                ))))
+                .await;
+            Outcome::Released { delivery_id: c.delivery_id }
+        }
         SendErrorKind::Throttled => {
             // The server is busy, not the reader's address: no attempt is spent, and the message
             // comes back soon, by when its lane has slowed down.
@@ -688,6 +772,12 @@ async fn deliver_one<Q: Queue>(shared: &Shared<Q>, c: &Claimed, fence: &mut Fenc
     }
 }
 
+/// A bound as people write it in the config: `10m`, `90s`.
+fn humantime_secs(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 && secs.is_multiple_of(60) { format!("{}m", secs / 60) } else { format!("{secs}s") }
+}
+
 /// The wait before a throttled message is tried again, at most (`retry_backoff` when shorter).
 const THROTTLED_WAIT: Duration = Duration::from_secs(5);
 
@@ -721,8 +811,9 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
                 Ok(None) | Err(_) => break,
             }
         }
-        let outcomes: Vec<Outcome> = batch.iter().map(|(o, _)| o.clone()).collect();
-        let result = shared.queue.record(&shared.settings.owner, &outcomes, shared.clock.now()).await;
+        let outcomes: Vec<Outcome> = batch.iter().map(|(o, _, _)| o.clone()).collect();
+        let relays: Vec<Option<String>> = batch.iter().map(|(_, r, _)| r.clone()).collect();
+        let result = shared.queue.record(&shared.settings.owner, &outcomes, &relays, shared.clock.now()).await;
         let ok = result.is_ok();
         if let Ok(mut held) = shared.held.lock() {
             for o in &outcomes {
@@ -732,7 +823,7 @@ async fn write_outcomes<Q: Queue>(shared: Arc<Shared<Q>>, mut rx: mpsc::Receiver
         if let Err(e) = result {
             shared.halt(Some(DeliverError::from(e))).await;
         }
-        for (outcome, ack) in batch {
+        for (outcome, _, ack) in batch {
             if ok {
                 let (counter, label) = match outcome {
                     Outcome::Sent { .. } => (&shared.sent, "sent"),
@@ -821,7 +912,13 @@ mod tests {
         async fn renew(&self, _: &str, _: &[i64], _: DateTime<Utc>, _: Duration) -> Result<(), QueueError> {
             Ok(())
         }
-        async fn record(&self, _: &str, outcomes: &[Outcome], _: DateTime<Utc>) -> Result<(), QueueError> {
+        async fn record(
+            &self,
+            _: &str,
+            outcomes: &[Outcome],
+            _: &[Option<String>],
+            _: DateTime<Utc>,
+        ) -> Result<(), QueueError> {
             tokio::time::sleep(self.record_delay).await;
             let sent = outcomes.iter().filter(|o| matches!(o, Outcome::Sent { .. })).count();
             self.recorded_sent.fetch_add(sent, Ordering::SeqCst);
@@ -850,6 +947,7 @@ mod tests {
             wait_for_deferred: false,
             limits: RateLimits::default(),
             shaping: Vec::new(),
+            throttle_timeout: Duration::from_secs(600),
         }
     }
 
@@ -986,5 +1084,102 @@ mod tests {
         let other_done = other.iter().map(|(_, t)| *t).max().expect("other") - first;
         assert!(slow_done >= Duration::from_millis(950), "100 at 100 a second took {slow_done:?}");
         assert!(other_done * 2 < slow_done, "the others were done at {other_done:?}, the group at {slow_done:?}");
+    }
+
+    /// A ledger whose `[[shaping]]` groups draw from one bucket that other ledgers share, as
+    /// processes on one store do.
+    #[derive(Clone)]
+    struct SharingGroups {
+        ledger: SlowLedger,
+        /// Tokens and when they were counted; at most one held.
+        bucket: Arc<std::sync::Mutex<(f64, Instant)>>,
+    }
+
+    impl Queue for SharingGroups {
+        async fn claim(
+            &self,
+            issue: u32,
+            owner: &str,
+            limit: usize,
+            now: DateTime<Utc>,
+            lease: Duration,
+        ) -> Result<Vec<Claimed>, QueueError> {
+            self.ledger.claim(issue, owner, limit, now, lease).await
+        }
+        async fn renew(&self, o: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), QueueError> {
+            self.ledger.renew(o, ids, now, lease).await
+        }
+        async fn record(
+            &self,
+            owner: &str,
+            outcomes: &[Outcome],
+            relays: &[Option<String>],
+            now: DateTime<Utc>,
+        ) -> Result<(), QueueError> {
+            self.ledger.record(owner, outcomes, relays, now).await
+        }
+        async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, QueueError> {
+            self.ledger.next_due(issue).await
+        }
+        async fn take_sends(&self, r: f64, want: u32, now: DateTime<Utc>) -> Result<pace::Grant, QueueError> {
+            self.ledger.take_sends(r, want, now).await
+        }
+        async fn take_group_sends(
+            &self,
+            _: &str,
+            per_second: f64,
+            want: u32,
+            _: DateTime<Utc>,
+        ) -> Result<pace::Grant, QueueError> {
+            let mut b = self.bucket.lock().map_err(|e| QueueError::new(e.to_string()))?;
+            let now = Instant::now();
+            let tokens = (b.0 + (now - b.1).as_secs_f64() * per_second).min(1.0);
+            *b = (tokens, now);
+            if tokens >= 1.0 && want >= 1 {
+                b.0 -= 1.0;
+                return Ok((1, Duration::ZERO));
+            }
+            Ok((0, Duration::from_secs_f64((1.0 - tokens) / per_second)))
+        }
+        async fn halted_because(&self, issue: u32, limits: RateLimits) -> Result<Option<String>, QueueError> {
+            self.ledger.halted_because(issue, limits).await
+        }
+    }
+
+    /// Two engines, as two processes, each with 40 readers of a group at `rate = 40`: alone each
+    /// would take about 1 s, but they draw from the group's one shared bucket, so together they
+    /// take about 2 s, and every reader is sent once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_engines_sharing_a_groups_bucket_keep_its_rate_together() {
+        let bucket = Arc::new(std::sync::Mutex::new((1.0, Instant::now())));
+        let mut s = settings(2);
+        s.shaping =
+            vec![Shaping { domains: vec!["slow.example".into()], concurrency: None, rate: Some(Rate::per_second(40)) }];
+        let mut runs = Vec::new();
+        let mut dirs = Vec::new();
+        let started = Instant::now();
+        for first in [0i64, 1000] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let outbox = Outbox::open(dir.path()).await.expect("outbox");
+            dirs.push(dir);
+            // Even ids: every reader at slow.example.
+            let ledger = SlowLedger {
+                left: Arc::new(std::sync::Mutex::new((0..40).map(|i| first + 2 * i).collect())),
+                recorded_sent: Arc::new(AtomicUsize::new(0)),
+                record_delay: Duration::ZERO,
+                pause_after: None,
+            };
+            let queue = SharingGroups { ledger, bucket: Arc::clone(&bucket) };
+            let engine = Engine::new(queue, Transport::outbox(outbox, None), s.clone(), Arc::new(SystemClock));
+            runs.push(tokio::spawn(async move {
+                let (_tx, stop) = Stop::new();
+                engine.run(1, Arc::new(Plain), Arc::new(()), stop).await.expect("run")
+            }));
+        }
+        for run in runs {
+            assert_eq!(run.await.expect("joined").sent, 40);
+        }
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(1800), "80 at 40 a second, shared, took {took:?}");
     }
 }

@@ -35,26 +35,34 @@ pub struct SendError {
     pub kind: SendErrorKind,
     /// The server's reply (code and text) or what went wrong, never a password.
     pub reply: String,
+    /// The relay (`host:port`) that answered, when one did.
+    pub relay: Option<String>,
 }
 
 impl SendError {
+    /// The same failure, said by `relay`.
+    pub fn via(mut self, relay: String) -> Self {
+        self.relay = Some(relay);
+        self
+    }
+
     pub fn temporary(reply: impl Into<String>) -> Self {
-        Self { kind: SendErrorKind::Temporary, reply: reply.into() }
+        Self { kind: SendErrorKind::Temporary, reply: reply.into(), relay: None }
     }
     pub fn throttled(reply: impl Into<String>) -> Self {
-        Self { kind: SendErrorKind::Throttled, reply: reply.into() }
+        Self { kind: SendErrorKind::Throttled, reply: reply.into(), relay: None }
     }
     pub fn connection(reply: impl Into<String>) -> Self {
-        Self { kind: SendErrorKind::Connection, reply: reply.into() }
+        Self { kind: SendErrorKind::Connection, reply: reply.into(), relay: None }
     }
     pub fn permanent(reply: impl Into<String>) -> Self {
-        Self { kind: SendErrorKind::Permanent, reply: reply.into() }
+        Self { kind: SendErrorKind::Permanent, reply: reply.into(), relay: None }
     }
     pub fn unsendable(reply: impl Into<String>) -> Self {
-        Self { kind: SendErrorKind::Unsendable, reply: reply.into() }
+        Self { kind: SendErrorKind::Unsendable, reply: reply.into(), relay: None }
     }
     pub fn server(reply: impl Into<String>) -> Self {
-        Self { kind: SendErrorKind::Server, reply: reply.into() }
+        Self { kind: SendErrorKind::Server, reply: reply.into(), relay: None }
     }
 }
 

@@ -48,6 +48,13 @@ impl Aimd {
         self.limit = (self.limit / 2.0).max(1.0);
     }
 
+    /// A throttling reply with `in_flight` messages out: half as many as were out, or as the
+    /// limit allowed when fewer, so that a limit far above what was ever used still slows down.
+    pub fn throttled_at(&mut self, in_flight: usize) {
+        self.limit = self.limit.min(in_flight.max(1) as f64);
+        self.throttled();
+    }
+
     /// A message taken: one more in flight once a whole limit's worth has been.
     pub fn succeeded(&mut self) {
         self.limit = (self.limit + 1.0 / self.limit).min(self.ceiling);
@@ -66,15 +73,19 @@ struct State {
 pub struct Lane {
     label: String,
     interval: Option<Duration>,
+    /// The group's `rate`, messages a second, for the bucket every process shares.
+    per_second: Option<f64>,
     state: Mutex<State>,
 }
 
 impl Lane {
     fn new(label: String, ceiling: usize, rate: Option<Rate>) -> Self {
-        let interval = rate.filter(|r| r.count > 0).map(|r| r.per / r.count);
+        let rate = rate.filter(|r| r.count > 0);
+        let interval = rate.map(|r| r.per / r.count);
+        let per_second = rate.map(|r| r.as_per_second());
         let aimd = Aimd::new(ceiling);
         crate::metrics::lane_limit(&label, aimd.allowed());
-        Self { label, interval, state: Mutex::new(State { in_flight: 0, aimd, next: Instant::now() }) }
+        Self { label, interval, per_second, state: Mutex::new(State { in_flight: 0, aimd, next: Instant::now() }) }
     }
 }
 
@@ -160,6 +171,12 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// The group's name and `rate` a second, when it has one: what every process sending to the
+    /// group shares.
+    pub fn shared_rate(&self) -> Option<(&str, f64)> {
+        self.lane.per_second.map(|r| (self.lane.label.as_str(), r))
+    }
+
     /// The server took the message (or refused it for a reason of its own).
     pub fn succeeded(&mut self) {
         self.adjust(Aimd::succeeded);

@@ -7,6 +7,13 @@
 //! when its time is up and taken back at its first success. Only when every relay is set aside
 //! does staging fail as the server's failure, which stops the run.
 //!
+//!
+//! A throttling reply (421, 454, `4.7.x`) from a relay slows that relay alone: its limit of
+//! messages in flight is halved (the lanes' [`Aimd`], climbing back with its successes) and it
+//! rests, taking no new message, for a second at first and twice as long at each throttling
+//! reply after (at most 16 s), so that its traffic goes to the others while it recovers. Its
+//! first success ends the doubling.
+//!
 //! Relays are named by `host:port` alone, in errors, logs and metrics.
 
 use std::{
@@ -15,18 +22,22 @@ use std::{
 };
 
 use lettre::address::Envelope;
-use tokio::{
-    sync::{Notify, OwnedSemaphorePermit, Semaphore},
-    time::Instant,
-};
+use tokio::{sync::Notify, time::Instant};
 
-use super::{SendError, SendErrorKind, Smtp, pace::Pace, smtp::OpenMail};
+use super::{SendError, SendErrorKind, Smtp, lanes::Aimd, pace::Pace, smtp::OpenMail};
 use crate::domain::Rate;
 
 /// The first time a failed relay is set aside for; it doubles with each failure after.
 const FIRST_ASIDE: Duration = Duration::from_secs(2);
 /// The longest a relay is set aside at once.
 const LONGEST_ASIDE: Duration = Duration::from_secs(60);
+/// The first rest of a relay that asked to slow down; it doubles with each throttling reply.
+const FIRST_REST: Duration = Duration::from_secs(1);
+/// The longest a throttling relay rests at once.
+const LONGEST_REST: Duration = Duration::from_secs(16);
+/// The limit in flight of a relay without a `concurrency` of its own: in practice the engine's
+/// senders bound it, and a throttling reply first brings it down to what was in flight.
+const UNCAPPED: usize = 1024;
 
 /// One relay as the transport is given it.
 #[derive(Debug)]
@@ -54,13 +65,13 @@ struct Inner {
 
 struct Relay {
     smtp: Smtp,
-    slots: Option<Arc<Semaphore>>,
     pace: Pace,
 }
 
 struct State {
     rotation: Rotation,
     aside: Vec<Aside>,
+    flow: Vec<Flow>,
 }
 
 impl std::fmt::Debug for Relays {
@@ -80,21 +91,15 @@ impl Relays {
         }
         let weights = settings.iter().map(|r| r.weight).collect();
         let aside = settings.iter().map(|_| Aside::default()).collect();
-        let relays = settings
-            .into_iter()
-            .map(|r| Relay {
-                smtp: r.smtp,
-                slots: r.concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
-                pace: Pace::new(r.rate),
-            })
-            .collect::<Vec<_>>();
+        let flow = settings.iter().map(|r| Flow::new(r.concurrency.unwrap_or(UNCAPPED))).collect();
+        let relays = settings.into_iter().map(|r| Relay { smtp: r.smtp, pace: Pace::new(r.rate) }).collect::<Vec<_>>();
         for r in &relays {
             crate::metrics::relay_up(&r.smtp.server(), true);
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 relays,
-                state: Mutex::new(State { rotation: Rotation::new(weights), aside }),
+                state: Mutex::new(State { rotation: Rotation::new(weights), aside, flow }),
                 freed: Notify::new(),
             }),
         })
@@ -143,25 +148,25 @@ impl Relays {
                     Err(gone) if gone.kind == SendErrorKind::Server => self.failed(index, &gone),
                     _ => {
                         self.handed(index, Err(&error));
-                        return Err(error);
+                        return Err(error.via(relay.smtp.server()));
                     }
                 },
                 _ => {
                     self.handed(index, Err(&error));
-                    return Err(error);
+                    return Err(error.via(relay.smtp.server()));
                 }
             }
         }
     }
 
-    /// A relay that is not set aside (or whose time is up) and has a free connection, by weight;
-    /// waits while every such relay is at its cap.
-    async fn choose(&self) -> Result<(usize, Option<Slot>), SendError> {
+    /// A relay that is not set aside (or whose time is up), not resting, and below its limit in
+    /// flight, by weight; waits while every such relay is at its limit or resting.
+    async fn choose(&self) -> Result<(usize, Slot), SendError> {
         loop {
             let freed = self.inner.freed.notified();
             tokio::pin!(freed);
             freed.as_mut().enable();
-            {
+            let rested = {
                 let Ok(mut state) = self.inner.state.lock() else {
                     return Err(SendError::server("the relays' state was lost to a panic"));
                 };
@@ -171,26 +176,23 @@ impl Relays {
                     drop(state);
                     return Err(self.all_aside());
                 }
-                let free: Vec<bool> = self
-                    .inner
-                    .relays
-                    .iter()
-                    .zip(&usable)
-                    .map(|(r, usable)| *usable && r.slots.as_ref().is_none_or(|s| s.available_permits() > 0))
-                    .collect();
+                let free: Vec<bool> =
+                    state.flow.iter().zip(&usable).map(|(f, usable)| *usable && f.free(now)).collect();
                 if let Some(index) = state.rotation.pick(&free) {
-                    // Permits are only taken under this lock, so the one just seen is still there.
-                    let slot = match &self.inner.relays[index].slots {
-                        Some(s) => match Arc::clone(s).try_acquire_owned() {
-                            Ok(permit) => Some(Slot { permit: Some(permit), relays: Arc::clone(&self.inner) }),
-                            Err(_) => continue,
-                        },
-                        None => None,
-                    };
-                    return Ok((index, slot));
+                    state.flow[index].in_flight += 1;
+                    return Ok((index, Slot { index, relays: Arc::clone(&self.inner) }));
                 }
+                state.flow.iter().zip(&usable).filter(|(_, u)| **u).filter_map(|(f, _)| f.resting(now)).min()
+            };
+            match rested {
+                Some(until) => {
+                    tokio::select! {
+                        () = freed => {}
+                        () = tokio::time::sleep_until(until) => {}
+                    }
+                }
+                None => freed.await,
             }
-            freed.await;
         }
     }
 
@@ -217,7 +219,23 @@ impl Relays {
     }
 
     fn handed(&self, index: usize, result: Result<(), &SendError>) {
-        crate::metrics::relay_message(&self.inner.relays[index].smtp.server(), result_word(result));
+        let server = self.inner.relays[index].smtp.server();
+        crate::metrics::relay_message(&server, result_word(result));
+        let throttled = matches!(result, Err(e) if e.kind == SendErrorKind::Throttled);
+        let Ok(mut state) = self.inner.state.lock() else { return };
+        let flow = &mut state.flow[index];
+        if throttled {
+            if let Some(rest) = flow.throttled(Instant::now()) {
+                let allowed = flow.aimd.allowed();
+                drop(state);
+                tracing::warn!(
+                    relay = %server,
+                    "relay {server} asked to slow down: it rests {rest:?}, then takes {allowed} at a time"
+                );
+            }
+        } else if result.is_ok() {
+            flow.succeeded();
+        }
     }
 
     /// Every relay is set aside: the run's error, naming each relay and why it failed.
@@ -248,17 +266,65 @@ fn result_word(result: Result<(), &SendError>) -> &'static str {
     }
 }
 
-/// A connection to a capped relay, given back (and waiters woken) when dropped.
+/// A message in flight on one relay, counted until dropped (and waiters woken then).
 struct Slot {
-    permit: Option<OwnedSemaphorePermit>,
+    index: usize,
     relays: Arc<Inner>,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // The permit goes back first, so that a waiter woken here finds it.
-        drop(self.permit.take());
+        // The count goes down first, so that a waiter woken here finds the room.
+        if let Ok(mut state) = self.relays.state.lock() {
+            let flow = &mut state.flow[self.index];
+            flow.in_flight = flow.in_flight.saturating_sub(1);
+        }
         self.relays.freed.notify_waiters();
+    }
+}
+
+/// How much one relay may be sent now: its messages in flight against its adaptive limit, and
+/// the rest it takes after asking to slow down.
+#[derive(Debug)]
+struct Flow {
+    in_flight: usize,
+    aimd: Aimd,
+    /// Takes no new message until then.
+    rest_until: Option<Instant>,
+    /// How long the last rest lasted, doubled at the next throttling reply.
+    last_rest: Option<Duration>,
+}
+
+impl Flow {
+    fn new(cap: usize) -> Self {
+        Self { in_flight: 0, aimd: Aimd::new(cap), rest_until: None, last_rest: None }
+    }
+
+    /// The end of its rest, while it rests.
+    fn resting(&self, now: Instant) -> Option<Instant> {
+        self.rest_until.filter(|until| *until > now)
+    }
+
+    fn free(&self, now: Instant) -> bool {
+        self.resting(now).is_none() && self.in_flight < self.aimd.allowed()
+    }
+
+    /// A throttling reply: fewer in flight (never more than were when it came) and a rest, said
+    /// when this reply started it; `None` when another message's reply already had.
+    fn throttled(&mut self, now: Instant) -> Option<Duration> {
+        if self.resting(now).is_some() {
+            return None;
+        }
+        self.aimd.throttled_at(self.in_flight);
+        let rest = self.last_rest.map_or(FIRST_REST, |l| (l * 2).min(LONGEST_REST));
+        self.last_rest = Some(rest);
+        self.rest_until = Some(now + rest);
+        Some(rest)
+    }
+
+    fn succeeded(&mut self) {
+        self.aimd.succeeded();
+        self.last_rest = None;
     }
 }
 
@@ -267,7 +333,7 @@ pub struct RelayMail {
     open: OpenMail,
     relays: Relays,
     index: usize,
-    _slot: Option<Slot>,
+    _slot: Slot,
 }
 
 impl std::fmt::Debug for RelayMail {
@@ -277,9 +343,15 @@ impl std::fmt::Debug for RelayMail {
 }
 
 impl RelayMail {
+    /// The relay's `host:port`.
+    pub fn server(&self) -> String {
+        self.relays.inner.relays[self.index].smtp.server()
+    }
+
     /// Sends the final dot; see [`OpenMail::finish`].
     pub async fn finish(self) -> Result<String, SendError> {
         let Self { open, relays, index, _slot } = self;
+        // The slot is still held: a throttling reply sees this message among those in flight.
         let result = open.finish().await;
         relays.handed(index, result.as_ref().map(|_| ()));
         result
@@ -404,5 +476,39 @@ mod tests {
         assert!(a.worked(), "taken back");
         assert!(!a.worked(), "already up");
         assert_eq!(a.failed(at, "x:25: cannot connect"), Some(Duration::from_secs(2)), "starts over");
+    }
+
+    #[test]
+    fn a_throttling_relay_takes_fewer_at_a_time_and_rests_longer_each_time_until_it_succeeds() {
+        let start = Instant::now();
+        let mut f = Flow::new(UNCAPPED);
+        f.in_flight = 6;
+        assert!(f.free(start));
+        assert_eq!(f.throttled(start), Some(Duration::from_secs(1)));
+        assert_eq!(f.throttled(start), None, "the replies of one burst rest it once");
+        assert_eq!(f.aimd.allowed(), 3, "half of the six in flight, not of the cap");
+        f.in_flight = 0;
+        assert!(!f.free(start + Duration::from_millis(900)), "resting");
+        let mut at = start + Duration::from_secs(1);
+        assert!(f.free(at));
+        let mut rests = Vec::new();
+        for _ in 0..6 {
+            f.in_flight = 1;
+            let rest = f.throttled(at).expect("rests again");
+            rests.push(rest.as_secs());
+            at += rest;
+        }
+        assert_eq!(rests, [2, 4, 8, 16, 16, 16]);
+        assert_eq!(f.aimd.allowed(), 1);
+        f.in_flight = 0;
+        assert!(f.free(at));
+        f.in_flight = 1;
+        assert!(!f.free(at), "one at a time");
+        for _ in 0..2 {
+            f.succeeded();
+        }
+        assert_eq!(f.aimd.allowed(), 2, "climbing back with its successes");
+        f.in_flight = 1;
+        assert_eq!(f.throttled(at), Some(Duration::from_secs(1)), "a success ends the doubling");
     }
 }

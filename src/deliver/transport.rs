@@ -66,17 +66,27 @@ impl Transport {
             message.sign(dkim);
         }
         let bytes = message.formatted();
-        Ok(Staged(match &self.kind {
-            Kind::Smtp(s) => To::Smtp(Box::new(s.open(message.envelope(), &bytes).await?)),
-            Kind::Relays(r) => To::Relay(Box::new(r.open(message.envelope(), &bytes).await?)),
-            Kind::Outbox(o) => To::Outbox(o.clone(), message_id.clone(), message.envelope().from().cloned(), bytes),
-        }))
+        Ok(match &self.kind {
+            Kind::Smtp(s) => {
+                let open = s.open(message.envelope(), &bytes).await.map_err(|e| e.via(s.server()))?;
+                Staged(To::Smtp(Box::new(open)), Some(s.server()))
+            }
+            Kind::Relays(r) => {
+                let open = r.open(message.envelope(), &bytes).await?;
+                let server = open.server();
+                Staged(To::Relay(Box::new(open)), Some(server))
+            }
+            Kind::Outbox(o) => {
+                Staged(To::Outbox(o.clone(), message_id.clone(), message.envelope().from().cloned(), bytes), None)
+            }
+        })
     }
 }
 
-/// A message ready to hand over, nothing of it delivered yet.
+/// A message ready to hand over, nothing of it delivered yet, with the relay (`host:port`) it is
+/// staged on; none for the outbox.
 #[derive(Debug)]
-pub struct Staged(To);
+pub struct Staged(To, Option<String>);
 
 #[derive(Debug)]
 enum To {
@@ -86,11 +96,20 @@ enum To {
 }
 
 impl Staged {
+    /// The relay (`host:port`) the message is staged on; none for the outbox.
+    pub fn relay(&self) -> Option<&str> {
+        self.1.as_deref()
+    }
+
     /// Delivers the message; the reply is the server's, for the ledger.
     pub async fn hand_over(self) -> Result<Option<String>, SendError> {
+        let via = |e: SendError| match &self.1 {
+            Some(relay) => e.via(relay.clone()),
+            None => e,
+        };
         match self.0 {
-            To::Smtp(open) => open.finish().await.map(Some),
-            To::Relay(open) => open.finish().await.map(Some),
+            To::Smtp(open) => open.finish().await.map(Some).map_err(via),
+            To::Relay(open) => open.finish().await.map(Some).map_err(via),
             To::Outbox(o, message_id, from, bytes) => {
                 o.deliver(&message_id, from.as_ref(), &bytes).await.map(|()| None)
             }

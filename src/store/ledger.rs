@@ -12,11 +12,11 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, Row};
 
 use super::{
-    Claimed, ConsentEvent, Deferred, Failure, LedgerCounts, Outcome, Store, StoreError,
+    Claimed, ConsentEvent, Deferred, Failure, LedgerCounts, Outcome, RelayUse, Store, StoreError,
     backend::{count, from_ms, in_tx, lease_ms, ms, parse, retrying, with_backend},
     consent,
 };
-use crate::domain::SubscriberStatus;
+use crate::domain::{DeliveryState, SubscriberStatus};
 
 /// Every lease `owner` holds on a delivery still to send, found through the deliveries to send
 /// of the issues going out rather than by a walk of the whole ledger.
@@ -32,6 +32,13 @@ const FAILURES: &str = "SELECT s.email, d.last_reply, d.attempts FROM deliveries
 const DEFERRED: &str = "SELECT s.email, d.last_reply, d.attempts, d.next_attempt_at FROM deliveries d \
      JOIN subscribers s ON s.id = d.subscriber_id \
      WHERE d.issue_number = $1 AND d.state = 'deferred' ORDER BY d.next_attempt_at, s.email";
+/// What an issue sent through each relay: its deliveries by the relay and state of their last
+/// outcome, with when the last of them came. Found by the issue's entries of `deliveries_state`.
+pub(super) const RELAYS: &str = "SELECT relay, state, count(*), max(updated_at) FROM deliveries \
+     WHERE issue_number = $1 AND relay IS NOT NULL GROUP BY relay, state ORDER BY relay, state";
+/// The last reply a relay gave for an issue, at the moment `RELAYS` says its last outcome came.
+const RELAY_LAST_REPLY: &str = "SELECT last_reply FROM deliveries \
+     WHERE issue_number = $1 AND state = $2 AND relay = $3 AND updated_at = $4 ORDER BY id DESC LIMIT 1";
 /// Counted per issue first, which the ledger's index on (issue, state) answers alone, then
 /// summed over the few issues.
 const LEDGER_COUNTS: &str = "SELECT i.status, c.state, CAST(sum(c.n) AS BIGINT) FROM \
@@ -97,12 +104,13 @@ fn sort_out(mut taken: Vec<Taken>, people: Vec<Person>) -> Result<Sorted, StoreE
 /// waits on another in a circle.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Plan<'a> {
-    /// Delivery, message id, the server's reply.
-    sent: Vec<(i64, &'a str, Option<&'a str>)>,
-    /// Delivery, reply, next attempt (ms), attempts it spends (1, or 0 for a throttling reply).
-    deferred: Vec<(i64, &'a str, i64, i64)>,
-    /// Delivery, reply.
-    failed: Vec<(i64, &'a str)>,
+    /// Delivery, message id, the server's reply, the relay.
+    sent: Vec<(i64, &'a str, Option<&'a str>, Option<&'a str>)>,
+    /// Delivery, reply, next attempt (ms), attempts it spends (1, or 0 for a throttling reply),
+    /// the relay.
+    deferred: Vec<(i64, &'a str, i64, i64, Option<&'a str>)>,
+    /// Delivery, reply, the relay.
+    failed: Vec<(i64, &'a str, Option<&'a str>)>,
     /// Subscribers a permanent refusal bounced, each once, with the reply of the first refusal
     /// the batch holds for them, in the batch's order: the consent record notes them so.
     bounces: Vec<(i64, &'a str)>,
@@ -110,18 +118,20 @@ struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    fn new(outcomes: &'a [Outcome]) -> Self {
+    /// `relays[i]` is the relay of `outcomes[i]`; missing ones are none.
+    fn new(outcomes: &'a [Outcome], relays: &'a [Option<String>]) -> Self {
         let mut plan = Self::default();
-        for o in outcomes {
+        for (i, o) in outcomes.iter().enumerate() {
+            let relay = relays.get(i).and_then(Option::as_deref);
             match o {
                 Outcome::Sent { delivery_id, message_id, reply } => {
-                    plan.sent.push((*delivery_id, message_id, reply.as_deref()));
+                    plan.sent.push((*delivery_id, message_id, reply.as_deref(), relay));
                 }
                 Outcome::Deferred { delivery_id, reply, retry_at, spent } => {
-                    plan.deferred.push((*delivery_id, reply, ms(*retry_at), i64::from(*spent)));
+                    plan.deferred.push((*delivery_id, reply, ms(*retry_at), i64::from(*spent), relay));
                 }
                 Outcome::Failed { delivery_id, reply, bounce } => {
-                    plan.failed.push((*delivery_id, reply));
+                    plan.failed.push((*delivery_id, reply, relay));
                     if let Some(subscriber) = bounce
                         && !plan.bounces.iter().any(|(id, _)| id == subscriber)
                     {
@@ -227,10 +237,22 @@ impl Store {
     /// message went out after all. A deferral or a release is the lease holder's alone: a worker
     /// whose lease another took over leaves the delivery to that one.
     pub async fn record(&self, owner: &str, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.record_via(owner, outcomes, &[], now).await
+    }
+
+    /// [`Store::record`], with the relay (`host:port`) each outcome came from: `relays[i]` is
+    /// `outcomes[i]`'s, written in the same statements.
+    pub async fn record_via(
+        &self,
+        owner: &str,
+        outcomes: &[Outcome],
+        relays: &[Option<String>],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         if outcomes.is_empty() {
             return Ok(());
         }
-        let plan = Plan::new(outcomes);
+        let plan = Plan::new(outcomes, relays);
         let plan = &plan;
         let now_ms = ms(now);
         if plan.only_sent() {
@@ -323,6 +345,49 @@ impl Store {
                 next_attempt: from_ms(next),
             })
             .collect())
+    }
+
+    /// What the issue sent through each relay, by the relay of each delivery's last outcome,
+    /// in the order of the relays' names.
+    pub async fn relays(&self, number: u32) -> Result<Vec<RelayUse>, StoreError> {
+        let rows: Vec<(String, String, i64, i64)> =
+            with_backend!(self, |pool, db| sqlx::query_as(RELAYS).bind(i64::from(number)).fetch_all(pool).await?);
+        let mut out: Vec<RelayUse> = Vec::new();
+        // The (state, time) of each relay's last outcome.
+        let mut last: Vec<(String, i64)> = Vec::new();
+        for (relay, state, n, at) in rows {
+            let state: DeliveryState = parse(&state)?;
+            if out.last().is_none_or(|r| r.relay != relay) {
+                out.push(RelayUse { relay: relay.clone(), ..RelayUse::default() });
+                last.push((String::new(), i64::MIN));
+            }
+            let (Some(r), Some(l)) = (out.last_mut(), last.last_mut()) else { continue };
+            match state {
+                DeliveryState::Sent => r.sent += count(n),
+                DeliveryState::Deferred => r.deferred += count(n),
+                DeliveryState::Failed => r.failed += count(n),
+                // A delivery skipped or queued again keeps the relay it last went to, but says
+                // nothing more about it.
+                DeliveryState::Queued | DeliveryState::Skipped => {}
+            }
+            if at > l.1 {
+                *l = (state.to_string(), at);
+            }
+        }
+        for (r, (state, at)) in out.iter_mut().zip(last) {
+            let relay = r.relay.clone();
+            r.last_reply = with_backend!(self, |pool, db| {
+                sqlx::query_scalar::<_, Option<String>>(RELAY_LAST_REPLY)
+                    .bind(i64::from(number))
+                    .bind(&state)
+                    .bind(&relay)
+                    .bind(at)
+                    .fetch_optional(pool)
+                    .await?
+                    .flatten()
+            });
+        }
+        Ok(out)
     }
 
     /// Deliveries by their issue's status and their state, for metrics: the whole ledger, whichever
@@ -422,14 +487,16 @@ mod tests {
             Outcome::Released { delivery_id: 1 },
             Outcome::Failed { delivery_id: 4, reply: "550 a".into(), bounce: None },
         ];
-        let plan = Plan::new(&outcomes);
-        assert_eq!(plan.sent, [(2, "<2@e>", None), (5, "<5@e>", Some("250 ok"))]);
+        let relays: Vec<Option<String>> =
+            (0..outcomes.len()).map(|i| (i % 2 == 1).then(|| format!("r{i}.example:25"))).collect();
+        let plan = Plan::new(&outcomes, &relays);
+        assert_eq!(plan.sent, [(2, "<2@e>", None, None), (5, "<5@e>", Some("250 ok"), Some("r1.example:25"))]);
         assert_eq!(
             plan.deferred,
-            [(3, "421", ms(at(30)), 0), (7, "451", ms(at(60)), 1)],
-            "a throttling reply spends nothing"
+            [(3, "421", ms(at(30)), 0, Some("r5.example:25")), (7, "451", ms(at(60)), 1, None)],
+            "a throttling reply spends nothing; each outcome keeps its own relay"
         );
-        assert_eq!(plan.failed, [(4, "550 a"), (6, "550 b")]);
+        assert_eq!(plan.failed, [(4, "550 a", Some("r7.example:25")), (6, "550 b", Some("r3.example:25"))]);
         assert_eq!(plan.released, [1, 8]);
         assert!(plan.bounces.is_empty());
         assert!(!plan.only_sent());
@@ -438,9 +505,9 @@ mod tests {
     #[test]
     fn only_sends_need_no_transaction() {
         let sent = [Outcome::Sent { delivery_id: 1, message_id: "<1@e>".into(), reply: None }];
-        assert!(Plan::new(&sent).only_sent());
+        assert!(Plan::new(&sent, &[]).only_sent());
         let released = [Outcome::Released { delivery_id: 1 }];
-        assert!(!Plan::new(&released).only_sent());
+        assert!(!Plan::new(&released, &[]).only_sent());
     }
 
     #[test]
@@ -451,12 +518,12 @@ mod tests {
             Outcome::Failed { delivery_id: 4, reply: "550 other".into(), bounce: Some(1) },
             Outcome::Failed { delivery_id: 5, reply: "550 second".into(), bounce: Some(3) },
         ];
-        let plan = Plan::new(&outcomes);
+        let plan = Plan::new(&outcomes, &[]);
         assert_eq!(plan.bounces, [(3, "550 first"), (1, "550 other")], "in the batch's order, each once");
         assert_eq!(plan.bounced_ids(), [3, 1]);
         assert_eq!(
             plan.failed,
-            [(2, "550 unsendable"), (4, "550 other"), (5, "550 second"), (9, "550 first")],
+            [(2, "550 unsendable", None), (4, "550 other", None), (5, "550 second", None), (9, "550 first", None)],
             "every failure is recorded, bounce or not"
         );
     }

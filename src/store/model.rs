@@ -293,6 +293,18 @@ pub struct Failure {
     pub attempts: u32,
 }
 
+/// What an issue sent through one relay, by the relay of each delivery's last outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayUse {
+    /// `host:port`, never its credentials.
+    pub relay: String,
+    pub sent: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    /// The relay's reply to the last delivery it answered.
+    pub last_reply: Option<String>,
+}
+
 /// A delivery waiting for another attempt after a temporary failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deferred {

@@ -47,15 +47,16 @@ pub(super) const SKIP_LEFT: &str = "UPDATE deliveries AS d SET state = 'skipped'
 pub(super) const RENEW_LEASES: &str = "UPDATE deliveries SET lease_until = $1 \
      WHERE id = ANY($2::bigint[]) AND lease_owner = $3 AND state IN ('queued', 'deferred')";
 pub(super) const RECORD_SENT: &str = "UPDATE deliveries AS d SET state = 'sent', attempts = d.attempts + 1, \
-     message_id = u.message_id, last_reply = u.reply, sent_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
-     FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS u(id, message_id, reply) WHERE d.id = u.id";
+     message_id = u.message_id, last_reply = u.reply, relay = u.relay, sent_at = $1, updated_at = $1, \
+     lease_owner = NULL, lease_until = NULL \
+     FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[]) AS u(id, message_id, reply, relay) WHERE d.id = u.id";
 pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries AS d SET state = 'deferred', attempts = d.attempts + u.spent, \
-     last_reply = u.reply, next_attempt_at = u.retry_at, updated_at = $1, lease_owner = NULL, lease_until = NULL \
-     FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[]) AS u(id, reply, retry_at, spent) \
-     WHERE d.id = u.id AND d.lease_owner = $6 AND d.state <> 'sent'";
+     last_reply = u.reply, next_attempt_at = u.retry_at, relay = u.relay, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM UNNEST($2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::text[]) AS u(id, reply, retry_at, spent, relay) \
+     WHERE d.id = u.id AND d.lease_owner = $7 AND d.state <> 'sent'";
 pub(super) const RECORD_FAILED: &str = "UPDATE deliveries AS d SET state = 'failed', attempts = d.attempts + 1, \
-     last_reply = u.reply, updated_at = $1, lease_owner = NULL, lease_until = NULL \
-     FROM UNNEST($2::bigint[], $3::text[]) AS u(id, reply) WHERE d.id = u.id AND d.state <> 'sent'";
+     last_reply = u.reply, relay = u.relay, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS u(id, reply, relay) WHERE d.id = u.id AND d.state <> 'sent'";
 pub(super) const RECORD_BOUNCES: &str = "UPDATE subscribers SET status = 'bounced', updated_at = $1 \
      WHERE id = ANY($2::bigint[]) AND status = 'active' RETURNING id";
 pub(super) const RECORD_RELEASED: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
@@ -192,6 +193,16 @@ impl<'v, A: Value<'v>, B: Value<'v>, C: Value<'v>, D: Value<'v>> Columns for (A,
         let query = column(query, rows, |r| r.1.clone());
         let query = column(query, rows, |r| r.2.clone());
         column(query, rows, |r| r.3.clone())
+    }
+}
+
+impl<'v, A: Value<'v>, B: Value<'v>, C: Value<'v>, D: Value<'v>, E: Value<'v>> Columns for (A, B, C, D, E) {
+    fn bind<'q>(query: PgQuery<'q>, rows: &[Self]) -> PgQuery<'q> {
+        let query = column(query, rows, |r| r.0.clone());
+        let query = column(query, rows, |r| r.1.clone());
+        let query = column(query, rows, |r| r.2.clone());
+        let query = column(query, rows, |r| r.3.clone());
+        column(query, rows, |r| r.4.clone())
     }
 }
 

@@ -184,14 +184,14 @@ pub(super) const SKIP_LEFT: &str = "UPDATE deliveries SET state = 'skipped', las
 pub(super) const RENEW_LEASES: &str = "UPDATE deliveries SET lease_until = $1 \
      WHERE id IN (SELECT value FROM json_each($2)) AND lease_owner = $3 AND state IN ('queued', 'deferred')";
 pub(super) const RECORD_SENT: &str = "UPDATE deliveries SET state = 'sent', attempts = attempts + 1, \
-     message_id = j.value ->> 1, last_reply = j.value ->> 2, sent_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     message_id = j.value ->> 1, last_reply = j.value ->> 2, relay = j.value ->> 3, sent_at = $1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
      FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0";
 pub(super) const RECORD_DEFERRED: &str = "UPDATE deliveries SET state = 'deferred', attempts = attempts + (j.value ->> 3), \
-     last_reply = j.value ->> 1, next_attempt_at = j.value ->> 2, updated_at = $1, lease_owner = NULL, lease_until = NULL \
-     FROM json_each($2) AS j \
+     last_reply = j.value ->> 1, next_attempt_at = j.value ->> 2, relay = j.value ->> 4, updated_at = $1, \
+     lease_owner = NULL, lease_until = NULL FROM json_each($2) AS j \
      WHERE deliveries.id = j.value ->> 0 AND deliveries.lease_owner = $3 AND deliveries.state <> 'sent'";
 pub(super) const RECORD_FAILED: &str = "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, \
-     last_reply = j.value ->> 1, updated_at = $1, lease_owner = NULL, lease_until = NULL \
+     last_reply = j.value ->> 1, relay = j.value ->> 2, updated_at = $1, lease_owner = NULL, lease_until = NULL \
      FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0 AND deliveries.state <> 'sent'";
 pub(super) const RECORD_BOUNCES: &str = "UPDATE subscribers SET status = 'bounced', updated_at = $1 \
      WHERE id IN (SELECT value FROM json_each($2)) AND status = 'active' RETURNING id";

@@ -138,6 +138,7 @@ on_each_backend!(
     one_delivery_per_active_subscriber_across_lists,
     concurrent_claims_never_share_a_delivery_and_leases_expire,
     outcomes_are_recorded_and_bounces_mark_the_subscriber,
+    each_outcome_keeps_its_relay_and_an_issue_says_what_each_relay_did,
     who_unsubscribes_mid_issue_is_skipped,
     renewed_leases_keep_other_workers_off,
     a_web_signup_waits_for_confirmation_and_an_old_link_cannot_undo_leaving,
@@ -612,6 +613,66 @@ async fn outcomes_are_recorded_and_bounces_mark_the_subscriber(s: Store) {
     .expect("r");
     assert!(s.finish_issue_if_done(1, later).await.expect("finish"));
     assert_eq!(s.issue(1).await.expect("i").map(|i| i.status), Some(crate::domain::IssueStatus::Sent));
+}
+
+/// Outcomes recorded with their relays, in the same batched statements: the issue's relays, by
+/// name, count each delivery under the relay of its last outcome, with the last reply each gave.
+async fn each_outcome_keeps_its_relay_and_an_issue_says_what_each_relay_did(s: Store) {
+    let rows: Vec<_> =
+        ["a", "b", "c", "d", "e"].iter().map(|n| row(&format!("{n}@example.org"), &["weekly"])).collect();
+    s.import(&rows, "i", now()).await.expect("import");
+    issue(&s, 1, &[weekly()]).await;
+    assert!(s.relays(1).await.expect("relays").is_empty(), "nothing recorded yet");
+    let c = s.claim(1, "w", 10, now(), Duration::from_secs(30)).await.expect("claim");
+    let (one, two) = (Some("one.example:587".to_owned()), Some("two.example:25".to_owned()));
+    let sent = |i: usize| Outcome::Sent {
+        delivery_id: c[i].delivery_id,
+        message_id: format!("<{i}@e>"),
+        reply: Some(format!("250 ok {i}")),
+    };
+    let out = vec![
+        sent(0),
+        sent(1),
+        Outcome::Deferred {
+            delivery_id: c[2].delivery_id,
+            reply: "421 4.7.0 slow down".into(),
+            retry_at: now() + chrono::Duration::seconds(60),
+            spent: false,
+        },
+        Outcome::Failed { delivery_id: c[3].delivery_id, reply: "550 5.1.1 unknown".into(), bounce: None },
+        Outcome::Released { delivery_id: c[4].delivery_id },
+    ];
+    s.record_via("w", &out, &[one.clone(), two.clone(), one.clone(), two.clone(), one.clone()], now())
+        .await
+        .expect("record");
+    // Only sends, the batch written without a transaction, keep their relay too.
+    let later = now() + chrono::Duration::seconds(1);
+    let again = s.claim(1, "w", 10, later, Duration::from_secs(30)).await.expect("claim");
+    assert_eq!(again.len(), 1, "the released one");
+    let last =
+        Outcome::Sent { delivery_id: again[0].delivery_id, message_id: "<4@e>".into(), reply: Some("250 last".into()) };
+    s.record_via("w", &[last], std::slice::from_ref(&two), later).await.expect("record");
+    let relays = s.relays(1).await.expect("relays");
+    assert_eq!(
+        relays,
+        [
+            RelayUse {
+                relay: "one.example:587".into(),
+                sent: 1,
+                deferred: 1,
+                failed: 0,
+                last_reply: Some("421 4.7.0 slow down".into())
+            },
+            RelayUse {
+                relay: "two.example:25".into(),
+                sent: 2,
+                deferred: 0,
+                failed: 1,
+                last_reply: Some("250 last".into())
+            },
+        ]
+    );
+    assert!(s.relays(2).await.expect("relays").is_empty());
 }
 
 async fn who_unsubscribes_mid_issue_is_skipped(s: Store) {
@@ -1436,19 +1497,25 @@ async fn postgres_hot_statements_use_indexes_at_a_million_deliveries() {
         (
             "record_sent",
             super::postgres::RECORD_SENT,
-            format!("1, {deliveries}, {}, {}", texts(n, "<m@e.org>"), texts(n, "250 ok")),
+            format!("1, {deliveries}, {}, {}, {}", texts(n, "<m@e.org>"), texts(n, "250 ok"), texts(n, "r.example:25")),
         ),
         (
             "record_deferred",
             super::postgres::RECORD_DEFERRED,
             format!(
-                "1, {deliveries}, {}, {}, {}, 'w1'",
+                "1, {deliveries}, {}, {}, {}, {}, 'w1'",
                 texts(n, "451"),
                 array(&vec![1710000600000; n]),
-                array(&vec![1; n])
+                array(&vec![1; n]),
+                texts(n, "r.example:25")
             ),
         ),
-        ("record_failed", super::postgres::RECORD_FAILED, format!("1, {deliveries}, {}", texts(n, "550"))),
+        (
+            "record_failed",
+            super::postgres::RECORD_FAILED,
+            format!("1, {deliveries}, {}, {}", texts(n, "550"), texts(n, "r.example:25")),
+        ),
+        ("relays", super::ledger::RELAYS, "5".into()),
         ("record_bounces", super::postgres::RECORD_BOUNCES, format!("1, {people}")),
         ("record_released", super::postgres::RECORD_RELEASED, format!("{deliveries}, 'w1'")),
         ("release", super::ledger::RELEASE, "'w1'".into()),

@@ -326,8 +326,11 @@ async fn show_issue(_: Admin, State(state): State<AppState>, Path(n): Path<Strin
     let failures = state.store.failures(i.number).await?;
     let deferred = state.store.deferred(i.number).await?;
     let history = state.store.issue_actions(i.number).await?;
+    let relays = state.store.relays(i.number).await?;
     Ok(Json(json!(
-        IssueView::new(&i, &failures, &deferred, &state.publication.config.publication).with_history(&history)
+        IssueView::new(&i, &failures, &deferred, &state.publication.config.publication)
+            .with_history(&history)
+            .with_relays(&relays)
     )))
 }
 

@@ -195,3 +195,101 @@ fn a_relays_cap_and_rate_hold_while_the_other_takes_the_rest() {
     // Starts are 100 ms apart at 10/s; an exchange's own length moves its end by a little.
     assert!(span >= (times.len() - 1) as f64 * 0.08, "{} messages in {span:.2}s", times.len());
 }
+
+/// Two relays, one answering `421 4.7.0 … slow down` to everything for its first 2 s: it rests
+/// and takes fewer at a time, so the other takes the traffic meanwhile (the throttling relay
+/// turns away a handful, not the half of what came in those seconds its weight would give it);
+/// once it clears it is used again. Every reader gets one copy, and no attempt is spent on the
+/// throttled tries.
+#[test]
+fn a_throttling_relay_slows_down_and_the_other_takes_its_traffic_until_it_clears() {
+    let slow = SmtpServer::start(Options::default().throttle_for(2.0));
+    let other = SmtpServer::start(Options::default());
+    let n = 200;
+    // 40 a second: the run lasts about 5 s, the throttling the first two of them.
+    let p = with_relays(
+        Backend::Sqlite,
+        n,
+        "concurrency = 4\nrate = 40\nmax_attempts = 2",
+        &[relay(&slow.url(), ""), relay(&other.url(), "")],
+    );
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok();
+    let doc = run.json();
+    assert_eq!(
+        (doc["counts"]["sent"].as_u64(), doc["counts"]["failed"].as_u64()),
+        (Some(n as u64), Some(0)),
+        "{doc:#}"
+    );
+    let counts = merged(&[&slow, &other]);
+    assert_eq!(counts.len(), n);
+    assert!(counts.values().all(|c| *c == 1), "{:?}", counts.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>());
+    assert_eq!(crate::throttle::attempts(&p), vec![1; n], "the throttled tries are not counted");
+    let throttled = slow.stats().throttled;
+    assert!(throttled > 0, "the relay never throttled, so this proved nothing");
+    assert!(throttled <= 12, "the throttling relay was handed {throttled} messages while it throttled");
+    assert!(slow.accepted() > 0, "the relay was not used again once it cleared:\n{}", run.stderr());
+    assert!(other.accepted() > slow.accepted(), "{} and {}", other.accepted(), slow.accepted());
+    assert!(run.stderr().contains(&format!("relay 127.0.0.1:{} asked to slow down", slow.port)), "{}", run.stderr());
+}
+
+/// `issues show` says what the issue sent through each relay, named by `host:port` and never by
+/// its credentials, in the table and in `--json`; a relay that refused every login sent nothing
+/// and is not there.
+#[test]
+fn issues_show_says_what_went_through_each_relay() {
+    let locked = SmtpServer::start(Options::default().auth("mailer", "right"));
+    let (a, b) = (SmtpServer::start(Options::default()), SmtpServer::start(Options::default().reject("reader3@")));
+    let p = with_relays(
+        Backend::Sqlite,
+        12,
+        "concurrency = 2",
+        &[
+            relay(&locked.url().replace("right", "hunter2-wrong"), ""),
+            relay(&a.url().replace("127.0.0.1", "mailer:hunter2@127.0.0.1"), ""),
+            relay(&b.url(), ""),
+        ],
+    );
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
+    let show = p.gazette(&["issues", "show", "1", "--json"]).ok();
+    assert!(!show.stdout().contains("hunter2"), "{}", show.stdout());
+    let doc = show.json();
+    let relays = doc["relays"].as_array().expect("a relays array");
+    let names: Vec<&str> = relays.iter().filter_map(|r| r["relay"].as_str()).collect();
+    let (name_a, name_b) = (format!("127.0.0.1:{}", a.port), format!("127.0.0.1:{}", b.port));
+    let mut expected = vec![name_a.as_str(), name_b.as_str()];
+    expected.sort_unstable();
+    assert_eq!(names, expected, "{doc:#}");
+    let of = |name: &str| relays.iter().find(|r| r["relay"] == name).expect("the relay").clone();
+    let (ra, rb) = (of(&name_a), of(&name_b));
+    assert_eq!(ra["sent"].as_u64(), Some(a.accepted() as u64), "{ra:#}");
+    assert_eq!(rb["sent"].as_u64(), Some(b.accepted() as u64), "{rb:#}");
+    let failed = ra["failed"].as_u64().unwrap_or_default() + rb["failed"].as_u64().unwrap_or_default();
+    assert_eq!(a.accepted() + b.accepted() + failed as usize, 12, "{doc:#}");
+    for r in [&ra, &rb] {
+        assert_eq!(r["deferred"], 0);
+        assert!(r["last_reply"].as_str().is_some_and(|s| s.starts_with("250") || s.starts_with("550")), "{r:#}");
+    }
+    let table = p.gazette(&["issues", "show", "1"]).ok().stdout();
+    assert!(table.contains("RELAY") && table.contains(&name_a) && table.contains(&name_b), "{table}");
+    assert!(!table.contains("hunter2"), "{table}");
+}
+
+/// One SMTP server (`smtp_url`) is that one relay; the outbox is none.
+#[test]
+fn one_smtp_server_is_one_relay_and_the_outbox_none() {
+    let server = SmtpServer::start(Options::default());
+    let p = publication_on(Backend::Sqlite, 3, &server.url(), "");
+    p.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
+    let doc = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(doc["relays"].as_array().map(Vec::len), Some(1), "{doc:#}");
+    assert_eq!(doc["relays"][0]["relay"], format!("127.0.0.1:{}", server.port));
+    assert_eq!(doc["relays"][0]["sent"], 3);
+
+    let outbox = publication_on(Backend::Sqlite, 2, NO_SMTP_URL, "");
+    let config = std::fs::read_to_string(outbox.path().join("gazette.toml")).expect("config");
+    outbox.write("gazette.toml", &config.replace("transport = \"smtp\"", "transport = \"outbox\""));
+    outbox.gazette(&["send", "--yes", "--as-of", AS_OF]).ok();
+    let doc = outbox.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 2, "{doc:#}");
+    assert_eq!(doc["relays"], serde_json::json!([]), "{doc:#}");
+}

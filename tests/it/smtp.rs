@@ -55,6 +55,10 @@ pub struct Options {
     tempfail_first: u32,
     tempfail_at_rcpt: bool,
     throttle_first: u32,
+    /// Throttle every message for this long after the first; `None`: never; negative: always.
+    throttle_seconds: Option<f64>,
+    /// Recipients containing one of these are always throttled.
+    throttle: Vec<String>,
     reject: Vec<String>,
     reject_at_data: bool,
     drop_every: u32,
@@ -116,6 +120,19 @@ impl Options {
     /// The first `n` attempts for each recipient get `421 4.7.0 … slow down` at DATA.
     pub fn throttle_first(mut self, n: u32) -> Self {
         self.throttle_first = n;
+        self
+    }
+
+    /// Every message in the first `seconds` after the first one (included) gets `421 4.7.0 … slow
+    /// down` at DATA; a negative `seconds`, every message.
+    pub fn throttle_for(mut self, seconds: f64) -> Self {
+        self.throttle_seconds = Some(seconds);
+        self
+    }
+
+    /// Messages to recipients containing `substring` always get `421 4.7.0 … slow down` at DATA.
+    pub fn throttle(mut self, substring: &str) -> Self {
+        self.throttle.push(substring.to_owned());
         self
     }
 
@@ -210,6 +227,12 @@ impl Options {
         if self.throttle_first > 0 {
             flag("--throttle-first", self.throttle_first.to_string());
         }
+        if let Some(s) = self.throttle_seconds {
+            flag("--throttle-seconds", s.to_string());
+        }
+        for t in &self.throttle {
+            flag("--throttle", t.clone());
+        }
         for r in &self.reject {
             flag("--reject", r.clone());
         }
@@ -288,6 +311,8 @@ pub struct Stats {
     pub messages_accepted: u64,
     /// MAIL commands that arrived with the next command behind them (with `pipelining`).
     pub pipelined_mail: u64,
+    /// Throttling replies given (`throttle_first`, `throttle_for`).
+    pub throttled: u64,
 }
 
 /// A running `tests/smtp/server.py`; stopped (SIGTERM, then SIGKILL) when dropped.
@@ -456,6 +481,7 @@ impl SmtpServer {
             refused_connections: n("refused_connections"),
             messages_accepted: n("messages_accepted"),
             pipelined_mail: n("pipelined_mail"),
+            throttled: n("throttled"),
         }
     }
 

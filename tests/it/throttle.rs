@@ -7,10 +7,14 @@ use crate::{
     smtp::{Options, SmtpServer},
 };
 
-on_each_backend!(throttling_replies_spend_no_attempt_and_fail_no_reader, a_shaped_group_is_held_to_its_rate);
+on_each_backend!(
+    throttling_replies_spend_no_attempt_and_fail_no_reader,
+    a_shaped_group_is_held_to_its_rate,
+    a_group_throttled_without_end_stops_the_run_after_throttle_timeout_and_the_same_command_resumes,
+);
 
 /// The attempts the ledger holds for each delivery, read from the store itself.
-fn attempts(p: &Stored) -> Vec<i64> {
+pub(crate) fn attempts(p: &Stored) -> Vec<i64> {
     let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
     let postgres = config.lines().find_map(|l| {
         l.strip_prefix("database_url = ").map(|u| u.trim_matches('"').to_owned()).filter(|u| u.starts_with("postgres"))
@@ -114,4 +118,45 @@ fn too_many_connections_at_the_greeting_slows_the_sending_and_stops_nothing() {
         server.stats().refused_connections > 0,
         "the server never turned a connection away, so this proved nothing"
     );
+}
+
+/// A server that throttles every message to gmail.com and never stops, with `throttle_timeout =
+/// "2s"`: the other readers are sent, then, once only gmail.com's are left and every try of them
+/// has been throttled for 2 s with none accepted, the run stops with exit 1 like a server that is
+/// gone, naming the key. Nothing is counted against the gmail.com readers (no attempt spent, no
+/// failure), and the same command, run again once the server accepts them, sends them, once.
+fn a_group_throttled_without_end_stops_the_run_after_throttle_timeout_and_the_same_command_resumes(backend: Backend) {
+    let mut server = SmtpServer::start(Options::default().throttle("@gmail.com"));
+    let port = server.port;
+    let p = publication_on(backend, 0, &server.url(), "concurrency = 2\nthrottle_timeout = \"2s\"");
+    let mut csv = String::from("email,name,lists,city\n");
+    for i in 0..4 {
+        csv.push_str(&format!("reader{i}@gmail.com,G {i},,\nreader{i}@example.org,E {i},,\n"));
+    }
+    for i in 4..6 {
+        csv.push_str(&format!("reader{i}@example.org,E {i},,\n"));
+    }
+    p.write("subscribers/weekly.csv", &csv);
+    let started = std::time::Instant::now();
+    let run = p.gazette(&["send", "--yes", "--as-of", AS_OF]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(started.elapsed().as_secs_f64() < 30.0, "{:?}", started.elapsed());
+    assert!(run.stderr().contains("throttle_timeout"), "{}", run.stderr());
+    assert!(server.stats().throttled >= 4, "{:?}", server.stats());
+    let sent = by_recipient(&server);
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(sent.keys().all(|r| r.ends_with("@example.org")) && sent.values().all(|c| *c == 1), "{sent:?}");
+    let show = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
+    assert_eq!((show["counts"]["sent"].as_u64(), show["counts"]["failed"].as_u64()), (Some(6), Some(0)), "{show:#}");
+    let mut attempts = attempts(&p);
+    attempts.sort_unstable();
+    assert_eq!(attempts, [0, 0, 0, 0, 1, 1, 1, 1, 1, 1], "no attempt spent on a throttled try");
+
+    server.kill();
+    let relieved = SmtpServer::start(Options::default().port(port));
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(doc["counts"]["sent"], 10, "{doc:#}");
+    let resumed = by_recipient(&relieved);
+    assert_eq!(resumed.len(), 4, "{resumed:?}");
+    assert!(resumed.keys().all(|r| r.ends_with("@gmail.com")) && resumed.values().all(|c| *c == 1), "{resumed:?}");
 }

@@ -59,6 +59,7 @@ async fn the_command_line_and_the_api_print_the_same_issue_and_subscriber() {
             "left_out",
             "note",
             "number",
+            "relays",
             "send_at",
             "status",
             "subject",

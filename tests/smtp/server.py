@@ -28,6 +28,12 @@ reaches its final dot, whatever becomes of it; the checks run in this order at t
   --throttle-first N  the first N attempts for each recipient get `421 4.7.0 slow down` at DATA,
                       as a busy provider throttles a sender; counted per address apart from
                       --tempfail-first, and checked before it.
+  --throttle-seconds S  every message reaching its final dot in the first S seconds after the
+                      first one did (that one included) gets `421 4.7.0 slow down`, as a provider does while it
+                      throttles a sender (a negative S: for as long as the server runs). Each
+                      such reply is counted in stats.json's "throttled", as are --throttle-first's.
+  --throttle SUBSTR   messages to recipients containing SUBSTR always get `421 4.7.0 slow down`
+                      at DATA, as a provider that never stops throttling. Repeatable; counted too.
   --reject SUBSTR     recipients containing SUBSTR get `550 5.1.1 <addr>: user unknown` at RCPT
                       (default) or at DATA (--reject-at data). Repeatable.
 Also:
@@ -90,6 +96,7 @@ class Spool:
         self.conn_total = 0
         self.conn_refused = 0
         self.pipelined_mail = 0
+        self.throttled = 0
 
     def record(self, envelope: Envelope, peer) -> None:
         raw: bytes = envelope.original_content or b""
@@ -125,6 +132,7 @@ class Spool:
             "refused_connections": self.conn_refused,
             "messages_accepted": self.accepted,
             "pipelined_mail": self.pipelined_mail,
+            "throttled": self.throttled,
         }
         tmp = self.root / ".stats.json.tmp"
         tmp.write_text(json.dumps(stats))
@@ -153,6 +161,7 @@ class Faults:
         self.messages = itertools.count(1)
         self.attempts: dict[str, int] = {}
         self.throttle_attempts: dict[str, int] = {}
+        self.first_message: float | None = None
 
     def rejected(self, address: str) -> bool:
         return any(s in address for s in self.args.reject)
@@ -166,6 +175,14 @@ class Faults:
             failing |= self.attempts[key] <= self.args.tempfail_first
         return failing
 
+
+    def throttling_now(self) -> bool:
+        """True while the server is within its --throttle-seconds."""
+        s = self.args.throttle_seconds
+        now = time.monotonic()
+        if self.first_message is None:
+            self.first_message = now
+        return s < 0 or now - self.first_message < s
 
     def throttle(self, addresses: list[str]) -> bool:
         """Count one attempt for each address; true while any is within its first N throttled."""
@@ -224,7 +241,13 @@ class Handler:
             bad = [r for r in envelope.rcpt_tos if self.faults.rejected(r)]
             if bad:
                 return f"550 5.1.1 <{bad[0]}>: user unknown"
-        if a.throttle_first and self.faults.throttle(envelope.rcpt_tos):
+        if (
+            (a.throttle_seconds and self.faults.throttling_now())
+            or any(s in r for s in a.throttle for r in envelope.rcpt_tos)
+            or (a.throttle_first and self.faults.throttle(envelope.rcpt_tos))
+        ):
+            self.spool.throttled += 1
+            self.spool.write_stats()
             return THROTTLE
         if a.tempfail_at == "data" and self.faults.tempfail(envelope.rcpt_tos):
             return TEMPFAIL
@@ -324,6 +347,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--implicit-tls", action="store_true")
     p.add_argument("--tempfail-first", type=int, default=0, metavar="N")
     p.add_argument("--throttle-first", type=int, default=0, metavar="N")
+    p.add_argument("--throttle-seconds", type=float, default=0.0, metavar="S")
+    p.add_argument("--throttle", action="append", default=[], metavar="RCPT_SUBSTRING")
     p.add_argument("--tempfail-at", choices=["data", "rcpt"], default="data")
     p.add_argument("--reject", action="append", default=[], metavar="RCPT_SUBSTRING")
     p.add_argument("--reject-at", choices=["rcpt", "data"], default="rcpt")
