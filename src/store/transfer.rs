@@ -98,6 +98,7 @@ const TABLES: &[Table] = &[
             ("message_id", Text),
             ("updated_at", Int),
             ("sent_at", Int),
+            ("relay", Text),
         ],
         identity: Some("id"),
     },
