@@ -169,6 +169,9 @@ pub async fn look(b: &Client, name: &str) {
                 json!({ "features": [{ "name": "prefers-color-scheme", "value": scheme }] }),
             )
             .await;
+            // A framed page (the desk's previews) repaints for the new scheme after the page
+            // itself: a moment's wait keeps the capture from catching it half drawn.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             let m = b
                 .execute(
                     "return [document.documentElement.scrollWidth, window.innerWidth, getComputedStyle(document.body).backgroundColor]",
