@@ -173,7 +173,12 @@ async fn the_desk_previews_edits_tests_holds_and_approves_a_draft_and_the_issue_
     let live = get(&web, &cookie, "/admin/issues/1/live").await;
     assert_eq!(live.status(), StatusCode::OK);
     let live = body(live).await;
-    assert!(live.trim_start().starts_with("<section id=\"live\"") && live.contains("data-live=\"false\""), "{live}");
+    assert!(
+        live.trim_start().starts_with("<div id=\"live\"")
+            && live.contains("data-live=\"false\"")
+            && live.contains("failures-heading"),
+        "{live}"
+    );
     // The overview's subscribers over time: three imported today, all active.
     let overview = body(get(&web, &cookie, "/admin/").await).await;
     assert!(overview.contains("<title id=\"subscribers-title\">Subscribers over time</title>"), "{overview}");
