@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Transaction, Type};
 
 use super::{
-    DeliveryCounts, IssueRecord, NewIssue, ReportCounts, SentIssue, Store, StoreError,
+    DeliveryCounts, IssueRecord, NewIssue, ReportCounts, SentIssue, SlotRef, Store, StoreError,
     backend::{Values, count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
 };
 use crate::domain::{IssueStatus, ListName};
@@ -25,8 +26,9 @@ const SENDING: &str = "SELECT number FROM issues WHERE status = 'sending' ORDER 
 const PAUSED: &str = "SELECT min(number) FROM issues WHERE status = 'paused'";
 const INSERT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) \
      VALUES ($1, 'sending', $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+/// Returns the issue's number when the slot was free, no row when another issue took it.
 const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
-     ON CONFLICT DO NOTHING";
+     ON CONFLICT DO NOTHING RETURNING issue_number";
 /// An issue's deliveries by state; the ledger's index on (issue, state) answers it alone.
 pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
 /// An issue under review (draft, held, approved) may be cancelled too: it never goes out, and the
@@ -113,6 +115,38 @@ impl TryFrom<SentRow> for SentIssue {
     }
 }
 
+/// Takes the schedule slot that made issue `number` (if a slot made it) inside the transaction
+/// that makes the issue, a draft or one that sends at once: a slot makes one issue, however
+/// many processes serve it.
+pub(super) async fn take_slot<DB>(
+    tx: &mut Transaction<'static, DB>,
+    slot: Option<&SlotRef>,
+    number: i64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> i64: Decode<'r, DB>,
+    usize: ColumnIndex<DB::Row>,
+{
+    let Some(slot) = slot else { return Ok(()) };
+    let taken: Option<i64> = sqlx::query_scalar(TAKE_SLOT)
+        .bind(slot.key.as_str())
+        .bind(ms(slot.at))
+        .bind(number)
+        .bind(ms(now))
+        .fetch_optional(&mut **tx)
+        .await?;
+    if taken.is_none() {
+        return Err(StoreError::SlotTaken(slot.key.clone()));
+    }
+    Ok(())
+}
+
 /// Counts by status with every status present, those without a row at zero.
 fn by_status<'a>(all: impl IntoIterator<Item = &'a str>, rows: Vec<(String, i64)>) -> BTreeMap<String, u64> {
     let mut out: BTreeMap<String, u64> = all.into_iter().map(|s| (s.to_owned(), 0)).collect();
@@ -195,19 +229,7 @@ impl Store {
             if inserted.rows_affected() == 0 {
                 return Err(StoreError::IssueExists(issue.number));
             }
-            if let Some(slot) = &issue.slot {
-                let taken = sqlx::query(TAKE_SLOT)
-                    .bind(&slot.key)
-                    .bind(ms(slot.at))
-                    .bind(number)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if taken == 0 {
-                    return Err(StoreError::SlotTaken(slot.key.clone()));
-                }
-            }
+            take_slot(&mut tx, issue.slot.as_ref(), number, now).await?;
             sqlx::query(db::CARRY_ARTICLES).bind(number).bind(Values(&issue.identities)).execute(&mut *tx).await?;
             sqlx::query(db::QUEUE_ISSUE).bind(number).bind(ms(now)).bind(Values(&names)).execute(&mut *tx).await?;
             Ok(())

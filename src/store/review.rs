@@ -9,14 +9,12 @@ use chrono::{DateTime, Utc};
 use super::{
     IssueRecord, NewIssue, Store, StoreError, actions,
     backend::{Values, in_tx, issue_number, ms, to_json, with_backend},
-    issues::Row,
+    issues::{Row, take_slot},
 };
 use crate::domain::{Actor, Article, IssueStatus, ListName};
 
 const INSERT_DRAFT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at, send_at) \
      VALUES ($1, 'draft', $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
-const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
-     ON CONFLICT DO NOTHING";
 const SET_STATUS: &str = "UPDATE issues SET status = $1 WHERE number = $2";
 const REVISE: &str = "UPDATE issues SET subject = $1, edited_subject = $2, intro = $3, articles = $4, left_out = $5 \
      WHERE number = $6";
@@ -80,19 +78,7 @@ impl Store {
             if inserted.rows_affected() == 0 {
                 return Err(StoreError::IssueExists(issue.number));
             }
-            if let Some(slot) = &issue.slot {
-                let taken = sqlx::query(TAKE_SLOT)
-                    .bind(&slot.key)
-                    .bind(ms(slot.at))
-                    .bind(number)
-                    .bind(ms(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if taken == 0 {
-                    return Err(StoreError::SlotTaken(slot.key.clone()));
-                }
-            }
+            take_slot(&mut tx, issue.slot.as_ref(), number, now).await?;
             sqlx::query(db::CARRY_ARTICLES).bind(number).bind(Values(&issue.identities)).execute(&mut *tx).await?;
             sqlx::query(actions::RECORD)
                 .bind(ms(now))
