@@ -45,7 +45,7 @@ fn main() {
     let feeds = fixture_feeds();
     let started = Instant::now();
     let publication = rt.block_on(Publication::open(config(&feeds, 20), secret.clone())).expect("open");
-    let draft = rt.block_on(publication.draft(now, &History::first())).expect("draft");
+    let draft = rt.block_on(publication.draft(None, now, &History::first())).expect("draft");
     let prepared = publication.prepare(&draft).expect("prepare");
     let compose = started.elapsed();
     println!(

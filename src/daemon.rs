@@ -135,7 +135,7 @@ async fn serve(
         }
     }
     // The issue is dated by the slot, not by when this process got to it.
-    match issue::plan(publication, store, slot.at, true).await? {
+    match issue::plan(publication, store, publication.config.default_edition(), slot.at, true).await? {
         Plan::Resume(i) => Ok(SlotAction::Waiting(i.number)),
         Plan::Paused(i) => {
             warn!(

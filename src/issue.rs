@@ -60,6 +60,7 @@ pub enum Plan {
 /// first seen (a real send does; a preview does not).
 pub async fn history(
     store: &Store,
+    _edition: Option<&crate::config::Edition>,
     articles: &[crate::domain::Article],
     now: DateTime<Utc>,
     record: bool,
@@ -74,6 +75,7 @@ pub async fn history(
 pub async fn plan(
     publication: &Publication,
     store: &Store,
+    edition: Option<&crate::config::Edition>,
     now: DateTime<Utc>,
     record: bool,
 ) -> Result<Plan, IssueError> {
@@ -85,8 +87,8 @@ pub async fn plan(
     }
     let (articles, warnings) =
         if record { read_articles_cached(publication, store, now).await? } else { publication.read_articles().await? };
-    let history = history(store, &articles, now, record).await?;
-    let draft = publication.select(articles, warnings, now, &history);
+    let history = history(store, edition, &articles, now, record).await?;
+    let draft = publication.select(edition, articles, warnings, now, &history);
     match publication.skip_reason(&draft) {
         Some(reason) => Ok(Plan::Nothing(reason)),
         None => Ok(Plan::Create(Box::new(draft))),

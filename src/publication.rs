@@ -13,7 +13,7 @@ use crate::{
         context::{self, ArticleContext, DigestContext, IssueContext, PublicationContext, SubscriberContext},
         message,
     },
-    config::{Config, FeedLocation, LinkSecret, SourceSetting},
+    config::{Config, Edition, FeedLocation, LinkSecret, SourceSetting},
     domain::{Article, EmailAddress, MessageId, MessageIdError},
     sources::{self, Fetcher, ReadOptions, Source, SourceError},
     tokens::{Claims, ReturnToken, Signer},
@@ -56,6 +56,8 @@ pub struct Draft {
     pub warnings: Vec<SourceWarning>,
     /// What an editor made of it: intro and subject.
     pub review: Reviewed,
+    /// The edition it is an issue of; `None` without `[[edition]]`.
+    pub edition: Option<Edition>,
 }
 
 /// What an editor adds to an issue: an intro (Markdown) and a subject of their own.
@@ -108,23 +110,41 @@ impl Publication {
     /// Reads the sources and chooses what issue `history.next_number` carries as of `now`.
     /// An undated article counts as published when `history.first_seen` says it was first seen,
     /// else now.
-    pub async fn draft(&self, now: DateTime<Utc>, history: &History) -> Result<Draft, SourceError> {
+    pub async fn draft(
+        &self,
+        edition: Option<&Edition>,
+        now: DateTime<Utc>,
+        history: &History,
+    ) -> Result<Draft, SourceError> {
         let (articles, warnings) = self.read_articles().await?;
-        Ok(self.select(articles, warnings, now, history))
+        Ok(self.select(edition, articles, warnings, now, history))
     }
 
-    /// Chooses among articles already read.
+    /// Chooses among articles already read, for `edition`'s issue (its `max_age` in place of
+    /// `[selection]`'s).
     pub fn select(
         &self,
+        edition: Option<&Edition>,
         articles: Vec<Article>,
         warnings: Vec<SourceWarning>,
         now: DateTime<Utc>,
         history: &History,
     ) -> Draft {
-        let selected = compose::select(articles, &self.config.selection, now, &history.carried, |a| {
+        let mut settings = std::borrow::Cow::Borrowed(&self.config.selection);
+        if let Some(e) = edition {
+            settings.to_mut().max_age = e.max_age;
+        }
+        let selected = compose::select(articles, &settings, now, &history.carried, |a| {
             history.first_seen.get(&compose::selection::identity(a)).copied().unwrap_or(now)
         });
-        Draft { number: history.next_number, date: now, selected, warnings, review: Reviewed::default() }
+        Draft {
+            number: history.next_number,
+            date: now,
+            selected,
+            warnings,
+            review: Reviewed::default(),
+            edition: edition.cloned(),
+        }
     }
 
     /// Why no issue is made of `draft`, when none is: it carries no article and
@@ -154,6 +174,7 @@ impl Publication {
             selected: Selected { articles, left_out: Vec::new() },
             warnings: Vec::new(),
             review: Reviewed::default(),
+            edition: None,
         }
     }
 
@@ -217,6 +238,13 @@ impl Publication {
     pub fn unsubscribe_url(&self, email: &EmailAddress) -> String {
         let token = self.signer.sign(&Claims::unsubscribe(email.clone()));
         self.link(&format!("unsubscribe/{token}"))
+    }
+
+    /// The link to `email`'s preferences page, made at `now` (it expires; see
+    /// [`Claims::preferences`]).
+    pub fn preferences_url(&self, email: &EmailAddress, now: DateTime<Utc>) -> String {
+        let token = self.signer.sign(&Claims::preferences(email.clone(), now));
+        self.link(&format!("preferences/{token}"))
     }
 
     pub fn recipient(&self, email: EmailAddress, name: &str, attributes: BTreeMap<String, String>) -> Recipient {

@@ -29,6 +29,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub enum Purpose {
     Unsubscribe,
     Confirm,
+    /// A reader's preferences page.
+    Preferences,
 }
 
 impl Purpose {
@@ -36,6 +38,7 @@ impl Purpose {
         match self {
             Self::Unsubscribe => "u",
             Self::Confirm => "c",
+            Self::Preferences => "p",
         }
     }
 }
@@ -68,6 +71,24 @@ impl Claims {
         // Whole seconds, as the token keeps them, so that what is signed is what is checked.
         let issued = DateTime::from_timestamp(issued.timestamp(), 0).unwrap_or(issued);
         Self { purpose: Purpose::Confirm, email, expires: Some(issued + valid), issued: Some(issued), list }
+    }
+}
+
+impl Claims {
+    /// How long a preferences link works: long enough for an issue kept in an inbox, short
+    /// enough that a forwarded copy does not open a reader's page for ever.
+    pub const PREFERENCES_VALID_DAYS: i64 = 90;
+
+    /// A preferences link made at `issued`; it expires after [`Self::PREFERENCES_VALID_DAYS`].
+    pub fn preferences(email: EmailAddress, issued: DateTime<Utc>) -> Self {
+        let issued = DateTime::from_timestamp(issued.timestamp(), 0).unwrap_or(issued);
+        Self {
+            purpose: Purpose::Preferences,
+            email,
+            expires: Some(issued + chrono::Duration::days(Self::PREFERENCES_VALID_DAYS)),
+            issued: Some(issued),
+            list: None,
+        }
     }
 }
 
@@ -347,6 +368,11 @@ mod tests {
         let t = s.sign(&claims(Purpose::Confirm, Some(now + Duration::days(7))));
         assert!(s.verify(&t, Purpose::Confirm, now + Duration::days(6)).is_ok());
         assert_eq!(s.verify(&t, Purpose::Confirm, now + Duration::days(8)), Err(TokenError::Expired));
+
+        let p = s.sign(&Claims::preferences("a@example.org".parse().expect("email"), now));
+        assert!(s.verify(&p, Purpose::Preferences, now + Duration::days(89)).is_ok());
+        assert_eq!(s.verify(&p, Purpose::Preferences, now + Duration::days(91)), Err(TokenError::Expired));
+        assert_eq!(s.verify(&p, Purpose::Unsubscribe, now), Err(TokenError::Invalid));
     }
 
     #[test]

@@ -418,6 +418,9 @@ mod tests {
             status: SubscriberStatus::Active,
             lists: vec!["weekly".into()],
             attributes: BTreeMap::from([("city".into(), "Oslo".into())]),
+            edition: None,
+            topics: Vec::new(),
+            paused_until: None,
         };
         let doc = serde_json::to_value(SubscriberView::from(&record)).expect("json");
         assert_eq!(

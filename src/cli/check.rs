@@ -174,10 +174,12 @@ async fn render_sample(config: Config, store: Option<&Store>, r: &mut Report) {
         return; // the source problem is reported above
     };
     let history = match store {
-        Some(store) => issue::history(store, &articles, now, false).await.unwrap_or_else(|_| History::first()),
+        Some(store) => issue::history(store, publication.config.default_edition(), &articles, now, false)
+            .await
+            .unwrap_or_else(|_| History::first()),
         None => History::first(),
     };
-    let draft = publication.select(articles, warnings, now, &history);
+    let draft = publication.select(publication.config.default_edition(), articles, warnings, now, &history);
     if let Some(reason) = publication.skip_reason(&draft) {
         r.warnings.push(format!(
             "the next issue would be skipped, not sent: {reason}, and an issue of no article is skipped while [selection] send_when_empty = false; add articles, widen max_age, or set send_when_empty = true"

@@ -66,7 +66,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             }
         }
     }
-    let plan = issue::plan(&publication, &store, now, true).await?;
+    let plan = issue::plan(&publication, &store, publication.config.default_edition(), now, true).await?;
     if ask {
         let question = match &plan {
             Plan::Nothing(_) => None,
@@ -172,7 +172,7 @@ async fn dry_run(
 ) -> Result<Output, Failure> {
     let reach = subscribers::reach(&publication.config, store, real).await?;
     let warnings: Vec<String> = reach.syncs.iter().flat_map(row_warnings).collect();
-    let mut out = match issue::plan(publication, store, now, false).await? {
+    let mut out = match issue::plan(publication, store, publication.config.default_edition(), now, false).await? {
         Plan::Nothing(reason) => {
             Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason }))
         }
@@ -242,7 +242,7 @@ async fn test_copies(
     let reviewed = store.issue_in_review().await?;
     let plan = match reviewed {
         Some(i) => Plan::Resume(Box::new(i)),
-        None => issue::plan(publication, store, now, false).await?,
+        None => issue::plan(publication, store, publication.config.default_edition(), now, false).await?,
     };
     let issue = match plan {
         Plan::Resume(i) | Plan::Paused(i) => *i,

@@ -65,6 +65,8 @@ pub fn now(as_of: Option<&str>, publication: &Publication) -> Result<DateTime<Ut
 /// carried, when undated articles were first seen), without recording anything.
 pub async fn draft(publication: &Publication, store: &Store, now: DateTime<Utc>) -> Result<Draft, Failure> {
     let (articles, warnings) = publication.read_articles().await?;
-    let history = issue::history(store, &articles, now, false).await.map_err(Failure::from)?;
-    Ok(publication.select(articles, warnings, now, &history))
+    let history = issue::history(store, publication.config.default_edition(), &articles, now, false)
+        .await
+        .map_err(Failure::from)?;
+    Ok(publication.select(publication.config.default_edition(), articles, warnings, now, &history))
 }

@@ -3,6 +3,7 @@
 //! resolved against the config file's folder, and secrets are wrapped so they never print.
 //! Nothing here opens a network connection.
 
+mod choices;
 mod error;
 mod imap_url;
 mod raw;
@@ -21,6 +22,7 @@ use chrono_tz::Tz;
 use secrecy::SecretString;
 use url::Url;
 
+pub use choices::{Edition, Topic};
 pub use error::ConfigError;
 pub use imap_url::{ImapSecurity, ImapUrl, ImapUrlError};
 pub use relay::Relay;
@@ -54,6 +56,28 @@ pub struct Config {
     pub bounces: Bounces,
     /// `[review]`: `None` sends each issue as it is made, as before.
     pub review: Option<Review>,
+    /// `[[edition]]`: the cadences a reader may choose, in the file's order; empty = the one
+    /// edition `[schedule]` and `[selection]` describe. When not empty, exactly one is `default`.
+    pub editions: Vec<Edition>,
+    /// `[[topic]]`: the sets of tags a reader may choose, in the file's order.
+    pub topics: Vec<Topic>,
+}
+
+impl Config {
+    /// The edition `typed` names, case aside.
+    pub fn edition(&self, typed: &str) -> Option<&Edition> {
+        self.editions.iter().find(|e| e.name.matches(typed))
+    }
+
+    /// The edition of readers who chose none; `None` without `[[edition]]`.
+    pub fn default_edition(&self) -> Option<&Edition> {
+        self.editions.iter().find(|e| e.default)
+    }
+
+    /// The topic `typed` names, case aside.
+    pub fn topic(&self, typed: &str) -> Option<&Topic> {
+        self.topics.iter().find(|t| t.name.matches(typed))
+    }
 }
 
 /// `[review]`: who sees each issue before it goes out, how long before, and whether it needs

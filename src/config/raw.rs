@@ -15,10 +15,13 @@ use toml::Spanned;
 use url::Url;
 
 use super::{
-    Approval, Bounces, Config, ConfigError, Delivery, Dkim, Environment, FeedLocation, ImapUrl, ListSetting,
-    Publication, Review, Schedule, Selection, Sender, Shaping, SourceSetting, Storage, Transport, Web, relay::RawRelay,
+    Approval, Bounces, Config, ConfigError, Delivery, Dkim, Edition, Environment, FeedLocation, ImapUrl, ListSetting,
+    Publication, Review, Schedule, Selection, Sender, Shaping, SourceSetting, Storage, Topic, Transport, Web,
+    relay::RawRelay,
 };
-use crate::domain::{Duration, EmailAddress, ListName, RateLimits, RateValue, ReturnPath, Share};
+use crate::domain::{
+    Duration, EditionName, EmailAddress, ListName, RateLimits, RateValue, ReturnPath, Share, TopicName,
+};
 
 const DEFAULT_SUBJECT: &str = "{{ publication.name }}: {{ issue.date | date(format='%-d %B %Y') }}";
 
@@ -47,6 +50,27 @@ struct RawConfig {
     #[serde(default, rename = "relay")]
     relays: Vec<Spanned<RawRelay>>,
     review: Option<RawReview>,
+    #[serde(default, rename = "edition")]
+    editions: Vec<Spanned<RawEdition>>,
+    #[serde(default, rename = "topic")]
+    topics: Vec<Spanned<RawTopic>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEdition {
+    name: Spanned<String>,
+    cron: Option<Spanned<String>>,
+    max_age: Option<Duration>,
+    catch_up: Option<Duration>,
+    default: Option<Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopic {
+    name: Spanned<String>,
+    tags: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -455,24 +479,22 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         send_when_empty: sel.send_when_empty,
     };
 
-    let schedule = match raw.schedule {
+    let schedule = match &raw.schedule {
         Some(s) => {
-            let expression = s.cron.get_ref().trim().to_owned();
-            let cron = cron::Schedule::from_str(&expression).map_err(|e| {
-                let message = match crontab_suggestion(&expression) {
-                    Some(suggestion) => format!(
-                        "`{expression}` has five fields, as crontab writes them; gazette's schedules take six fields, seconds first: write \"{suggestion}\""
-                    ),
-                    None => format!(
-                        "`{expression}` is not a schedule ({e}); write six fields, seconds first, with day names: \"0 0 9 * * Mon\""
-                    ),
-                };
-                at.error(Some(s.cron.span()), "schedule.cron", message)
-            })?;
+            if let Some(e) = raw.editions.first() {
+                return Err(at.error(
+                    Some(e.span()),
+                    "edition",
+                    "with [[edition]], each edition has its own `cron`: move [schedule]'s `cron` into the edition it belongs to and remove [schedule]",
+                ));
+            }
+            let (cron, expression) = cron_of(&s.cron, &at, "schedule.cron")?;
             Some(Schedule { cron, expression, catch_up: s.catch_up })
         }
         None => None,
     };
+    let editions = editions(&raw.editions, &at, selection.max_age)?;
+    let topics = topics(&raw.topics, &at)?;
 
     let d = raw.delivery;
     let smtp_url = env.smtp_url.clone().or_else(|| d.smtp_url.as_ref().map(|u| u.get_ref().clone()));
@@ -598,7 +620,84 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         web: Web { listen, subscribe_rate, welcome: raw.web.welcome, trust_forwarded: raw.web.trust_forwarded },
         bounces,
         review,
+        editions,
+        topics,
     })
+}
+
+/// A six-field cron expression, with a suggestion when it has crontab's five.
+fn cron_of(raw: &Spanned<String>, at: &Locator<'_>, field: &str) -> Result<(cron::Schedule, String), ConfigError> {
+    let expression = raw.get_ref().trim().to_owned();
+    let cron = cron::Schedule::from_str(&expression).map_err(|e| {
+        let message = match crontab_suggestion(&expression) {
+            Some(suggestion) => format!(
+                "`{expression}` has five fields, as crontab writes them; gazette's schedules take six fields, seconds first: write \"{suggestion}\""
+            ),
+            None => format!(
+                "`{expression}` is not a schedule ({e}); write six fields, seconds first, with day names: \"0 0 9 * * Mon\""
+            ),
+        };
+        at.error(Some(raw.span()), field, message)
+    })?;
+    Ok((cron, expression))
+}
+
+fn editions(raw: &[Spanned<RawEdition>], at: &Locator<'_>, max_age: Duration) -> Result<Vec<Edition>, ConfigError> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, e) in raw.iter().enumerate() {
+        let field = format!("edition[{}]", i + 1);
+        let e = e.get_ref();
+        let name: EditionName = e.name.get_ref().parse().map_err(|err: crate::domain::ChoiceNameError| {
+            at.error(Some(e.name.span()), &format!("{field}.name"), err.to_string())
+        })?;
+        let schedule = match &e.cron {
+            Some(c) => {
+                let (cron, expression) = cron_of(c, at, &format!("{field}.cron"))?;
+                Some(Schedule { cron, expression, catch_up: e.catch_up.unwrap_or_else(default_catch_up) })
+            }
+            None => None,
+        };
+        out.push(Edition { name, schedule, max_age: e.max_age.unwrap_or(max_age), default: false });
+    }
+    let names: Vec<EditionName> = out.iter().map(|e| e.name.clone()).collect();
+    super::choices::unique(&names)
+        .map_err(|err| at.error(raw.get(1).map(Spanned::span), "edition.name", err.to_string()))?;
+    let marked: Vec<bool> = raw.iter().map(|e| e.get_ref().default.as_ref().is_some_and(|d| *d.get_ref())).collect();
+    let chosen = super::choices::default_of(&names, &marked).map_err(|err| {
+        let span = raw
+            .iter()
+            .rev()
+            .find_map(|e| e.get_ref().default.as_ref().filter(|d| *d.get_ref()))
+            .map(Spanned::span)
+            .or_else(|| raw.first().map(Spanned::span));
+        at.error(span, "edition.default", err.to_string())
+    })?;
+    if let Some(i) = chosen {
+        out[i].default = true;
+    }
+    Ok(out)
+}
+
+fn topics(raw: &[Spanned<RawTopic>], at: &Locator<'_>) -> Result<Vec<Topic>, ConfigError> {
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        let field = format!("topic[{}]", i + 1);
+        let t = t.get_ref();
+        let name: TopicName = t.name.get_ref().parse().map_err(|err: crate::domain::ChoiceNameError| {
+            at.error(Some(t.name.span()), &format!("{field}.name"), err.to_string())
+        })?;
+        let tags = super::choices::tags(t.tags.get_ref())
+            .map_err(|err| at.error(Some(t.tags.span()), &format!("{field}.tags"), err.to_string()))?;
+        if out.iter().any(|o: &Topic| o.name.key() == name.key()) {
+            return Err(at.error(
+                Some(t.name.span()),
+                &format!("{field}.name"),
+                super::choices::ChoiceError::Repeated(name.to_string()).to_string(),
+            ));
+        }
+        out.push(Topic { name, tags });
+    }
+    Ok(out)
 }
 
 fn review(r: RawReview, at: &Locator<'_>) -> Result<Review, ConfigError> {

@@ -440,3 +440,75 @@ fn review_takes_editors_a_lead_and_an_approval_and_names_what_is_wrong() {
     let (_, field, _) = invalid(&format!("{MINIMAL}[review]\neditors = [\"not an address\"]\n"));
     assert_eq!(field.as_deref(), Some("review.editors"));
 }
+
+const EDITIONS: &str = r#"
+[selection]
+max_age = "7d"
+
+[[topic]]
+name = "Arts & Culture"
+tags = ["Arts", "culture"]
+
+[[topic]]
+name = "Science"
+tags = ["science"]
+
+[[edition]]
+name = "daily"
+cron = "0 0 7 * * *"
+max_age = "1d"
+
+[[edition]]
+name = "Weekly"
+cron = "0 0 9 * * Mon"
+default = true
+"#;
+
+#[test]
+fn editions_and_topics_are_read_with_one_default() {
+    let c = parse(&format!("{MINIMAL}{EDITIONS}")).expect("editions parse");
+    assert_eq!(c.editions.len(), 2);
+    assert_eq!(c.editions[0].max_age, Duration::from_secs(86_400));
+    assert_eq!(c.editions[1].max_age, Duration::from_secs(7 * 86_400), "the selection's max_age when unset");
+    assert!(!c.editions[0].default && c.editions[1].default);
+    assert_eq!(c.default_edition().map(|e| e.name.as_str()), Some("Weekly"));
+    assert_eq!(c.edition("WEEKLY").map(|e| e.name.key()).as_deref(), Some("weekly"));
+    assert!(c.edition("monthly").is_none());
+    assert_eq!(c.topic("arts & CULTURE").map(|t| t.tags.clone()), Some(vec!["arts".to_owned(), "culture".to_owned()]));
+    assert!(c.schedule.is_none());
+    assert!(c.editions.iter().all(|e| e.schedule.is_some()));
+
+    let one = parse(&format!("{MINIMAL}[[edition]]\nname = \"weekly\"\n")).expect("one edition");
+    assert!(one.editions[0].default, "a single edition is the default");
+    assert!(parse(MINIMAL).expect("minimal").editions.is_empty());
+}
+
+#[test]
+fn bad_editions_and_topics_name_the_key() {
+    let (_, field, message) = invalid(&format!("{MINIMAL}{}", EDITIONS.replace("default = true\n", "")));
+    assert_eq!(field.as_deref(), Some("edition.default"));
+    assert!(message.contains("default = true"), "{message}");
+
+    let (_, field, _) = invalid(&format!("{MINIMAL}{}", EDITIONS.replace("name = \"daily\"", "name = \"weekly\"")));
+    assert_eq!(field.as_deref(), Some("edition.name"));
+
+    let (_, field, _) =
+        invalid(&format!("{MINIMAL}{}", EDITIONS.replace("name = \"Science\"", "name = \"arts & culture\"")));
+    assert_eq!(field.as_deref(), Some("topic[2].name"));
+
+    let (line, field, _) = invalid(&format!("{MINIMAL}{}", EDITIONS.replace("tags = [\"science\"]", "tags = []")));
+    assert_eq!(field.as_deref(), Some("topic[2].tags"));
+    assert!(line.is_some());
+
+    let (_, field, message) =
+        invalid(&format!("{MINIMAL}{}", EDITIONS.replace("cron = \"0 0 7 * * *\"", "cron = \"0 7 * * *\"")));
+    assert_eq!(field.as_deref(), Some("edition[1].cron"));
+    assert!(message.contains("0 0 7 * * *"), "{message}");
+
+    let (_, field, message) = invalid(&format!("{MINIMAL}[schedule]\ncron = \"0 0 9 * * Mon\"\n{EDITIONS}"));
+    assert_eq!(field.as_deref(), Some("edition"));
+    assert!(message.contains("[schedule]"), "{message}");
+
+    let (_, field, _) = invalid(&format!("{MINIMAL}[[topic]]\nname = \"a;b\"\ntags = [\"x\"]\n"));
+    assert_eq!(field.as_deref(), Some("topic[1].name"));
+}

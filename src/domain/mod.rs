@@ -3,6 +3,7 @@
 
 mod actor;
 mod article;
+mod choice;
 mod delivery;
 mod duration;
 mod email;
@@ -18,6 +19,7 @@ mod status;
 
 pub use actor::Actor;
 pub use article::{Article, ArticleImage};
+pub use choice::{ChoiceName, ChoiceNameError, EditionName, TopicName};
 pub use delivery::{Claimed, Outcome};
 pub use duration::{Duration, DurationError, took};
 pub use email::{EmailAddress, EmailAddressError};

@@ -92,8 +92,8 @@ pub async fn draft(
         return Ok(Drafted::Nothing(format!("issue {} is still {}; finish it first", open.number, open.status)));
     }
     let (articles, warnings) = issue::read_articles_cached(publication, store, as_of).await?;
-    let history = issue::history(store, &articles, as_of, true).await?;
-    let selected = publication.select(articles, warnings, as_of, &history);
+    let history = issue::history(store, publication.config.default_edition(), &articles, as_of, true).await?;
+    let selected = publication.select(publication.config.default_edition(), articles, warnings, as_of, &history);
     if let Some(reason) = publication.skip_reason(&selected) {
         return Ok(Drafted::Nothing(reason));
     }

@@ -18,6 +18,7 @@ mod ledger;
 mod lists;
 mod model;
 mod postgres;
+pub mod preferences;
 mod review;
 mod signup;
 mod slots;

@@ -46,6 +46,12 @@ pub struct SubscriberRecord {
     pub status: SubscriberStatus,
     pub lists: Vec<String>,
     pub attributes: BTreeMap<String, String>,
+    /// The key of the edition they chose; `None` = the default edition.
+    pub edition: Option<String>,
+    /// The keys of the topics they chose, sorted; empty = every topic.
+    pub topics: Vec<String>,
+    /// No issue reaches them before this.
+    pub paused_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -65,6 +71,8 @@ pub enum ConsentEvent {
     Bounce,
     Complaint,
     Forget,
+    /// A change of edition, topics, name or pause.
+    Preferences,
 }
 
 impl ConsentEvent {
@@ -78,6 +86,7 @@ impl ConsentEvent {
             Self::Bounce => "bounce",
             Self::Complaint => "complaint",
             Self::Forget => "forget",
+            Self::Preferences => "preferences",
         }
     }
 }

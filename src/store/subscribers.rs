@@ -7,17 +7,17 @@ use chrono::{DateTime, Utc};
 
 use super::{
     ConsentEvent, Store, StoreError, SubscriberRecord,
-    backend::{count, in_tx, ms, parse, with_backend},
-    consent, keys,
+    backend::{count, from_ms, in_tx, ms, parse, with_backend},
+    consent, keys, preferences,
 };
 use crate::domain::{EmailAddress, ListName, SubscriberStatus};
 
 /// A subscriber with the names of their lists, `;`-separated (a list name holds no `;`).
-pub(super) const ONE: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+pub(super) const ONE: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, s.edition, s.topics, s.paused_until, \
      (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) AS lists \
      FROM subscribers s WHERE lower(s.email) = $1";
 /// Every subscriber not forgotten, of status $1 and on list $2 where given, in the order they came.
-const ALL: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+const ALL: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, s.edition, s.topics, s.paused_until, \
      (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) AS lists \
      FROM subscribers s WHERE s.email NOT LIKE 'forgotten:%' \
      AND (CAST($1 AS TEXT) IS NULL OR s.status = $1) \
@@ -27,7 +27,7 @@ const ALL: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
 /// The admin API's pages of subscribers, in address order from after $1. Both backends sort the
 /// address bytewise (PostgreSQL's column is COLLATE "C"), so pages end and resume at the same
 /// addresses, and the address's unique index serves the order.
-pub(super) const PAGE: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+pub(super) const PAGE: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, s.edition, s.topics, s.paused_until, \
      (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) AS lists \
      FROM subscribers s WHERE s.email > $1 AND s.email NOT LIKE 'forgotten:%' \
      AND (CAST($2 AS TEXT) IS NULL OR s.status = $2) \
@@ -36,7 +36,7 @@ pub(super) const PAGE: &str = "SELECT s.id, s.email, s.name, s.status, s.attribu
      ORDER BY s.email LIMIT $4";
 /// The dashboard's pages of a search: as [`PAGE`], of those whose address or name holds $5 (a
 /// lower-case `LIKE` pattern; `''` for everyone).
-const MATCHING: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, \
+const MATCHING: &str = "SELECT s.id, s.email, s.name, s.status, s.attributes, s.edition, s.topics, s.paused_until, \
      (SELECT string_agg(l.name, ';') FROM memberships m JOIN lists l ON l.id = m.list_id WHERE m.subscriber_id = s.id) AS lists \
      FROM subscribers s WHERE s.email > $1 AND s.email NOT LIKE 'forgotten:%' \
      AND (CAST($2 AS TEXT) IS NULL OR s.status = $2) \
@@ -59,6 +59,9 @@ struct Row {
     name: String,
     status: String,
     attributes: String,
+    edition: Option<String>,
+    topics: Option<String>,
+    paused_until: Option<i64>,
     lists: Option<String>,
 }
 
@@ -75,6 +78,9 @@ impl TryFrom<Row> for SubscriberRecord {
             status: parse(&r.status)?,
             attributes: serde_json::from_str(&r.attributes).unwrap_or_default(),
             lists,
+            edition: r.edition,
+            topics: preferences::topic_keys(r.topics.as_deref()),
+            paused_until: r.paused_until.map(from_ms),
         })
     }
 }
