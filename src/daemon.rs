@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     clock::Clock,
+    config::{Config, Edition, Schedule},
     deliver::{Progress, Stop, Transport},
     domain::Actor,
     issue::{self, IssueError, Plan},
@@ -47,25 +48,93 @@ pub struct Roles {
     pub workers: bool,
 }
 
-/// Serves the slots due at `now`: the newest due one makes an issue (or is recorded as skipped
-/// with the reason), older unserved ones are recorded as missed or passed over.
+/// One schedule the scheduler serves: `[schedule]`, or the `cron` of one `[[edition]]`. Each is
+/// served on its own, its slots recorded under keys of its own, so that two editions whose slots
+/// fall at the same time each make their issue once.
+#[derive(Debug, Clone, Copy)]
+pub struct Timetable<'a> {
+    /// `None` for `[schedule]` (no `[[edition]]`).
+    pub edition: Option<&'a Edition>,
+    pub schedule: &'a Schedule,
+}
+
+impl<'a> Timetable<'a> {
+    /// Every schedule of the publication: `[schedule]`, else each edition that has a `cron`, in
+    /// the file's order.
+    pub fn all(config: &'a Config) -> Vec<Self> {
+        if let Some(schedule) = &config.schedule {
+            return vec![Self { edition: None, schedule }];
+        }
+        config
+            .editions
+            .iter()
+            .filter_map(|e| e.schedule.as_ref().map(|schedule| Self { edition: Some(e), schedule }))
+            .collect()
+    }
+
+    /// What this schedule's slot keys start with: the edition's key and `@` (`weekly@`), nothing
+    /// for `[schedule]`, whose keys stay the wall-clock time and zone alone.
+    pub fn prefix(&self) -> String {
+        self.edition.map(|e| format!("{}@", e.name.key())).unwrap_or_default()
+    }
+
+    /// The store's name for `slot` of this schedule.
+    pub fn key(&self, slot: &Slot, tz: Tz) -> String {
+        format!("{}{}", self.prefix(), slot.key(tz))
+    }
+
+    /// `the slot of …`, or `the weekly slot of …`, for the log.
+    fn slot_named(&self, at: DateTime<Utc>, tz: Tz) -> String {
+        match self.edition {
+            Some(e) => format!("the {} slot of {}", e.name, local(at, tz)),
+            None => format!("the slot of {}", local(at, tz)),
+        }
+    }
+}
+
+/// Serves the slots due at `now` of every schedule (`[schedule]`, or each edition's): for each,
+/// the newest due one makes an issue (or is recorded as skipped with the reason), older unserved
+/// ones are recorded as missed or passed over.
 pub async fn serve_due_slots(
     publication: &Publication,
     store: &Store,
     now: DateTime<Utc>,
 ) -> Result<Vec<(Slot, SlotAction)>, IssueError> {
-    let Some(sched) = &publication.config.schedule else { return Ok(Vec::new()) };
+    let timetables = Timetable::all(&publication.config);
+    let mut out = Vec::new();
+    for t in &timetables {
+        match serve_timetable(publication, store, *t, now).await {
+            Ok(actions) => out.extend(actions),
+            // One edition whose sources cannot be read stops no other: said here, tried again.
+            Err(IssueError::Source(e)) if timetables.len() > 1 => {
+                let edition = t.edition.map(|e| e.name.to_string()).unwrap_or_default();
+                error!(edition = %edition, "the {edition} issue could not be composed: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// `serve_due_slots` for one schedule.
+async fn serve_timetable(
+    publication: &Publication,
+    store: &Store,
+    timetable: Timetable<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Slot, SlotAction)>, IssueError> {
+    let sched = timetable.schedule;
     let tz = publication.config.publication.timezone;
     let catch_up = sched.catch_up.chrono();
     let floor = now - chrono::Duration::days(366);
-    let from = store.last_slot_at().await?.unwrap_or(now - catch_up).max(floor);
+    let from = store.last_slot_at_of(&timetable.prefix()).await?.unwrap_or(now - catch_up).max(floor);
     let due = schedule::slots_between(&sched.cron, tz, from, now, 10_000);
     let Some((newest, older)) = due.split_last() else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     // After a long stop there may be many: each is recorded, and the log says it once a kind.
     let (mut missed, mut passed_over) = (Vec::new(), Vec::new());
     for slot in older {
-        let key = slot.key(tz);
+        let key = timetable.key(slot, tz);
         let (outcome, reason) = if now - slot.at > catch_up {
             (SlotOutcome::Missed, format!("missed: gazette was not running then (catch_up {})", sched.catch_up))
         } else {
@@ -81,21 +150,22 @@ pub async fn serve_due_slots(
             }
         }
     }
+    let whose = timetable.edition.map(|e| format!("{} ", e.name)).unwrap_or_default();
     if !missed.is_empty() {
         warn!(
-            "no issue for {}: gazette was not running then, and catch_up ({}) has passed",
+            "no {whose}issue for {}: gazette was not running then, and catch_up ({}) has passed",
             slots_named(&missed, tz),
             sched.catch_up
         );
     }
     if !passed_over.is_empty() {
         warn!(
-            "no issue for {}: passed over for the later slot of {}",
+            "no {whose}issue for {}: passed over for the later slot of {}",
             slots_named(&passed_over, tz),
             local(newest.at, tz)
         );
     }
-    let action = serve(publication, store, newest, now).await?;
+    let action = serve(publication, store, timetable, newest, now).await?;
     out.push((newest.clone(), action));
     Ok(out)
 }
@@ -103,19 +173,20 @@ pub async fn serve_due_slots(
 async fn serve(
     publication: &Publication,
     store: &Store,
+    timetable: Timetable<'_>,
     slot: &Slot,
     now: DateTime<Utc>,
 ) -> Result<SlotAction, IssueError> {
-    let sched = publication.config.schedule.as_ref().expect("serve is only called with a schedule");
+    let sched = timetable.schedule;
     let tz = publication.config.publication.timezone;
-    let key = slot.key(tz);
+    let key = timetable.key(slot, tz);
     if store.slot(&key).await?.is_some() {
         return Ok(SlotAction::AlreadyServed);
     }
     if now - slot.at > sched.catch_up.chrono() {
         let reason = format!("missed: more than catch_up ({}) ago", sched.catch_up);
         if store.record_slot(&key, slot.at, SlotOutcome::Missed, Some(&reason), now).await? {
-            warn!(slot = %key, "no issue for the slot of {}: {reason}", local(slot.at, tz));
+            warn!(slot = %key, "no issue for {}: {reason}", timetable.slot_named(slot.at, tz));
         }
         return Ok(SlotAction::Missed);
     }
@@ -135,7 +206,7 @@ async fn serve(
         }
     }
     // The issue is dated by the slot, not by when this process got to it.
-    match issue::plan(publication, store, publication.config.default_edition(), slot.at, true).await? {
+    match issue::plan(publication, store, timetable.edition, slot.at, true).await? {
         Plan::Resume(i) => Ok(SlotAction::Waiting(i.number)),
         Plan::Paused(i) => {
             warn!(
@@ -150,7 +221,7 @@ async fn serve(
         }
         Plan::Nothing(reason) => {
             if store.record_slot(&key, slot.at, SlotOutcome::Skipped, Some(&reason), now).await? {
-                info!(slot = %key, "slot of {} skipped, no issue: {reason}", local(slot.at, tz));
+                info!(slot = %key, "{} skipped, no issue: {reason}", timetable.slot_named(slot.at, tz));
                 Ok(SlotAction::Skipped(reason))
             } else {
                 Ok(SlotAction::AlreadyServed)
@@ -163,7 +234,7 @@ async fn serve(
             let new = issue::new_issue(publication, &draft, Some(slot_ref))?;
             match store.create_draft(&new, Some(slot.at), &Actor::Scheduler, now).await {
                 Ok(i) => {
-                    info!(slot = %key, issue = i.number, "issue #{} made as a draft for the slot of {}", i.number, local(slot.at, tz));
+                    info!(slot = %key, issue = i.number, "issue #{} made as a draft for {}", i.number, timetable.slot_named(slot.at, tz));
                     Ok(SlotAction::Drafted(i.number))
                 }
                 Err(StoreError::SlotTaken(_) | StoreError::IssueExists(_)) => Ok(SlotAction::AlreadyServed),
@@ -180,9 +251,9 @@ async fn serve(
                     info!(
                         slot = %key,
                         issue = i.number,
-                        "issue #{} made for the slot of {}: {}, {}",
+                        "issue #{} made for {}: {}, {}",
                         i.number,
-                        local(slot.at, tz),
+                        timetable.slot_named(slot.at, tz),
                         counted(u64::try_from(i.articles.len()).unwrap_or(u64::MAX), "article", "articles"),
                         counted(i.counts.queued, "reader", "readers")
                     );
@@ -197,49 +268,62 @@ async fn serve(
     }
 }
 
-/// With `[review]`: the next slot's issue made as a draft once its slot is `lead` away (once,
-/// whichever process gets there first). The slot is taken with the draft, so the slot itself
-/// serves nothing more.
+/// With `[review]`: the next slot's issue of each schedule (each edition's) made as a draft once
+/// its slot is `lead` away (once, whichever process gets there first). The slot is taken with the
+/// draft, so the slot itself serves nothing more. What was done for each schedule that had a slot
+/// within `lead` comes back; nothing when none had.
 pub async fn draft_ahead(
     publication: &Publication,
     store: &Store,
     now: DateTime<Utc>,
-) -> Result<Option<SlotAction>, IssueError> {
-    let (Some(sched), Some(rev)) = (&publication.config.schedule, &publication.config.review) else {
-        return Ok(None);
-    };
+) -> Result<Vec<SlotAction>, IssueError> {
+    let Some(rev) = &publication.config.review else { return Ok(Vec::new()) };
     let tz = publication.config.publication.timezone;
-    let Some(slot) = schedule::next_slots(&sched.cron, tz, now, 1).into_iter().next() else { return Ok(None) };
-    if slot.at <= now || slot.at - rev.lead.chrono() > now {
-        return Ok(None);
-    }
-    let key = slot.key(tz);
-    if store.slot(&key).await?.is_some() {
-        return Ok(None);
-    }
-    let slot_ref = SlotRef { key: key.clone(), at: slot.at };
-    match review::draft(publication, store, slot.at, Some(slot_ref), Some(slot.at), &Actor::Scheduler, now).await {
-        Ok(review::Drafted::Made(i)) => {
-            info!(
-                slot = %key,
-                issue = i.number,
-                "issue #{} made as a draft for the slot of {}: {}",
-                i.number,
-                local(slot.at, tz),
-                counted(u64::try_from(i.articles.len()).unwrap_or(u64::MAX), "article", "articles")
-            );
-            Ok(Some(SlotAction::Drafted(i.number)))
+    let mut out = Vec::new();
+    for timetable in Timetable::all(&publication.config) {
+        let Some(slot) = schedule::next_slots(&timetable.schedule.cron, tz, now, 1).into_iter().next() else {
+            continue;
+        };
+        if slot.at <= now || slot.at - rev.lead.chrono() > now {
+            continue;
         }
-        // Nothing to draft yet: looked at again a little later, and at the slot itself.
-        Ok(review::Drafted::Nothing(reason)) => Ok(Some(SlotAction::Skipped(reason))),
-        Err(review::ReviewError::Store(StoreError::SlotTaken(_) | StoreError::IssueExists(_))) => Ok(None),
-        Err(review::ReviewError::Send(e)) => Err(e),
-        Err(review::ReviewError::Store(e)) => Err(e.into()),
-        Err(e) => {
-            warn!("the draft of the slot of {} could not be made: {e}", local(slot.at, tz));
-            Ok(None)
+        let key = timetable.key(&slot, tz);
+        if store.slot(&key).await?.is_some() {
+            continue;
+        }
+        let slot_ref = SlotRef { key: key.clone(), at: slot.at };
+        let made = review::draft(
+            publication,
+            store,
+            timetable.edition,
+            slot.at,
+            Some(slot_ref),
+            Some(slot.at),
+            &Actor::Scheduler,
+            now,
+        )
+        .await;
+        match made {
+            Ok(review::Drafted::Made(i)) => {
+                info!(
+                    slot = %key,
+                    issue = i.number,
+                    "issue #{} made as a draft for {}: {}",
+                    i.number,
+                    timetable.slot_named(slot.at, tz),
+                    counted(u64::try_from(i.articles.len()).unwrap_or(u64::MAX), "article", "articles")
+                );
+                out.push(SlotAction::Drafted(i.number));
+            }
+            // Nothing to draft yet: looked at again a little later, and at the slot itself.
+            Ok(review::Drafted::Nothing(reason)) => out.push(SlotAction::Skipped(reason)),
+            Err(review::ReviewError::Store(StoreError::SlotTaken(_) | StoreError::IssueExists(_))) => {}
+            Err(review::ReviewError::Send(e)) => return Err(e),
+            Err(review::ReviewError::Store(e)) => return Err(e.into()),
+            Err(e) => warn!("the draft of {} could not be made: {e}", timetable.slot_named(slot.at, tz)),
         }
     }
+    Ok(out)
 }
 
 /// With `[review]`: each reviewed issue whose slot came is queued (approved, or not held under
@@ -337,14 +421,24 @@ fn counted(n: impl Into<u64>, one: &str, many: &str) -> String {
 /// Says what this process will do: the schedule and its next runs, or that it only delivers.
 fn announce(publication: &Publication, now: DateTime<Utc>, roles: Roles) {
     let tz = publication.config.publication.timezone;
-    match (&publication.config.schedule, roles.scheduler) {
-        (Some(sched), true) => {
-            let next: Vec<String> =
-                schedule::next_slots(&sched.cron, tz, now, 3).iter().map(|s| local(s.at, tz)).collect();
-            let next = if next.is_empty() { "none".to_owned() } else { next.join(", ") };
-            info!("scheduler started: `{}` in {}; next runs {next}", sched.expression, tz.name());
+    let timetables = Timetable::all(&publication.config);
+    if !roles.scheduler || timetables.is_empty() {
+        info!("worker started: delivering every issue that is sending");
+        return;
+    }
+    for t in timetables {
+        let sched = t.schedule;
+        let next: Vec<String> = schedule::next_slots(&sched.cron, tz, now, 3).iter().map(|s| local(s.at, tz)).collect();
+        let next = if next.is_empty() { "none".to_owned() } else { next.join(", ") };
+        match t.edition {
+            Some(e) => info!(
+                "scheduler started for the {} edition: `{}` in {}; next runs {next}",
+                e.name,
+                sched.expression,
+                tz.name()
+            ),
+            None => info!("scheduler started: `{}` in {}; next runs {next}", sched.expression, tz.name()),
         }
-        _ => info!("worker started: delivering every issue that is sending"),
     }
 }
 
@@ -483,10 +577,17 @@ pub async fn run(
             }
             if next_draft_try.is_none_or(|t| std::time::Instant::now() >= t) {
                 match draft_ahead(&publication, &store, clock.now()).await {
-                    Ok(Some(SlotAction::Drafted(n))) => drafted.push(n),
-                    // The sources are not read again every second while there is nothing to draft.
-                    Ok(Some(_)) => next_draft_try = Some(std::time::Instant::now() + Duration::from_secs(60)),
-                    Ok(None) => next_draft_try = None,
+                    Ok(actions) => {
+                        next_draft_try = None;
+                        for a in actions {
+                            match a {
+                                SlotAction::Drafted(n) => drafted.push(n),
+                                // The sources are not read again every second while there is
+                                // nothing to draft.
+                                _ => next_draft_try = Some(std::time::Instant::now() + Duration::from_secs(60)),
+                            }
+                        }
+                    }
                     Err(IssueError::Source(e)) => error!("the draft could not be composed: {e}"),
                     Err(e) => return Err(e),
                 }
@@ -520,10 +621,12 @@ fn next_pause(publication: &Publication, now: DateTime<Utc>, roles: Roles) -> Du
     if !roles.scheduler {
         return poll;
     }
-    let Some(sched) = &publication.config.schedule else { return poll };
-    schedule::next_slots(&sched.cron, publication.config.publication.timezone, now, 1)
-        .first()
-        .and_then(|s| (s.at - now).to_std().ok())
+    let tz = publication.config.publication.timezone;
+    Timetable::all(&publication.config)
+        .iter()
+        .filter_map(|t| schedule::next_slots(&t.schedule.cron, tz, now, 1).first().map(|s| s.at))
+        .min()
+        .and_then(|at| (at - now).to_std().ok())
         .map_or(poll, |d| d.clamp(Duration::from_millis(20), poll))
 }
 

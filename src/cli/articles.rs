@@ -7,11 +7,12 @@ use serde_json::{Value, json};
 use super::{Failure, Output, output, setup};
 use crate::domain::Article;
 
-pub async fn run(config: &Path, as_of: Option<&str>, all: bool) -> Result<Output, Failure> {
+pub async fn run(config: &Path, as_of: Option<&str>, all: bool, edition: Option<&str>) -> Result<Output, Failure> {
     let publication = setup::publication(config).await?;
+    let edition = setup::edition(&publication.config, edition)?;
     let now = setup::now(as_of, &publication)?;
     let store = setup::store(&publication.config).await?;
-    let draft = setup::draft(&publication, &store, now).await?;
+    let draft = setup::draft(&publication, &store, edition, now).await?;
     let tz = publication.config.publication.timezone;
     let settings = &publication.config.selection;
 

@@ -12,6 +12,7 @@ use crate::{
     compose::{GMAIL_CLIP_BYTES, TemplateSet},
     config::{Config, LinkSecret},
     csv_import,
+    daemon::Timetable,
     domain::ListName,
     issue,
     publication::{self, History, Publication},
@@ -83,12 +84,33 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
     check_bounces(&config, &mut r).await;
 
     let mut next_runs = Vec::new();
-    if let Some(s) = &config.schedule {
-        let tz = config.publication.timezone;
+    let tz = config.publication.timezone;
+    let timetables = Timetable::all(&config);
+    for t in &timetables {
+        let s = t.schedule;
         for slot in schedule::next_slots(&s.cron, tz, SystemClock.now(), 5) {
-            next_runs.push(json!({ "local": slot.at.with_timezone(&tz).to_rfc3339(), "utc": slot.at.to_rfc3339() }));
+            let mut run = json!({ "local": slot.at.with_timezone(&tz).to_rfc3339(), "utc": slot.at.to_rfc3339() });
+            if let Some(e) = t.edition {
+                run["edition"] = json!(e.name.to_string());
+            }
+            next_runs.push(run);
         }
-        r.ok.push(format!("schedule `{}` in {}", s.expression, tz.name()));
+        match t.edition {
+            Some(e) => r.ok.push(format!(
+                "edition {}: schedule `{}` in {}, max_age {}",
+                e.name,
+                s.expression,
+                tz.name(),
+                e.max_age
+            )),
+            None => r.ok.push(format!("schedule `{}` in {}", s.expression, tz.name())),
+        }
+    }
+    for e in config.editions.iter().filter(|e| e.schedule.is_none()) {
+        r.ok.push(format!(
+            "edition {}: no cron, made only by `gazette send --edition {}`, max_age {}",
+            e.name, e.name, e.max_age
+        ));
     }
     if let Some(rv) = &config.review {
         r.ok.push(format!(
@@ -97,7 +119,7 @@ pub async fn run(config_file: &Path) -> Result<Output, Failure> {
             rv.lead,
             rv.approval.as_str()
         ));
-        if config.schedule.is_none() {
+        if timetables.is_empty() {
             r.warnings.push("[review] without [schedule]: drafts are made only by `gazette draft`".into());
         }
     }
@@ -211,15 +233,22 @@ fn finish(r: Report, next_runs: Vec<serde_json::Value>) -> Output {
     for p in &r.problems {
         human.push_str(&format!("{} {p}\n", output::bold("problem")));
     }
-    if !next_runs.is_empty() {
-        human.push_str("next runs:\n");
-        for n in &next_runs {
-            human.push_str(&format!(
-                "  {}  ({} UTC)\n",
-                n["local"].as_str().unwrap_or_default(),
-                n["utc"].as_str().unwrap_or_default()
-            ));
+    let mut heading = None;
+    for n in &next_runs {
+        // Each edition's runs under its own heading; without editions, one `next runs:`.
+        let edition = n["edition"].as_str();
+        if heading != Some(edition) {
+            match edition {
+                Some(e) => human.push_str(&format!("next runs of the {e} edition:\n")),
+                None => human.push_str("next runs:\n"),
+            }
+            heading = Some(edition);
         }
+        human.push_str(&format!(
+            "  {}  ({} UTC)\n",
+            n["local"].as_str().unwrap_or_default(),
+            n["utc"].as_str().unwrap_or_default()
+        ));
     }
     let json = json!({ "ok": r.ok, "problems": r.problems, "warnings": r.warnings, "next_runs": next_runs });
     let mut out = Output::new(human, json);

@@ -27,6 +27,10 @@ use clap::{Parser, Subcommand};
 pub use failure::Failure;
 pub use output::Output;
 
+/// Every command that takes `--edition` says the same of it.
+const EDITION_HELP: &str =
+    "The edition (an [[edition]] name, case aside) whose next issue this is; the default edition without it";
+
 /// Every command that takes `--as-of` says the same of it.
 const AS_OF_HELP: &str = "Stand in for \"now\" when choosing articles and dating the issue: RFC 3339 \
      (2024-03-16T12:00:00-04:00) or a date (2024-03-16, the end of that day in the publication's time zone)";
@@ -64,14 +68,19 @@ pub enum Command {
         /// Also show the articles left out, and why.
         #[arg(long)]
         all: bool,
+        #[arg(long, value_name = "NAME", help = EDITION_HELP)]
+        edition: Option<String>,
     },
     /// Render the next issue as a subscriber would receive it; records and sends nothing.
     Preview {
         #[arg(long, value_name = "T", help = AS_OF_HELP)]
         as_of: Option<String>,
-        /// Personalise for this subscriber.
+        /// Personalise for this subscriber: their name, attributes and topics (and their edition
+        /// unless --edition names one).
         #[arg(long)]
         subscriber: Option<String>,
+        #[arg(long, value_name = "NAME", help = EDITION_HELP)]
+        edition: Option<String>,
         #[arg(long, value_enum, default_value_t = preview::Format::Html)]
         format: preview::Format,
         /// Write here instead of stdout.
@@ -94,6 +103,8 @@ pub enum Command {
         /// Send without asking; needed where stdin is not a terminal (a pipe, cron).
         #[arg(long, short)]
         yes: bool,
+        #[arg(long, value_name = "NAME", help = EDITION_HELP)]
+        edition: Option<String>,
     },
     /// The issues and their delivery counts.
     #[command(subcommand)]
@@ -103,6 +114,8 @@ pub enum Command {
     Draft {
         #[arg(long, value_name = "T", help = AS_OF_HELP)]
         as_of: Option<String>,
+        #[arg(long, value_name = "NAME", help = EDITION_HELP)]
+        edition: Option<String>,
     },
     /// Subscribers: import, add, remove, list, export.
     #[command(subcommand)]
@@ -154,12 +167,29 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
     match cli.command {
         Command::Init { dir } => init::run(&dir).await,
         Command::Check => check::run(&cli.config).await,
-        Command::Articles { as_of, all } => articles::run(&cli.config, as_of.as_deref(), all).await,
-        Command::Preview { as_of, subscriber, format, out } => {
-            preview::run(&cli.config, as_of.as_deref(), subscriber.as_deref(), format, out.as_deref()).await
+        Command::Articles { as_of, all, edition } => {
+            articles::run(&cli.config, as_of.as_deref(), all, edition.as_deref()).await
         }
-        Command::Send { as_of, dry_run, to, queue_only, yes } => {
-            send::run(&cli.config, send::Options { as_of: as_of.as_deref(), dry_run, to: &to, queue_only, yes }).await
+        Command::Preview { as_of, subscriber, edition, format, out } => {
+            let o = preview::Options {
+                as_of: as_of.as_deref(),
+                subscriber: subscriber.as_deref(),
+                edition: edition.as_deref(),
+                format,
+                out: out.as_deref(),
+            };
+            preview::run(&cli.config, o).await
+        }
+        Command::Send { as_of, dry_run, to, queue_only, yes, edition } => {
+            let o = send::Options {
+                as_of: as_of.as_deref(),
+                dry_run,
+                to: &to,
+                queue_only,
+                yes,
+                edition: edition.as_deref(),
+            };
+            send::run(&cli.config, o).await
         }
         Command::Issues(issues::IssuesCommand::Edit { number, subject, intro, exclude, order }) => {
             review::edit(&cli.config, number, subject, intro.as_deref(), exclude, order).await
@@ -167,7 +197,7 @@ pub async fn run(cli: Cli) -> Result<Output, Failure> {
         Command::Issues(issues::IssuesCommand::Approve { number }) => review::approve(&cli.config, number).await,
         Command::Issues(issues::IssuesCommand::Hold { number }) => review::hold(&cli.config, number).await,
         Command::Issues(c) => issues::run(&cli.config, c).await,
-        Command::Draft { as_of } => review::draft(&cli.config, as_of.as_deref()).await,
+        Command::Draft { as_of, edition } => review::draft(&cli.config, as_of.as_deref(), edition.as_deref()).await,
         Command::Subscribers(c) => subscribers::run(&cli.config, c, cli.json).await,
         Command::Lists => subscribers::lists(&cli.config).await,
         Command::Bounces(c) => bounces::run(&cli.config, c).await,

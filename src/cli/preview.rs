@@ -3,12 +3,14 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Failure, Output, setup};
 use crate::{
     compose::{GMAIL_CLIP_BYTES, message},
-    domain::{EmailAddress, SubscriberStatus},
+    config::{Config, Edition, Topic},
+    domain::{Article, EmailAddress, SubscriberStatus},
     publication::Publication,
     store::Store,
     subscribers,
@@ -22,22 +24,42 @@ pub enum Format {
     Eml,
 }
 
-pub async fn run(
-    config: &Path,
-    as_of: Option<&str>,
-    subscriber: Option<&str>,
-    format: Format,
-    out: Option<&Path>,
-) -> Result<Output, Failure> {
+/// What `gazette preview` was asked for.
+pub struct Options<'a> {
+    pub as_of: Option<&'a str>,
+    pub subscriber: Option<&'a str>,
+    /// `--edition`: this edition's next issue, whatever the subscriber chose.
+    pub edition: Option<&'a str>,
+    pub format: Format,
+    pub out: Option<&'a Path>,
+}
+
+pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
+    let Options { as_of, subscriber, edition, format, out } = o;
     let publication = setup::publication(config).await?;
+    let asked = edition.map(|e| setup::edition(&publication.config, Some(e))).transpose()?.flatten();
     let now = setup::now(as_of, &publication)?;
     let email: Option<EmailAddress> = subscriber
         .map(|s| s.parse().map_err(|e| Failure::usage(format!("--subscriber: {e}")).field("--subscriber")))
         .transpose()?;
     let store = setup::store(&publication.config).await?;
-    let (email, name, attributes, mut warnings) = reader(&publication, &store, email).await?;
+    let Reader { email, name, attributes, choices, mut warnings } = reader(&publication, &store, email, now).await?;
+    let edition = match asked {
+        Some(e) => Some(e),
+        None => chosen_edition(&publication.config, choices.edition.as_deref(), &email, &mut warnings),
+    };
+    let topics = chosen_topics(&publication.config, &choices.topics);
 
-    let draft = setup::draft(&publication, &store, now).await?;
+    let mut draft = setup::draft(&publication, &store, edition, now).await?;
+    if !topics.is_empty() {
+        let before = draft.selected.articles.len();
+        draft.selected.articles = of_topics(std::mem::take(&mut draft.selected.articles), &topics);
+        if before > 0 && draft.selected.articles.is_empty() {
+            warnings.push(format!(
+                "nothing in {email}'s topics: the next issue would skip them (their delivery recorded as skipped)"
+            ));
+        }
+    }
     let prepared = publication.prepare(&draft)?;
     let recipient = publication.recipient(email, &name, attributes);
     let rendered = prepared.personalize(&recipient)?;
@@ -55,7 +77,7 @@ pub async fn run(
         }
     };
 
-    if draft.selected.articles.is_empty() {
+    if draft.selected.articles.is_empty() && topics.is_empty() {
         warnings
             .push("the issue carries no article: `send` would skip it (selection.send_when_empty = false)".to_owned());
     }
@@ -93,6 +115,8 @@ pub async fn run(
     };
     let json = json!({
         "issue": draft.number,
+        "edition": edition.map(|e| e.name.to_string()),
+        "topics": topics.iter().map(|t| t.name.to_string()).collect::<Vec<_>>(),
         "subject": rendered.subject,
         "subscriber": recipient.email,
         "articles": draft.selected.articles.len(),
@@ -115,7 +139,8 @@ async fn reader(
     publication: &Publication,
     store: &Store,
     wanted: Option<EmailAddress>,
-) -> Result<(EmailAddress, String, BTreeMap<String, String>, Vec<String>), Failure> {
+    now: DateTime<Utc>,
+) -> Result<Reader, Failure> {
     let listed = subscribers::listed(&publication.config, wanted.as_ref()).await;
     let lookup = wanted.as_ref().or(listed.as_ref().map(|r| &r.email));
     let stored = match lookup {
@@ -135,14 +160,26 @@ async fn reader(
             if record.status != SubscriberStatus::Active && row.is_none() {
                 warnings.push(format!("{email} is {}: the next issue does not go to them", record.status));
             }
+            if let Some(until) = record.paused_until.filter(|u| *u > now) {
+                let tz = publication.config.publication.timezone;
+                warnings.push(format!(
+                    "{email} paused their issues until {}: the next issue does not go to them before then",
+                    until.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z")
+                ));
+            }
             let name = row.as_ref().and_then(|r| r.name.as_ref()).map_or(record.name, |n| n.as_str().to_owned());
             let mut attributes = record.attributes;
             attributes.extend(row.map(|r| r.attributes).unwrap_or_default());
-            (email, name, attributes, warnings)
+            let choices = Choices { edition: record.edition, topics: record.topics };
+            Reader { email, name, attributes, choices, warnings }
         }
-        (None, Some(row)) => {
-            (row.email, row.name.map(|n| n.as_str().to_owned()).unwrap_or_default(), row.attributes, warnings)
-        }
+        (None, Some(row)) => Reader {
+            email: row.email,
+            name: row.name.map(|n| n.as_str().to_owned()).unwrap_or_default(),
+            attributes: row.attributes,
+            choices: Choices::default(),
+            warnings,
+        },
         (None, None) => {
             if let Some(w) = &wanted {
                 warnings.push(format!(
@@ -150,7 +187,57 @@ async fn reader(
                 ));
             }
             let email = wanted.unwrap_or_else(|| "reader@example.org".parse().expect("a literal address parses"));
-            (email, String::new(), BTreeMap::new(), warnings)
+            Reader { email, name: String::new(), attributes: BTreeMap::new(), choices: Choices::default(), warnings }
         }
     })
+}
+
+/// The reader a copy is previewed for.
+struct Reader {
+    email: EmailAddress,
+    name: String,
+    attributes: BTreeMap<String, String>,
+    choices: Choices,
+    warnings: Vec<String>,
+}
+
+/// A reader's preferences as the store keeps them: keys, none = the defaults.
+#[derive(Debug, Default)]
+struct Choices {
+    edition: Option<String>,
+    topics: Vec<String>,
+}
+
+/// The edition a reader's stored key names, else the default one. A key no edition has any more
+/// (the config changed since) falls back to the default, and the preview says so.
+fn chosen_edition<'a>(
+    config: &'a Config,
+    key: Option<&str>,
+    email: &EmailAddress,
+    warnings: &mut Vec<String>,
+) -> Option<&'a Edition> {
+    match key.map(|k| (k, config.edition(k))) {
+        Some((_, Some(e))) => Some(e),
+        Some((k, None)) => {
+            warnings.push(format!(
+                "{email} chose the edition `{k}`, which gazette.toml no longer has: shown as the default edition"
+            ));
+            config.default_edition()
+        }
+        None => config.default_edition(),
+    }
+}
+
+/// The topics a reader's stored keys name; keys no topic has any more are passed over, and none
+/// left means every topic.
+fn chosen_topics<'a>(config: &'a Config, keys: &[String]) -> Vec<&'a Topic> {
+    keys.iter().filter_map(|k| config.topic(k)).collect()
+}
+
+/// The articles of any of `topics`, in their order; every article when `topics` is empty.
+fn of_topics(articles: Vec<Article>, topics: &[&Topic]) -> Vec<Article> {
+    if topics.is_empty() {
+        return articles;
+    }
+    articles.into_iter().filter(|a| topics.iter().any(|t| t.covers(a))).collect()
 }

@@ -12,9 +12,11 @@ use crate::{
     review::{self, Drafted, Edit, ReviewError, mail::Occasion},
 };
 
-/// `gazette draft [--as-of T]`: the next issue as a draft, mailed to `[review] editors`.
-pub async fn draft(config: &Path, as_of: Option<&str>) -> Result<Output, Failure> {
+/// `gazette draft [--as-of T] [--edition NAME]`: the next issue (of that edition) as a draft,
+/// mailed to `[review] editors`.
+pub async fn draft(config: &Path, as_of: Option<&str>, edition: Option<&str>) -> Result<Output, Failure> {
     let publication = Arc::new(setup::publication(config).await?);
+    let edition = setup::edition(&publication.config, edition)?;
     let as_of = setup::now(as_of, &publication)?;
     let store = setup::store(&publication.config).await?;
     let now = SystemClock.now();
@@ -31,8 +33,9 @@ pub async fn draft(config: &Path, as_of: Option<&str>) -> Result<Output, Failure
         Some(t) => Some(t.await?),
         None => None,
     };
-    let made =
-        review::draft(&publication, &store, as_of, None, None, &Actor::CommandLine, now).await.map_err(failure)?;
+    let made = review::draft(&publication, &store, edition, as_of, None, None, &Actor::CommandLine, now)
+        .await
+        .map_err(failure)?;
     let record = match made {
         Drafted::Made(r) => *r,
         Drafted::Nothing(reason) => {

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Failure, Output, delivery, issues, setup};
 use crate::{
     clock::{Clock, FixedClock, SystemClock},
-    config::{Approval, Review},
+    config::{Approval, Edition, Review},
     domain::{Actor, EmailAddress, IssueStatus},
     issue::{self, Plan},
     store::IssueRecord,
@@ -21,10 +21,13 @@ pub struct Options<'a> {
     pub to: &'a [String],
     pub queue_only: bool,
     pub yes: bool,
+    /// `--edition`: whose next issue; the default edition without it.
+    pub edition: Option<&'a str>,
 }
 
 pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     let publication = Arc::new(setup::publication(config).await?);
+    let edition = setup::edition(&publication.config, o.edition)?;
     let now = setup::now(o.as_of, &publication)?;
     // Asking is how a send is confirmed; where nobody can answer, only --yes confirms it, and
     // this is said before the store is touched.
@@ -40,10 +43,10 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     let real = SystemClock.now();
 
     if !o.to.is_empty() {
-        return test_copies(&publication, &store, now, o.to).await;
+        return test_copies(&publication, &store, edition, now, o.to).await;
     }
     if o.dry_run {
-        return dry_run(&publication, &store, now, real).await;
+        return dry_run(&publication, &store, edition, now, real).await;
     }
 
     // The transport (and the DKIM key) is checked before anything is created, so a bad key or
@@ -66,7 +69,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             }
         }
     }
-    let plan = issue::plan(&publication, &store, publication.config.default_edition(), now, true).await?;
+    let plan = issue::plan(&publication, &store, edition, now, true).await?;
     if ask {
         let question = match &plan {
             Plan::Nothing(_) => None,
@@ -167,12 +170,13 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
 async fn dry_run(
     publication: &crate::publication::Publication,
     store: &crate::store::Store,
+    edition: Option<&Edition>,
     now: DateTime<Utc>,
     real: DateTime<Utc>,
 ) -> Result<Output, Failure> {
     let reach = subscribers::reach(&publication.config, store, real).await?;
     let warnings: Vec<String> = reach.syncs.iter().flat_map(row_warnings).collect();
-    let mut out = match issue::plan(publication, store, publication.config.default_edition(), now, false).await? {
+    let mut out = match issue::plan(publication, store, edition, now, false).await? {
         Plan::Nothing(reason) => {
             Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason }))
         }
@@ -231,6 +235,7 @@ fn describe_transport(config: &crate::config::Config) -> String {
 async fn test_copies(
     publication: &Arc<crate::publication::Publication>,
     store: &crate::store::Store,
+    edition: Option<&Edition>,
     now: DateTime<Utc>,
     to: &[String],
 ) -> Result<Output, Failure> {
@@ -242,7 +247,7 @@ async fn test_copies(
     let reviewed = store.issue_in_review().await?;
     let plan = match reviewed {
         Some(i) => Plan::Resume(Box::new(i)),
-        None => issue::plan(publication, store, publication.config.default_edition(), now, false).await?,
+        None => issue::plan(publication, store, edition, now, false).await?,
     };
     let issue = match plan {
         Plan::Resume(i) | Plan::Paused(i) => *i,

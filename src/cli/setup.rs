@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::Failure;
 use crate::{
     clock::{self, Clock, FixedClock, SystemClock},
-    config::{Config, Environment, LinkSecret},
+    config::{Config, Edition, Environment, LinkSecret},
     deliver::Transport,
     issue,
     publication::{Draft, Publication},
@@ -61,12 +61,31 @@ pub fn now(as_of: Option<&str>, publication: &Publication) -> Result<DateTime<Ut
     }
 }
 
-/// The next issue as `send` would choose it: against the store's history (what earlier issues
-/// carried, when undated articles were first seen), without recording anything.
-pub async fn draft(publication: &Publication, store: &Store, now: DateTime<Utc>) -> Result<Draft, Failure> {
+/// The edition `--edition` names (case aside), or the default one without it; `None` without
+/// `[[edition]]`. A name that is not one of them is bad usage (exit 2) naming those offered.
+pub fn edition<'a>(config: &'a Config, typed: Option<&str>) -> Result<Option<&'a Edition>, Failure> {
+    let Some(typed) = typed else { return Ok(config.default_edition()) };
+    if let Some(e) = config.edition(typed) {
+        return Ok(Some(e));
+    }
+    let why = if config.editions.is_empty() {
+        format!("--edition {typed}: gazette.toml has no [[edition]]; leave --edition out")
+    } else {
+        let offered: Vec<String> = config.editions.iter().map(|e| e.name.to_string()).collect();
+        format!("--edition {typed}: no such edition; gazette.toml offers {}", offered.join(", "))
+    };
+    Err(Failure::usage(why).field("--edition"))
+}
+
+/// The next issue of `edition` as `send` would choose it: against the store's history (what
+/// earlier issues carried, when undated articles were first seen), without recording anything.
+pub async fn draft(
+    publication: &Publication,
+    store: &Store,
+    edition: Option<&Edition>,
+    now: DateTime<Utc>,
+) -> Result<Draft, Failure> {
     let (articles, warnings) = publication.read_articles().await?;
-    let history = issue::history(store, publication.config.default_edition(), &articles, now, false)
-        .await
-        .map_err(Failure::from)?;
-    Ok(publication.select(publication.config.default_edition(), articles, warnings, now, &history))
+    let history = issue::history(store, edition, &articles, now, false).await.map_err(Failure::from)?;
+    Ok(publication.select(edition, articles, warnings, now, &history))
 }

@@ -21,13 +21,18 @@ struct Fixture {
 
 impl Fixture {
     async fn new(tz: &str, cron: &str, catch_up: &str) -> Self {
+        Self::with(tz, &format!("[schedule]\ncron = \"{cron}\"\ncatch_up = \"{catch_up}\"\n")).await
+    }
+
+    /// A publication whose schedule is `schedule` (`[schedule]`, or `[[edition]]`s).
+    async fn with(tz: &str, schedule: &str) -> Self {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::create_dir_all(dir.path().join("articles")).expect("mkdir");
         std::fs::write(dir.path().join("list.csv"), "email\nann@example.org\nbob@example.org\n").expect("csv");
         let config = format!(
             "[publication]\nname = \"T\"\nfrom = \"t@example.org\"\ntimezone = \"{tz}\"\nlists = [\"weekly\"]\n\
              [[source]]\nfolder = \"articles\"\n[selection]\nmax_age = \"7d\"\n\
-             [schedule]\ncron = \"{cron}\"\ncatch_up = \"{catch_up}\"\n\
+             {schedule}\
              [[list]]\nname = \"weekly\"\nfile = \"list.csv\"\n[delivery]\noutbox = \"outbox\"\n"
         );
         let file = dir.path().join("gazette.toml");
@@ -202,4 +207,90 @@ async fn an_unfinished_issue_is_finished_before_a_new_slot_is_served() {
     f.deliver_all(&store, utc(2024, 3, 11, 9, 1)).await;
     assert_eq!(store.issue(1).await.expect("i").map(|i| i.status), Some(IssueStatus::Sent));
     assert_eq!(created(&f.tick(&store, utc(2024, 3, 11, 9, 2)).await), [2]);
+}
+
+const EDITIONS: &str = "[[edition]]\nname = \"Daily\"\ncron = \"0 0 9 * * *\"\nmax_age = \"1d\"\n\
+     [[edition]]\nname = \"weekly\"\ncron = \"0 0 9 * * Mon\"\nmax_age = \"7d\"\ndefault = true\n\
+     [[edition]]\nname = \"special\"\nmax_age = \"30d\"\n";
+
+#[tokio::test]
+async fn each_edition_serves_its_own_slots_once_under_keys_of_its_own() {
+    let f = Fixture::with("UTC", EDITIONS).await;
+    let store = f.store().await;
+    // Sunday 10 to Monday 18 March 2024, an article every morning; slots at 09:00 daily and on
+    // Mondays. Ticks every half hour, and each tick twice, as two daemons would.
+    let mut made = 0;
+    let mut t = utc(2024, 3, 10, 0, 0);
+    while t <= utc(2024, 3, 18, 12, 0) {
+        if t.format("%H:%M").to_string() == "08:00" {
+            f.article(&format!("day-{}", t.format("%d")), t);
+        }
+        made += created(&f.tick(&store, t).await).len();
+        made += created(&f.tick(&store, t).await).len();
+        f.deliver_all(&store, t).await;
+        t += Duration::minutes(30);
+    }
+    let slots = store.slots().await.expect("slots");
+    let mut keys: Vec<&str> = slots.iter().map(|s| s.key.as_str()).collect();
+    keys.sort_unstable();
+    // The first tick, at midnight, serves the 9th's daily slot (within catch_up): no article yet.
+    let mut expected: Vec<String> = (9..=18).map(|d| format!("daily@2024-03-{d:02}T09:00:00 UTC")).collect();
+    expected.push("weekly@2024-03-11T09:00:00 UTC".into());
+    expected.push("weekly@2024-03-18T09:00:00 UTC".into());
+    expected.sort_unstable();
+    assert_eq!(keys, expected, "every slot of each edition once, none of the edition without a cron");
+    // An issue for each slot that says it made one, and no other.
+    let with_issue = slots.iter().filter(|s| s.outcome == "issue").count();
+    assert_eq!(made, with_issue);
+    assert_eq!(store.issues().await.expect("issues").len(), with_issue);
+    let daily: Vec<&str> = slots.iter().filter(|s| s.key.starts_with("daily@")).map(|s| s.outcome.as_str()).collect();
+    assert_eq!(daily[0], "skipped");
+    assert!(daily[1..].iter().all(|o| *o == "issue"), "{slots:?}");
+    // Ticking again, even with the clock set back, serves nothing twice.
+    assert!(created(&f.tick(&store, utc(2024, 3, 18, 9, 0)).await).is_empty());
+    assert!(created(&f.tick(&store, utc(2024, 3, 14, 9, 0)).await).is_empty());
+}
+
+#[tokio::test]
+async fn without_editions_slot_keys_are_as_they_were() {
+    let f = Fixture::new("Europe/Paris", "0 0 9 * * *", "24h").await;
+    let store = f.store().await;
+    f.article("a", utc(2024, 3, 10, 7, 0));
+    assert_eq!(created(&f.tick(&store, utc(2024, 3, 10, 8, 0)).await), [1]);
+    let keys: Vec<String> = store.slots().await.expect("slots").into_iter().map(|s| s.key).collect();
+    assert_eq!(keys, ["2024-03-10T09:00:00 Europe/Paris"]);
+    let t = Timetable::all(&f.publication.config);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].prefix(), "");
+}
+
+#[tokio::test]
+async fn an_edition_missed_or_passed_over_is_recorded_under_its_own_key() {
+    let f = Fixture::with("UTC", EDITIONS).await;
+    let store = f.store().await;
+    f.article("a", utc(2024, 3, 11, 8, 0));
+    // Monday 11 March: both editions' slots served (the daily first, in the file's order).
+    for t in [utc(2024, 3, 11, 9, 0), utc(2024, 3, 11, 9, 10)] {
+        f.tick(&store, t).await;
+        f.deliver_all(&store, t).await;
+    }
+    // Down until Tuesday 19: the daily slots between and Monday 18's weekly one, more than the
+    // default catch_up of 24h old, are recorded missed, each under its own edition's key.
+    f.article("b", utc(2024, 3, 19, 8, 0));
+    f.tick(&store, utc(2024, 3, 19, 9, 30)).await;
+    let slots = store.slots().await.expect("slots");
+    let outcomes = |prefix: &str| -> Vec<&str> {
+        slots.iter().filter(|s| s.key.starts_with(prefix)).map(|s| s.outcome.as_str()).collect()
+    };
+    assert_eq!(
+        outcomes("daily@"),
+        ["issue", "missed", "missed", "missed", "missed", "missed", "missed", "missed", "issue"]
+    );
+    assert_eq!(outcomes("weekly@").len(), 2, "{slots:?}");
+    assert_eq!(outcomes("weekly@")[1], "missed");
+    assert_eq!(
+        store.last_slot_at_of("weekly@").await.expect("last"),
+        Some(utc(2024, 3, 18, 9, 0)),
+        "the weekly edition's own last slot, not the daily one's"
+    );
 }

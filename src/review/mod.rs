@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     clock::Clock,
+    config::Edition,
     deliver::Transport,
     domain::{Actor, EmailAddress},
     issue::{self, IssueError},
@@ -76,12 +77,14 @@ pub enum Drafted {
     Nothing(String),
 }
 
-/// Makes the next issue as a draft, its articles chosen as of `as_of` and frozen, nothing
-/// queued; for `slot` (taken with it, once) to go out at `send_at`, or, without one, once
-/// approved. `now` is when this happens.
+/// Makes the next issue of `edition` (`None` without `[[edition]]`) as a draft, its articles
+/// chosen as of `as_of` and frozen, nothing queued; for `slot` (taken with it, once) to go out at
+/// `send_at`, or, without one, once approved. `now` is when this happens.
+#[allow(clippy::too_many_arguments)]
 pub async fn draft(
     publication: &Publication,
     store: &Store,
+    edition: Option<&Edition>,
     as_of: DateTime<Utc>,
     slot: Option<SlotRef>,
     send_at: Option<DateTime<Utc>>,
@@ -92,8 +95,8 @@ pub async fn draft(
         return Ok(Drafted::Nothing(format!("issue {} is still {}; finish it first", open.number, open.status)));
     }
     let (articles, warnings) = issue::read_articles_cached(publication, store, as_of).await?;
-    let history = issue::history(store, publication.config.default_edition(), &articles, as_of, true).await?;
-    let selected = publication.select(publication.config.default_edition(), articles, warnings, as_of, &history);
+    let history = issue::history(store, edition, &articles, as_of, true).await?;
+    let selected = publication.select(edition, articles, warnings, as_of, &history);
     if let Some(reason) = publication.skip_reason(&selected) {
         return Ok(Drafted::Nothing(reason));
     }

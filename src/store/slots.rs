@@ -13,6 +13,9 @@ const RECORD: &str = "INSERT INTO slots (key, at, outcome, reason, recorded_at) 
 const ONE: &str = "SELECT key, at, outcome, issue_number, reason FROM slots WHERE key = $1";
 const ALL: &str = "SELECT key, at, outcome, issue_number, reason FROM slots ORDER BY at";
 const LAST: &str = "SELECT max(at) FROM slots";
+/// An edition's slots are those whose key starts with its name and `@`; `$2` is that prefix's
+/// length in characters.
+const LAST_OF: &str = "SELECT max(at) FROM slots WHERE substr(key, 1, $2) = $1";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -73,6 +76,19 @@ impl Store {
     /// When the latest slot recorded fell.
     pub async fn last_slot_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let t: Option<i64> = with_backend!(self, |pool, db| sqlx::query_scalar(LAST).fetch_one(pool).await?);
+        Ok(t.map(from_ms))
+    }
+
+    /// When the latest slot whose key starts with `prefix` fell: one edition's slots (`weekly@`),
+    /// or every slot for an empty prefix.
+    pub async fn last_slot_at_of(&self, prefix: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if prefix.is_empty() {
+            return self.last_slot_at().await;
+        }
+        // An edition's name is one short line; no prefix comes near i32's range.
+        let len = i32::try_from(prefix.chars().count()).unwrap_or(i32::MAX);
+        let t: Option<i64> =
+            with_backend!(self, |pool, db| sqlx::query_scalar(LAST_OF).bind(prefix).bind(len).fetch_one(pool).await?);
         Ok(t.map(from_ms))
     }
 }

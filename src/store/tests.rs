@@ -132,6 +132,7 @@ macro_rules! on_each_backend {
 }
 
 on_each_backend!(
+    each_editions_last_slot_is_its_own,
     imports_never_bring_back_who_left,
     an_import_records_one_consent_event_per_reader_it_adds_or_brings_back,
     list_sync_removes_who_the_file_no_longer_names,
@@ -952,6 +953,19 @@ impl AddOne for Store {
     async fn add_one(&self, email: &str) -> ImportCounts {
         self.import(&[row(email, &["weekly"])], "add", now()).await.expect("add")
     }
+}
+
+async fn each_editions_last_slot_is_its_own(s: Store) {
+    let at = now();
+    let later = at + chrono::Duration::days(1);
+    assert_eq!(s.last_slot_at_of("weekly@").await.expect("last"), None);
+    s.record_slot("weekly@2024-03-18T09:00:00 UTC", at, SlotOutcome::Skipped, None, at).await.expect("slot");
+    s.record_slot("daily@2024-03-19T09:00:00 UTC", later, SlotOutcome::Skipped, None, later).await.expect("slot");
+    // A name that merely starts like another's is not it.
+    s.record_slot("weekly2@2024-03-20T09:00:00 UTC", later, SlotOutcome::Skipped, None, later).await.expect("slot");
+    assert_eq!(s.last_slot_at_of("weekly@").await.expect("last"), Some(at));
+    assert_eq!(s.last_slot_at_of("daily@").await.expect("last"), Some(later));
+    assert_eq!(s.last_slot_at_of("").await.expect("last"), Some(later));
 }
 
 async fn slots_feeds_and_first_sightings_are_kept_once(s: Store) {

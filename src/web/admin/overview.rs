@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{SignedIn, page};
 use crate::{
+    daemon::Timetable,
     domain::SubscriberStatus,
     schedule,
     views::IssueSummary,
@@ -14,6 +15,17 @@ use crate::{
 
 /// Issues the overview shows; the issues page has them all.
 const LAST_ISSUES: usize = 5;
+
+/// One schedule's next slot, as the page shows it.
+#[derive(Serialize)]
+struct NextSend {
+    /// The edition's name; `None` for `[schedule]`.
+    edition: Option<String>,
+    text: String,
+    at: String,
+    #[serde(skip)]
+    utc: chrono::DateTime<chrono::Utc>,
+}
 
 #[derive(Serialize)]
 struct StatusCount {
@@ -25,13 +37,21 @@ pub async fn page(State(state): State<AppState>, who: SignedIn) -> Result<Respon
     let config = &state.publication.config;
     let tz = config.publication.timezone;
     let now = state.clock.now();
-    let next_send =
-        config.schedule.as_ref().and_then(|s| schedule::next_slots(&s.cron, tz, now, 1).into_iter().next()).map(
-            |slot| {
-                let local = slot.at.with_timezone(&tz);
-                (local.format("%A %-d %B %Y, %H:%M").to_string(), local.to_rfc3339())
-            },
-        );
+    // Each schedule's next slot (each edition's, in the file's order); the soonest is the next send.
+    let next_sends: Vec<NextSend> = Timetable::all(config)
+        .iter()
+        .filter_map(|t| {
+            let slot = schedule::next_slots(&t.schedule.cron, tz, now, 1).into_iter().next()?;
+            let local = slot.at.with_timezone(&tz);
+            Some(NextSend {
+                edition: t.edition.map(|e| e.name.to_string()),
+                text: local.format("%A %-d %B %Y, %H:%M").to_string(),
+                at: local.to_rfc3339(),
+                utc: slot.at,
+            })
+        })
+        .collect();
+    let next_send = next_sends.iter().min_by_key(|n| n.utc).map(|n| (n.text.clone(), n.at.clone()));
     let counts = state.store.status_counts().await?;
     let total: u64 = counts.values().sum();
     // In the order a subscriber moves through them, not the alphabet's.
@@ -45,6 +65,9 @@ pub async fn page(State(state): State<AppState>, who: SignedIn) -> Result<Respon
     ctx.insert("section", "overview");
     ctx.insert("next_send", &next_send.as_ref().map(|(text, _)| text));
     ctx.insert("next_send_at", &next_send.as_ref().map(|(_, at)| at));
+    // Per edition only when there are editions: without them the page is as it was.
+    let per_edition: Vec<&NextSend> = next_sends.iter().filter(|n| n.edition.is_some()).collect();
+    ctx.insert("next_sends", &per_edition);
     ctx.insert("timezone", tz.name());
     ctx.insert("status_counts", &counts);
     ctx.insert("subscribers_total", &total);
