@@ -1,0 +1,152 @@
+//! Editions from the command line: `--edition` on `articles`, `preview`, `send` and `draft` (an
+//! unknown name refused with the names offered), each edition's `max_age`, a subscriber's copy
+//! of their edition and topics, and `check`'s next runs per edition.
+
+use crate::{subscribers::edit_store, support::Publication};
+
+const AS_OF: &str = "2024-03-16T08:00:00Z";
+
+const CONFIG: &str = "[publication]\nname = \"Editions\"\nfrom = \"Editions <e@example.org>\"\n\
+    base_url = \"https://e.example.org\"\ntimezone = \"UTC\"\nlists = [\"readers\"]\n\
+    [[source]]\nfolder = \"articles\"\n[selection]\nmax_age = \"7d\"\n\
+    [[list]]\nname = \"readers\"\n[delivery]\ntransport = \"outbox\"\noutbox = \"outbox\"\n\
+    [[topic]]\nname = \"Science\"\ntags = [\"science\"]\n\
+    [[topic]]\nname = \"Arts & Culture\"\ntags = [\"arts\", \"culture\"]\n\
+    [[edition]]\nname = \"Daily\"\ncron = \"0 0 9 * * *\"\nmax_age = \"1d\"\n\
+    [[edition]]\nname = \"weekly\"\ncron = \"0 0 9 * * Mon\"\nmax_age = \"7d\"\ndefault = true\n";
+
+fn publication() -> Publication {
+    let p = Publication::with_config(CONFIG);
+    for (name, date, tag) in [
+        ("old-science", "2024-03-13T10:00:00Z", "science"),
+        ("new-arts", "2024-03-15T20:00:00Z", "arts"),
+        ("new-science", "2024-03-15T22:00:00Z", "science"),
+    ] {
+        p.write(
+            &format!("articles/{name}.md"),
+            &format!("+++\ntitle = \"{name}\"\ndate = \"{date}\"\ntags = [\"{tag}\"]\n+++\nAbout {name}.\n"),
+        );
+    }
+    p
+}
+
+fn titles(json: &serde_json::Value) -> Vec<String> {
+    let mut t: Vec<String> = json["articles"]
+        .as_array()
+        .expect("articles")
+        .iter()
+        .filter_map(|a| a["title"].as_str().map(str::to_owned))
+        .collect();
+    t.sort_unstable();
+    t
+}
+
+#[test]
+fn an_unknown_edition_is_refused_naming_the_editions_offered() {
+    let p = publication();
+    for args in [
+        &["articles", "--edition", "monthly"][..],
+        &["preview", "--edition", "monthly"],
+        &["send", "--edition", "monthly", "--yes"],
+        &["send", "--edition", "monthly", "--dry-run"],
+        &["draft", "--edition", "monthly"],
+    ] {
+        let run = p.gazette(args);
+        assert_eq!(run.code(), 2, "{args:?}: {}", run.stderr());
+        assert!(
+            run.stderr().contains("--edition monthly") && run.stderr().contains("Daily, weekly"),
+            "{}",
+            run.stderr()
+        );
+    }
+    // Nothing was made by any of them.
+    let issues = p.gazette(&["issues", "list", "--json"]).ok().json();
+    assert_eq!(issues["issues"].as_array().map(Vec::len), Some(0), "{issues}");
+
+    // Without [[edition]], --edition names nothing that exists.
+    let plain = Publication::with_config(&CONFIG[..CONFIG.find("[[topic]]").expect("topics")]);
+    plain.write("articles/a.md", "+++\ntitle = \"a\"\ndate = \"2024-03-15T10:00:00Z\"\n+++\nA.\n");
+    let run = plain.gazette(&["articles", "--edition", "weekly"]);
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("no [[edition]]"), "{}", run.stderr());
+    assert_eq!(titles(&plain.gazette(&["articles", "--as-of", AS_OF, "--json"]).ok().json()), ["a"]);
+}
+
+#[test]
+fn each_edition_chooses_with_its_own_max_age_and_the_default_without_a_name() {
+    let p = publication();
+    let daily = p.gazette(&["articles", "--as-of", AS_OF, "--edition", "DAILY", "--json"]).ok().json();
+    assert_eq!(titles(&daily), ["new-arts", "new-science"], "a day old at most");
+    let weekly = p.gazette(&["articles", "--as-of", AS_OF, "--edition", "weekly", "--json"]).ok().json();
+    assert_eq!(titles(&weekly), ["new-arts", "new-science", "old-science"]);
+    let default = p.gazette(&["articles", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(titles(&default), titles(&weekly), "the default edition is weekly");
+    let dry = p.gazette(&["send", "--as-of", AS_OF, "--edition", "daily", "--dry-run", "--json"]).ok().json();
+    assert_eq!(dry["would_send"]["articles"].as_array().map(Vec::len), Some(2), "{dry}");
+}
+
+#[test]
+fn a_subscribers_preview_is_their_edition_and_topics_unless_an_edition_is_named() {
+    let p = publication();
+    p.gazette(&["subscribers", "add", "ann@example.org", "--name", "Ann", "--list", "readers"]).ok();
+    assert!(edit_store(
+        &p,
+        "UPDATE subscribers SET edition = 'daily', topics = ';science;' WHERE email = 'ann@example.org'"
+    ));
+    let preview = |extra: &[&str]| {
+        let mut args =
+            vec!["preview", "--as-of", AS_OF, "--subscriber", "ann@example.org", "--format", "text", "--json"];
+        args.extend_from_slice(extra);
+        p.gazette(&args).ok().json()
+    };
+    let own = preview(&[]);
+    assert_eq!(own["edition"], "Daily", "{own}");
+    assert_eq!(own["topics"], serde_json::json!(["Science"]));
+    assert_eq!(own["articles"], 1, "the daily edition's science article only: {own}");
+    let text = own["content"].as_str().expect("content");
+    assert!(text.contains("new-science") && !text.contains("new-arts") && !text.contains("old-science"), "{text}");
+
+    let weekly = preview(&["--edition", "Weekly"]);
+    assert_eq!(weekly["edition"], "weekly");
+    assert_eq!(weekly["articles"], 2, "the weekly edition's science articles: {weekly}");
+
+    // Nothing of theirs in this edition: the preview says they would be skipped.
+    assert!(edit_store(&p, "UPDATE subscribers SET topics = ';arts & culture;' WHERE email = 'ann@example.org'"));
+    p.write(
+        "articles/new-arts.md",
+        "+++\ntitle = \"x\"\ndate = \"2020-01-01T00:00:00Z\"\ntags = [\"arts\"]\n+++\nX.\n",
+    );
+    let run = p.gazette(&["preview", "--as-of", AS_OF, "--subscriber", "ann@example.org", "--json"]).ok();
+    assert_eq!(run.json()["articles"], 0);
+    assert!(run.stderr().contains("skip"), "{}", run.stderr());
+
+    // A reader who chose nothing gets the default edition and every topic.
+    p.gazette(&["subscribers", "add", "bob@example.org", "--list", "readers"]).ok();
+    let bob = p.gazette(&["preview", "--as-of", AS_OF, "--subscriber", "bob@example.org", "--json"]).ok().json();
+    assert_eq!(bob["edition"], "weekly");
+    assert_eq!(bob["topics"], serde_json::json!([]));
+    assert_eq!(bob["articles"], 2, "{bob}");
+}
+
+#[test]
+fn check_lists_the_next_runs_of_each_edition() {
+    let p = publication();
+    let run = p.gazette(&["check", "--json"]);
+    let json = run.json();
+    let runs = json["next_runs"].as_array().expect("next_runs");
+    let of = |name: &str| runs.iter().filter(|r| r["edition"] == name).count();
+    assert_eq!((of("Daily"), of("weekly")), (5, 5), "{json:#}");
+    let ok: Vec<&str> = json["ok"].as_array().expect("ok").iter().filter_map(|o| o.as_str()).collect();
+    assert!(ok.iter().any(|o| o.starts_with("edition Daily: schedule `0 0 9 * * *`")), "{ok:?}");
+    let human = p.gazette(&["check"]).stdout();
+    assert!(human.contains("next runs of the Daily edition:\n"), "{human}");
+    assert!(human.contains("next runs of the weekly edition:\n"), "{human}");
+
+    // Without editions, the runs are listed as they always were.
+    let plain = Publication::sample();
+    let json = plain.gazette(&["check", "--json"]).json();
+    let runs = json["next_runs"].as_array().expect("next_runs");
+    assert_eq!(runs.len(), 5);
+    assert!(runs.iter().all(|r| r.get("edition").is_none()), "{runs:?}");
+    assert!(plain.gazette(&["check"]).stdout().contains("next runs:\n"));
+}
