@@ -24,12 +24,17 @@ pub async fn run(config: &Path, scheduler: bool, listen: Option<&str>) -> Result
     // Only `run` serves the web; a worker has no use for its tokens.
     let tokens = if scheduler { Some(super::serve::access_tokens()?) } else { None };
     let publication = Arc::new(setup::publication(config).await?);
-    if scheduler && publication.config.schedule.is_none() {
+    if scheduler && crate::daemon::Timetable::all(&publication.config).is_empty() {
+        let (why, field) = if publication.config.editions.is_empty() {
+            ("no [schedule]; add one (cron = \"0 0 9 * * Mon\")", "schedule")
+        } else {
+            ("no [[edition]] has a cron; give one a cron (cron = \"0 0 9 * * Mon\")", "edition.cron")
+        };
         return Err(Failure::usage(format!(
-            "{}: no [schedule]; add one (cron = \"0 0 9 * * Mon\") or run `gazette worker` for delivery alone",
+            "{}: {why} or run `gazette worker` for delivery alone",
             publication.config.file.display()
         ))
-        .field("schedule"));
+        .field(field));
     }
     let store = setup::store(&publication.config).await?;
     let transport = setup::transport(&publication.config).await?;

@@ -150,3 +150,12 @@ fn check_lists_the_next_runs_of_each_edition() {
     assert!(runs.iter().all(|r| r.get("edition").is_none()), "{runs:?}");
     assert!(plain.gazette(&["check"]).stdout().contains("next runs:\n"));
 }
+
+#[test]
+fn run_needs_an_edition_with_a_cron_when_there_are_editions() {
+    let config = CONFIG.replace("cron = \"0 0 9 * * *\"\n", "").replace("cron = \"0 0 9 * * Mon\"\n", "");
+    let p = Publication::with_config(&config);
+    let run = p.gazette(&["run", "--listen", "127.0.0.1:0"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("no [[edition]] has a cron"), "{}", run.stderr());
+}
