@@ -294,3 +294,34 @@ async fn an_edition_missed_or_passed_over_is_recorded_under_its_own_key() {
         "the weekly edition's own last slot, not the daily one's"
     );
 }
+
+#[tokio::test]
+async fn under_review_each_editions_next_slot_is_drafted_ahead_once() {
+    let review = format!("{EDITIONS}[review]\neditors = [\"ed@example.org\"]\nlead = \"24h\"\n");
+    let f = Fixture::with("UTC", &review).await;
+    let store = f.store().await;
+    // Monday 18 March 09:00 is the next slot of both editions; less than a day ahead, both are
+    // drafted.
+    f.article("old", utc(2024, 3, 14, 8, 0));
+    f.article("new", utc(2024, 3, 17, 9, 30));
+    let actions = draft_ahead(&f.publication, &store, utc(2024, 3, 17, 10, 0)).await.expect("drafts");
+    assert_eq!(actions, [SlotAction::Drafted(1), SlotAction::Drafted(2)]);
+    let slots = store.slots().await.expect("slots");
+    let keys: Vec<(&str, Option<u32>)> = slots.iter().map(|s| (s.key.as_str(), s.issue_number)).collect();
+    assert_eq!(keys, [("daily@2024-03-18T09:00:00 UTC", Some(1)), ("weekly@2024-03-18T09:00:00 UTC", Some(2))]);
+    // Each edition's draft is chosen with its own max_age: four days old is too old for the daily.
+    let titles = |n: u32| {
+        let store = store.clone();
+        async move {
+            let i = store.issue(n).await.expect("read").expect("issue");
+            assert_eq!(i.status, IssueStatus::Draft);
+            i.articles.iter().map(|a| a.title.clone()).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(titles(1).await, ["new"]);
+    assert!(titles(2).await.contains(&"old".to_owned()));
+    // Drafted once: later passes, and the slots themselves, make nothing more.
+    assert!(draft_ahead(&f.publication, &store, utc(2024, 3, 17, 11, 0)).await.expect("again").is_empty());
+    assert!(created(&f.tick(&store, utc(2024, 3, 18, 9, 0)).await).is_empty());
+    assert_eq!(store.issues().await.expect("issues").len(), 2);
+}
