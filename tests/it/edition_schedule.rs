@@ -159,3 +159,138 @@ fn run_needs_an_edition_with_a_cron_when_there_are_editions() {
     assert_eq!(run.code(), 2, "{}", run.stderr());
     assert!(run.stderr().contains("no [[edition]] has a cron"), "{}", run.stderr());
 }
+
+mod daemon {
+    //! The scheduler in this process against a clock the test sets, delivering to the real SMTP
+    //! test server: a daily and a weekly edition whose slots meet on Monday each make their issue
+    //! once, and no reader gets a message twice.
+
+    use std::{
+        collections::HashSet,
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use chrono::{DateTime, TimeZone, Utc};
+    use gazette::{
+        clock::Clock,
+        config::{Config, Environment, LinkSecret},
+        daemon::{self, Roles},
+        deliver::Stop,
+        publication::Publication as Live,
+        store::Store,
+    };
+
+    use crate::{
+        smtp::{Options, SmtpServer},
+        support::Publication,
+    };
+
+    struct SetClock(Mutex<DateTime<Utc>>);
+
+    impl Clock for SetClock {
+        fn now(&self) -> DateTime<Utc> {
+            *self.0.lock().expect("clock")
+        }
+    }
+
+    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 3, d, h, m, 0).single().expect("time")
+    }
+
+    fn article(p: &Publication, name: &str, date: DateTime<Utc>) {
+        p.write(
+            &format!("articles/{name}.md"),
+            &format!("+++\ntitle = \"{name}\"\ndate = \"{}\"\n+++\nAbout {name}.\n", date.to_rfc3339()),
+        );
+    }
+
+    /// Waits until every slot in `keys` is recorded and no issue is still going out.
+    async fn settled(store: &Store, keys: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let slots = store.slots().await.expect("slots").len();
+            let sending = store.sending_issues().await.expect("sending").len();
+            if slots == keys && sending == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{slots} slots of {keys}, {sending} issues sending");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_daily_and_a_weekly_edition_each_serve_their_slots_once_over_real_smtp() {
+        let server = SmtpServer::start(Options::default());
+        let p = Publication::with_config("");
+        p.write("list.csv", "email\nann@example.org\nbob@example.org\ncy@example.org\n");
+        p.write(
+            "gazette.toml",
+            &format!(
+                "[publication]\nname = \"Editions\"\nfrom = \"Editions <e@example.org>\"\n\
+                 base_url = \"https://e.example.org\"\ntimezone = \"UTC\"\nlists = [\"all\"]\n\
+                 [[source]]\nfolder = \"articles\"\n[selection]\nmax_age = \"7d\"\n\
+                 [[list]]\nname = \"all\"\nfile = \"list.csv\"\n\
+                 [delivery]\ntransport = \"smtp\"\nsmtp_url = {:?}\nretry_backoff = \"1s\"\n\
+                 [[edition]]\nname = \"daily\"\ncron = \"0 0 9 * * *\"\nmax_age = \"1d\"\n\
+                 [[edition]]\nname = \"weekly\"\ncron = \"0 0 9 * * Mon\"\nmax_age = \"7d\"\ndefault = true\n",
+                server.url()
+            ),
+        );
+        article(&p, "sunday", at(17, 7, 0));
+        let file = p.path().join("gazette.toml");
+        let text = std::fs::read_to_string(&file).expect("config");
+        let config = Config::parse(&text, &file, &Environment::default()).expect("config parses");
+        let store = gazette::setup::open_store(&config).await.expect("store");
+        let transport = gazette::setup::transport(&config).await.expect("transport");
+        let live = Arc::new(Live::open(config, LinkSecret::from_bytes(vec![7; 32])).await.expect("publication"));
+        let clock = Arc::new(SetClock(Mutex::new(at(17, 8, 0))));
+        let (stop, watch) = Stop::new();
+        let task = tokio::spawn({
+            let (store, clock) = (store.clone(), Arc::clone(&clock) as Arc<dyn Clock>);
+            async move {
+                let roles = Roles { scheduler: true, workers: true };
+                daemon::run(live, store, transport, clock, watch, roles).await.expect("the daemon runs");
+            }
+        });
+        // At start, Saturday's daily slot (within catch_up) is served: nothing was out by then.
+        settled(&store, 1).await;
+        // Sunday 09:00: the daily edition's slot alone.
+        *clock.0.lock().expect("clock") = at(17, 9, 0) + chrono::Duration::seconds(1);
+        settled(&store, 2).await;
+        // Monday 09:00: both editions' slots at once.
+        article(&p, "monday", at(18, 8, 0));
+        *clock.0.lock().expect("clock") = at(18, 9, 0) + chrono::Duration::seconds(1);
+        settled(&store, 4).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        let slots = store.slots().await.expect("slots");
+        let keys: Vec<&str> = slots.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "daily@2024-03-16T09:00:00 UTC",
+                "daily@2024-03-17T09:00:00 UTC",
+                "daily@2024-03-18T09:00:00 UTC",
+                "weekly@2024-03-18T09:00:00 UTC"
+            ]
+        );
+        let made: Vec<u32> = slots.iter().filter_map(|s| s.issue_number).collect();
+        let issues = store.issues().await.expect("issues");
+        assert_eq!(issues.len(), made.len(), "an issue for each slot that made one, and no other");
+        assert!(!made.is_empty(), "{slots:?}");
+        // What the server received is what the ledger says was sent, none of it twice.
+        let sent: u64 = issues.iter().map(|i| i.counts.sent).sum();
+        let messages = server.messages();
+        assert_eq!(u64::try_from(messages.len()).expect("count"), sent);
+        assert!(sent >= 3, "every reader got something: {issues:?}");
+        let mut seen = HashSet::new();
+        for m in &messages {
+            let parsed = m.parsed();
+            let id = parsed.message_id().expect("Message-ID").to_owned();
+            assert!(seen.insert(id.clone()), "{id} received twice");
+        }
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(20), task).await.expect("stops").expect("joins");
+    }
+}
