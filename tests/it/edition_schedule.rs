@@ -294,3 +294,32 @@ mod daemon {
         tokio::time::timeout(Duration::from_secs(20), task).await.expect("stops").expect("joins");
     }
 }
+
+/// The dashboard's overview gives the next send of each edition that has a cron.
+#[tokio::test]
+async fn the_overview_shows_the_next_send_of_each_edition() {
+    use crate::{
+        dashboard::{OWNER, PASSWORD, add_user, get, sign_in},
+        web::{WebServer, publication},
+    };
+    let p = publication(None, "");
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    p.write(
+        "gazette.toml",
+        &format!(
+            "{config}\n[[edition]]\nname = \"Daily\"\ncron = \"0 0 7 * * *\"\nmax_age = \"1d\"\n\
+             [[edition]]\nname = \"weekly\"\ncron = \"0 0 9 * * Mon\"\ndefault = true\n\
+             [[edition]]\nname = \"special\"\n"
+        ),
+    );
+    add_user(&p, OWNER, "owner", PASSWORD).ok();
+    let web = WebServer::serve(&p);
+    let session = sign_in(&web, OWNER, PASSWORD).await;
+    let html = get(&web, &session.cookie, "/admin/").await.text().await.expect("body");
+    let at = html.find("Next issue").expect("the next issue card");
+    let card = &html[at..at + html[at..].find("</section>").expect("card end")];
+    assert!(card.contains("<strong>Daily</strong>: <time datetime="), "{card}");
+    assert!(card.contains("<strong>weekly</strong>: <time datetime="), "{card}");
+    assert!(card.contains(", 07:00</time>") && card.contains("Monday"), "{card}");
+    assert!(!card.contains("special") && !card.contains("No schedule is set"), "{card}");
+}
