@@ -8,6 +8,10 @@
 #   N=1000000 bash benches/delivery.sh             # the memory run
 #   DB=postgres WORKERS=2 bash benches/delivery.sh # PostgreSQL, the issue queued by `send
 #                                                  # --queue-only` and drained by 2 workers
+#   ARTICLES=3 bash benches/delivery.sh            # a 3-article digest (about 12.6 KB) instead
+#                                                  # of 20 articles (about 45 KB)
+#   WRAP="perf record -g -o /tmp/perf.data" bash benches/delivery.sh
+#                                                  # SQLite's send run under a profiler
 #
 # With WORKERS, the CONN connections are split between the workers, so gazette and smtp-source
 # always use the same number of connections. PostgreSQL is the one on 127.0.0.1:5432 (user
@@ -20,7 +24,8 @@ N=${N:-100000}
 CONN=${CONN:-8}
 DB=${DB:-sqlite}
 WORKERS=${WORKERS:-1}
-export DB WORKERS
+ARTICLES=${ARTICLES:-20}
+export DB WORKERS ARTICLES
 
 need=()
 command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
@@ -31,8 +36,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-cargo build --release --quiet
-bin=$PWD/target/release/gazette
+# BIN runs a binary built before (say, the last commit's, for a comparison in the same session).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --quiet
+fi
+bin=${BIN:-$PWD/target/release/gazette}
 work=$(mktemp -d)
 pgdb=gazette_bench_$$
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"; [ "$DB" = postgres ] && psql -qh 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1; true' EXIT
@@ -95,7 +103,7 @@ unsubscribe_mailto = "unsubscribe@example.org"
 
 [selection]
 max_age = "99999d"
-max_items = 20
+max_items = $ARTICLES
 
 [[list]]
 name = "weekly"
@@ -142,7 +150,7 @@ source_run() {
 source_before=$(source_run before)
 
 if [ "$DB" = sqlite ]; then
-  /usr/bin/time -f "%M %U %S %e" -o "$work/rss" "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
+  /usr/bin/time -f "%M %U %S %e" -o "$work/rss" ${WRAP:-} "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
   sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["sent"])' "$work/send.json")
   gz_secs=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["elapsed_seconds"])' "$work/send.json")
   read -r rss_kb cpu_user cpu_sys _ < "$work/rss"
@@ -188,7 +196,7 @@ n, sent, gz, rss, size, conn = int(n), int(sent), float(gz), int(rss), int(size)
 src = (float(sb) + float(sa)) / 2
 g_rate, s_rate = sent / gz, n / src
 import os
-print(f"store: {os.environ.get('DB', 'sqlite')}, workers: {os.environ.get('WORKERS', '1')}")
+print(f"store: {os.environ.get('DB', 'sqlite')}, workers: {os.environ.get('WORKERS', '1')}, articles: {os.environ.get('ARTICLES', '20')}")
 print(f"subscribers: {n}, connections: {conn}, message size: {size/1024:.1f} KB")
 print(f"import of {n} subscribers: {float(t1)-float(t0):.1f} s")
 print(f"gazette:     {sent} messages in {gz:.1f} s = {g_rate:.0f} messages/s")

@@ -3,7 +3,10 @@
 //! attribute. Each bad row is reported by its line in the file (the header is line 1) with the
 //! reason; the good rows go on.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet, VecDeque},
+    io::Read,
+};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -56,6 +59,8 @@ pub struct Report {
     pub rejected: Vec<Rejected>,
     /// Good rows that went on no list at all.
     pub unlisted: u64,
+    /// The SHA-256 of the file's bytes as read, in hex.
+    pub digest: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -82,31 +87,45 @@ pub fn parse(text: &[u8], lists: &RowLists) -> Result<Parsed, CsvError> {
 
 /// The file's rows one at a time, each a subscriber or the reason its line is refused, so that
 /// a file of a million rows is never held as a million subscribers.
-pub fn rows<'t>(text: &'t [u8], lists: &'t RowLists) -> Result<Rows<'t>, CsvError> {
-    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(text);
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| CsvError::Header(e.to_string()))?
-        .iter()
-        .map(|h| unguarded(h.trim()).to_ascii_lowercase())
-        .collect();
-    let email_col = headers.iter().position(|h| h == "email").ok_or(CsvError::NoEmailColumn)?;
-    Ok(Rows {
-        text,
-        reader,
-        headers,
-        email_col,
-        lists,
-        seen: HashSet::new(),
-        record: csv::StringRecord::new(),
-        lines: LineCounter::default(),
-    })
+pub fn rows<'t>(text: &'t [u8], lists: &'t RowLists) -> Result<Rows<'t, &'t [u8]>, CsvError> {
+    Rows::new(text, lists)
 }
 
-pub struct Rows<'t> {
-    text: &'t [u8],
-    reader: csv::Reader<&'t [u8]>,
+impl<'t, R: Read> Rows<'t, R> {
+    /// The rows of what `source` reads, its header read first.
+    fn new(source: R, lists: &'t RowLists) -> Result<Self, CsvError> {
+        let counted = Counted::new(source);
+        let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(counted);
+        let headers: Vec<String> = reader
+            .headers()
+            .map_err(|e| CsvError::Header(e.to_string()))?
+            .iter()
+            .map(|h| unguarded(h.trim()).to_ascii_lowercase())
+            .collect();
+        let email_col = headers.iter().position(|h| h == "email").ok_or(CsvError::NoEmailColumn)?;
+        Ok(Rows {
+            reader,
+            headers,
+            email_col,
+            lists,
+            seen: HashSet::new(),
+            record: csv::StringRecord::new(),
+            stopped: false,
+        })
+    }
+
+    /// Reads what is left of the source and returns the digest of all of it.
+    fn finish(mut self) -> Result<String, CsvError> {
+        let counted = self.reader.get_mut();
+        std::io::copy(counted, &mut std::io::sink()).map_err(|e| CsvError::Reading(e.to_string()))?;
+        Ok(format!("{:x}", std::mem::take(&mut counted.digest).finalize()))
+    }
+}
+
+pub struct Rows<'t, R: Read> {
+    /// The source, read through a counter of its lines: the csv crate miscounts lines in CRLF
+    /// files, so they are counted from each record's byte offset.
+    reader: csv::Reader<Counted<R>>,
     headers: Vec<String>,
     email_col: usize,
     lists: &'t RowLists,
@@ -114,25 +133,33 @@ pub struct Rows<'t> {
     /// with a collision as likely as guessing a 128-bit key.
     seen: HashSet<[u8; 16]>,
     record: csv::StringRecord,
-    lines: LineCounter,
+    /// The source failed to read: nothing more comes of it.
+    stopped: bool,
 }
 
-impl Iterator for Rows<'_> {
+impl<R: Read> Iterator for Rows<'_, R> {
     type Item = Result<NewSubscriber, Rejected>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
+            if self.stopped {
+                return None;
+            }
             let line = self.reader.position().line() + 1;
             match self.reader.read_record(&mut self.record) {
                 Ok(false) => return None,
                 Ok(true) => {}
+                Err(e) if e.is_io_error() => {
+                    // A read that failed would fail again: the rows end here, this one refused.
+                    self.stopped = true;
+                    return Some(Err(Rejected { line, reason: format!("the file could not be read on: {e}") }));
+                }
                 Err(e) => {
                     let line = e.position().map_or(line, |p| p.line());
                     return Some(Err(Rejected { line, reason: format!("not valid CSV: {e}") }));
                 }
             }
-            // The csv crate miscounts lines in CRLF files; count them from the record's byte offset.
-            let line = self.record.position().map_or(line, |p| self.lines.line_at(self.text, p.byte()));
+            let line = self.record.position().map_or(line, |p| self.reader.get_mut().line_at(p.byte()));
             if self.record.iter().all(|c| c.trim().is_empty()) {
                 continue;
             }
@@ -180,8 +207,51 @@ pub fn start(
     // The header is read again by the reading thread: the rows borrow the text, which moves there.
     rows(&text, &lists)?;
     let (to, parts) = tokio::sync::mpsc::channel(2);
-    let handle = tokio::task::spawn_blocking(move || send_rows(&text, &lists, strict, to));
+    let handle = tokio::task::spawn_blocking(move || send_rows(rows(&text, &lists)?, strict, to));
     Ok((parts, Reading { handle }))
+}
+
+/// [`stream`] of a file read as its rows are taken, never held whole: a list file of millions
+/// of rows costs the memory of a few chunks of them.
+pub async fn stream_file<T, F, Fut>(
+    file: std::fs::File,
+    lists: RowLists,
+    strict: bool,
+    consume: F,
+) -> Result<(T, Report), CsvError>
+where
+    F: FnOnce(tokio::sync::mpsc::Receiver<ImportPart>) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let (parts, reading) = start_file(file, lists, strict).await?;
+    let consumed = consume(parts).await;
+    Ok((consumed, reading.finish().await?))
+}
+
+/// [`start`] of a file read on the reading thread as its rows are taken. Its header is read,
+/// and a bad one reported, before this returns.
+pub async fn start_file(
+    file: std::fs::File,
+    lists: RowLists,
+    strict: bool,
+) -> Result<(tokio::sync::mpsc::Receiver<ImportPart>, Reading), CsvError> {
+    let (header_tx, header_rx) = tokio::sync::oneshot::channel();
+    let (to, parts) = tokio::sync::mpsc::channel(2);
+    let handle = tokio::task::spawn_blocking(move || match Rows::new(std::io::BufReader::new(file), &lists) {
+        Ok(rows) => {
+            let _ = header_tx.send(Ok(()));
+            send_rows(rows, strict, to)
+        }
+        Err(e) => {
+            let _ = header_tx.send(Err(e));
+            Ok(Report::default())
+        }
+    });
+    match header_rx.await {
+        Ok(Ok(())) => Ok((parts, Reading { handle })),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(CsvError::Reading("the reading thread stopped".into())),
+    }
 }
 
 /// A file being read by [`start`].
@@ -199,16 +269,15 @@ impl Reading {
 /// Sends the good rows to `to` as they are read, then `End`, and returns the bad rows. With
 /// `strict`, the first bad row stops the rows before `End`, so the store imports nothing, while
 /// the reading goes on to report every bad row.
-fn send_rows(
-    text: &[u8],
-    lists: &RowLists,
+fn send_rows<R: Read>(
+    mut rows: Rows<'_, R>,
     strict: bool,
     to: tokio::sync::mpsc::Sender<ImportPart>,
 ) -> Result<Report, CsvError> {
     let mut report = Report::default();
     let mut to = Some(to);
     let mut chunk = Vec::with_capacity(CHUNK);
-    for row in rows(text, lists)? {
+    for row in rows.by_ref() {
         match row {
             Ok(r) if to.is_some() => {
                 if r.lists.is_empty() {
@@ -238,6 +307,7 @@ fn send_rows(
         }
         let _ = to.blocking_send(ImportPart::End);
     }
+    report.digest = rows.finish()?;
     Ok(report)
 }
 
@@ -289,29 +359,55 @@ fn digest(email: &EmailAddress) -> [u8; 16] {
     out
 }
 
-/// Line numbers from byte offsets that only grow: each call counts the line breaks since the
-/// last one, so a file of a million rows is read once, not once a row.
-#[derive(Debug, Default)]
-struct LineCounter {
+/// A source read through a count of its lines, with a digest of every byte: line numbers come
+/// from byte offsets that only grow, so only the bytes read and not yet counted are kept (a
+/// buffer's worth and a record), never the whole file. A leading byte-order mark is dropped.
+struct Counted<R> {
+    inner: R,
+    /// The bytes read from offset `counted` on.
+    pending: VecDeque<u8>,
     /// Bytes counted so far, and the line breaks among them.
-    counted: usize,
+    counted: u64,
     breaks: u64,
+    digest: Sha256,
+    started: bool,
 }
 
-impl LineCounter {
+impl<R> Counted<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, pending: VecDeque::new(), counted: 0, breaks: 0, digest: Sha256::new(), started: false }
+    }
+
     /// The 1-based line of the first character at or after `byte` that is not a line break.
-    fn line_at(&mut self, text: &[u8], byte: u64) -> u64 {
-        let mut start = usize::try_from(byte).unwrap_or(usize::MAX).min(text.len());
-        while start < text.len() && matches!(text[start], b'\r' | b'\n') {
-            start += 1;
+    fn line_at(&mut self, byte: u64) -> u64 {
+        // Offsets never go back with the csv reader's records; one that did keeps the count.
+        let upto = usize::try_from(byte.saturating_sub(self.counted)).unwrap_or(usize::MAX).min(self.pending.len());
+        self.breaks += self.pending.drain(..upto).filter(|b| *b == b'\n').count() as u64;
+        self.counted += upto as u64;
+        while let Some(b @ (b'\r' | b'\n')) = self.pending.front().copied() {
+            self.pending.pop_front();
+            self.counted += 1;
+            if b == b'\n' {
+                self.breaks += 1;
+            }
         }
-        if start < self.counted {
-            // Never happens with the csv reader's offsets; start over rather than miscount.
-            *self = Self::default();
-        }
-        self.breaks += text[self.counted..start].iter().filter(|b| **b == b'\n').count() as u64;
-        self.counted = start;
         self.breaks + 1
+    }
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = self.inner.read(buf)?;
+        self.digest.update(&buf[..n]);
+        if !self.started && n > 0 {
+            self.started = true;
+            if buf[..n].starts_with(b"\xEF\xBB\xBF") {
+                buf.copy_within(3..n, 0);
+                n -= 3;
+            }
+        }
+        self.pending.extend(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -448,6 +544,43 @@ mod tests {
         let (parts, rejected) = streamed(&text, true).await.expect("streams");
         assert!(!parts.iter().any(|p| matches!(p, ImportPart::End)), "no End after a bad row under --strict");
         assert_eq!(rejected.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_file_read_as_it_streams_reports_what_the_whole_text_does() {
+        // A byte-order mark, CRLF, a blank line and rows past a read buffer's length, so that
+        // line numbers are counted across many reads.
+        let mut text = String::from("\u{FEFF}email,name\r\nann@example.org,Ann\r\nbad,Bob\r\n\r\n");
+        for i in 0..3000 {
+            text.push_str(&format!("r{i}@example.org,{}\r\n", "n".repeat(i % 50)));
+        }
+        text.push_str("also-bad,Carl\r\nann@example.org,Again\r\n");
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("list.csv");
+        std::fs::write(&path, &text).expect("write");
+        let whole = parse(text.as_bytes(), &RowLists::default()).expect("parses");
+        let file = std::fs::File::open(&path).expect("open");
+        let (rows, report) = stream_file(file, RowLists::default(), false, |mut parts| async move {
+            let mut n = 0;
+            while let Some(p) = parts.recv().await {
+                if let ImportPart::Rows(r) = p {
+                    n += r.len();
+                }
+            }
+            n
+        })
+        .await
+        .expect("streams");
+        assert_eq!(rows, whole.rows.len());
+        assert_eq!(report.rejected, whole.rejected);
+        assert_eq!(report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 3005, 3006]);
+        assert_eq!(report.digest, format!("{:x}", Sha256::digest(text.as_bytes())));
+
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "name\nAnn\n").expect("write");
+        let file = std::fs::File::open(&bad).expect("open");
+        let result = stream_file(file, RowLists::default(), false, |_| async { panic!("the store was called") }).await;
+        assert_eq!(result.err(), Some(CsvError::NoEmailColumn));
     }
 
     #[tokio::test]

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 
 use super::{SubscriberError, lists::list_file_rows};
 use crate::{
@@ -49,15 +48,14 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
     let mut out = Vec::new();
     for list in &config.lists {
         let Some(file) = &list.file else { continue };
-        let bytes = read_list_file(file).await?;
-        let digest = format!("{:x}", Sha256::digest(&bytes));
-        let (synced, report) = csv_import::stream(bytes, list_file_rows(config, &list.name), false, |parts| {
+        let reader = open_list_file(file).await?;
+        let (synced, report) = csv_import::stream_file(reader, list_file_rows(config, &list.name), false, |parts| {
             store.sync_list_stream(&list.name, parts, now)
         })
         .await
         .map_err(|error| SubscriberError::ListCsv { file: file.clone(), error })?;
         let counts = synced?;
-        let changed = store.note_list_file(&list.name, &digest, now).await?;
+        let changed = store.note_list_file(&list.name, &report.digest, now).await?;
         out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected, changed });
     }
     Ok(out)
@@ -71,8 +69,9 @@ pub async fn reach(config: &Config, store: &Store, now: DateTime<Utc>) -> Result
     let mut readings = Vec::new();
     for list in &config.lists {
         let Some(file) = &list.file else { continue };
-        let bytes = read_list_file(file).await?;
-        let (parts, reading) = csv_import::start(bytes, list_file_rows(config, &list.name), false)
+        let reader = open_list_file(file).await?;
+        let (parts, reading) = csv_import::start_file(reader, list_file_rows(config, &list.name), false)
+            .await
             .map_err(|error| SubscriberError::ListCsv { file: file.clone(), error })?;
         files.push((list.name.clone(), parts));
         readings.push((list.name.clone(), file.clone(), reading));
@@ -107,8 +106,13 @@ pub async fn listed(config: &Config, wanted: Option<&EmailAddress>) -> Option<Ne
     None
 }
 
-async fn read_list_file(file: &Path) -> Result<Vec<u8>, SubscriberError> {
-    tokio::fs::read(file).await.map_err(|source| SubscriberError::ListFile { file: file.to_owned(), source })
+/// A list file opened to be read as its rows are taken, never whole: a file of ten million rows
+/// would be hundreds of megabytes.
+async fn open_list_file(file: &Path) -> Result<std::fs::File, SubscriberError> {
+    match tokio::fs::File::open(file).await {
+        Ok(f) => Ok(f.into_std().await),
+        Err(source) => Err(SubscriberError::ListFile { file: file.to_owned(), source }),
+    }
 }
 
 #[cfg(test)]
