@@ -2,6 +2,103 @@
 //! (NULL = the default edition) and the topics' keys in `subscribers.topics`, sorted, each closed
 //! by `;` on both sides (NULL = every topic), so that equal choices are equal strings (readers are
 //! grouped by them) and one topic is found with `LIKE '%;key;%'`.
+//!
+//! A reader's page changes them in one transaction with a `preferences` consent event.
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    ConsentEvent, Store, StoreError,
+    backend::{in_tx, ms},
+    consent,
+};
+use crate::domain::EmailAddress;
+
+/// A reader's choices as read before a change, by the row's id.
+const CURRENT: &str = "SELECT name, edition, topics, paused_until FROM subscribers WHERE id = $1";
+const SET: &str =
+    "UPDATE subscribers SET name = $1, edition = $2, topics = $3, paused_until = $4, updated_at = $5 WHERE id = $6";
+
+/// What a pause becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PauseChange {
+    /// As it is.
+    Keep,
+    /// No pause: the next issue reaches them.
+    Resume,
+    /// No issue reaches them before this.
+    Until(DateTime<Utc>),
+}
+
+/// A change of a reader's preferences, in keys, as `subscribers` decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreferencesChange {
+    /// The edition's key; `None` for the default edition.
+    pub edition: Option<String>,
+    /// The topics' keys; empty for every topic.
+    pub topics: Vec<String>,
+    /// The name, cleaned (`""` for none); `None` keeps it.
+    pub name: Option<String>,
+    pub pause: PauseChange,
+}
+
+/// A reader's row as preferences see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Chosen {
+    name: String,
+    edition: Option<String>,
+    topics: Option<String>,
+    paused_until: Option<i64>,
+}
+
+/// What `change` makes of `current`; `None` when it changes nothing, so that a page sent twice
+/// records one consent event.
+fn apply(current: &Chosen, change: &PreferencesChange) -> Option<Chosen> {
+    let next = Chosen {
+        name: change.name.clone().unwrap_or_else(|| current.name.clone()),
+        edition: change.edition.clone(),
+        topics: topics_column(&change.topics),
+        paused_until: match change.pause {
+            PauseChange::Keep => current.paused_until,
+            PauseChange::Resume => None,
+            PauseChange::Until(t) => Some(ms(t)),
+        },
+    };
+    (next != *current).then_some(next)
+}
+
+impl Store {
+    /// Changes the preferences of `email`, with a `preferences` consent event, in one
+    /// transaction. False when the address is unknown or nothing changed.
+    pub async fn set_preferences(
+        &self,
+        email: &EmailAddress,
+        change: &PreferencesChange,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        in_tx!(self, |tx, db| {
+            let row: Option<(i64, String)> =
+                sqlx::query_as(db::LOCK_SUBSCRIBER).bind(email.key()).fetch_optional(&mut *tx).await?;
+            let Some((id, _)) = row else { return Ok(false) };
+            let (name, edition, topics, paused_until): (String, Option<String>, Option<String>, Option<i64>) =
+                sqlx::query_as(CURRENT).bind(id).fetch_one(&mut *tx).await?;
+            let current = Chosen { name, edition, topics, paused_until };
+            let Some(next) = apply(&current, change) else { return Ok(false) };
+            sqlx::query(SET)
+                .bind(next.name)
+                .bind(next.edition)
+                .bind(next.topics)
+                .bind(next.paused_until)
+                .bind(ms(now))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            consent::record(&mut tx, Some(id), ConsentEvent::Preferences, source, now).await?;
+            Ok(true)
+        })
+    }
+}
 
 /// The `topics` column for these keys: `None` when there are none (every topic).
 pub fn topics_column<S: AsRef<str>>(keys: &[S]) -> Option<String> {
@@ -30,5 +127,32 @@ mod tests {
         assert_eq!(topics_column::<&str>(&[]), None);
         assert_eq!(topic_keys(Some(";arts & culture;science;")), ["arts & culture", "science"]);
         assert!(topic_keys(None).is_empty());
+    }
+
+    fn change(name: Option<&str>, pause: PauseChange) -> PreferencesChange {
+        PreferencesChange {
+            edition: Some("weekly".into()),
+            topics: vec!["science".into()],
+            name: name.map(str::to_owned),
+            pause,
+        }
+    }
+
+    #[test]
+    fn the_same_choice_again_changes_nothing() {
+        let current = Chosen {
+            name: "Ann".into(),
+            edition: Some("weekly".into()),
+            topics: Some(";science;".into()),
+            paused_until: Some(5),
+        };
+        assert_eq!(apply(&current, &change(None, PauseChange::Keep)), None);
+        assert_eq!(apply(&current, &change(Some("Ann"), PauseChange::Keep)), None);
+        let renamed = apply(&current, &change(Some(""), PauseChange::Keep)).expect("a change");
+        assert_eq!((renamed.name.as_str(), renamed.paused_until), ("", Some(5)));
+        let resumed = apply(&current, &change(None, PauseChange::Resume)).expect("a change");
+        assert_eq!(resumed.paused_until, None);
+        let every = PreferencesChange { topics: vec![], ..change(None, PauseChange::Keep) };
+        assert_eq!(apply(&current, &every).expect("a change").topics, None);
     }
 }

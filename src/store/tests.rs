@@ -178,6 +178,7 @@ on_each_backend!(
     users_and_their_sessions_end_together,
     an_issue_is_counted_over_time_and_by_reason_and_readers_by_day,
     a_search_finds_an_address_or_a_name_a_page_at_a_time,
+    preferences_change_in_one_transaction_with_their_consent_event,
 );
 
 mod drafts;
@@ -2113,4 +2114,43 @@ async fn a_search_finds_an_address_or_a_name_a_page_at_a_time(s: Store) {
     assert_eq!(emails(first.clone()), ["ROSIE@example.net", "amy_pond@example.org"]);
     let next = s.search_subscribers("", None, None, Some(&first[1].email), 2).await.expect("page");
     assert_eq!(emails(next), ["martha@example.org", "rose@example.org"]);
+}
+
+async fn preferences_change_in_one_transaction_with_their_consent_event(s: Store) {
+    use preferences::{PauseChange, PreferencesChange};
+    let ann: EmailAddress = "Ann@example.org".parse().expect("ann");
+    s.import(&[row("Ann@example.org", &[])], "people.csv", now()).await.expect("import");
+    let before = s.subscriber(&ann).await.expect("get").expect("stored");
+    assert_eq!((before.edition.as_deref(), before.topics.len(), before.paused_until), (None, 0, None));
+
+    let until = now() + chrono::Duration::weeks(2);
+    let change = PreferencesChange {
+        edition: Some("weekly".into()),
+        topics: vec!["science".into(), "arts & culture".into()],
+        name: Some("Ann Smith".into()),
+        pause: PauseChange::Until(until),
+    };
+    assert!(s.set_preferences(&"ann@EXAMPLE.org".parse().expect("ann"), &change, "web", now()).await.expect("set"));
+    assert!(!s.set_preferences(&ann, &change, "web", now()).await.expect("again"), "the same choice twice");
+    let after = s.subscriber(&ann).await.expect("get").expect("stored");
+    assert_eq!(after.edition.as_deref(), Some("weekly"));
+    assert_eq!(after.topics, ["arts & culture", "science"]);
+    assert_eq!((after.name.as_str(), after.paused_until), ("Ann Smith", Some(until)));
+    assert_eq!(after.status, SubscriberStatus::Active, "a pause is no departure");
+
+    let back = PreferencesChange { edition: None, topics: vec![], name: None, pause: PauseChange::Resume };
+    assert!(s.set_preferences(&ann, &back, "api", now()).await.expect("back"));
+    let back = s.subscriber(&ann).await.expect("get").expect("stored");
+    assert_eq!((back.edition, back.topics.len(), back.paused_until, back.name.as_str()), (None, 0, None, "Ann Smith"));
+    assert_eq!(
+        texts(
+            &s,
+            "SELECT event || ' from ' || source FROM consent_events WHERE subscriber_id = $1 ORDER BY id",
+            back.id
+        )
+        .await,
+        ["import from people.csv", "preferences from web", "preferences from api"]
+    );
+    let nobody = s.set_preferences(&"nobody@example.org".parse().expect("x"), &change, "web", now()).await;
+    assert!(!nobody.expect("unknown"));
 }

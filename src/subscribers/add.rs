@@ -20,6 +20,7 @@ pub enum Field {
     Name,
     Lists,
     Attribute(String),
+    Pause,
 }
 
 impl fmt::Display for Field {
@@ -28,6 +29,7 @@ impl fmt::Display for Field {
             Self::Email => f.write_str("email"),
             Self::Name => f.write_str("name"),
             Self::Lists => f.write_str("lists"),
+            Self::Pause => f.write_str("pause"),
             Self::Attribute(key) => write!(f, "attribute `{key}`"),
         }
     }
