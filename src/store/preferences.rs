@@ -5,10 +5,13 @@
 //!
 //! A reader's page changes them in one transaction with a `preferences` consent event.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
+use sqlx::{Database, Encode, Executor, IntoArguments, Transaction, Type};
 
 use super::{
-    ConsentEvent, Store, StoreError,
+    ConsentEvent, NewSubscriber, Store, StoreError,
     backend::{in_tx, ms},
     consent,
 };
@@ -16,6 +19,8 @@ use crate::domain::EmailAddress;
 
 /// A reader's choices as read before a change, by the row's id.
 const CURRENT: &str = "SELECT name, edition, topics, paused_until FROM subscribers WHERE id = $1";
+const CHOICES: &str = "SELECT edition, topics FROM subscribers WHERE id = $1";
+const SET_CHOICES: &str = "UPDATE subscribers SET edition = $1, topics = $2, updated_at = $3 WHERE id = $4";
 const SET: &str =
     "UPDATE subscribers SET name = $1, edition = $2, topics = $3, paused_until = $4, updated_at = $5 WHERE id = $6";
 
@@ -65,6 +70,49 @@ fn apply(current: &Chosen, change: &PreferencesChange) -> Option<Chosen> {
         },
     };
     (next != *current).then_some(next)
+}
+
+/// The edition and topics columns after an imported row's cells (`None`: the cell's column is
+/// not in the file, so what is stored stays), or `None` when they change nothing.
+fn imported(
+    current: (Option<String>, Option<String>),
+    row: &NewSubscriber,
+) -> Option<(Option<String>, Option<String>)> {
+    let next = (
+        row.edition.clone().unwrap_or_else(|| current.0.clone()),
+        row.topics.as_ref().map_or_else(|| current.1.clone(), |t| topics_column(t)),
+    );
+    (next != current).then_some(next)
+}
+
+/// Writes the edition and topics that an import's rows name, each row's change with a
+/// `preferences` consent event, inside the import's transaction; returns the subscribers whose
+/// choices changed. Rows without those columns cost nothing.
+pub(super) async fn write_imported<DB>(
+    tx: &mut Transaction<'static, DB>,
+    rows: &[(i64, &NewSubscriber)],
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<HashSet<i64>, StoreError>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'r> (Option<String>, Option<String>): sqlx::FromRow<'r, DB::Row>,
+{
+    let mut changed = HashSet::new();
+    for (id, row) in rows.iter().filter(|(_, r)| r.edition.is_some() || r.topics.is_some()) {
+        let current: (Option<String>, Option<String>) = sqlx::query_as(CHOICES).bind(*id).fetch_one(&mut **tx).await?;
+        let Some((edition, topics)) = imported(current, row) else { continue };
+        sqlx::query(SET_CHOICES).bind(edition).bind(topics).bind(ms(now)).bind(*id).execute(&mut **tx).await?;
+        consent::record(tx, Some(*id), ConsentEvent::Preferences, source, now).await?;
+        changed.insert(*id);
+    }
+    Ok(changed)
 }
 
 impl Store {

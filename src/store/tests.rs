@@ -179,6 +179,7 @@ on_each_backend!(
     an_issue_is_counted_over_time_and_by_reason_and_readers_by_day,
     a_search_finds_an_address_or_a_name_a_page_at_a_time,
     preferences_change_in_one_transaction_with_their_consent_event,
+    an_import_sets_and_updates_preferences_and_counts_the_change,
 );
 
 mod drafts;
@@ -190,6 +191,8 @@ fn row(email: &str, lists: &[&str]) -> NewSubscriber {
         name: SubscriberName::parse(email.split('@').next().unwrap_or_default()).expect("name"),
         lists: lists.iter().map(|l| l.parse().expect("list")).collect(),
         attributes: BTreeMap::new(),
+        edition: None,
+        topics: None,
     }
 }
 
@@ -2153,4 +2156,42 @@ async fn preferences_change_in_one_transaction_with_their_consent_event(s: Store
     );
     let nobody = s.set_preferences(&"nobody@example.org".parse().expect("x"), &change, "web", now()).await;
     assert!(!nobody.expect("unknown"));
+}
+
+async fn an_import_sets_and_updates_preferences_and_counts_the_change(s: Store) {
+    let chose = |email: &str, edition: Option<Option<&str>>, topics: Option<&[&str]>| NewSubscriber {
+        edition: edition.map(|e| e.map(str::to_owned)),
+        topics: topics.map(|t| t.iter().map(|k| (*k).to_owned()).collect()),
+        ..row(email, &["weekly"])
+    };
+    let first =
+        [chose("ann@example.org", Some(Some("weekly")), Some(&["science"])), row("bo@example.org", &["weekly"])];
+    let counts = s.import(&first, "people.csv", now()).await.expect("import");
+    assert_eq!((counts.imported, counts.updated), (2, 0));
+    let ann = s.subscriber(&"ann@example.org".parse().expect("ann")).await.expect("get").expect("stored");
+    assert_eq!((ann.edition.as_deref(), ann.topics.as_slice()), (Some("weekly"), &["science".to_owned()][..]));
+
+    // The same file again changes nothing; a file that names other choices updates them, and a
+    // file without the columns keeps them.
+    let counts = s.import(&first, "people.csv", now()).await.expect("again");
+    assert_eq!((counts.updated, counts.unchanged), (0, 2));
+    let second = [chose("ann@example.org", Some(None), Some(&[])), chose("bo@example.org", None, Some(&["arts"]))];
+    let counts = s.import(&second, "prefs.csv", now()).await.expect("second");
+    assert_eq!((counts.updated, counts.unchanged), (2, 0));
+    let ann = s.subscriber(&"ann@example.org".parse().expect("ann")).await.expect("get").expect("stored");
+    assert_eq!((ann.edition, ann.topics.len()), (None, 0), "back to the default and every topic");
+    let bo = s.subscriber(&"bo@example.org".parse().expect("bo")).await.expect("get").expect("stored");
+    assert_eq!((bo.edition, bo.topics), (None, vec!["arts".to_owned()]));
+    s.import(&[row("bo@example.org", &["weekly"])], "plain.csv", now()).await.expect("plain");
+    let bo = s.subscriber(&"bo@example.org".parse().expect("bo")).await.expect("get").expect("stored");
+    assert_eq!(bo.topics, ["arts"], "a file without the column keeps them");
+    assert_eq!(
+        texts(
+            &s,
+            "SELECT event || ' from ' || source FROM consent_events WHERE subscriber_id = $1 ORDER BY id",
+            ann.id
+        )
+        .await,
+        ["import from people.csv", "preferences from people.csv", "preferences from prefs.csv"]
+    );
 }

@@ -101,7 +101,14 @@ pub async fn add(
 ) -> Result<Added, SubscriberError> {
     let lists = addition.lists.unwrap_or_else(|| lists::joinable(config));
     lists::refuse_file_kept(config, &lists)?;
-    let row = NewSubscriber { email: addition.email, name: addition.name, lists, attributes: addition.attributes };
+    let row = NewSubscriber {
+        email: addition.email,
+        name: addition.name,
+        lists,
+        attributes: addition.attributes,
+        edition: None,
+        topics: None,
+    };
     // The store records the command line's additions as the consent record's `add` event, which
     // it tells by this source.
     let source = if via == Via::CommandLine { "add" } else { via.source() };

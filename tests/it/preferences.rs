@@ -191,3 +191,38 @@ async fn a_reader_changes_their_preferences_in_chromium() {
     assert_eq!(web::status_of(&p, "ann@example.org").as_deref(), Some("unsubscribed"));
     b.close().await.expect("close");
 }
+
+#[test]
+fn an_import_sets_preferences_refuses_unknown_names_by_row_and_migrate_store_keeps_them() {
+    let p = publication();
+    p.gazette(&["subscribers", "add", "ann@example.org", "--list", "weekly"]).ok();
+    let file = p.write(
+        "people.csv",
+        "email,name,edition,topics\n\
+         ann@example.org,Ann,WEEKLY,science;harbour\n\
+         bob@example.org,Bob,,Arts & Culture\n\
+         cy@example.org,Cy,hourly,\n\
+         di@example.org,Di,daily,sport\n",
+    );
+    let out =
+        p.gazette(&["subscribers", "import", file.to_str().expect("utf-8"), "--list", "weekly", "--json"]).ok().json();
+    assert_eq!((out["imported"].as_u64(), out["updated"].as_u64()), (Some(1), Some(1)), "{out:#}");
+    let rejected = out["rejected"].as_array().expect("rejected");
+    assert_eq!(rejected.len(), 2, "{out:#}");
+    assert_eq!(rejected[0]["line"], 4);
+    assert!(rejected[0]["reason"].as_str().is_some_and(|r| r.contains("hourly") && r.contains("Daily, Weekly")));
+    assert!(rejected[1]["reason"].as_str().is_some_and(|r| r.contains("sport")));
+    let ann = listed(&p, "ann@example.org");
+    assert_eq!((&ann["edition"], &ann["topics"]), (&Value::from("Weekly"), &serde_json::json!(["Harbour", "Science"])));
+    let bob = listed(&p, "bob@example.org");
+    assert_eq!((&bob["edition"], &bob["topics"]), (&Value::from("Daily"), &serde_json::json!(["Arts & Culture"])));
+    assert_eq!(listed(&p, "cy@example.org"), Value::Null, "a row naming an unknown edition is not imported");
+
+    let before = p.gazette(&["subscribers", "list", "--json"]).ok().json();
+    let db = crate::postgres::TestDatabase::create();
+    p.gazette(&["migrate-store", "--to", db.url()]).ok();
+    let config = std::fs::read_to_string(p.path().join("gazette.toml")).expect("config");
+    let config = config.replace("[storage]\ndatabase_url = \"sqlite://gazette.db\"\n", "");
+    p.write("gazette.toml", &format!("{config}\n[storage]\ndatabase_url = {:?}\n", db.url()));
+    assert_eq!(p.gazette(&["subscribers", "list", "--json"]).ok().json(), before, "the choices move with the store");
+}
