@@ -5,20 +5,23 @@
 //!
 //! A reader's page changes them in one transaction with a `preferences` consent event.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Database, Encode, Executor, IntoArguments, Transaction, Type};
 
 use super::{
     ConsentEvent, NewSubscriber, Store, StoreError,
-    backend::{in_tx, ms},
+    backend::{in_tx, ms, with_backend},
     consent,
 };
 use crate::domain::EmailAddress;
 
 /// A reader's choices as read before a change, by the row's id.
 const CURRENT: &str = "SELECT name, edition, topics, paused_until FROM subscribers WHERE id = $1";
+/// Active readers by their choices: as many rows as distinct choices, however many readers.
+const BY_CHOICE: &str =
+    "SELECT edition, topics, count(*) FROM subscribers WHERE status = 'active' GROUP BY edition, topics";
 const CHOICES: &str = "SELECT edition, topics FROM subscribers WHERE id = $1";
 const SET_CHOICES: &str = "UPDATE subscribers SET edition = $1, topics = $2, updated_at = $3 WHERE id = $4";
 const SET: &str =
@@ -115,7 +118,39 @@ where
     Ok(changed)
 }
 
+/// How many active readers chose what, by key (`None`: the default edition, or every topic).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChoiceCounts {
+    pub editions: BTreeMap<Option<String>, u64>,
+    pub topics: BTreeMap<Option<String>, u64>,
+}
+
+/// Sums rows of (edition, topics column, readers) into counts per edition and per topic; a reader
+/// of several topics counts once for each.
+fn count_choices(rows: Vec<(Option<String>, Option<String>, i64)>) -> ChoiceCounts {
+    let mut counts = ChoiceCounts::default();
+    for (edition, topics, n) in rows {
+        let n = u64::try_from(n).unwrap_or(0);
+        *counts.editions.entry(edition).or_default() += n;
+        let keys = topic_keys(topics.as_deref());
+        if keys.is_empty() {
+            *counts.topics.entry(None).or_default() += n;
+        }
+        for k in keys {
+            *counts.topics.entry(Some(k)).or_default() += n;
+        }
+    }
+    counts
+}
+
 impl Store {
+    /// How many active readers chose each edition and each topic (the dashboard's lists page).
+    pub async fn choice_counts(&self) -> Result<ChoiceCounts, StoreError> {
+        let rows: Vec<(Option<String>, Option<String>, i64)> =
+            with_backend!(self, |pool, db| sqlx::query_as(BY_CHOICE).fetch_all(pool).await?);
+        Ok(count_choices(rows))
+    }
+
     /// Changes the preferences of `email`, with a `preferences` consent event, in one
     /// transaction. False when the address is unknown or nothing changed.
     pub async fn set_preferences(
@@ -184,6 +219,17 @@ mod tests {
             name: name.map(str::to_owned),
             pause,
         }
+    }
+
+    #[test]
+    fn a_reader_of_several_topics_counts_for_each() {
+        let counts = count_choices(vec![
+            (None, None, 5),
+            (Some("weekly".into()), Some(";arts;science;".into()), 2),
+            (None, Some(";science;".into()), 1),
+        ]);
+        assert_eq!(counts.editions, BTreeMap::from([(None, 6), (Some("weekly".into()), 2)]));
+        assert_eq!(counts.topics, BTreeMap::from([(None, 5), (Some("arts".into()), 2), (Some("science".into()), 3)]));
     }
 
     #[test]

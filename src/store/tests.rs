@@ -2185,6 +2185,9 @@ async fn an_import_sets_and_updates_preferences_and_counts_the_change(s: Store) 
     s.import(&[row("bo@example.org", &["weekly"])], "plain.csv", now()).await.expect("plain");
     let bo = s.subscriber(&"bo@example.org".parse().expect("bo")).await.expect("get").expect("stored");
     assert_eq!(bo.topics, ["arts"], "a file without the column keeps them");
+    let counts = s.choice_counts().await.expect("counts");
+    assert_eq!(counts.editions, BTreeMap::from([(None, 2)]));
+    assert_eq!(counts.topics, BTreeMap::from([(None, 1), (Some("arts".to_owned()), 1)]));
     assert_eq!(
         texts(
             &s,

@@ -192,6 +192,36 @@ async fn a_reader_changes_their_preferences_in_chromium() {
     b.close().await.expect("close");
 }
 
+#[tokio::test]
+async fn the_dashboard_counts_the_readers_of_each_edition_and_topic() {
+    let p = publication();
+    let file = p.write(
+        "people.csv",
+        "email,edition,topics\n\
+         ann@example.org,Weekly,science;harbour\n\
+         bob@example.org,,science\n\
+         cy@example.org,,\n",
+    );
+    p.gazette(&["subscribers", "import", file.to_str().expect("utf-8"), "--list", "weekly"]).ok();
+    crate::dashboard::add_user(&p, crate::dashboard::OWNER, "owner", crate::dashboard::PASSWORD).ok();
+    let server = WebServer::serve(&p);
+    let session = crate::dashboard::sign_in(&server, crate::dashboard::OWNER, crate::dashboard::PASSWORD).await;
+    let page = crate::dashboard::get(&server, &session.cookie, "/admin/lists").await.text().await.expect("body");
+    let row = |label: &str, name: &str, n: u32| {
+        format!(r#"<tr><td data-label="{label}">{name}</td><td class="num" data-label="readers">{n}</td></tr>"#)
+    };
+    for want in [
+        row("Edition", "Daily", 2),
+        row("Edition", "Weekly", 1),
+        row("Topic", "Science", 2),
+        row("Topic", "Arts &amp; Culture", 0),
+        row("Topic", "Harbour", 1),
+        row("Topic", "every topic (none chosen)", 1),
+    ] {
+        assert!(page.contains(&want), "{want} in:\n{page}");
+    }
+}
+
 #[test]
 fn an_import_sets_preferences_refuses_unknown_names_by_row_and_migrate_store_keeps_them() {
     let p = publication();
