@@ -239,7 +239,7 @@ async fn list_subscribers(
 }
 
 async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let map = object(&body, &["email", "name", "lists", "attributes"])?;
+    let map = object(&body, &["email", "name", "lists", "attributes", "edition", "topics"])?;
     let email = text(&map, "email")?.ok_or_else(|| ApiError::invalid("email", "email is required"))?;
     let name = text(&map, "name")?;
     let lists: Option<Vec<&str>> = match map.get("lists") {
@@ -266,7 +266,24 @@ async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) ->
         Some(_) => return Err(ApiError::invalid("attributes", "attributes must be an object of strings")),
     };
     // Without `lists`, the lists a reader may join; the rules are those of every way in.
-    let addition = Addition::parse(email, name, lists, attributes)?;
+    let edition = text(&map, "edition")?;
+    let topics: Option<Vec<&str>> = match map.get("topics") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| {
+                    item.as_str().ok_or_else(|| ApiError::invalid("topics", "topics must be an array of topic names"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(_) => return Err(ApiError::invalid("topics", "topics must be an array of topic names")),
+    };
+    let addition = Addition::parse(email, name, lists, attributes)?.choosing(
+        &state.publication.config,
+        edition,
+        topics.as_deref(),
+    )?;
     let added =
         subscribers::add(&state.publication.config, &state.store, addition, Via::Api, state.clock.now()).await?;
     let status = if added.created { StatusCode::CREATED } else { StatusCode::OK };

@@ -256,3 +256,30 @@ fn an_import_sets_preferences_refuses_unknown_names_by_row_and_migrate_store_kee
     p.write("gazette.toml", &format!("{config}\n[storage]\ndatabase_url = {:?}\n", db.url()));
     assert_eq!(p.gazette(&["subscribers", "list", "--json"]).ok().json(), before, "the choices move with the store");
 }
+
+#[tokio::test]
+async fn the_admin_api_sets_and_shows_choices_by_name() {
+    let p = publication();
+    let token = "admin-token-for-tests-0123456789";
+    let server = WebServer::start_with(
+        &p,
+        &["serve", "--listen", "127.0.0.1:0"],
+        &[("GAZETTE_LOG", "info"), ("GAZETTE_ADMIN_TOKEN", token)],
+    );
+    let post = |body: Value| client().post(server.url("/api/subscribers")).bearer_auth(token).json(&body).send();
+    let r = post(serde_json::json!({ "email": "ann@example.org", "edition": "weekly", "topics": ["HARBOUR"] }))
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let added: Value = r.json().await.expect("json");
+    assert_eq!(added["subscriber"]["edition"], "Weekly");
+    assert_eq!(added["subscriber"]["topics"], serde_json::json!(["Harbour"]));
+
+    let r = post(serde_json::json!({ "email": "ann@example.org", "topics": ["sport"] })).await.expect("post");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let refused: Value = r.json().await.expect("json");
+    assert_eq!(refused["error"]["field"], "topics", "{refused:#}");
+    let r = client().get(server.url("/api/subscribers/ann@example.org")).bearer_auth(token).send().await.expect("get");
+    let shown: Value = r.json().await.expect("json");
+    assert_eq!(shown["subscriber"], added["subscriber"], "nothing changed by the refused request");
+}
