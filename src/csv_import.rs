@@ -272,10 +272,19 @@ pub fn export(subs: &[SubscriberRecord]) -> String {
     keys.dedup();
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["email", "name", "status", "lists"];
+    // The readers' choices, as keys an import reads back, once any reader has made one: a
+    // publication without editions or topics exports as it always did.
+    let choices = subs.iter().any(|s| s.edition.is_some() || !s.topics.is_empty());
+    if choices {
+        header.extend(["edition", "topics"]);
+    }
     header.extend(keys.iter().map(|k| k.as_str()));
     let _ = w.write_record(header.iter().map(|h| guard_cell(h).into_owned()));
     for s in subs {
         let mut rec = vec![s.email.clone(), s.name.clone(), s.status.to_string(), s.lists.join(";")];
+        if choices {
+            rec.extend([s.edition.clone().unwrap_or_default(), s.topics.join(";")]);
+        }
         rec.extend(keys.iter().map(|k| s.attributes.get(*k).cloned().unwrap_or_default()));
         let _ = w.write_record(rec.iter().map(|c| guard_cell(c).into_owned()));
     }

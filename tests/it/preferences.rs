@@ -248,6 +248,14 @@ fn an_import_sets_preferences_refuses_unknown_names_by_row_and_migrate_store_kee
     assert_eq!((&bob["edition"], &bob["topics"]), (&Value::from("Daily"), &serde_json::json!(["Arts & Culture"])));
     assert_eq!(listed(&p, "cy@example.org"), Value::Null, "a row naming an unknown edition is not imported");
 
+    // The export carries the choices, and imports back unchanged.
+    let exported = p.gazette(&["subscribers", "export"]).ok().stdout();
+    assert!(exported.starts_with("email,name,status,lists,edition,topics"), "{exported}");
+    assert!(exported.contains("ann@example.org,Ann,active,weekly,weekly,harbour;science"), "{exported}");
+    let back = p.write("back.csv", &exported);
+    let again = p.gazette(&["subscribers", "import", back.to_str().expect("utf-8"), "--json"]).ok().json();
+    assert_eq!((again["updated"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(2)), "{again:#}");
+
     let before = p.gazette(&["subscribers", "list", "--json"]).ok().json();
     let db = crate::postgres::TestDatabase::create();
     p.gazette(&["migrate-store", "--to", db.url()]).ok();
