@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     config::FileKeptList,
-    domain::{EmailAddress, ListName, SubscriberName, printable_line},
+    domain::{ChoiceName, EmailAddress, ListName, SubscriberName, printable_line},
     store::{ImportPart, NewSubscriber, SubscriberRecord},
 };
 
@@ -38,12 +38,22 @@ pub struct RowLists {
     /// `every_row`) is refused with its line: the list's file would drop it again at the next
     /// send, so taking it would report an import that does not last.
     pub kept: Vec<FileKeptList>,
+    /// The editions and topics a row's `edition` and `topics` cells may name.
+    pub editions: Vec<ChoiceName>,
+    pub topics: Vec<ChoiceName>,
 }
 
 impl RowLists {
     /// Every row also goes on `list`.
     pub fn onto(list: Option<ListName>) -> Self {
-        Self { every_row: list.into_iter().collect(), kept: Vec::new() }
+        Self { every_row: list.into_iter().collect(), kept: Vec::new(), editions: Vec::new(), topics: Vec::new() }
+    }
+
+    /// Rows may choose among these editions and topics.
+    pub fn offering(mut self, editions: Vec<ChoiceName>, topics: Vec<ChoiceName>) -> Self {
+        self.editions = editions;
+        self.topics = topics;
+        self
     }
 
     /// No row may name one of `kept`.
@@ -332,10 +342,19 @@ pub fn export(subs: &[SubscriberRecord]) -> String {
     keys.dedup();
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["email", "name", "status", "lists"];
+    // The readers' choices, as keys an import reads back, once any reader has made one: a
+    // publication without editions or topics exports as it always did.
+    let choices = subs.iter().any(|s| s.edition.is_some() || !s.topics.is_empty());
+    if choices {
+        header.extend(["edition", "topics"]);
+    }
     header.extend(keys.iter().map(|k| k.as_str()));
     let _ = w.write_record(header.iter().map(|h| guard_cell(h).into_owned()));
     for s in subs {
         let mut rec = vec![s.email.clone(), s.name.clone(), s.status.to_string(), s.lists.join(";")];
+        if choices {
+            rec.extend([s.edition.clone().unwrap_or_default(), s.topics.join(";")]);
+        }
         rec.extend(keys.iter().map(|k| s.attributes.get(*k).cloned().unwrap_or_default()));
         let _ = w.write_record(rec.iter().map(|c| guard_cell(c).into_owned()));
     }
@@ -426,6 +445,7 @@ fn row(
     let mut name = None;
     let mut lists: Vec<ListName> = row_lists.every_row.clone();
     let mut attributes = BTreeMap::new();
+    let (mut edition, mut topics) = (None, None);
     for (h, v) in headers.iter().zip(record.iter()) {
         let v = unguarded(v);
         match h.as_str() {
@@ -448,6 +468,21 @@ fn row(
                     lists.push(l);
                 }
             }
+            "edition" => {
+                let v = v.trim();
+                edition = Some(if v.is_empty() { None } else { Some(chosen(&row_lists.editions, "edition", v)?) });
+            }
+            "topics" => {
+                let mut keys = v
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(|t| chosen(&row_lists.topics, "topics", t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                keys.sort_unstable();
+                keys.dedup();
+                topics = Some(keys);
+            }
             key if !key.is_empty() => {
                 // Attributes reach templates, terminals and CSV exports: one printable line.
                 attributes.insert(key.to_owned(), printable_line(v).map_err(|e| format!("{key}: {e}"))?);
@@ -455,12 +490,54 @@ fn row(
             _ => {}
         }
     }
-    Ok(NewSubscriber { email, name, lists, attributes })
+    Ok(NewSubscriber { email, name, lists, attributes, edition, topics })
+}
+
+/// The key of the one of `offered` that `typed` names, whatever its case; else the row's error,
+/// naming those offered.
+fn chosen(offered: &[ChoiceName], column: &str, typed: &str) -> Result<String, String> {
+    if let Some(c) = offered.iter().find(|c| c.matches(typed)) {
+        return Ok(c.key());
+    }
+    let names: Vec<&str> = offered.iter().map(ChoiceName::as_str).collect();
+    Err(if names.is_empty() {
+        format!("{column}: `{typed}` is not offered; this publication offers none")
+    } else {
+        format!("{column}: `{typed}` is not offered; choose among {}", names.join(", "))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn edition_and_topics_cells_are_read_as_keys_and_unknown_names_are_the_rows_error() {
+        let offered = RowLists::default().offering(
+            vec!["Daily".parse().expect("name"), "Weekly".parse().expect("name")],
+            vec!["Science".parse().expect("name"), "Arts & Culture".parse().expect("name")],
+        );
+        let text = "email,edition,topics\n\
+                    ann@example.org,WEEKLY,science; Arts & Culture;SCIENCE\n\
+                    bob@example.org,,\n\
+                    cy@example.org,hourly,science\n\
+                    di@example.org,daily,sport\n";
+        let p = parse(text.as_bytes(), &offered).expect("parses");
+        assert_eq!(p.rows.len(), 2);
+        assert_eq!(p.rows[0].edition, Some(Some("weekly".into())));
+        assert_eq!(p.rows[0].topics, Some(vec!["arts & culture".into(), "science".into()]));
+        assert!(p.rows[0].attributes.is_empty(), "the choices are no attributes");
+        assert_eq!((&p.rows[1].edition, &p.rows[1].topics), (&Some(None), &Some(vec![])), "the default, every topic");
+        assert_eq!(p.rejected.len(), 2);
+        assert_eq!(p.rejected[0].line, 4);
+        assert!(p.rejected[0].reason.contains("hourly") && p.rejected[0].reason.contains("Daily, Weekly"));
+        assert!(p.rejected[1].reason.contains("sport") && p.rejected[1].reason.contains("Science, Arts & Culture"));
+
+        let without = parse(b"email,name\nann@example.org,Ann\n", &offered).expect("parses");
+        assert_eq!((&without.rows[0].edition, &without.rows[0].topics), (&None, &None), "kept as stored");
+        let none_offered = parse(b"email,edition\nann@example.org,weekly\n", &RowLists::default()).expect("parses");
+        assert!(none_offered.rejected[0].reason.contains("offers none"));
+    }
 
     #[test]
     fn reads_columns_and_reports_bad_rows_by_line() {

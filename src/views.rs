@@ -137,7 +137,7 @@ pub struct DeferredView {
     pub next_attempt: String,
 }
 
-/// A subscriber: the same five fields wherever one is shown.
+/// A subscriber: the same fields wherever one is shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubscriberView {
     pub email: String,
@@ -145,6 +145,11 @@ pub struct SubscriberView {
     pub status: SubscriberStatus,
     pub lists: Vec<String>,
     pub attributes: BTreeMap<String, String>,
+    /// The name of their edition, the default one's when they chose none; `None` without
+    /// `[[edition]]`.
+    pub edition: Option<String>,
+    /// The names of their topics; empty for every topic.
+    pub topics: Vec<String>,
 }
 
 /// What adding a subscriber stored.
@@ -297,21 +302,31 @@ impl DeferredView {
     }
 }
 
-impl From<&SubscriberRecord> for SubscriberView {
-    fn from(s: &SubscriberRecord) -> Self {
+impl SubscriberView {
+    /// The subscriber as shown, their choices named as `config` spells them (a key that names no
+    /// edition or topic any more is shown as it is stored).
+    pub fn new(s: &SubscriberRecord, config: &crate::config::Config) -> Self {
+        let edition = match &s.edition {
+            Some(key) => Some(config.edition(key).map_or_else(|| key.clone(), |e| e.name.to_string())),
+            None => config.default_edition().map(|e| e.name.to_string()),
+        };
+        let topics =
+            s.topics.iter().map(|k| config.topic(k).map_or_else(|| k.clone(), |t| t.name.to_string())).collect();
         Self {
             email: s.email.clone(),
             name: s.name.clone(),
             status: s.status,
             lists: s.lists.clone(),
             attributes: s.attributes.clone(),
+            edition,
+            topics,
         }
     }
 }
 
-impl From<&Added> for AddedView {
-    fn from(a: &Added) -> Self {
-        Self { subscriber: SubscriberView::from(&a.record), created: a.created }
+impl AddedView {
+    pub fn new(a: &Added, config: &crate::config::Config) -> Self {
+        Self { subscriber: SubscriberView::new(&a.record, config), created: a.created }
     }
 }
 
@@ -410,7 +425,7 @@ mod tests {
     }
 
     #[test]
-    fn a_subscriber_shows_five_fields_and_never_its_row_id() {
+    fn a_subscriber_shows_its_fields_and_its_choices_and_never_its_row_id() {
         let record = SubscriberRecord {
             id: 41,
             email: "ann@example.org".into(),
@@ -422,10 +437,30 @@ mod tests {
             topics: Vec::new(),
             paused_until: None,
         };
-        let doc = serde_json::to_value(SubscriberView::from(&record)).expect("json");
+        let config = |extra: &str| {
+            let text = format!("[publication]\nname = \"M\"\nfrom = \"m@example.org\"\n{extra}");
+            crate::config::Config::parse(
+                &text,
+                std::path::Path::new("/pub/gazette.toml"),
+                &crate::config::Environment::default(),
+            )
+            .expect("config")
+        };
+        let doc = serde_json::to_value(SubscriberView::new(&record, &config(""))).expect("json");
         assert_eq!(
             doc,
-            json!({ "email": "ann@example.org", "name": "Ann", "status": "active", "lists": ["weekly"], "attributes": { "city": "Oslo" } })
+            json!({ "email": "ann@example.org", "name": "Ann", "status": "active", "lists": ["weekly"],
+                    "attributes": { "city": "Oslo" }, "edition": null, "topics": [] })
         );
+        let choices = config(
+            "[[topic]]\nname = \"Arts & Culture\"\ntags = [\"arts\"]\n\
+             [[edition]]\nname = \"Daily\"\ndefault = true\n[[edition]]\nname = \"Weekly\"\n",
+        );
+        let view = SubscriberView::new(&record, &choices);
+        assert_eq!((view.edition.as_deref(), view.topics.len()), (Some("Daily"), 0), "the default edition's name");
+        let chose =
+            SubscriberRecord { edition: Some("weekly".into()), topics: vec!["arts & culture".into()], ..record };
+        let view = SubscriberView::new(&chose, &choices);
+        assert_eq!((view.edition.as_deref(), view.topics), (Some("Weekly"), vec!["Arts & Culture".to_owned()]));
     }
 }

@@ -176,7 +176,7 @@ impl From<SubscriberError> for Failure {
                 Field::Email => Self::usage(format!("EMAIL: {reason}")).field("EMAIL"),
                 Field::Name => Self::usage(format!("--name {reason}")).field("--name"),
                 Field::Lists => Self::usage(format!("--list: {reason}")).field("--list"),
-                Field::Attribute(_) => Self::usage(e.to_string()),
+                Field::Attribute(_) | Field::Pause => Self::usage(e.to_string()),
             },
             SubscriberError::FileKept(kept) => Self::usage(format!("--list {}: {kept}", kept.list)).field("--list"),
             SubscriberError::Strict { file, rejected } => {
@@ -199,6 +199,7 @@ impl From<SubscriberError> for Failure {
             SubscriberError::LeftEarlier(_)
             | SubscriberError::NotFound(_)
             | SubscriberError::NoSuchList
+            | SubscriberError::UnknownChoice { .. }
             | SubscriberError::SignupsClosed => Self::usage(e.to_string()),
         }
     }

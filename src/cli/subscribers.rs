@@ -138,7 +138,7 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
             let added = subscribers::add(&cfg, &store, addition, Via::CommandLine, now).await.map_err(refusal(&cfg))?;
             let out = Output::new(
                 format!("{address} is active\n"),
-                json!({ "subscriber": SubscriberView::from(&added.record), "created": added.created }),
+                json!({ "subscriber": SubscriberView::new(&added.record, &cfg), "created": added.created }),
             );
             Ok(if added.record.lists.is_empty() {
                 out.warn(format!(
@@ -178,15 +178,17 @@ pub async fn run(config: &Path, command: SubscribersCommand, json_out: bool) -> 
                         .map_err(|e| Failure::usage(format!("--status: {e}")).field("--status"))
                 })
                 .transpose()?;
-            let store = store(config).await?;
+            let cfg = setup::config(config).await?;
+            let store = setup::store(&cfg).await?;
             let subs = store.subscribers(list.as_ref(), status).await.map_err(Failure::from)?;
             let format = if json_out { ListFormat::Json } else { format };
-            Ok(render(&subs, format))
+            Ok(render(&subs, format, &cfg))
         }
         SubscribersCommand::Export => {
-            let store = store(config).await?;
+            let cfg = setup::config(config).await?;
+            let store = setup::store(&cfg).await?;
             let subs = store.subscribers(None, None).await.map_err(Failure::from)?;
-            Ok(render(&subs, if json_out { ListFormat::Json } else { ListFormat::Csv }))
+            Ok(render(&subs, if json_out { ListFormat::Json } else { ListFormat::Csv }, &cfg))
         }
     }
 }
@@ -216,8 +218,8 @@ fn list_hint(config: &Config) -> String {
     subscribers::joinable(config).first().map_or_else(|| "NAME".to_owned(), ToString::to_string)
 }
 
-fn render(subs: &[SubscriberRecord], format: ListFormat) -> Output {
-    let json = json!({ "subscribers": subs.iter().map(SubscriberView::from).collect::<Vec<_>>() });
+fn render(subs: &[SubscriberRecord], format: ListFormat, config: &Config) -> Output {
+    let json = json!({ "subscribers": subs.iter().map(|s| SubscriberView::new(s, config)).collect::<Vec<_>>() });
     let human = match format {
         ListFormat::Json => format!("{json:#}\n"),
         ListFormat::Csv => csv_import::export(subs),

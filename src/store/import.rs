@@ -15,6 +15,7 @@ use super::{
     backend::{Dialect, RETRIES, Values, contended, count, in_tx, ms, parse, to_json, with_backend},
     consent, keys,
     lists::{self, ListIds},
+    preferences,
 };
 use crate::domain::{ListName, SubscriberStatus};
 
@@ -300,6 +301,9 @@ where
     for<'r> Found: sqlx::FromRow<'r, DB::Row>,
     for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
     for<'r> (i64, String): sqlx::FromRow<'r, DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'r> (Option<String>, Option<String>): sqlx::FromRow<'r, DB::Row>,
 {
     for chunk in chunks(rows, DB::IMPORT_CHUNK) {
         let mut left: Vec<&NewSubscriber> = chunk.iter().collect();
@@ -338,6 +342,9 @@ where
     for<'r2> Found: sqlx::FromRow<'r2, DB::Row>,
     for<'r2> (i64,): sqlx::FromRow<'r2, DB::Row>,
     for<'r2> (i64, String): sqlx::FromRow<'r2, DB::Row>,
+    for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<String>: Encode<'q, DB> + Type<DB>,
+    for<'r2> (Option<String>, Option<String>): sqlx::FromRow<'r2, DB::Row>,
 {
     let now_ms = ms(now);
     let wanted: Vec<String> = rows
@@ -395,7 +402,11 @@ where
             pairs.push((lists::id(tx, l, ids).await?, id));
         }
     }
-    let joined = lists::join(tx, &pairs, now).await?;
+    let mut joined = lists::join(tx, &pairs, now).await?;
+    let chosen: Vec<(i64, &NewSubscriber)> =
+        plan.existing.iter().map(|(id, _, row)| (*id, *row)).chain(added.iter().copied()).collect();
+    // A reader whose edition or topics the file changed counts as updated, as one who joined.
+    joined.extend(preferences::write_imported(tx, &chosen, source, now).await?);
     plan.count(added.len(), &joined, counts);
     Ok(conflicted)
 }
@@ -406,7 +417,14 @@ mod tests {
     use crate::domain::SubscriberName;
 
     fn row(email: &str) -> NewSubscriber {
-        NewSubscriber { email: email.parse().expect("address"), name: None, lists: vec![], attributes: BTreeMap::new() }
+        NewSubscriber {
+            email: email.parse().expect("address"),
+            name: None,
+            lists: vec![],
+            attributes: BTreeMap::new(),
+            edition: None,
+            topics: None,
+        }
     }
 
     #[test]

@@ -17,6 +17,10 @@ pub struct NewSubscriber {
     pub name: Option<SubscriberName>,
     pub lists: Vec<ListName>,
     pub attributes: BTreeMap<String, String>,
+    /// The edition's key (`Some(None)`: the default edition); `None` keeps the one stored.
+    pub edition: Option<Option<String>>,
+    /// The topics' keys (`Some` empty: every topic); `None` keeps those stored.
+    pub topics: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

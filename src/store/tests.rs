@@ -179,6 +179,8 @@ on_each_backend!(
     users_and_their_sessions_end_together,
     an_issue_is_counted_over_time_and_by_reason_and_readers_by_day,
     a_search_finds_an_address_or_a_name_a_page_at_a_time,
+    preferences_change_in_one_transaction_with_their_consent_event,
+    an_import_sets_and_updates_preferences_and_counts_the_change,
 );
 
 mod drafts;
@@ -190,6 +192,8 @@ fn row(email: &str, lists: &[&str]) -> NewSubscriber {
         name: SubscriberName::parse(email.split('@').next().unwrap_or_default()).expect("name"),
         lists: lists.iter().map(|l| l.parse().expect("list")).collect(),
         attributes: BTreeMap::new(),
+        edition: None,
+        topics: None,
     }
 }
 
@@ -2127,4 +2131,84 @@ async fn a_search_finds_an_address_or_a_name_a_page_at_a_time(s: Store) {
     assert_eq!(emails(first.clone()), ["ROSIE@example.net", "amy_pond@example.org"]);
     let next = s.search_subscribers("", None, None, Some(&first[1].email), 2).await.expect("page");
     assert_eq!(emails(next), ["martha@example.org", "rose@example.org"]);
+}
+
+async fn preferences_change_in_one_transaction_with_their_consent_event(s: Store) {
+    use preferences::{PauseChange, PreferencesChange};
+    let ann: EmailAddress = "Ann@example.org".parse().expect("ann");
+    s.import(&[row("Ann@example.org", &[])], "people.csv", now()).await.expect("import");
+    let before = s.subscriber(&ann).await.expect("get").expect("stored");
+    assert_eq!((before.edition.as_deref(), before.topics.len(), before.paused_until), (None, 0, None));
+
+    let until = now() + chrono::Duration::weeks(2);
+    let change = PreferencesChange {
+        edition: Some("weekly".into()),
+        topics: vec!["science".into(), "arts & culture".into()],
+        name: Some("Ann Smith".into()),
+        pause: PauseChange::Until(until),
+    };
+    assert!(s.set_preferences(&"ann@EXAMPLE.org".parse().expect("ann"), &change, "web", now()).await.expect("set"));
+    assert!(!s.set_preferences(&ann, &change, "web", now()).await.expect("again"), "the same choice twice");
+    let after = s.subscriber(&ann).await.expect("get").expect("stored");
+    assert_eq!(after.edition.as_deref(), Some("weekly"));
+    assert_eq!(after.topics, ["arts & culture", "science"]);
+    assert_eq!((after.name.as_str(), after.paused_until), ("Ann Smith", Some(until)));
+    assert_eq!(after.status, SubscriberStatus::Active, "a pause is no departure");
+
+    let back = PreferencesChange { edition: None, topics: vec![], name: None, pause: PauseChange::Resume };
+    assert!(s.set_preferences(&ann, &back, "api", now()).await.expect("back"));
+    let back = s.subscriber(&ann).await.expect("get").expect("stored");
+    assert_eq!((back.edition, back.topics.len(), back.paused_until, back.name.as_str()), (None, 0, None, "Ann Smith"));
+    assert_eq!(
+        texts(
+            &s,
+            "SELECT event || ' from ' || source FROM consent_events WHERE subscriber_id = $1 ORDER BY id",
+            back.id
+        )
+        .await,
+        ["import from people.csv", "preferences from web", "preferences from api"]
+    );
+    let nobody = s.set_preferences(&"nobody@example.org".parse().expect("x"), &change, "web", now()).await;
+    assert!(!nobody.expect("unknown"));
+}
+
+async fn an_import_sets_and_updates_preferences_and_counts_the_change(s: Store) {
+    let chose = |email: &str, edition: Option<Option<&str>>, topics: Option<&[&str]>| NewSubscriber {
+        edition: edition.map(|e| e.map(str::to_owned)),
+        topics: topics.map(|t| t.iter().map(|k| (*k).to_owned()).collect()),
+        ..row(email, &["weekly"])
+    };
+    let first =
+        [chose("ann@example.org", Some(Some("weekly")), Some(&["science"])), row("bo@example.org", &["weekly"])];
+    let counts = s.import(&first, "people.csv", now()).await.expect("import");
+    assert_eq!((counts.imported, counts.updated), (2, 0));
+    let ann = s.subscriber(&"ann@example.org".parse().expect("ann")).await.expect("get").expect("stored");
+    assert_eq!((ann.edition.as_deref(), ann.topics.as_slice()), (Some("weekly"), &["science".to_owned()][..]));
+
+    // The same file again changes nothing; a file that names other choices updates them, and a
+    // file without the columns keeps them.
+    let counts = s.import(&first, "people.csv", now()).await.expect("again");
+    assert_eq!((counts.updated, counts.unchanged), (0, 2));
+    let second = [chose("ann@example.org", Some(None), Some(&[])), chose("bo@example.org", None, Some(&["arts"]))];
+    let counts = s.import(&second, "prefs.csv", now()).await.expect("second");
+    assert_eq!((counts.updated, counts.unchanged), (2, 0));
+    let ann = s.subscriber(&"ann@example.org".parse().expect("ann")).await.expect("get").expect("stored");
+    assert_eq!((ann.edition, ann.topics.len()), (None, 0), "back to the default and every topic");
+    let bo = s.subscriber(&"bo@example.org".parse().expect("bo")).await.expect("get").expect("stored");
+    assert_eq!((bo.edition, bo.topics), (None, vec!["arts".to_owned()]));
+    s.import(&[row("bo@example.org", &["weekly"])], "plain.csv", now()).await.expect("plain");
+    let bo = s.subscriber(&"bo@example.org".parse().expect("bo")).await.expect("get").expect("stored");
+    assert_eq!(bo.topics, ["arts"], "a file without the column keeps them");
+    let counts = s.choice_counts().await.expect("counts");
+    assert_eq!(counts.editions, BTreeMap::from([(None, 2)]));
+    assert_eq!(counts.topics, BTreeMap::from([(None, 1), (Some("arts".to_owned()), 1)]));
+    assert_eq!(
+        texts(
+            &s,
+            "SELECT event || ' from ' || source FROM consent_events WHERE subscriber_id = $1 ORDER BY id",
+            ann.id
+        )
+        .await,
+        ["import from people.csv", "preferences from people.csv", "preferences from prefs.csv"]
+    );
 }

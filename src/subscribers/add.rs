@@ -20,6 +20,7 @@ pub enum Field {
     Name,
     Lists,
     Attribute(String),
+    Pause,
 }
 
 impl fmt::Display for Field {
@@ -28,6 +29,7 @@ impl fmt::Display for Field {
             Self::Email => f.write_str("email"),
             Self::Name => f.write_str("name"),
             Self::Lists => f.write_str("lists"),
+            Self::Pause => f.write_str("pause"),
             Self::Attribute(key) => write!(f, "attribute `{key}`"),
         }
     }
@@ -42,6 +44,10 @@ pub struct Addition {
     /// `None`: the lists a reader may join ([`lists::joinable`]).
     pub lists: Option<Vec<ListName>>,
     pub attributes: BTreeMap<String, String>,
+    /// The edition's key (`Some(None)`: the default); `None` keeps the one stored.
+    pub edition: Option<Option<String>>,
+    /// The topics' keys (`Some` empty: every topic); `None` keeps those stored.
+    pub topics: Option<Vec<String>>,
 }
 
 fn invalid(field: Field, reason: impl fmt::Display) -> SubscriberError {
@@ -74,7 +80,24 @@ impl Addition {
                 Err(e) => Err(invalid(Field::Attribute(k), e)),
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { email, name, lists, attributes })
+        Ok(Self { email, name, lists, attributes, edition: None, topics: None })
+    }
+
+    /// Also sets the edition and topics named (whatever their case), checked against what
+    /// `config` offers; `None` keeps what is stored.
+    pub fn choosing<S: AsRef<str>>(
+        mut self,
+        config: &Config,
+        edition: Option<&str>,
+        topics: Option<&[S]>,
+    ) -> Result<Self, SubscriberError> {
+        if let Some(e) = edition {
+            self.edition = Some(super::edition_key(config, e)?);
+        }
+        if let Some(t) = topics {
+            self.topics = Some(super::topic_keys(config, t)?);
+        }
+        Ok(self)
     }
 }
 
@@ -99,7 +122,14 @@ pub async fn add(
 ) -> Result<Added, SubscriberError> {
     let lists = addition.lists.unwrap_or_else(|| lists::joinable(config));
     lists::refuse_file_kept(config, &lists)?;
-    let row = NewSubscriber { email: addition.email, name: addition.name, lists, attributes: addition.attributes };
+    let row = NewSubscriber {
+        email: addition.email,
+        name: addition.name,
+        lists,
+        attributes: addition.attributes,
+        edition: addition.edition,
+        topics: addition.topics,
+    };
     // The store records the command line's additions as the consent record's `add` event, which
     // it tells by this source.
     let source = if via == Via::CommandLine { "add" } else { via.source() };

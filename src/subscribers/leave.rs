@@ -70,7 +70,14 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}", dir.path().join("g.db").display())).await.expect("store");
         for (email, status) in statuses {
             let email: EmailAddress = email.parse().expect("address");
-            let row = NewSubscriber { email: email.clone(), name: None, lists: vec![], attributes: Default::default() };
+            let row = NewSubscriber {
+                email: email.clone(),
+                name: None,
+                lists: vec![],
+                attributes: Default::default(),
+                edition: None,
+                topics: None,
+            };
             store.import(&[row], "test", SystemClock.now()).await.expect("import");
             if *status != SubscriberStatus::Active {
                 store.set_status(&email, *status, ConsentEvent::Bounce, "test", SystemClock.now()).await.expect("set");

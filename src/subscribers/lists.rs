@@ -33,13 +33,23 @@ pub fn all_lists_kept_by_files(config: &Config) -> bool {
 /// How a list file's rows are read: each goes on the file's list, and none may name another
 /// list that a file keeps (the other file would drop it again).
 pub fn list_file_rows(config: &Config, list: &ListName) -> RowLists {
-    RowLists::onto(Some(list.clone())).keeping(config.file_kept_lists())
+    RowLists::onto(Some(list.clone()))
+        .keeping(config.file_kept_lists())
+        .offering(offered_editions(config), offered_topics(config))
 }
 
 /// How an import's rows are read: each also goes on `list`, and none may name a list that a
 /// file keeps.
 pub(super) fn import_rows(config: &Config, list: Option<ListName>) -> RowLists {
-    RowLists::onto(list).keeping(config.file_kept_lists())
+    RowLists::onto(list).keeping(config.file_kept_lists()).offering(offered_editions(config), offered_topics(config))
+}
+
+fn offered_editions(config: &Config) -> Vec<crate::domain::ChoiceName> {
+    config.editions.iter().map(|e| e.name.clone()).collect()
+}
+
+fn offered_topics(config: &Config) -> Vec<crate::domain::ChoiceName> {
+    config.topics.iter().map(|t| t.name.clone()).collect()
 }
 
 #[cfg(test)]

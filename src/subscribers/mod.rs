@@ -7,6 +7,7 @@
 //!   may join;
 //! - `add`: one subscriber added or updated, from what was typed;
 //! - `leave`: unsubscribing and forgetting;
+//! - `preferences`: the edition, topics, name and pause a reader chooses;
 //! - `import`: a subscriber CSV;
 //! - `signup`: the web form's request and its confirmation;
 //! - `audience`: the list files synced, and who an issue goes to;
@@ -17,6 +18,7 @@ mod audience;
 mod import;
 mod leave;
 mod lists;
+mod preferences;
 mod reports;
 mod signup;
 
@@ -27,6 +29,7 @@ pub use audience::{ListSync, Reach, issue_lists, listed, reach, sync_lists};
 pub use import::{Import, Imported};
 pub use leave::{Left, forget, unsubscribe};
 pub use lists::{all_lists_kept_by_files, joinable, list_file_rows, refuse_file_kept};
+pub use preferences::{MAX_PAUSE_WEEKS, TypedPreferences, edition_key, set_preferences, topic_keys};
 pub use reports::apply_report;
 pub use signup::{MAX_CONFIRMATIONS_PER_DAY, Requested, confirm, request, signup_list};
 
@@ -79,6 +82,9 @@ pub enum SubscriberError {
     LeftEarlier(EmailAddress),
     #[error("{0} is not a subscriber")]
     NotFound(EmailAddress),
+    /// An edition or topic that `gazette.toml` does not offer.
+    #[error("there is no {what} named {typed:?} ({offered})")]
+    UnknownChoice { what: &'static str, typed: String, offered: String },
     #[error("there is no such list to join")]
     NoSuchList,
     #[error("sign-ups are closed: every list this publication sends to is kept by its file")]

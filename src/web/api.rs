@@ -114,7 +114,11 @@ impl From<SubscriberError> for ApiError {
                 Field::Name => Self::invalid("name", format!("name {reason}")),
                 Field::Lists => Self::invalid("lists", reason),
                 Field::Attribute(k) => Self::invalid(&format!("attributes.{k}"), format!("attribute `{k}` {reason}")),
+                Field::Pause => Self::invalid("pause", format!("pause {reason}")),
             },
+            SubscriberError::UnknownChoice { what, .. } => {
+                Self::invalid(if what == "topic" { "topics" } else { what }, e.to_string())
+            }
             SubscriberError::FileKept(kept) => Self::invalid("lists", kept.to_string()),
             SubscriberError::LeftEarlier(_) => Self::Conflict(e.to_string()),
             SubscriberError::NotFound(_) => Self::NotFound(e.to_string()),
@@ -230,12 +234,12 @@ async fn list_subscribers(
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next = if more { page.last().map(|s| s.email.clone()) } else { None };
-    let page: Vec<SubscriberView> = page.iter().map(SubscriberView::from).collect();
+    let page: Vec<SubscriberView> = page.iter().map(|s| SubscriberView::new(s, &state.publication.config)).collect();
     Ok(Json(json!({ "subscribers": page, "next": next })))
 }
 
 async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let map = object(&body, &["email", "name", "lists", "attributes"])?;
+    let map = object(&body, &["email", "name", "lists", "attributes", "edition", "topics"])?;
     let email = text(&map, "email")?.ok_or_else(|| ApiError::invalid("email", "email is required"))?;
     let name = text(&map, "name")?;
     let lists: Option<Vec<&str>> = match map.get("lists") {
@@ -262,11 +266,28 @@ async fn add_subscriber(_: Admin, State(state): State<AppState>, body: Bytes) ->
         Some(_) => return Err(ApiError::invalid("attributes", "attributes must be an object of strings")),
     };
     // Without `lists`, the lists a reader may join; the rules are those of every way in.
-    let addition = Addition::parse(email, name, lists, attributes)?;
+    let edition = text(&map, "edition")?;
+    let topics: Option<Vec<&str>> = match map.get("topics") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| {
+                    item.as_str().ok_or_else(|| ApiError::invalid("topics", "topics must be an array of topic names"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(_) => return Err(ApiError::invalid("topics", "topics must be an array of topic names")),
+    };
+    let addition = Addition::parse(email, name, lists, attributes)?.choosing(
+        &state.publication.config,
+        edition,
+        topics.as_deref(),
+    )?;
     let added =
         subscribers::add(&state.publication.config, &state.store, addition, Via::Api, state.clock.now()).await?;
     let status = if added.created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!(AddedView::from(&added)))).into_response())
+    Ok((status, Json(json!(AddedView::new(&added, &state.publication.config)))).into_response())
 }
 
 async fn show_subscriber(
@@ -276,7 +297,7 @@ async fn show_subscriber(
 ) -> Result<Json<Value>, ApiError> {
     let address = email("email", &address)?;
     let record = state.store.subscriber(&address).await?.ok_or_else(|| not_subscribed(&address))?;
-    Ok(Json(json!({ "subscriber": SubscriberView::from(&record) })))
+    Ok(Json(json!({ "subscriber": SubscriberView::new(&record, &state.publication.config) })))
 }
 
 fn not_subscribed(address: &EmailAddress) -> ApiError {

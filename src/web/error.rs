@@ -20,6 +20,9 @@ pub enum WebError {
     Link(#[from] TokenError),
     #[error("this link was made before you left, so it cannot sign you up again")]
     StaleLink,
+    /// A preferences link past its time: a newer issue carries a fresh one.
+    #[error("this preferences link has expired")]
+    OldPreferencesLink,
     /// Over the sign-up limit; the client may try again after this long.
     #[error("too many requests")]
     TooMany(std::time::Duration),
@@ -40,6 +43,10 @@ impl From<SubscriberError> for WebError {
             SubscriberError::Store(e) => Self::Store(e),
             SubscriberError::NoSuchList => Self::BadInput("There is no such list to join.".into()),
             SubscriberError::SignupsClosed => Self::BadInput("Sign-ups are closed for now.".into()),
+            SubscriberError::UnknownChoice { what, .. } => {
+                Self::BadInput(format!("This publication has no such {what}; choose one of those on the page."))
+            }
+            SubscriberError::Invalid { field, reason } => Self::BadInput(format!("The {field} {reason}.")),
             other => Self::Subscribers(other),
         }
     }
@@ -51,7 +58,7 @@ impl WebError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadInput(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Link(TokenError::Invalid) => StatusCode::BAD_REQUEST,
-            Self::Link(TokenError::Expired) | Self::StaleLink => StatusCode::GONE,
+            Self::Link(TokenError::Expired) | Self::StaleLink | Self::OldPreferencesLink => StatusCode::GONE,
             Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Template { .. } | Self::View(_) | Self::Store(_) | Self::Subscribers(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -71,6 +78,10 @@ impl WebError {
             Self::Link(TokenError::Expired) => (
                 "This link has expired",
                 "Confirmation links work for 7 days. Sign up again and we will send a new one.".to_owned(),
+            ),
+            Self::OldPreferencesLink => (
+                "This link has expired",
+                "Links to your preferences work for 90 days. Use the link at the foot of a newer issue.".to_owned(),
             ),
             Self::StaleLink => (
                 "This link can no longer be used",

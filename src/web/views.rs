@@ -20,6 +20,7 @@ pub const CONFIRM: &str = "web/confirm.html";
 pub const CONFIRMED: &str = "web/confirmed.html";
 pub const UNSUBSCRIBE: &str = "web/unsubscribe.html";
 pub const UNSUBSCRIBED: &str = "web/unsubscribed.html";
+pub const PREFERENCES: &str = "web/preferences.html";
 pub const ERROR: &str = "web/error.html";
 pub const ARCHIVE: &str = "web/archive.html";
 pub const CONFIRM_MAIL_HTML: &str = "email/confirm.html";
@@ -52,6 +53,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (CONFIRMED, include_str!("../../templates/web/confirmed.html")),
     (UNSUBSCRIBE, include_str!("../../templates/web/unsubscribe.html")),
     (UNSUBSCRIBED, include_str!("../../templates/web/unsubscribed.html")),
+    (PREFERENCES, include_str!("../../templates/web/preferences.html")),
     (ERROR, include_str!("../../templates/web/error.html")),
     (ARCHIVE, include_str!("../../templates/web/archive.html")),
     (ADMIN_LAYOUT, include_str!("../../templates/web/admin/layout.html")),

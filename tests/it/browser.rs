@@ -138,7 +138,7 @@ async fn heading(b: &Client) -> String {
     }
 }
 
-async fn wait_for_heading(b: &Client, want: &str) {
+pub async fn wait_for_heading(b: &Client, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let h = heading(b).await;

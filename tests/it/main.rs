@@ -28,6 +28,7 @@ mod look;
 mod migrate;
 mod permissions;
 mod postfix;
+mod preferences;
 mod preview;
 mod relays;
 mod review;

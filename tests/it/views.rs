@@ -38,7 +38,7 @@ async fn the_command_line_and_the_api_print_the_same_issue_and_subscriber() {
     let by_cli = listed["subscribers"].as_array().and_then(|s| s.iter().find(|s| s["email"] == "zoe@example.org"));
     assert_eq!(by_cli, Some(&by_api["subscriber"]));
     assert_eq!(added["subscriber"], by_api["subscriber"]);
-    assert_eq!(keys(&by_api["subscriber"]), ["attributes", "email", "lists", "name", "status"]);
+    assert_eq!(keys(&by_api["subscriber"]), ["attributes", "edition", "email", "lists", "name", "status", "topics"]);
     assert_eq!(added["created"], true);
 
     let shown = p.gazette(&["issues", "show", "1", "--json"]).ok().json();
