@@ -58,6 +58,10 @@ pub struct Draft {
     pub review: Reviewed,
     /// The edition it is an issue of; `None` without `[[edition]]`.
     pub edition: Option<Edition>,
+    /// With editions: articles within the longest edition's `max_age` that this selection did
+    /// not take, newest first, each with when it counts as published. A reader whose last copy
+    /// came before one of them (they switched editions) gets it in this issue.
+    pub beyond: Vec<(DateTime<Utc>, Article)>,
 }
 
 /// What an editor adds to an issue: an intro (Markdown) and a subject of their own.
@@ -134,9 +138,24 @@ impl Publication {
         if let Some(e) = edition {
             settings.to_mut().max_age = e.max_age;
         }
-        let selected = compose::select(articles, &settings, now, &history.carried, |a| {
-            history.first_seen.get(&compose::selection::identity(a)).copied().unwrap_or(now)
-        });
+        let published = |a: &Article| history.first_seen.get(&compose::selection::identity(a)).copied().unwrap_or(now);
+        let longest = self.config.editions.iter().map(|e| e.max_age).max().filter(|_| edition.is_some());
+        let all = longest.map(|_| articles.clone());
+        let selected = compose::select(articles, &settings, now, &history.carried, published);
+        let beyond = match (longest, all) {
+            (Some(longest), Some(all)) => {
+                let mut wide = settings.clone().into_owned();
+                wide.max_age = longest;
+                let mine: HashSet<String> = selected.articles.iter().flat_map(compose::selection::keys).collect();
+                compose::select(all, &wide, now, &HashSet::new(), published)
+                    .articles
+                    .into_iter()
+                    .filter(|a| !compose::selection::keys(a).iter().any(|k| mine.contains(k)))
+                    .map(|a| (a.date.unwrap_or_else(|| published(&a)), a))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Draft {
             number: history.next_number,
             date: now,
@@ -144,6 +163,7 @@ impl Publication {
             warnings,
             review: Reviewed::default(),
             edition: edition.cloned(),
+            beyond,
         }
     }
 
@@ -175,6 +195,7 @@ impl Publication {
             warnings: Vec::new(),
             review: Reviewed::default(),
             edition: None,
+            beyond: Vec::new(),
         }
     }
 

@@ -906,6 +906,7 @@ mod tests {
                     name: String::new(),
                     attributes: BTreeMap::new(),
                     attempts: 0,
+                    variant: None,
                 })
                 .collect())
         }

@@ -51,6 +51,7 @@ struct Taken {
     id: i64,
     subscriber_id: i64,
     attempts: i64,
+    variant: Option<i64>,
 }
 
 /// The subscriber of a delivery a claim took, as stored.
@@ -94,6 +95,7 @@ fn sort_out(mut taken: Vec<Taken>, people: Vec<Person>) -> Result<Sorted, StoreE
             name: p.name.clone(),
             attributes: serde_json::from_str(&p.attributes).unwrap_or_default(),
             attempts: u32::try_from(t.attempts).unwrap_or_default(),
+            variant: t.variant,
         });
     }
     Ok(sorted)
@@ -410,7 +412,7 @@ mod tests {
     use super::*;
 
     fn taken(id: i64, subscriber_id: i64, attempts: i64) -> Taken {
-        Taken { id, subscriber_id, attempts }
+        Taken { id, subscriber_id, attempts, variant: None }
     }
 
     fn person(id: i64, email: &str, status: &str) -> Person {

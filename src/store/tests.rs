@@ -178,10 +178,13 @@ on_each_backend!(
     users_and_their_sessions_end_together,
     an_issue_is_counted_over_time_and_by_reason_and_readers_by_day,
     a_search_finds_an_address_or_a_name_a_page_at_a_time,
+    each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers,
 );
 
 mod drafts;
+mod variants;
 use drafts::*;
+use variants::each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers;
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
     NewSubscriber {
@@ -204,6 +207,8 @@ async fn issue(store: &Store, number: u32, lists: &[ListName]) -> IssueRecord {
         articles: vec![],
         identities: vec![format!("url:https://e.org/{number}")],
         slot: None,
+        edition: None,
+        variants: None,
     };
     store.create_issue(&new, lists, now()).await.expect("issue")
 }
@@ -519,7 +524,16 @@ async fn one_delivery_per_active_subscriber_across_lists(s: Store) {
     assert_eq!(i.counts.queued, 1);
     assert!(matches!(
         s.create_issue(
-            &NewIssue { number: 1, subject: "x".into(), date: now(), articles: vec![], identities: vec![], slot: None },
+            &NewIssue {
+                number: 1,
+                subject: "x".into(),
+                date: now(),
+                articles: vec![],
+                identities: vec![],
+                slot: None,
+                edition: None,
+                variants: None,
+            },
             &lists,
             now()
         )
