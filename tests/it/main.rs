@@ -16,6 +16,7 @@ mod daemon;
 mod dashboard;
 mod deliver;
 mod dkim;
+mod editions;
 mod enumeration;
 mod feed_cache;
 mod hostile;
