@@ -243,6 +243,8 @@ pub fn new_issue(publication: &Publication, draft: &Draft, slot: Option<SlotRef>
 pub struct IssueLetters {
     publication: Arc<Publication>,
     prepared: PreparedIssue,
+    /// The key of the issue's edition.
+    edition: Option<String>,
     /// Each variant's copy, rendered once: readers who get the same articles share it.
     variants: std::collections::HashMap<i64, PreparedIssue>,
     settings: MessageSettings,
@@ -254,6 +256,7 @@ pub struct IssueLetters {
 /// editor made of it (intro, subject).
 pub fn draft_of(publication: &Publication, issue: &IssueRecord) -> Draft {
     let mut draft = publication.frozen(issue.number, issue.date, issue.articles.clone());
+    draft.edition = issue.edition.as_deref().and_then(|key| publication.config.edition(key)).cloned();
     draft.review =
         Reviewed { intro: issue.intro.clone(), subject: issue.subject_edited.then(|| issue.subject.clone()) };
     draft
@@ -264,7 +267,15 @@ impl IssueLetters {
         let draft = draft_of(&publication, issue);
         let prepared = publication.prepare(&draft)?;
         let settings = publication.message_settings();
-        Ok(Self { publication, prepared, variants: Default::default(), settings, number: issue.number, clock })
+        Ok(Self {
+            publication,
+            prepared,
+            edition: issue.edition.clone(),
+            variants: Default::default(),
+            settings,
+            number: issue.number,
+            clock,
+        })
     }
 
     /// As [`IssueLetters::new`], with each of `variants` (positions among the issue's articles,
@@ -294,7 +305,7 @@ impl IssueLetters {
     /// A test copy: a reader's message whose subject says it is a test, and whose envelope
     /// sender says so too, so that its bounces change nothing.
     pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, MessageId), String> {
-        self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX, ReturnToken::Test(self.number), None)
+        self.message(email, "", Default::default(), &[], TEST_SUBJECT_PREFIX, ReturnToken::Test(self.number), None)
     }
 
     /// A review copy for an editor: the issue as readers will see it, as a test copy is sent
@@ -323,16 +334,19 @@ impl IssueLetters {
         Ok((message, id))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn message(
         &self,
         email: crate::domain::EmailAddress,
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
+        topics: &[String],
         subject_prefix: &str,
         token: ReturnToken,
         variant: Option<i64>,
     ) -> Result<(Message, MessageId), String> {
-        let recipient = self.publication.recipient(email, name, attributes);
+        let recipient =
+            self.publication.recipient_with(email, name, attributes, self.edition.as_deref(), topics, self.clock.now());
         let prepared = match variant {
             Some(v) => self.variants.get(&v).ok_or_else(|| format!("issue {} has no variant {v}", self.number))?,
             None => &self.prepared,
@@ -353,6 +367,7 @@ impl Letters for IssueLetters {
             c.email.clone(),
             &c.name,
             c.attributes.clone(),
+            &c.topics,
             "",
             ReturnToken::Delivery(c.delivery_id),
             c.variant,

@@ -214,8 +214,10 @@ impl Publication {
             }
             None => (String::new(), String::new()),
         };
+        let mut publication = PublicationContext::new(p);
+        publication.preferences = !self.config.editions.is_empty() || !self.config.topics.is_empty();
         DigestContext {
-            publication: PublicationContext::new(p),
+            publication,
             issue: IssueContext {
                 number: draft.number,
                 date: context::local(draft.date, tz),
@@ -225,11 +227,12 @@ impl Publication {
                 articles: draft.selected.articles.iter().map(|a| ArticleContext::new(a, tz)).collect(),
                 intro_html,
                 intro_text,
-                edition: None,
+                edition: draft.edition.as_ref().map(|e| e.name.to_string()),
                 fixed_subject: draft.review.subject.clone(),
             },
-            subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
+            subscriber: SubscriberContext::default(),
             unsubscribe_url: String::new(),
+            preferences_url: String::new(),
             archive_url: self.link("archive"),
             web_page: false,
         }
@@ -271,10 +274,34 @@ impl Publication {
     pub fn recipient(&self, email: EmailAddress, name: &str, attributes: BTreeMap<String, String>) -> Recipient {
         Recipient {
             unsubscribe_url: self.unsubscribe_url(&email),
+            preferences_url: String::new(),
+            edition: self.config.default_edition().map(|e| e.name.to_string()).unwrap_or_default(),
+            topics: Vec::new(),
             name: compose::render::one_line(name),
             email,
             attributes,
         }
+    }
+
+    /// `recipient`, with their preferences: the edition's key (`None`: the default), the topics'
+    /// keys as the store keeps them, and the link to their page made at `now`.
+    pub fn recipient_with(
+        &self,
+        email: EmailAddress,
+        name: &str,
+        attributes: BTreeMap<String, String>,
+        edition: Option<&str>,
+        topics: &[String],
+        now: DateTime<Utc>,
+    ) -> Recipient {
+        let preferences_url = self.preferences_url(&email, now);
+        let mut r = self.recipient(email, name, attributes);
+        r.preferences_url = preferences_url;
+        if let Some(e) = edition.and_then(|key| self.config.edition(key)) {
+            r.edition = e.name.to_string();
+        }
+        r.topics = topics.iter().filter_map(|key| self.config.topic(key)).map(|t| t.name.to_string()).collect();
+        r
     }
 
     pub fn message_settings(&self) -> MessageSettings {

@@ -907,6 +907,7 @@ mod tests {
                     attributes: BTreeMap::new(),
                     attempts: 0,
                     variant: None,
+                    topics: Vec::new(),
                 })
                 .collect())
         }

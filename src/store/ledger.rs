@@ -62,6 +62,7 @@ struct Person {
     name: String,
     attributes: String,
     status: String,
+    topics: Option<String>,
 }
 
 /// What a claim hands out, and what it skips.
@@ -96,6 +97,7 @@ fn sort_out(mut taken: Vec<Taken>, people: Vec<Person>) -> Result<Sorted, StoreE
             attributes: serde_json::from_str(&p.attributes).unwrap_or_default(),
             attempts: u32::try_from(t.attempts).unwrap_or_default(),
             variant: t.variant,
+            topics: super::preferences::topic_keys(p.topics.as_deref()),
         });
     }
     Ok(sorted)
@@ -422,6 +424,7 @@ mod tests {
             name: format!("N{id}"),
             attributes: r#"{"city":"Oslo"}"#.into(),
             status: status.into(),
+            topics: None,
         }
     }
 

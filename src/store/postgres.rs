@@ -39,7 +39,7 @@ pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_un
      RETURNING id, subscriber_id, attempts, variant";
 /// The claimed deliveries' subscribers.
 pub(super) const CLAIM_PEOPLE: &str =
-    "SELECT id, email, name, attributes, status FROM subscribers WHERE id = ANY($1::bigint[])";
+    "SELECT id, email, name, attributes, status, topics FROM subscribers WHERE id = ANY($1::bigint[])";
 /// Claimed deliveries whose subscriber left since the issue was queued.
 pub(super) const SKIP_LEFT: &str = "UPDATE deliveries AS d SET state = 'skipped', last_reply = u.reply, \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 \

@@ -206,7 +206,7 @@ pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_un
                   AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4) LIMIT $5) \
      RETURNING id, subscriber_id, attempts, variant";
 pub(super) const CLAIM_PEOPLE: &str =
-    "SELECT id, email, name, attributes, status FROM subscribers WHERE id IN (SELECT value FROM json_each($1))";
+    "SELECT id, email, name, attributes, status, topics FROM subscribers WHERE id IN (SELECT value FROM json_each($1))";
 pub(super) const SKIP_LEFT: &str = "UPDATE deliveries SET state = 'skipped', last_reply = j.value ->> 1, \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 \
      FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0";

@@ -171,6 +171,8 @@ async fn over_two_weeks_each_reader_gets_the_articles_of_their_topics_once() {
             .filter(|title| text.lines().any(|l| l.trim_end().ends_with(&format!(". {title}"))))
             .collect();
         assert!(!titles.is_empty(), "a message with no article went out:\n{text}");
+        assert!(text.contains("Your edition and topics:"), "the footer links to the preferences:\n{text}");
+        assert!(text.contains("https://news.example.org/preferences/p."), "{text}");
         for rcpt in &m.rcpt_tos {
             got.entry(rcpt.clone()).or_default().extend(titles.iter().cloned());
         }
