@@ -60,12 +60,17 @@ pub enum Plan {
 /// first seen (a real send does; a preview does not).
 pub async fn history(
     store: &Store,
-    _edition: Option<&crate::config::Edition>,
+    edition: Option<&crate::config::Edition>,
     articles: &[crate::domain::Article],
     now: DateTime<Utc>,
     record: bool,
 ) -> Result<History, StoreError> {
-    let (next_number, carried) = store.history().await?;
+    let (next_number, mut carried) = store.history().await?;
+    // An edition's `since_last_issue` counts its own issues: what another edition carried is
+    // left to each reader's copy, which leaves out what that reader received.
+    if let Some(e) = edition {
+        carried = store.carried_by_edition(&e.name.key(), e.default).await?;
+    }
     let undated: Vec<String> = articles.iter().filter(|a| a.date.is_none()).map(compose::selection::identity).collect();
     let first_seen = store.first_seen(&undated, now, record).await?;
     Ok(History { next_number, carried, first_seen })
@@ -79,10 +84,19 @@ pub async fn plan(
     now: DateTime<Utc>,
     record: bool,
 ) -> Result<Plan, IssueError> {
-    if let Some(unfinished) = store.unfinished_issue().await? {
+    // Each edition's issues go out on their own: one edition's issue still sending, or paused,
+    // holds up only that edition's next.
+    let (unfinished, paused) = match edition {
+        Some(e) => (
+            store.unfinished_issue_of(&e.name.key(), e.default, false).await?,
+            store.unfinished_issue_of(&e.name.key(), e.default, true).await?,
+        ),
+        None => (store.unfinished_issue().await?, store.paused_issue().await?),
+    };
+    if let Some(unfinished) = unfinished {
         return Ok(Plan::Resume(Box::new(unfinished)));
     }
-    if let Some(paused) = store.paused_issue().await? {
+    if let Some(paused) = paused {
         return Ok(Plan::Paused(Box::new(paused)));
     }
     let (articles, warnings) =
@@ -164,8 +178,38 @@ pub async fn create(
     slot: Option<SlotRef>,
     now: DateTime<Utc>,
 ) -> Result<IssueRecord, IssueError> {
-    let new = new_issue(publication, draft, slot)?;
+    let mut new = new_issue(publication, draft, slot)?;
+    new.variants = variant_plan(publication, draft, now);
+    if let Some(plan) = &new.variants {
+        new.articles.extend(draft.beyond.iter().map(|(_, a)| a.clone()));
+        debug_assert_eq!(plan.candidates.len(), new.articles.len());
+    }
     Ok(store.create_issue(&new, subscribers::issue_lists(&publication.config), now).await?)
+}
+
+/// With editions or topics, how each reader's copy of `draft` is chosen: its own selection, then
+/// what lies beyond it for readers who switched editions. `None` without either: every reader
+/// gets the whole issue, queued as before.
+pub fn variant_plan(publication: &Publication, draft: &Draft, now: DateTime<Utc>) -> Option<crate::store::VariantPlan> {
+    let config = &publication.config;
+    if config.editions.is_empty() && config.topics.is_empty() {
+        return None;
+    }
+    let candidate = |a: &crate::domain::Article, published: DateTime<Utc>, own: bool| crate::store::Candidate {
+        keys: compose::selection::keys(a),
+        topics: config.topics.iter().filter(|t| t.covers(a)).map(|t| t.name.key()).collect(),
+        published,
+        own,
+    };
+    let longest = config.editions.iter().map(|e| e.max_age).max().unwrap_or(config.selection.max_age);
+    let mut candidates: Vec<_> =
+        draft.selected.articles.iter().map(|a| candidate(a, a.date.unwrap_or(now), true)).collect();
+    candidates.extend(draft.beyond.iter().map(|(at, a)| candidate(a, *at, false)));
+    Some(crate::store::VariantPlan {
+        default_edition: draft.edition.as_ref().is_none_or(|e| e.default),
+        candidates,
+        oldest: now - longest.chrono(),
+    })
 }
 
 /// What the store is given to make `draft` an issue: its subject rendered once, its articles
@@ -189,6 +233,8 @@ pub fn new_issue(publication: &Publication, draft: &Draft, slot: Option<SlotRef>
             .into_iter()
             .collect(),
         slot,
+        edition: draft.edition.as_ref().map(|e| e.name.key()),
+        variants: None,
     };
     Ok(new)
 }
@@ -197,6 +243,10 @@ pub fn new_issue(publication: &Publication, draft: &Draft, slot: Option<SlotRef>
 pub struct IssueLetters {
     publication: Arc<Publication>,
     prepared: PreparedIssue,
+    /// The key of the issue's edition.
+    edition: Option<String>,
+    /// Each variant's copy, rendered once: readers who get the same articles share it.
+    variants: std::collections::HashMap<i64, PreparedIssue>,
     settings: MessageSettings,
     number: u32,
     clock: Arc<dyn Clock>,
@@ -206,6 +256,7 @@ pub struct IssueLetters {
 /// editor made of it (intro, subject).
 pub fn draft_of(publication: &Publication, issue: &IssueRecord) -> Draft {
     let mut draft = publication.frozen(issue.number, issue.date, issue.articles.clone());
+    draft.edition = issue.edition.as_deref().and_then(|key| publication.config.edition(key)).cloned();
     draft.review =
         Reviewed { intro: issue.intro.clone(), subject: issue.subject_edited.then(|| issue.subject.clone()) };
     draft
@@ -216,13 +267,45 @@ impl IssueLetters {
         let draft = draft_of(&publication, issue);
         let prepared = publication.prepare(&draft)?;
         let settings = publication.message_settings();
-        Ok(Self { publication, prepared, settings, number: issue.number, clock })
+        Ok(Self {
+            publication,
+            prepared,
+            edition: issue.edition.clone(),
+            variants: Default::default(),
+            settings,
+            number: issue.number,
+            clock,
+        })
+    }
+
+    /// As [`IssueLetters::new`], with each of `variants` (positions among the issue's articles,
+    /// as the store gives them) rendered once for the deliveries that name it.
+    pub fn with_variants(
+        publication: Arc<Publication>,
+        issue: &IssueRecord,
+        variants: &[(i64, Vec<usize>)],
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, IssueError> {
+        let mut letters = Self::new(Arc::clone(&publication), issue, clock)?;
+        for (variant, positions) in variants {
+            let mut copy = issue.clone();
+            copy.articles = positions.iter().filter_map(|&at| issue.articles.get(at).cloned()).collect();
+            let prepared = publication.prepare(&draft_of(&publication, &copy))?;
+            letters.variants.insert(*variant, prepared);
+        }
+        tracing::debug!(issue = issue.number, renders = variants.len() + 1, "issue rendered");
+        Ok(letters)
+    }
+
+    /// How many copies of the issue were rendered: the whole issue and one per variant.
+    pub fn renders(&self) -> usize {
+        1 + self.variants.len()
     }
 
     /// A test copy: a reader's message whose subject says it is a test, and whose envelope
     /// sender says so too, so that its bounces change nothing.
     pub fn test_copy_for(&self, email: crate::domain::EmailAddress) -> Result<(Message, MessageId), String> {
-        self.message(email, "", Default::default(), TEST_SUBJECT_PREFIX, ReturnToken::Test(self.number))
+        self.message(email, "", Default::default(), &[], TEST_SUBJECT_PREFIX, ReturnToken::Test(self.number), None)
     }
 
     /// A review copy for an editor: the issue as readers will see it, as a test copy is sent
@@ -251,16 +334,24 @@ impl IssueLetters {
         Ok((message, id))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn message(
         &self,
         email: crate::domain::EmailAddress,
         name: &str,
         attributes: std::collections::BTreeMap<String, String>,
+        topics: &[String],
         subject_prefix: &str,
         token: ReturnToken,
+        variant: Option<i64>,
     ) -> Result<(Message, MessageId), String> {
-        let recipient = self.publication.recipient(email, name, attributes);
-        let mut rendered = self.prepared.letter(&recipient).map_err(|e| e.to_string())?;
+        let recipient =
+            self.publication.recipient_with(email, name, attributes, self.edition.as_deref(), topics, self.clock.now());
+        let prepared = match variant {
+            Some(v) => self.variants.get(&v).ok_or_else(|| format!("issue {} has no variant {v}", self.number))?,
+            None => &self.prepared,
+        };
+        let mut rendered = prepared.letter(&recipient).map_err(|e| e.to_string())?;
         rendered.subject.insert_str(0, subject_prefix);
         let id = self.publication.message_id(self.number, &recipient.email).map_err(|e| e.to_string())?;
         let return_path = self.publication.return_path(token).map_err(|e| e.to_string())?;
@@ -272,7 +363,15 @@ impl IssueLetters {
 
 impl Letters for IssueLetters {
     fn letter(&self, c: &Claimed) -> Result<(Message, MessageId), String> {
-        self.message(c.email.clone(), &c.name, c.attributes.clone(), "", ReturnToken::Delivery(c.delivery_id))
+        self.message(
+            c.email.clone(),
+            &c.name,
+            c.attributes.clone(),
+            &c.topics,
+            "",
+            ReturnToken::Delivery(c.delivery_id),
+            c.variant,
+        )
     }
 }
 
@@ -373,7 +472,9 @@ pub async fn deliver(
         shaping: publication.config.shaping.clone(),
         throttle_timeout: d.throttle_timeout.std(),
     };
-    let letters = Arc::new(IssueLetters::new(Arc::clone(&publication), issue, Arc::clone(&clock))?);
+    let variants = store.issue_variants(issue.number).await?;
+    let letters =
+        Arc::new(IssueLetters::with_variants(Arc::clone(&publication), issue, &variants, Arc::clone(&clock))?);
     let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
     tracing::debug!(issue = issue.number, concurrency = d.concurrency, "delivering");
     let run = engine.run(issue.number, letters, progress, stop).await?;

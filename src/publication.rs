@@ -58,6 +58,10 @@ pub struct Draft {
     pub review: Reviewed,
     /// The edition it is an issue of; `None` without `[[edition]]`.
     pub edition: Option<Edition>,
+    /// With editions: articles within the longest edition's `max_age` that this selection did
+    /// not take, newest first, each with when it counts as published. A reader whose last copy
+    /// came before one of them (they switched editions) gets it in this issue.
+    pub beyond: Vec<(DateTime<Utc>, Article)>,
 }
 
 /// What an editor adds to an issue: an intro (Markdown) and a subject of their own.
@@ -134,9 +138,24 @@ impl Publication {
         if let Some(e) = edition {
             settings.to_mut().max_age = e.max_age;
         }
-        let selected = compose::select(articles, &settings, now, &history.carried, |a| {
-            history.first_seen.get(&compose::selection::identity(a)).copied().unwrap_or(now)
-        });
+        let published = |a: &Article| history.first_seen.get(&compose::selection::identity(a)).copied().unwrap_or(now);
+        let longest = self.config.editions.iter().map(|e| e.max_age).max().filter(|_| edition.is_some());
+        let all = longest.map(|_| articles.clone());
+        let selected = compose::select(articles, &settings, now, &history.carried, published);
+        let beyond = match (longest, all) {
+            (Some(longest), Some(all)) => {
+                let mut wide = settings.clone().into_owned();
+                wide.max_age = longest;
+                let mine: HashSet<String> = selected.articles.iter().flat_map(compose::selection::keys).collect();
+                compose::select(all, &wide, now, &HashSet::new(), published)
+                    .articles
+                    .into_iter()
+                    .filter(|a| !compose::selection::keys(a).iter().any(|k| mine.contains(k)))
+                    .map(|a| (a.date.unwrap_or_else(|| published(&a)), a))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
         Draft {
             number: history.next_number,
             date: now,
@@ -144,6 +163,7 @@ impl Publication {
             warnings,
             review: Reviewed::default(),
             edition: edition.cloned(),
+            beyond,
         }
     }
 
@@ -175,6 +195,7 @@ impl Publication {
             warnings: Vec::new(),
             review: Reviewed::default(),
             edition: None,
+            beyond: Vec::new(),
         }
     }
 
@@ -193,8 +214,10 @@ impl Publication {
             }
             None => (String::new(), String::new()),
         };
+        let mut publication = PublicationContext::new(p);
+        publication.preferences = !self.config.editions.is_empty() || !self.config.topics.is_empty();
         DigestContext {
-            publication: PublicationContext::new(p),
+            publication,
             issue: IssueContext {
                 number: draft.number,
                 date: context::local(draft.date, tz),
@@ -204,11 +227,12 @@ impl Publication {
                 articles: draft.selected.articles.iter().map(|a| ArticleContext::new(a, tz)).collect(),
                 intro_html,
                 intro_text,
-                edition: None,
+                edition: draft.edition.as_ref().map(|e| e.name.to_string()),
                 fixed_subject: draft.review.subject.clone(),
             },
-            subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
+            subscriber: SubscriberContext::default(),
             unsubscribe_url: String::new(),
+            preferences_url: String::new(),
             archive_url: self.link("archive"),
             web_page: false,
         }
@@ -250,10 +274,34 @@ impl Publication {
     pub fn recipient(&self, email: EmailAddress, name: &str, attributes: BTreeMap<String, String>) -> Recipient {
         Recipient {
             unsubscribe_url: self.unsubscribe_url(&email),
+            preferences_url: String::new(),
+            edition: self.config.default_edition().map(|e| e.name.to_string()).unwrap_or_default(),
+            topics: Vec::new(),
             name: compose::render::one_line(name),
             email,
             attributes,
         }
+    }
+
+    /// `recipient`, with their preferences: the edition's key (`None`: the default), the topics'
+    /// keys as the store keeps them, and the link to their page made at `now`.
+    pub fn recipient_with(
+        &self,
+        email: EmailAddress,
+        name: &str,
+        attributes: BTreeMap<String, String>,
+        edition: Option<&str>,
+        topics: &[String],
+        now: DateTime<Utc>,
+    ) -> Recipient {
+        let preferences_url = self.preferences_url(&email, now);
+        let mut r = self.recipient(email, name, attributes);
+        r.preferences_url = preferences_url;
+        if let Some(e) = edition.and_then(|key| self.config.edition(key)) {
+            r.edition = e.name.to_string();
+        }
+        r.topics = topics.iter().filter_map(|key| self.config.topic(key)).map(|t| t.name.to_string()).collect();
+        r
     }
 
     pub fn message_settings(&self) -> MessageSettings {

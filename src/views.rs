@@ -69,6 +69,8 @@ pub struct IssueView {
     /// What it sent through each relay, when asked for (`issues show`); none through the outbox.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relays: Option<Vec<RelayView>>,
+    /// The edition it is an issue of (its name in lower case); `None` without editions.
+    pub edition: Option<String>,
 }
 
 /// What an issue sent through one relay, by the relay of each delivery's last outcome.
@@ -257,6 +259,7 @@ impl IssueView {
             send_at: issue.send_at.map(|t| t.to_rfc3339()),
             history: Vec::new(),
             relays: None,
+            edition: issue.edition.clone(),
         }
     }
 
@@ -365,6 +368,7 @@ mod tests {
             left_out: Vec::new(),
             subject_edited: false,
             send_at: None,
+            edition: None,
         }
     }
 
@@ -391,6 +395,7 @@ mod tests {
                 "created_at",
                 "date",
                 "deferred",
+                "edition",
                 "failures",
                 "finished_at",
                 "history",

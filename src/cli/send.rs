@@ -269,6 +269,7 @@ async fn test_copies(
                 left_out: Vec::new(),
                 subject_edited: false,
                 send_at: None,
+                edition: draft.edition.as_ref().map(|e| e.name.key()),
             }
         }
         Plan::Nothing(reason) => {

@@ -16,6 +16,8 @@ pub struct PublicationContext {
     pub base_url: String,
     pub timezone: String,
     pub postal_address: Option<String>,
+    /// Readers choose editions or topics: the footer links to their preferences.
+    pub preferences: bool,
 }
 
 impl PublicationContext {
@@ -26,6 +28,7 @@ impl PublicationContext {
             base_url: p.base_url.as_str().trim_end_matches('/').to_owned(),
             timezone: p.timezone.name().to_owned(),
             postal_address: p.postal_address.clone(),
+            preferences: false,
         }
     }
 }
@@ -84,11 +87,15 @@ pub struct IssueContext {
     pub fixed_subject: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SubscriberContext {
     pub email: String,
     pub name: String,
     pub attributes: BTreeMap<String, String>,
+    /// The name of their edition (the default one's when they chose none); empty without editions.
+    pub edition: String,
+    /// The names of the topics they chose; empty for every topic.
+    pub topics: Vec<String>,
 }
 
 /// The whole context of `digest.html`, `digest.txt` and `subject`.
@@ -98,6 +105,8 @@ pub struct DigestContext {
     pub issue: IssueContext,
     pub subscriber: SubscriberContext,
     pub unsubscribe_url: String,
+    /// Their preferences page.
+    pub preferences_url: String,
     pub archive_url: String,
     /// True when the issue is rendered as its archive web page, where there is no reader:
     /// templates leave out the reader's parts (the footer's address, the unsubscribe link).

@@ -129,6 +129,9 @@ mod tests {
             name: "Ann".into(),
             attributes: Default::default(),
             unsubscribe_url: "https://news.example.org/unsubscribe/x".into(),
+            preferences_url: String::new(),
+            edition: String::new(),
+            topics: vec![],
         };
         let letter = Letter { subject: "S".into(), text: HtmlPart::Text("t".into()), html: HtmlPart::Text("h".into()) };
         let id = MessageId::new("issue1.ab", "example.org").expect("id");

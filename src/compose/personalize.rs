@@ -25,6 +25,12 @@ pub struct Recipient {
     pub name: String,
     pub attributes: BTreeMap<String, String>,
     pub unsubscribe_url: String,
+    /// Their preferences page; empty where there is none (a test copy).
+    pub preferences_url: String,
+    /// The name of their edition; empty without editions.
+    pub edition: String,
+    /// The names of the topics they chose; empty for every topic.
+    pub topics: Vec<String>,
 }
 
 /// An issue rendered as far as it can be without knowing the reader.
@@ -151,6 +157,8 @@ enum Slot {
     Email,
     Name,
     UnsubscribeUrl,
+    PreferencesUrl,
+    Edition,
     Attribute(String),
 }
 
@@ -275,6 +283,8 @@ impl PreparedIssue {
                 Slot::Email => ctx.subscriber.email = placeholder(i),
                 Slot::Name => ctx.subscriber.name = placeholder(i),
                 Slot::UnsubscribeUrl => ctx.unsubscribe_url = placeholder(i),
+                Slot::PreferencesUrl => ctx.preferences_url = placeholder(i),
+                Slot::Edition => ctx.subscriber.edition = placeholder(i),
                 Slot::Attribute(k) => {
                     attributes.insert(k.clone(), placeholder(i));
                 }
@@ -318,8 +328,11 @@ impl PreparedIssue {
                     email: r.email.to_string(),
                     name: r.name.clone(),
                     attributes: r.attributes.clone(),
+                    edition: r.edition.clone(),
+                    topics: r.topics.clone(),
                 };
                 ctx.unsubscribe_url = r.unsubscribe_url.clone();
+                ctx.preferences_url = r.preferences_url.clone();
                 render::render_all(templates, ctx)
             }
         }
@@ -364,6 +377,8 @@ impl<'a> Values<'a> {
                 Slot::Email => r.email.as_str(),
                 Slot::Name => r.name.as_str(),
                 Slot::UnsubscribeUrl => r.unsubscribe_url.as_str(),
+                Slot::PreferencesUrl => r.preferences_url.as_str(),
+                Slot::Edition => r.edition.as_str(),
                 Slot::Attribute(k) => r.attributes.get(k).map(String::as_str).unwrap_or_default(),
             })
             .collect();
@@ -432,6 +447,7 @@ fn plain_slots(templates: &TemplateSet) -> Option<Vec<Slot>> {
 
 fn is_personal(ident: &str) -> bool {
     ident == "unsubscribe_url"
+        || ident == "preferences_url"
         || ident == "subscriber"
         || ident.starts_with("subscriber.")
         || ident.starts_with("subscriber[")
@@ -442,7 +458,10 @@ fn is_personal(ident: &str) -> bool {
 /// "does this mention a reader value anywhere".
 fn mentions_personal(piece: &impl std::fmt::Debug) -> bool {
     let s = format!("{piece:?}");
-    s.contains("Ident(\"unsubscribe_url\")") || s.contains("Ident(\"subscriber") || s.contains("__tera_context")
+    s.contains("Ident(\"unsubscribe_url\")")
+        || s.contains("Ident(\"preferences_url\")")
+        || s.contains("Ident(\"subscriber")
+        || s.contains("__tera_context")
 }
 
 fn walk(nodes: &[Node], slots: &mut Vec<Slot>) -> bool {
@@ -481,6 +500,8 @@ fn slot_for(ident: &str, slots: &mut Vec<Slot>) -> bool {
         "subscriber.email" => Slot::Email,
         "subscriber.name" => Slot::Name,
         "unsubscribe_url" => Slot::UnsubscribeUrl,
+        "preferences_url" => Slot::PreferencesUrl,
+        "subscriber.edition" => Slot::Edition,
         other => match other.strip_prefix("subscriber.attributes.") {
             Some(key) if !key.is_empty() && !key.contains(['.', '[']) => Slot::Attribute(key.to_owned()),
             _ => return false,
@@ -505,6 +526,7 @@ mod tests {
                 base_url: "https://news.example.org".into(),
                 timezone: "UTC".into(),
                 postal_address: None,
+                preferences: false,
             },
             issue: IssueContext {
                 number: 3,
@@ -518,8 +540,9 @@ mod tests {
                 edition: None,
                 fixed_subject: None,
             },
-            subscriber: SubscriberContext { email: String::new(), name: String::new(), attributes: BTreeMap::new() },
+            subscriber: SubscriberContext::default(),
             unsubscribe_url: String::new(),
+            preferences_url: String::new(),
             archive_url: "https://news.example.org/archive".into(),
             web_page: false,
         }
@@ -531,6 +554,9 @@ mod tests {
             name: name.into(),
             attributes: BTreeMap::from([("city".to_owned(), "Yerevan".to_owned())]),
             unsubscribe_url: "https://news.example.org/unsubscribe/u.abc.0.xyz".into(),
+            preferences_url: "https://news.example.org/preferences/p.abc.0.xyz".into(),
+            edition: "Weekly".into(),
+            topics: vec![],
         }
     }
 

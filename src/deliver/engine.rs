@@ -906,6 +906,8 @@ mod tests {
                     name: String::new(),
                     attributes: BTreeMap::new(),
                     attempts: 0,
+                    variant: None,
+                    topics: Vec::new(),
                 })
                 .collect())
         }

@@ -17,6 +17,10 @@ pub struct Claimed {
     pub attributes: BTreeMap<String, String>,
     /// Attempts made before this one.
     pub attempts: u32,
+    /// The copy of the issue it carries; `None`: the whole issue.
+    pub variant: Option<i64>,
+    /// The keys of the topics the reader chose; empty for every topic.
+    pub topics: Vec<String>,
 }
 
 /// What became of one claimed delivery.

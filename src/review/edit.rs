@@ -208,6 +208,7 @@ mod tests {
             left_out: Vec::new(),
             subject_edited: false,
             send_at: None,
+            edition: None,
         }
     }
 

@@ -10,22 +10,35 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Trans
 use super::{
     DeliveryCounts, IssueRecord, NewIssue, ReportCounts, SentIssue, SlotRef, Store, StoreError,
     backend::{Values, count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
+    variants,
 };
+
+/// Readers queued by one statement: a bound list stays well within what either database takes.
+const QUEUE_CHUNK: usize = 10_000;
 use crate::domain::{IssueStatus, ListName};
 
 const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
-     intro, left_out, edited_subject, send_at FROM issues WHERE number = $1";
+     intro, left_out, edited_subject, send_at, edition FROM issues WHERE number = $1";
 const ALL: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
-     intro, left_out, edited_subject, send_at FROM issues ORDER BY number";
+     intro, left_out, edited_subject, send_at, edition FROM issues ORDER BY number";
 const NEXT_NUMBER: &str = "SELECT max(number) FROM issues";
 /// The articles an issue that was not cancelled carried: `since_last_issue` leaves them out.
 const CARRIED: &str = "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number \
      WHERE i.status <> 'cancelled'";
 const UNFINISHED: &str = "SELECT min(number) FROM issues WHERE status = 'sending'";
+/// An edition's issue is one with its key ($1), or one made without editions when it is the
+/// default edition ($2).
+const UNFINISHED_OF: &str =
+    "SELECT min(number) FROM issues WHERE status = 'sending' AND (edition = $1 OR (edition IS NULL AND $2))";
+const PAUSED_OF: &str =
+    "SELECT min(number) FROM issues WHERE status = 'paused' AND (edition = $1 OR (edition IS NULL AND $2))";
+/// The articles the issues of one edition carried (see `OF_EDITION`).
+const CARRIED_BY_EDITION: &str = "SELECT DISTINCT a.identity FROM issue_articles a JOIN issues i ON i.number = a.issue_number \
+     WHERE i.status <> 'cancelled' AND (i.edition = $1 OR (i.edition IS NULL AND $2))";
 const SENDING: &str = "SELECT number FROM issues WHERE status = 'sending' ORDER BY number";
 const PAUSED: &str = "SELECT min(number) FROM issues WHERE status = 'paused'";
-const INSERT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at) \
-     VALUES ($1, 'sending', $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING";
+const INSERT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at, edition) \
+     VALUES ($1, 'sending', $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
 /// Returns the issue's number when the slot was free, no row when another issue took it.
 const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
      ON CONFLICT DO NOTHING RETURNING issue_number";
@@ -64,6 +77,7 @@ pub(super) struct Row {
     left_out: String,
     edited_subject: Option<String>,
     send_at: Option<i64>,
+    edition: Option<String>,
 }
 
 impl Row {
@@ -84,6 +98,7 @@ impl Row {
             left_out: serde_json::from_str(&self.left_out).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             subject_edited: self.edited_subject.is_some(),
             send_at: self.send_at.map(from_ms),
+            edition: self.edition,
         })
     }
 }
@@ -164,6 +179,33 @@ impl Store {
         Ok((issue_number(max.unwrap_or(0) + 1)?, carried.into_iter().collect()))
     }
 
+    /// The articles the issues of one edition carried (`key`; `default`: issues made without
+    /// editions count as its own), for its `since_last_issue`.
+    pub async fn carried_by_edition(&self, key: &str, default: bool) -> Result<HashSet<String>, StoreError> {
+        let carried: Vec<String> = with_backend!(self, |pool, db| {
+            sqlx::query_scalar(CARRIED_BY_EDITION).bind(key).bind(default).fetch_all(pool).await?
+        });
+        Ok(carried.into_iter().collect())
+    }
+
+    /// The oldest issue of one edition still sending (`default`: issues made without editions
+    /// are its own), or paused with `paused`.
+    pub async fn unfinished_issue_of(
+        &self,
+        key: &str,
+        default: bool,
+        paused: bool,
+    ) -> Result<Option<IssueRecord>, StoreError> {
+        let query = if paused { PAUSED_OF } else { UNFINISHED_OF };
+        let n: Option<i64> = with_backend!(self, |pool, db| {
+            sqlx::query_scalar(query).bind(key).bind(default).fetch_one(pool).await?
+        });
+        match n {
+            Some(n) => self.issue(issue_number(n)?).await,
+            None => Ok(None),
+        }
+    }
+
     /// When each of `identities` was first seen; with `record`, those never seen before are
     /// noted as seen `now` (the first writer's time stands).
     pub async fn first_seen(
@@ -213,10 +255,58 @@ impl Store {
         lists: &[ListName],
         now: DateTime<Utc>,
     ) -> Result<IssueRecord, StoreError> {
-        let articles = to_json(&issue.articles)?;
         let number = i64::from(issue.number);
         let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
+        let candidate_keys: Vec<&str> = issue
+            .variants
+            .iter()
+            .flat_map(|p| p.candidates.iter().flat_map(|c| c.keys.iter().map(String::as_str)))
+            .collect();
         in_tx!(self, |tx, db| {
+            // With variants, who gets what is read and decided first: the issue keeps only the
+            // articles some reader's copy carries.
+            let assigned = match &issue.variants {
+                None => None,
+                Some(plan) => {
+                    let readers: Vec<(i64, Option<String>)> = sqlx::query_as(db::AUDIENCE)
+                        .bind(Values(&names))
+                        .bind(ms(now))
+                        .bind(issue.edition.as_deref())
+                        .bind(plan.default_edition)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let last: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(variants::LAST_COPY)
+                        .bind(ms(plan.oldest))
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect();
+                    let pairs: Vec<(i64, String)> =
+                        sqlx::query_as(db::RECEIVED).bind(Values(&candidate_keys)).fetch_all(&mut *tx).await?;
+                    let mut received: HashMap<i64, HashSet<String>> = HashMap::new();
+                    for (id, identity) in pairs {
+                        received.entry(id).or_default().insert(identity);
+                    }
+                    let readers: Vec<variants::Reader<'_>> = readers
+                        .iter()
+                        .map(|(id, topics)| variants::Reader {
+                            id: *id,
+                            topics: topics.as_deref(),
+                            last: last.get(id).copied(),
+                        })
+                        .collect();
+                    Some(variants::assign(plan, &readers, &received))
+                }
+            };
+            let (articles, identities) = match (&assigned, &issue.variants) {
+                (Some(a), Some(plan)) => {
+                    let kept: Vec<&crate::domain::Article> = a.kept.iter().map(|&i| &issue.articles[i]).collect();
+                    let keys: HashSet<&str> =
+                        a.kept.iter().flat_map(|&i| plan.candidates[i].keys.iter().map(String::as_str)).collect();
+                    (to_json(&kept)?, keys.into_iter().map(str::to_owned).collect::<Vec<_>>())
+                }
+                _ => (to_json(&issue.articles)?, issue.identities.clone()),
+            };
             let inserted = sqlx::query(INSERT)
                 .bind(number)
                 .bind(&issue.subject)
@@ -224,14 +314,65 @@ impl Store {
                 .bind(&articles)
                 .bind(issue.slot.as_ref().map(|s| &s.key))
                 .bind(ms(now))
+                .bind(issue.edition.as_deref())
                 .execute(&mut *tx)
                 .await?;
             if inserted.rows_affected() == 0 {
                 return Err(StoreError::IssueExists(issue.number));
             }
             take_slot(&mut tx, issue.slot.as_ref(), number, now).await?;
-            sqlx::query(db::CARRY_ARTICLES).bind(number).bind(Values(&issue.identities)).execute(&mut *tx).await?;
-            sqlx::query(db::QUEUE_ISSUE).bind(number).bind(ms(now)).bind(Values(&names)).execute(&mut *tx).await?;
+            sqlx::query(db::CARRY_ARTICLES).bind(number).bind(Values(&identities)).execute(&mut *tx).await?;
+            match (&assigned, &issue.variants) {
+                (Some(a), Some(plan)) => {
+                    for (v, positions) in a.variants.iter().enumerate() {
+                        let variant = i64::try_from(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let keys: Vec<&str> = positions
+                            .iter()
+                            .flat_map(|&at| plan.candidates[a.kept[at]].keys.iter().map(String::as_str))
+                            .collect();
+                        sqlx::query(variants::INSERT_VARIANT)
+                            .bind(number)
+                            .bind(variant)
+                            .bind(to_json(positions)?)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(db::VARIANT_ARTICLES)
+                            .bind(number)
+                            .bind(variant)
+                            .bind(Values(&keys))
+                            .execute(&mut *tx)
+                            .await?;
+                        let ids: Vec<i64> =
+                            a.readers.iter().filter(|(_, r)| *r == Some(v)).map(|(id, _)| *id).collect();
+                        for chunk in ids.chunks(QUEUE_CHUNK) {
+                            sqlx::query(db::QUEUE_VARIANT)
+                                .bind(number)
+                                .bind(ms(now))
+                                .bind(variant)
+                                .bind(Values(chunk))
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    let empty: Vec<i64> = a.readers.iter().filter(|(_, r)| r.is_none()).map(|(id, _)| *id).collect();
+                    for chunk in empty.chunks(QUEUE_CHUNK) {
+                        sqlx::query(db::SKIP_NOTHING_NEW)
+                            .bind(number)
+                            .bind(ms(now))
+                            .bind(Values(chunk))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                _ => {
+                    sqlx::query(db::QUEUE_ISSUE)
+                        .bind(number)
+                        .bind(ms(now))
+                        .bind(Values(&names))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
             Ok(())
         })?;
         self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))

@@ -51,6 +51,7 @@ struct Taken {
     id: i64,
     subscriber_id: i64,
     attempts: i64,
+    variant: Option<i64>,
 }
 
 /// The subscriber of a delivery a claim took, as stored.
@@ -61,6 +62,7 @@ struct Person {
     name: String,
     attributes: String,
     status: String,
+    topics: Option<String>,
 }
 
 /// What a claim hands out, and what it skips.
@@ -94,6 +96,8 @@ fn sort_out(mut taken: Vec<Taken>, people: Vec<Person>) -> Result<Sorted, StoreE
             name: p.name.clone(),
             attributes: serde_json::from_str(&p.attributes).unwrap_or_default(),
             attempts: u32::try_from(t.attempts).unwrap_or_default(),
+            variant: t.variant,
+            topics: super::preferences::topic_keys(p.topics.as_deref()),
         });
     }
     Ok(sorted)
@@ -410,7 +414,7 @@ mod tests {
     use super::*;
 
     fn taken(id: i64, subscriber_id: i64, attempts: i64) -> Taken {
-        Taken { id, subscriber_id, attempts }
+        Taken { id, subscriber_id, attempts, variant: None }
     }
 
     fn person(id: i64, email: &str, status: &str) -> Person {
@@ -420,6 +424,7 @@ mod tests {
             name: format!("N{id}"),
             attributes: r#"{"city":"Oslo"}"#.into(),
             status: status.into(),
+            topics: None,
         }
     }
 

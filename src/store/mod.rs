@@ -26,6 +26,7 @@ mod sqlite;
 mod subscribers;
 mod transfer;
 mod users;
+mod variants;
 mod webhooks;
 
 pub use actions::{ActionRecord, NewAction};

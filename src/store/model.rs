@@ -105,6 +105,37 @@ pub struct NewIssue {
     /// The identities of the articles, for `since_last_issue`.
     pub identities: Vec<String>,
     pub slot: Option<SlotRef>,
+    /// The key of the edition it is an issue of; `None` without editions.
+    pub edition: Option<String>,
+    /// With editions or topics: how each reader's copy is chosen among `articles`. `None`: every
+    /// reader gets every article, queued as before.
+    pub variants: Option<VariantPlan>,
+}
+
+/// How the readers' copies of an issue are chosen: each reader of the edition gets the candidates
+/// of their topics that they have not received, and readers who get the same articles share one
+/// variant, rendered once.
+#[derive(Debug, Clone)]
+pub struct VariantPlan {
+    /// The issue is the default edition's: readers who chose none get it too.
+    pub default_edition: bool,
+    /// One per article of the issue, in its order.
+    pub candidates: Vec<Candidate>,
+    /// Readers whose last copy came before this have nothing older to catch up on.
+    pub oldest: DateTime<Utc>,
+}
+
+/// An article an issue may carry, as the choice of each reader's copy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Every key that makes two articles the same article.
+    pub keys: Vec<String>,
+    /// The keys of the topics it belongs to.
+    pub topics: Vec<String>,
+    pub published: DateTime<Utc>,
+    /// In the edition's own selection; otherwise it is offered only to readers whose last copy
+    /// came before it was published (they switched from an edition that had not carried it yet).
+    pub own: bool,
 }
 
 /// The schedule slot an issue is made for.
@@ -223,6 +254,8 @@ pub struct IssueRecord {
     pub subject_edited: bool,
     /// When the slot a draft is for falls; `None`: it goes out once approved.
     pub send_at: Option<DateTime<Utc>>,
+    /// The key of its edition; `None` for an issue made without editions.
+    pub edition: Option<String>,
 }
 
 /// An issue's deliveries that came back: each delivery once however many reports name it.

@@ -36,10 +36,10 @@ pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_un
      WHERE id IN (SELECT id FROM deliveries WHERE issue_number = $3 AND state IN ('queued', 'deferred') \
                   AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4) \
                   LIMIT $5 FOR UPDATE SKIP LOCKED) \
-     RETURNING id, subscriber_id, attempts";
+     RETURNING id, subscriber_id, attempts, variant";
 /// The claimed deliveries' subscribers.
 pub(super) const CLAIM_PEOPLE: &str =
-    "SELECT id, email, name, attributes, status FROM subscribers WHERE id = ANY($1::bigint[])";
+    "SELECT id, email, name, attributes, status, topics FROM subscribers WHERE id = ANY($1::bigint[])";
 /// Claimed deliveries whose subscriber left since the issue was queued.
 pub(super) const SKIP_LEFT: &str = "UPDATE deliveries AS d SET state = 'skipped', last_reply = u.reply, \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 \
@@ -76,7 +76,36 @@ pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subs
      SELECT $1, s.id, 'queued', 0, $2, $2 FROM subscribers s WHERE s.status = 'active' \
      AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
                  WHERE m.subscriber_id = s.id AND l.name = ANY($3::text[])) \
+     AND (s.paused_until IS NULL OR s.paused_until <= $2) \
      ORDER BY s.id";
+/// The active, unpaused ($2 is now) readers of the lists $1 who get edition $3's issues (its key;
+/// NULL: every reader, without editions), readers who chose none too when $4 (it is the default
+/// edition), with their topics.
+pub(super) const AUDIENCE: &str = "SELECT s.id, s.topics FROM subscribers s WHERE s.status = 'active' \
+     AND (s.paused_until IS NULL OR s.paused_until <= $2) \
+     AND ($3::text IS NULL OR s.edition = $3::text OR (s.edition IS NULL AND $4::boolean)) \
+     AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                 WHERE m.subscriber_id = s.id AND l.name = ANY($1::text[])) \
+     ORDER BY s.id";
+/// Who received which of the identities $1, in a copy sent or still to send: a delivery without a
+/// variant carried its whole issue.
+pub(super) const RECEIVED: &str = "SELECT d.subscriber_id, a.identity FROM issue_articles a \
+     JOIN deliveries d ON d.issue_number = a.issue_number \
+     WHERE a.identity = ANY($1::text[]) AND d.variant IS NULL AND d.state IN ('queued', 'deferred', 'sent') \
+     UNION SELECT d.subscriber_id, v.identity FROM variant_articles v \
+     JOIN deliveries d ON d.issue_number = v.issue_number AND d.variant = v.variant \
+     WHERE v.identity = ANY($1::text[]) AND d.state IN ('queued', 'deferred', 'sent')";
+/// The identities $3 variant $2 of issue $1 carried.
+pub(super) const VARIANT_ARTICLES: &str = "INSERT INTO variant_articles (issue_number, variant, identity) \
+     SELECT $1, $2, u.identity FROM UNNEST($3::text[]) AS u(identity) ON CONFLICT DO NOTHING";
+/// Queues variant $3 of issue $1 for the readers $4; $2 is now.
+pub(super) const QUEUE_VARIANT: &str = "INSERT INTO deliveries \
+     (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at, variant) \
+     SELECT $1, u.id, 'queued', 0, $2, $2, $3 FROM UNNEST($4::bigint[]) AS u(id)";
+/// Records issue $1 as skipped for the readers $3 with nothing new; $2 is now.
+pub(super) const SKIP_NOTHING_NEW: &str = "INSERT INTO deliveries \
+     (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at, last_reply) \
+     SELECT $1, u.id, 'skipped', 0, $2, $2, 'nothing new in their topics' FROM UNNEST($3::bigint[]) AS u(id)";
 /// How many deliveries `QUEUE_ISSUE` would queue for the lists $1.
 pub(super) const COUNT_RECIPIENTS: &str = "SELECT count(*) FROM subscribers s WHERE s.status = 'active' \
      AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
@@ -133,7 +162,7 @@ pub(super) const FIRST_SEEN: &str =
 /// An issue, locked until the transaction ends: two editors' changes to one draft, or an
 /// approval and the scheduler at its slot, take their turn.
 pub(super) const LOCK_ISSUE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, \
-     finished_at, note, intro, left_out, edited_subject, send_at FROM issues WHERE number = $1 FOR UPDATE";
+     finished_at, note, intro, left_out, edited_subject, send_at, edition FROM issues WHERE number = $1 FOR UPDATE";
 
 /// A rate bucket's numbers, locked until the transaction ends.
 /// A subscriber's status, locked until the transaction ends: two reports about one reader

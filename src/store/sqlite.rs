@@ -47,7 +47,36 @@ async fn create_private(file: &Path) {
 pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
      SELECT DISTINCT $1, s.id, 'queued', 0, $2, $2 FROM subscribers s \
      JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
-     WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each($3))";
+     WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each($3)) \
+     AND (s.paused_until IS NULL OR s.paused_until <= $2)";
+/// The active, unpaused ($2 is now) readers of the lists $1 (a JSON array) who get edition $3's
+/// issues (its key; NULL: every reader, without editions), readers who chose none too when $4
+/// (it is the default edition), each once, with their topics.
+pub(super) const AUDIENCE: &str = "SELECT DISTINCT s.id, s.topics FROM subscribers s \
+     JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
+     WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each($1)) \
+     AND (s.paused_until IS NULL OR s.paused_until <= $2) \
+     AND (CAST($3 AS TEXT) IS NULL OR s.edition = $3 OR (s.edition IS NULL AND $4)) ORDER BY s.id";
+/// Who received which of the identities $1 (a JSON array), in a copy sent or still to send: a
+/// delivery without a variant carried its whole issue.
+pub(super) const RECEIVED: &str = "SELECT d.subscriber_id, a.identity FROM issue_articles a \
+     JOIN deliveries d ON d.issue_number = a.issue_number \
+     WHERE a.identity IN (SELECT value FROM json_each($1)) AND d.variant IS NULL \
+     AND d.state IN ('queued', 'deferred', 'sent') \
+     UNION SELECT d.subscriber_id, v.identity FROM variant_articles v \
+     JOIN deliveries d ON d.issue_number = v.issue_number AND d.variant = v.variant \
+     WHERE v.identity IN (SELECT value FROM json_each($1)) AND d.state IN ('queued', 'deferred', 'sent')";
+/// The identities (a JSON array $3) variant $2 of issue $1 carried.
+pub(super) const VARIANT_ARTICLES: &str = "INSERT INTO variant_articles (issue_number, variant, identity) \
+     SELECT $1, $2, value FROM json_each($3) WHERE true ON CONFLICT DO NOTHING";
+/// Queues variant $3 of issue $1 for the readers $4 (a JSON array of ids); $2 is now.
+pub(super) const QUEUE_VARIANT: &str = "INSERT INTO deliveries \
+     (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at, variant) \
+     SELECT $1, value, 'queued', 0, $2, $2, $3 FROM json_each($4)";
+/// Records issue $1 as skipped for the readers $3 (a JSON array of ids) with nothing new; $2 is now.
+pub(super) const SKIP_NOTHING_NEW: &str = "INSERT INTO deliveries \
+     (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at, last_reply) \
+     SELECT $1, value, 'skipped', 0, $2, $2, 'nothing new in their topics' FROM json_each($3)";
 /// The articles (identities, a JSON array $2) issue $1 carried. SQLite needs the WHERE to read
 /// ON CONFLICT after a SELECT as the upsert it is.
 pub(super) const CARRY_ARTICLES: &str = "INSERT INTO issue_articles (issue_number, identity) \
@@ -64,7 +93,7 @@ pub(super) const LOCK_SUBSCRIBER_ID: &str = "SELECT status FROM subscribers WHER
 
 /// An issue, read to decide on it; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_ISSUE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, \
-     finished_at, note, intro, left_out, edited_subject, send_at FROM issues WHERE number = $1";
+     finished_at, note, intro, left_out, edited_subject, send_at, edition FROM issues WHERE number = $1";
 
 /// A rate bucket's numbers; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1";
@@ -175,9 +204,9 @@ pub(super) fn bind_rows<'q, R: serde::Serialize>(
 pub(super) const CLAIM: &str = "UPDATE deliveries SET lease_owner = $1, lease_until = $2 \
      WHERE id IN (SELECT id FROM deliveries WHERE issue_number = $3 AND state IN ('queued', 'deferred') \
                   AND next_attempt_at <= $4 AND (lease_until IS NULL OR lease_until < $4) LIMIT $5) \
-     RETURNING id, subscriber_id, attempts";
+     RETURNING id, subscriber_id, attempts, variant";
 pub(super) const CLAIM_PEOPLE: &str =
-    "SELECT id, email, name, attributes, status FROM subscribers WHERE id IN (SELECT value FROM json_each($1))";
+    "SELECT id, email, name, attributes, status, topics FROM subscribers WHERE id IN (SELECT value FROM json_each($1))";
 pub(super) const SKIP_LEFT: &str = "UPDATE deliveries SET state = 'skipped', last_reply = j.value ->> 1, \
      lease_owner = NULL, lease_until = NULL, updated_at = $1 \
      FROM json_each($2) AS j WHERE deliveries.id = j.value ->> 0";

@@ -181,10 +181,13 @@ on_each_backend!(
     a_search_finds_an_address_or_a_name_a_page_at_a_time,
     preferences_change_in_one_transaction_with_their_consent_event,
     an_import_sets_and_updates_preferences_and_counts_the_change,
+    each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers,
 );
 
 mod drafts;
+mod variants;
 use drafts::*;
+use variants::each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers;
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
     NewSubscriber {
@@ -209,6 +212,8 @@ async fn issue(store: &Store, number: u32, lists: &[ListName]) -> IssueRecord {
         articles: vec![],
         identities: vec![format!("url:https://e.org/{number}")],
         slot: None,
+        edition: None,
+        variants: None,
     };
     store.create_issue(&new, lists, now()).await.expect("issue")
 }
@@ -524,7 +529,16 @@ async fn one_delivery_per_active_subscriber_across_lists(s: Store) {
     assert_eq!(i.counts.queued, 1);
     assert!(matches!(
         s.create_issue(
-            &NewIssue { number: 1, subject: "x".into(), date: now(), articles: vec![], identities: vec![], slot: None },
+            &NewIssue {
+                number: 1,
+                subject: "x".into(),
+                date: now(),
+                articles: vec![],
+                identities: vec![],
+                slot: None,
+                edition: None,
+                variants: None,
+            },
             &lists,
             now()
         )

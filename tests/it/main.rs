@@ -17,6 +17,7 @@ mod dashboard;
 mod deliver;
 mod dkim;
 mod edition_schedule;
+mod editions;
 mod enumeration;
 mod feed_cache;
 mod hostile;

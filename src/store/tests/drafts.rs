@@ -34,6 +34,8 @@ fn new_draft(number: u32, slot: Option<&str>) -> NewIssue {
         articles: vec![article(1), article(2)],
         identities: vec!["url:https://e.org/1".into(), "url:https://e.org/2".into()],
         slot: slot.map(|key| SlotRef { key: key.into(), at: now() }),
+        edition: None,
+        variants: None,
     }
 }
 

@@ -1,0 +1,145 @@
+//! Issues made with editions and topics, on both backends: each reader of the edition gets the
+//! articles of their topics they have not received, in copies shared by readers who get the same,
+//! and a reader with nothing new is skipped.
+
+use chrono::Duration;
+
+use super::{now, row, weekly};
+use crate::{
+    domain::{Article, SafeHtml},
+    store::{Candidate, NewIssue, Store, VariantPlan, backend::with_backend},
+};
+
+fn article(key: &str) -> Article {
+    Article {
+        id: key.into(),
+        title: key.into(),
+        url: Some(format!("https://e.org/{key}").parse().expect("url")),
+        date: None,
+        author: None,
+        summary: String::new(),
+        content_html: SafeHtml::default(),
+        image: None,
+        tags: Vec::new(),
+        source: "s".into(),
+        source_id: "s".into(),
+        draft: false,
+    }
+}
+
+/// Issue `number` of edition `edition` offering `(key, topic)` articles, all the edition's own.
+fn issue_of(number: u32, edition: &str, default: bool, offered: &[(&str, &str)]) -> NewIssue {
+    NewIssue {
+        number,
+        subject: "s".into(),
+        date: now(),
+        articles: offered.iter().map(|(k, _)| article(k)).collect(),
+        identities: offered.iter().map(|(k, _)| format!("url:https://e.org/{k}")).collect(),
+        slot: None,
+        edition: Some(edition.into()),
+        variants: Some(VariantPlan {
+            default_edition: default,
+            candidates: offered
+                .iter()
+                .map(|(k, t)| Candidate {
+                    keys: vec![format!("url:https://e.org/{k}")],
+                    topics: t.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
+                    published: now(),
+                    own: true,
+                })
+                .collect(),
+            oldest: now() - Duration::days(7),
+        }),
+    }
+}
+
+async fn choose(s: &Store, email: &str, edition: Option<&str>, topics: Option<&str>, paused_until: Option<i64>) {
+    with_backend!(s, |pool, db| {
+        sqlx::query("UPDATE subscribers SET edition = $1, topics = $2, paused_until = $3 WHERE email = $4")
+            .bind(edition)
+            .bind(topics)
+            .bind(paused_until)
+            .bind(email)
+            .execute(pool)
+            .await
+            .map(drop)
+            .expect("preferences")
+    });
+}
+
+/// Each delivery of the issue: the reader, its state and the article keys of its copy.
+async fn copies(s: &Store, number: u32) -> Vec<(String, String, Vec<String>)> {
+    let issue = s.issue(number).await.expect("issue").expect("there");
+    let variants = s.issue_variants(number).await.expect("variants");
+    let rows: Vec<(String, String, Option<i64>)> = with_backend!(s, |pool, db| {
+        sqlx::query_as(
+            "SELECT s.email, d.state, d.variant FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_number = $1 ORDER BY s.email",
+        )
+        .bind(i64::from(number))
+        .fetch_all(pool)
+        .await
+        .expect("deliveries")
+    });
+    rows.into_iter()
+        .map(|(email, state, variant)| {
+            let keys = match variant {
+                None => Vec::new(),
+                Some(v) => {
+                    let (_, positions) = variants.iter().find(|(n, _)| *n == v).expect("its variant");
+                    positions.iter().map(|&at| issue.articles[at].id.clone()).collect()
+                }
+            };
+            (email, state, keys)
+        })
+        .collect()
+}
+
+fn copy(email: &str, state: &str, keys: &[&str]) -> (String, String, Vec<String>) {
+    (email.into(), state.into(), keys.iter().map(|k| (*k).to_owned()).collect())
+}
+
+pub(super) async fn each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers(s: Store) {
+    let readers = ["a@e.org", "b@e.org", "c@e.org", "d@e.org", "e@e.org"];
+    let rows: Vec<_> = readers.iter().map(|r| row(r, &["weekly"])).collect();
+    s.import(&rows, "import", now()).await.expect("import");
+    choose(&s, "b@e.org", Some("daily"), Some(";arts;"), None).await;
+    choose(&s, "c@e.org", None, Some(";science;"), None).await;
+    choose(&s, "d@e.org", Some("daily"), None, None).await;
+    let later = (now() + Duration::days(30)).timestamp_millis();
+    choose(&s, "e@e.org", None, None, Some(later)).await;
+    let lists = [weekly()];
+
+    // The weekly (default) edition: who chose none or weekly, not the paused reader.
+    let one = s.create_issue(&issue_of(1, "weekly", true, &[("x", "arts"), ("y", "science")]), &lists, now()).await;
+    let one = one.expect("issue 1");
+    assert_eq!(one.edition.as_deref(), Some("weekly"));
+    assert_eq!(copies(&s, 1).await, [copy("a@e.org", "queued", &["x", "y"]), copy("c@e.org", "queued", &["y"])]);
+    assert_eq!(s.issue_variants(1).await.expect("variants").len(), 2);
+    let claimed = s.claim(1, "w", 10, now(), std::time::Duration::from_secs(60)).await.expect("claim");
+    assert!(claimed.iter().all(|c| c.variant.is_some()), "a claim says which copy: {claimed:?}");
+
+    // The daily edition: its readers alike share one copy.
+    s.create_issue(&issue_of(2, "daily", false, &[("x", "arts"), ("z", "arts,science")]), &lists, now())
+        .await
+        .expect("issue 2");
+    assert_eq!(copies(&s, 2).await, [copy("b@e.org", "queued", &["x", "z"]), copy("d@e.org", "queued", &["x", "z"])]);
+    assert_eq!(s.issue_variants(2).await.expect("variants").len(), 1);
+
+    // b switches to the weekly edition: nothing of the next weekly issue is new in their topic.
+    choose(&s, "b@e.org", None, Some(";arts;"), None).await;
+    s.create_issue(&issue_of(3, "weekly", true, &[("x", "arts"), ("y", "science"), ("w", "science")]), &lists, now())
+        .await
+        .expect("issue 3");
+    assert_eq!(
+        copies(&s, 3).await,
+        [copy("a@e.org", "queued", &["w"]), copy("b@e.org", "skipped", &[]), copy("c@e.org", "queued", &["w"])]
+    );
+    let three = s.issue(3).await.expect("issue").expect("there");
+    assert_eq!(
+        three.articles.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["w"],
+        "the issue keeps what it carries"
+    );
+    assert_eq!(three.counts.skipped, 1);
+}
