@@ -345,7 +345,8 @@ pub async fn serve_reviews(
         warn!("list files not synced: {e}");
     }
     for number in due {
-        match store.serve_slot(number, required, lists, &Actor::Scheduler, now).await? {
+        let plan = store.issue(number).await?.and_then(|i| issue::variant_plan_of(publication, &i, now));
+        match store.serve_slot(number, required, lists, plan.as_ref(), &Actor::Scheduler, now).await? {
             crate::store::AtSlot::Queued => info!(issue = number, "issue #{number} queued at its slot"),
             crate::store::AtSlot::Held => {
                 warn!(

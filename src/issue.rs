@@ -212,6 +212,16 @@ pub fn variant_plan(publication: &Publication, draft: &Draft, now: DateTime<Utc>
     })
 }
 
+/// How each reader's copy of issue `issue`, a draft made earlier, is chosen when it is queued:
+/// against its frozen articles, what readers received by `now` and their choices by then.
+pub fn variant_plan_of(
+    publication: &Publication,
+    issue: &IssueRecord,
+    now: DateTime<Utc>,
+) -> Option<crate::store::VariantPlan> {
+    variant_plan(publication, &draft_of(publication, issue), now)
+}
+
 /// What the store is given to make `draft` an issue: its subject rendered once, its articles
 /// frozen with their identities.
 pub fn new_issue(publication: &Publication, draft: &Draft, slot: Option<SlotRef>) -> Result<NewIssue, IssueError> {

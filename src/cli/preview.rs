@@ -51,17 +51,23 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     let topics = chosen_topics(&publication.config, &choices.topics);
 
     let mut draft = setup::draft(&publication, &store, edition, now).await?;
-    if !topics.is_empty() {
-        let before = draft.selected.articles.len();
-        draft.selected.articles = of_topics(std::mem::take(&mut draft.selected.articles), &topics);
-        if before > 0 && draft.selected.articles.is_empty() {
-            warnings.push(format!(
-                "nothing in {email}'s topics: the next issue would skip them (their delivery recorded as skipped)"
-            ));
-        }
+    let before = draft.selected.articles.len();
+    draft.selected.articles = of_topics(std::mem::take(&mut draft.selected.articles), &topics);
+    // What they received already, in any edition, is not in their copy.
+    if let Some(id) = choices.id {
+        let keys: Vec<String> = draft.selected.articles.iter().flat_map(crate::compose::selection::keys).collect();
+        let got = store.received_by(id, &keys).await.map_err(Failure::from)?;
+        draft.selected.articles.retain(|a| !crate::compose::selection::keys(a).iter().any(|k| got.contains(k)));
+    }
+    if before > 0 && draft.selected.articles.is_empty() {
+        warnings.push(format!(
+            "nothing new in {email}'s topics: the next issue would skip them (their delivery recorded as skipped)"
+        ));
     }
     let prepared = publication.prepare(&draft)?;
-    let recipient = publication.recipient(email, &name, attributes);
+    let shown_edition = draft.edition.as_ref().map(|e| e.name.key());
+    let recipient =
+        publication.recipient_with(email, &name, attributes, shown_edition.as_deref(), &choices.topics, now);
     let rendered = prepared.personalize(&recipient)?;
 
     let body: Vec<u8> = match format {
@@ -170,7 +176,7 @@ async fn reader(
             let name = row.as_ref().and_then(|r| r.name.as_ref()).map_or(record.name, |n| n.as_str().to_owned());
             let mut attributes = record.attributes;
             attributes.extend(row.map(|r| r.attributes).unwrap_or_default());
-            let choices = Choices { edition: record.edition, topics: record.topics };
+            let choices = Choices { id: Some(record.id), edition: record.edition, topics: record.topics };
             Reader { email, name, attributes, choices, warnings }
         }
         (None, Some(row)) => Reader {
@@ -204,6 +210,8 @@ struct Reader {
 /// A reader's preferences as the store keeps them: keys, none = the defaults.
 #[derive(Debug, Default)]
 struct Choices {
+    /// Their row in the store: what they received is left out of their copy.
+    id: Option<i64>,
     edition: Option<String>,
     topics: Vec<String>,
 }

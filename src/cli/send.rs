@@ -65,7 +65,8 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
                     return Err(Failure::usage("not sent: answer y to send it, or pass --yes"));
                 }
                 let lists = subscribers::issue_lists(&publication.config);
-                store.serve_slot(reviewed.number, false, lists, &Actor::CommandLine, real).await?;
+                let variants = issue::variant_plan_of(&publication, &reviewed, real);
+                store.serve_slot(reviewed.number, false, lists, variants.as_ref(), &Actor::CommandLine, real).await?;
             }
         }
     }
@@ -74,7 +75,10 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         let question = match &plan {
             Plan::Nothing(_) => None,
             Plan::Create(draft) => {
-                let reach = subscribers::reach(&publication.config, &store, real).await?;
+                let copies = issue::variant_plan(&publication, draft, now)
+                    .map(|p| (p, draft.edition.as_ref().map(|e| e.name.key())));
+                let copies = copies.as_ref().map(|(p, e)| (p, e.as_deref()));
+                let reach = subscribers::reach(&publication.config, &store, copies, real).await?;
                 Some(format!("Send issue #{} to {}? [y/N] ", draft.number, readers_count(reach.readers)))
             }
             Plan::Resume(issue) => Some(format!(
@@ -174,9 +178,18 @@ async fn dry_run(
     now: DateTime<Utc>,
     real: DateTime<Utc>,
 ) -> Result<Output, Failure> {
-    let reach = subscribers::reach(&publication.config, store, real).await?;
+    let plan = issue::plan(publication, store, edition, now, false).await?;
+    // An issue of editions or topics is counted by the copies its readers would get.
+    let copies = match &plan {
+        Plan::Create(draft) => {
+            issue::variant_plan(publication, draft, now).map(|p| (p, draft.edition.as_ref().map(|e| e.name.key())))
+        }
+        _ => None,
+    };
+    let reach =
+        subscribers::reach(&publication.config, store, copies.as_ref().map(|(p, e)| (p, e.as_deref())), real).await?;
     let warnings: Vec<String> = reach.syncs.iter().flat_map(row_warnings).collect();
-    let mut out = match issue::plan(publication, store, edition, now, false).await? {
+    let mut out = match plan {
         Plan::Nothing(reason) => {
             Output::new(format!("Nothing to send: {reason}.\n"), json!({ "issue": null, "reason": reason }))
         }

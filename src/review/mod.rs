@@ -132,7 +132,8 @@ pub async fn approve(
     if let Err(e) = subscribers::sync_lists(&publication.config, store, now).await {
         tracing::warn!("list files not synced before approving issue #{number}: {e}");
     }
-    Ok(store.approve_issue(number, subscribers::issue_lists(&publication.config), actor, now).await?)
+    let plan = store.issue(number).await?.and_then(|i| issue::variant_plan_of(publication, &i, now));
+    Ok(store.approve_issue(number, subscribers::issue_lists(&publication.config), plan.as_ref(), actor, now).await?)
 }
 
 /// Holds issue `number`: nothing sends it until it is approved.

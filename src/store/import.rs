@@ -11,9 +11,11 @@ use sqlx::{Encode, Executor, IntoArguments, Transaction, Type};
 use tokio::sync::mpsc::Receiver;
 
 use super::{
-    ConsentEvent, ImportCounts, ImportPart, NewSubscriber, Store, StoreError,
+    ConsentEvent, Copies, ImportCounts, ImportPart, NewSubscriber, Store, StoreError,
     backend::{Dialect, RETRIES, Values, contended, count, in_tx, ms, parse, to_json, with_backend},
-    consent, keys,
+    consent,
+    issues::assign_readers,
+    keys,
     lists::{self, ListIds},
     preferences,
 };
@@ -198,14 +200,19 @@ impl Store {
     /// How many subscribers an issue to `lists` would be queued for once each list file had been
     /// synced: the syncs of `files` made as `sync_list_stream` makes them, then the count, in one
     /// transaction that is rolled back, so nothing changes.
+    ///
+    /// With `copies` (an issue of editions or topics: its plan and its edition's key), the count
+    /// is of the readers whose copy would carry something, chosen as the issue's creation
+    /// chooses them; those with nothing new would get a `skipped` delivery and no message.
     pub async fn recipients_after_sync(
         &self,
         files: Vec<(ListName, Receiver<ImportPart>)>,
         lists: &[ListName],
+        copies: Option<Copies<'_>>,
         now: DateTime<Utc>,
     ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
         let streams = files.into_iter().map(|(list, parts)| Stream::list_file(list, parts)).collect();
-        self.take(streams, now, Some(lists)).await
+        self.take(streams, now, Some((lists, copies))).await
     }
 
     /// Reads `streams` one after another in one transaction, then commits it; or, for a `trial`,
@@ -215,7 +222,7 @@ impl Store {
         &self,
         streams: Vec<Stream>,
         now: DateTime<Utc>,
-        trial: Option<&[ListName]>,
+        trial: Option<(&[ListName], Option<Copies<'_>>)>,
     ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
         with_backend!(self, |pool, db| {
             let mut tx = db::begin(pool).await?;
@@ -258,9 +265,15 @@ impl Store {
                     all.push(counts);
                 }
                 let recipients: i64 = match trial {
-                    Some(lists) => {
+                    Some((lists, None)) => {
                         let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
                         sqlx::query_scalar(db::COUNT_RECIPIENTS).bind(Values(&names)).fetch_one(&mut *tx).await?
+                    }
+                    Some((lists, Some((plan, edition)))) => {
+                        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
+                        let assigned = assign_readers!(tx, db, plan, &names, edition, now);
+                        i64::try_from(assigned.readers.iter().filter(|(_, copy)| copy.is_some()).count())
+                            .unwrap_or(i64::MAX)
                     }
                     None => 0,
                 };

@@ -10,11 +10,10 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Trans
 use super::{
     DeliveryCounts, IssueRecord, NewIssue, ReportCounts, SentIssue, SlotRef, Store, StoreError,
     backend::{Values, count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
-    variants,
 };
 
 /// Readers queued by one statement: a bound list stays well within what either database takes.
-const QUEUE_CHUNK: usize = 10_000;
+pub(super) const QUEUE_CHUNK: usize = 10_000;
 use crate::domain::{IssueStatus, ListName};
 
 const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
@@ -129,6 +128,99 @@ impl TryFrom<SentRow> for SentIssue {
         })
     }
 }
+
+/// Who of an issue's readers (active on `$names`, of edition `$edition`, not paused) gets which
+/// of `$plan`'s candidates, decided inside the transaction `$tx` that queues them
+/// ([`variants::assign`]). A macro, as the store's other per-backend steps are, since the
+/// statements differ per database: issue creation and a draft's approval both run it.
+macro_rules! assign_readers {
+    ($tx:ident, $db:ident, $plan:expr, $names:expr, $edition:expr, $now:expr) => {{
+        let plan: &$crate::store::VariantPlan = $plan;
+        let candidate_keys: Vec<&str> =
+            plan.candidates.iter().flat_map(|c| c.keys.iter().map(String::as_str)).collect();
+        let readers: Vec<(i64, Option<String>)> = sqlx::query_as($db::AUDIENCE)
+            .bind($crate::store::backend::Values($names))
+            .bind($crate::store::backend::ms($now))
+            .bind($edition)
+            .bind(plan.default_edition)
+            .fetch_all(&mut *$tx)
+            .await?;
+        let last: std::collections::HashMap<i64, i64> =
+            sqlx::query_as::<_, (i64, i64)>($crate::store::variants::LAST_COPY)
+                .bind($crate::store::backend::ms(plan.oldest))
+                .fetch_all(&mut *$tx)
+                .await?
+                .into_iter()
+                .collect();
+        let pairs: Vec<(i64, String)> = sqlx::query_as($db::RECEIVED)
+            .bind($crate::store::backend::Values(&candidate_keys))
+            .fetch_all(&mut *$tx)
+            .await?;
+        let mut received: std::collections::HashMap<i64, std::collections::HashSet<String>> =
+            std::collections::HashMap::new();
+        for (id, identity) in pairs {
+            received.entry(id).or_default().insert(identity);
+        }
+        let readers: Vec<$crate::store::variants::Reader<'_>> = readers
+            .iter()
+            .map(|(id, topics)| $crate::store::variants::Reader {
+                id: *id,
+                topics: topics.as_deref(),
+                last: last.get(id).copied(),
+            })
+            .collect();
+        $crate::store::variants::assign(plan, &readers, &received)
+    }};
+}
+pub(super) use assign_readers;
+
+/// Writes what [`assign_readers`] decided for issue `$number`: each variant with the articles it
+/// carries, its readers' deliveries queued, and a `skipped` delivery for each reader with nothing
+/// new.
+macro_rules! queue_assigned {
+    ($tx:ident, $db:ident, $number:expr, $plan:expr, $assigned:expr, $now:expr) => {{
+        let number: i64 = $number;
+        let plan: &$crate::store::VariantPlan = $plan;
+        let a: &$crate::store::variants::Assignment = $assigned;
+        for (v, positions) in a.variants.iter().enumerate() {
+            let variant = i64::try_from(v).map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))?;
+            let keys: Vec<&str> =
+                positions.iter().flat_map(|&at| plan.candidates[a.kept[at]].keys.iter().map(String::as_str)).collect();
+            sqlx::query($crate::store::variants::INSERT_VARIANT)
+                .bind(number)
+                .bind(variant)
+                .bind($crate::store::backend::to_json(positions)?)
+                .execute(&mut *$tx)
+                .await?;
+            sqlx::query($db::VARIANT_ARTICLES)
+                .bind(number)
+                .bind(variant)
+                .bind($crate::store::backend::Values(&keys))
+                .execute(&mut *$tx)
+                .await?;
+            let ids: Vec<i64> = a.readers.iter().filter(|(_, r)| *r == Some(v)).map(|(id, _)| *id).collect();
+            for chunk in ids.chunks($crate::store::issues::QUEUE_CHUNK) {
+                sqlx::query($db::QUEUE_VARIANT)
+                    .bind(number)
+                    .bind($crate::store::backend::ms($now))
+                    .bind(variant)
+                    .bind($crate::store::backend::Values(chunk))
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+        let empty: Vec<i64> = a.readers.iter().filter(|(_, r)| r.is_none()).map(|(id, _)| *id).collect();
+        for chunk in empty.chunks($crate::store::issues::QUEUE_CHUNK) {
+            sqlx::query($db::SKIP_NOTHING_NEW)
+                .bind(number)
+                .bind($crate::store::backend::ms($now))
+                .bind($crate::store::backend::Values(chunk))
+                .execute(&mut *$tx)
+                .await?;
+        }
+    }};
+}
+pub(super) use queue_assigned;
 
 /// Takes the schedule slot that made issue `number` (if a slot made it) inside the transaction
 /// that makes the issue, a draft or one that sends at once: a slot makes one issue, however
@@ -257,46 +349,12 @@ impl Store {
     ) -> Result<IssueRecord, StoreError> {
         let number = i64::from(issue.number);
         let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
-        let candidate_keys: Vec<&str> = issue
-            .variants
-            .iter()
-            .flat_map(|p| p.candidates.iter().flat_map(|c| c.keys.iter().map(String::as_str)))
-            .collect();
         in_tx!(self, |tx, db| {
             // With variants, who gets what is read and decided first: the issue keeps only the
             // articles some reader's copy carries.
             let assigned = match &issue.variants {
                 None => None,
-                Some(plan) => {
-                    let readers: Vec<(i64, Option<String>)> = sqlx::query_as(db::AUDIENCE)
-                        .bind(Values(&names))
-                        .bind(ms(now))
-                        .bind(issue.edition.as_deref())
-                        .bind(plan.default_edition)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let last: HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>(variants::LAST_COPY)
-                        .bind(ms(plan.oldest))
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect();
-                    let pairs: Vec<(i64, String)> =
-                        sqlx::query_as(db::RECEIVED).bind(Values(&candidate_keys)).fetch_all(&mut *tx).await?;
-                    let mut received: HashMap<i64, HashSet<String>> = HashMap::new();
-                    for (id, identity) in pairs {
-                        received.entry(id).or_default().insert(identity);
-                    }
-                    let readers: Vec<variants::Reader<'_>> = readers
-                        .iter()
-                        .map(|(id, topics)| variants::Reader {
-                            id: *id,
-                            topics: topics.as_deref(),
-                            last: last.get(id).copied(),
-                        })
-                        .collect();
-                    Some(variants::assign(plan, &readers, &received))
-                }
+                Some(plan) => Some(assign_readers!(tx, db, plan, &names, issue.edition.as_deref(), now)),
             };
             let (articles, identities) = match (&assigned, &issue.variants) {
                 (Some(a), Some(plan)) => {
@@ -323,47 +381,7 @@ impl Store {
             take_slot(&mut tx, issue.slot.as_ref(), number, now).await?;
             sqlx::query(db::CARRY_ARTICLES).bind(number).bind(Values(&identities)).execute(&mut *tx).await?;
             match (&assigned, &issue.variants) {
-                (Some(a), Some(plan)) => {
-                    for (v, positions) in a.variants.iter().enumerate() {
-                        let variant = i64::try_from(v).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let keys: Vec<&str> = positions
-                            .iter()
-                            .flat_map(|&at| plan.candidates[a.kept[at]].keys.iter().map(String::as_str))
-                            .collect();
-                        sqlx::query(variants::INSERT_VARIANT)
-                            .bind(number)
-                            .bind(variant)
-                            .bind(to_json(positions)?)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query(db::VARIANT_ARTICLES)
-                            .bind(number)
-                            .bind(variant)
-                            .bind(Values(&keys))
-                            .execute(&mut *tx)
-                            .await?;
-                        let ids: Vec<i64> =
-                            a.readers.iter().filter(|(_, r)| *r == Some(v)).map(|(id, _)| *id).collect();
-                        for chunk in ids.chunks(QUEUE_CHUNK) {
-                            sqlx::query(db::QUEUE_VARIANT)
-                                .bind(number)
-                                .bind(ms(now))
-                                .bind(variant)
-                                .bind(Values(chunk))
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                    let empty: Vec<i64> = a.readers.iter().filter(|(_, r)| r.is_none()).map(|(id, _)| *id).collect();
-                    for chunk in empty.chunks(QUEUE_CHUNK) {
-                        sqlx::query(db::SKIP_NOTHING_NEW)
-                            .bind(number)
-                            .bind(ms(now))
-                            .bind(Values(chunk))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
+                (Some(a), Some(plan)) => queue_assigned!(tx, db, number, plan, a, now),
                 _ => {
                     sqlx::query(db::QUEUE_ISSUE)
                         .bind(number)

@@ -125,6 +125,10 @@ pub struct VariantPlan {
     pub oldest: DateTime<Utc>,
 }
 
+/// An issue of editions or topics as a count or a queue sees it: how its copies are chosen, and
+/// the key of its edition.
+pub type Copies<'a> = (&'a VariantPlan, Option<&'a str>);
+
 /// An article an issue may carry, as the choice of each reader's copy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {

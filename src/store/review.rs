@@ -7,15 +7,17 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    IssueRecord, NewIssue, Store, StoreError, actions,
+    IssueRecord, NewIssue, Store, StoreError, VariantPlan, actions,
     backend::{Values, in_tx, issue_number, ms, to_json, with_backend},
-    issues::{Row, take_slot},
+    issues::{Row, assign_readers, queue_assigned, take_slot},
 };
 use crate::domain::{Actor, Article, IssueStatus, ListName};
 
-const INSERT_DRAFT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at, send_at) \
-     VALUES ($1, 'draft', $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+const INSERT_DRAFT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at, send_at, edition) \
+     VALUES ($1, 'draft', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
 const SET_STATUS: &str = "UPDATE issues SET status = $1 WHERE number = $2";
+/// At its approval, an issue of editions or topics keeps the articles some reader's copy carries.
+const SET_ARTICLES: &str = "UPDATE issues SET articles = $1 WHERE number = $2";
 const REVISE: &str = "UPDATE issues SET subject = $1, edited_subject = $2, intro = $3, articles = $4, left_out = $5 \
      WHERE number = $6";
 /// An edit changes which articles the issue carries: they are written again whole.
@@ -73,6 +75,7 @@ impl Store {
                 .bind(issue.slot.as_ref().map(|s| &s.key))
                 .bind(ms(now))
                 .bind(send_at.map(ms))
+                .bind(issue.edition.as_deref())
                 .execute(&mut *tx)
                 .await?;
             if inserted.rows_affected() == 0 {
@@ -145,16 +148,17 @@ impl Store {
         &self,
         number: u32,
         lists: &[ListName],
+        plan: Option<&VariantPlan>,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<IssueRecord, StoreError> {
-        self.move_issue(number, lists, actor, now, "approved", |i| approval(i.status, i.send_at, now)).await?;
+        self.move_issue(number, (lists, plan), actor, now, "approved", |i| approval(i.status, i.send_at, now)).await?;
         self.issue(number).await?.ok_or(StoreError::NoIssue(number))
     }
 
     /// Holds a draft or approved issue: nothing sends it until it is approved again.
     pub async fn hold_issue(&self, number: u32, actor: &Actor, now: DateTime<Utc>) -> Result<IssueRecord, StoreError> {
-        self.move_issue(number, &[], actor, now, "held", |i| holding(i.status)).await?;
+        self.move_issue(number, (&[], None), actor, now, "held", |i| holding(i.status)).await?;
         self.issue(number).await?.ok_or(StoreError::NoIssue(number))
     }
 
@@ -165,10 +169,11 @@ impl Store {
         number: u32,
         required: bool,
         lists: &[ListName],
+        plan: Option<&VariantPlan>,
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<AtSlot, StoreError> {
-        let moved = self.move_issue(number, lists, actor, now, "", |i| Ok(at_slot(i.status, required))).await?;
+        let moved = self.move_issue(number, (lists, plan), actor, now, "", |i| Ok(at_slot(i.status, required))).await?;
         Ok(match moved {
             Some(IssueStatus::Sending) => AtSlot::Queued,
             Some(IssueStatus::Held) => AtSlot::Held,
@@ -181,7 +186,7 @@ impl Store {
     async fn move_issue<F>(
         &self,
         number: u32,
-        lists: &[ListName],
+        (lists, plan): (&[ListName], Option<&VariantPlan>),
         actor: &Actor,
         now: DateTime<Utc>,
         action: &str,
@@ -202,8 +207,33 @@ impl Store {
                 return Ok(None);
             };
             sqlx::query(SET_STATUS).bind(to.as_str()).bind(n).execute(&mut *tx).await?;
-            if to == IssueStatus::Sending {
-                sqlx::query(db::QUEUE_ISSUE).bind(n).bind(ms(now)).bind(Values(&names)).execute(&mut *tx).await?;
+            match (to, plan) {
+                (IssueStatus::Sending, Some(plan)) => {
+                    // Each reader's copy is chosen now, against what they received by now; the
+                    // issue keeps the articles some copy carries, as one made at once does.
+                    let assigned = assign_readers!(tx, db, plan, &names, current.edition.as_deref(), now);
+                    let kept: Vec<&Article> = assigned.kept.iter().filter_map(|&i| current.articles.get(i)).collect();
+                    if kept.len() != assigned.kept.len() {
+                        return Err(StoreError::Corrupt(format!(
+                            "issue {number}'s plan names articles the issue does not hold"
+                        )));
+                    }
+                    let identities: Vec<&str> = assigned
+                        .kept
+                        .iter()
+                        .flat_map(|&i| plan.candidates[i].keys.iter().map(String::as_str))
+                        .collect::<std::collections::HashSet<_>>()
+                        .into_iter()
+                        .collect();
+                    sqlx::query(SET_ARTICLES).bind(to_json(&kept)?).bind(n).execute(&mut *tx).await?;
+                    sqlx::query(UNCARRY).bind(n).execute(&mut *tx).await?;
+                    sqlx::query(db::CARRY_ARTICLES).bind(n).bind(Values(&identities)).execute(&mut *tx).await?;
+                    queue_assigned!(tx, db, n, plan, &assigned, now);
+                }
+                (IssueStatus::Sending, None) => {
+                    sqlx::query(db::QUEUE_ISSUE).bind(n).bind(ms(now)).bind(Values(&names)).execute(&mut *tx).await?;
+                }
+                _ => {}
             }
             let logged = if action.is_empty() { to.as_str() } else { action };
             let detail = if to == IssueStatus::Sending { "queued for its readers" } else { "" };

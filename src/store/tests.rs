@@ -182,12 +182,16 @@ on_each_backend!(
     preferences_change_in_one_transaction_with_their_consent_event,
     an_import_sets_and_updates_preferences_and_counts_the_change,
     each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers,
+    an_approved_draft_is_queued_copy_by_copy_for_its_editions_readers,
 );
 
 mod drafts;
 mod variants;
 use drafts::*;
-use variants::each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers;
+use variants::{
+    an_approved_draft_is_queued_copy_by_copy_for_its_editions_readers,
+    each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers,
+};
 
 fn row(email: &str, lists: &[&str]) -> NewSubscriber {
     NewSubscriber {
@@ -380,13 +384,14 @@ async fn a_trial_sync_counts_what_the_syncs_would_leave_and_keeps_nothing(s: Sto
         (weekly(), parts(&[row("B@example.org", &[]), row("c@example.org", &[])])),
         (news.clone(), parts(&[row("a@example.org", &[]), row("d@example.org", &[])])),
     ];
-    let (counts, recipients) = s.recipients_after_sync(files, &[weekly(), news.clone()], now()).await.expect("trial");
+    let (counts, recipients) =
+        s.recipients_after_sync(files, &[weekly(), news.clone()], None, now()).await.expect("trial");
     assert_eq!(recipients, 3, "a (news), c (weekly) and d (news): not b, who left, nor z, dropped");
     assert_eq!((counts[0].imported, counts[0].removed), (1, 1));
     assert_eq!((counts[1].imported, counts[1].removed), (1, 1));
     assert_eq!(s.subscribers(None, None).await.expect("list"), before, "nothing kept");
 
-    let (_, weekly_only) = s.recipients_after_sync(vec![], &[weekly()], now()).await.expect("count");
+    let (_, weekly_only) = s.recipients_after_sync(vec![], &[weekly()], None, now()).await.expect("count");
     assert_eq!(weekly_only, 1, "a, as the store holds it now");
 }
 

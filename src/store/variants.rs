@@ -6,7 +6,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Candidate, Store, StoreError, VariantPlan, backend::with_backend, preferences};
+use super::{
+    Candidate, Store, StoreError, VariantPlan,
+    backend::{Values, with_backend},
+    preferences,
+};
 
 /// When each reader's last copy (sent or still to send) was made, among issues made since $1.
 pub(super) const LAST_COPY: &str = "SELECT d.subscriber_id, max(i.created_at) FROM deliveries d \
@@ -106,6 +110,15 @@ impl Store {
         rows.into_iter()
             .map(|(v, a)| Ok((v, serde_json::from_str(&a).map_err(|e| StoreError::Corrupt(e.to_string()))?)))
             .collect()
+    }
+
+    /// Which of `identities` subscriber `id` received, in a copy sent or still to send: what a
+    /// preview of their next copy leaves out.
+    pub async fn received_by(&self, id: i64, identities: &[String]) -> Result<HashSet<String>, StoreError> {
+        let pairs: Vec<(i64, String)> = with_backend!(self, |pool, db| {
+            sqlx::query_as(db::RECEIVED).bind(Values(identities)).fetch_all(pool).await?
+        });
+        Ok(pairs.into_iter().filter(|(who, _)| *who == id).map(|(_, identity)| identity).collect())
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     csv_import::{self, Rejected},
     domain::{EmailAddress, ListName},
-    store::{ImportCounts, NewSubscriber, Store},
+    store::{Copies, ImportCounts, NewSubscriber, Store},
 };
 
 /// What syncing one list file did.
@@ -64,7 +64,15 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
 /// What an issue made now would reach, found without changing anything: each list file synced
 /// as [`sync_lists`] syncs it and the readers of [`issue_lists`] counted, in one transaction
 /// that is then rolled back.
-pub async fn reach(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Reach, SubscriberError> {
+///
+/// With `copies` (an issue of editions or topics: its plan and edition's key), the readers are
+/// those whose copy would carry something; the others would be skipped.
+pub async fn reach(
+    config: &Config,
+    store: &Store,
+    copies: Option<Copies<'_>>,
+    now: DateTime<Utc>,
+) -> Result<Reach, SubscriberError> {
     let mut files = Vec::new();
     let mut readings = Vec::new();
     for list in &config.lists {
@@ -76,7 +84,7 @@ pub async fn reach(config: &Config, store: &Store, now: DateTime<Utc>) -> Result
         files.push((list.name.clone(), parts));
         readings.push((list.name.clone(), file.clone(), reading));
     }
-    let counted = store.recipients_after_sync(files, issue_lists(config), now).await;
+    let counted = store.recipients_after_sync(files, issue_lists(config), copies, now).await;
     // Each reading ends whether or not the store took its rows: a failed store dropped them.
     let mut reports = Vec::with_capacity(readings.len());
     for (list, file, reading) in readings {
@@ -146,7 +154,7 @@ mod tests {
         let reader = Addition::parse("ann@example.org", None, None::<[&str; 0]>, []).expect("valid");
         add(&c, &store, reader, Via::CommandLine, now).await.expect("added");
 
-        let before = reach(&c, &store, now).await.expect("reach");
+        let before = reach(&c, &store, None, now).await.expect("reach");
         assert_eq!(before.readers, 3, "ann on readers, ada and grace from the file");
         assert_eq!(before.syncs[0].rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [3]);
         assert_eq!(store.subscribers(None, None).await.expect("store").len(), 1, "the reckoning changed nothing");
@@ -154,7 +162,7 @@ mod tests {
         let synced = sync_lists(&c, &store, now).await.expect("sync");
         assert!(synced[0].changed);
         assert_eq!(synced[0].counts.imported, 2);
-        assert_eq!(reach(&c, &store, now).await.expect("reach").readers, before.readers);
+        assert_eq!(reach(&c, &store, None, now).await.expect("reach").readers, before.readers);
         assert!(!sync_lists(&c, &store, now).await.expect("sync")[0].changed, "the same file again");
     }
 

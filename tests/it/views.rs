@@ -52,6 +52,7 @@ async fn the_command_line_and_the_api_print_the_same_issue_and_subscriber() {
             "created_at",
             "date",
             "deferred",
+            "edition",
             "failures",
             "finished_at",
             "history",

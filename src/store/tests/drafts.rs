@@ -95,7 +95,7 @@ pub(super) async fn a_draft_is_edited_held_and_approved_and_each_step_is_logged(
     assert!(matches!(refused, Err(StoreError::EditRefused(_))), "{refused:?}");
 
     let lists = [weekly()];
-    let approved = s.approve_issue(1, &lists, &ed, now()).await.expect("approve");
+    let approved = s.approve_issue(1, &lists, None, &ed, now()).await.expect("approve");
     assert_eq!(approved.status, IssueStatus::Approved, "approved before its slot, it waits");
     assert_eq!(approved.counts.total(), 0);
     let again = s.edit_issue(1, &ed, now(), leave_out_two).await;
@@ -105,10 +105,10 @@ pub(super) async fn a_draft_is_edited_held_and_approved_and_each_step_is_logged(
     let held = s.hold_issue(1, &Actor::CommandLine, now()).await.expect("hold");
     assert_eq!(held.status, IssueStatus::Held);
     assert!(s.hold_issue(1, &Actor::CommandLine, now()).await.is_err(), "held once");
-    assert_eq!(s.serve_slot(1, false, &lists, &Actor::Scheduler, later(3)).await.expect("slot"), AtSlot::Left);
+    assert_eq!(s.serve_slot(1, false, &lists, None, &Actor::Scheduler, later(3)).await.expect("slot"), AtSlot::Left);
 
     // Approved after its slot: queued at once for every reader.
-    let sent = s.approve_issue(1, &lists, &ed, later(3)).await.expect("approve");
+    let sent = s.approve_issue(1, &lists, None, &ed, later(3)).await.expect("approve");
     assert_eq!(sent.status, IssueStatus::Sending);
     assert_eq!(sent.counts.queued, 2);
     assert_eq!(s.unfinished_issue().await.expect("read").map(|i| i.number), Some(1));
@@ -122,7 +122,7 @@ pub(super) async fn at_its_slot_a_draft_is_held_or_sent_as_approval_says(s: Stor
     s.create_draft(&new_draft(1, None), Some(later(1)), &Actor::Scheduler, now()).await.expect("draft");
     assert!(s.reviews_due(now()).await.expect("due").is_empty());
     assert_eq!(s.reviews_due(later(1)).await.expect("due"), [1]);
-    assert_eq!(s.serve_slot(1, true, &lists, &Actor::Scheduler, later(1)).await.expect("slot"), AtSlot::Held);
+    assert_eq!(s.serve_slot(1, true, &lists, None, &Actor::Scheduler, later(1)).await.expect("slot"), AtSlot::Held);
     assert!(s.reviews_due(later(1)).await.expect("due").is_empty(), "a held issue waits for a person");
     assert!(s.cancel_issue(1, later(2)).await.expect("cancel"), "a held issue may be cancelled");
     let (_, carried) = s.history().await.expect("history");
@@ -131,7 +131,7 @@ pub(super) async fn at_its_slot_a_draft_is_held_or_sent_as_approval_says(s: Stor
     let mut second = new_draft(2, None);
     second.identities = vec!["url:https://e.org/3".into()];
     s.create_draft(&second, Some(later(1)), &Actor::Scheduler, now()).await.expect("draft");
-    assert_eq!(s.serve_slot(2, false, &lists, &Actor::Scheduler, later(1)).await.expect("slot"), AtSlot::Queued);
+    assert_eq!(s.serve_slot(2, false, &lists, None, &Actor::Scheduler, later(1)).await.expect("slot"), AtSlot::Queued);
     let i = s.issue(2).await.expect("read").expect("issue");
     assert_eq!((i.status, i.counts.queued), (IssueStatus::Sending, 1));
 }

@@ -143,3 +143,41 @@ pub(super) async fn each_reader_gets_the_articles_of_their_topics_once_in_copies
     );
     assert_eq!(three.counts.skipped, 1);
 }
+
+/// A draft of an edition, approved after its slot, is queued as an issue made at once would be:
+/// for its edition's readers, each with the articles of their topics, a reader with nothing new
+/// skipped, and the issue keeping what its copies carry.
+pub(super) async fn an_approved_draft_is_queued_copy_by_copy_for_its_editions_readers(s: Store) {
+    let readers = ["a@e.org", "b@e.org", "c@e.org", "d@e.org"];
+    let rows: Vec<_> = readers.iter().map(|r| row(r, &["weekly"])).collect();
+    s.import(&rows, "import", now()).await.expect("import");
+    choose(&s, "b@e.org", None, Some(";arts;"), None).await;
+    choose(&s, "c@e.org", None, Some(";music;"), None).await;
+    choose(&s, "d@e.org", Some("daily"), None, None).await;
+    let mut draft = issue_of(1, "weekly", true, &[("x", "arts"), ("y", "science"), ("q", "")]);
+    let plan = draft.variants.take().expect("a plan");
+    let ed = crate::domain::Actor::CommandLine;
+    s.create_draft(&draft, None, &ed, now()).await.expect("draft");
+    let made = s.issue(1).await.expect("issue").expect("there");
+    assert_eq!(made.counts.total(), 0);
+    assert_eq!(made.edition.as_deref(), Some("weekly"), "a draft is of its edition");
+
+    let lists = [weekly()];
+    let (_, counted) =
+        s.recipients_after_sync(vec![], &lists, Some((&plan, Some("weekly"))), now()).await.expect("count");
+    assert_eq!(counted, 2, "a dry run counts the readers whose copy carries something");
+    let (_, everyone) = s.recipients_after_sync(vec![], &lists, None, now()).await.expect("count");
+    assert_eq!(everyone, 4);
+    let sent = s.approve_issue(1, &lists, Some(&plan), &ed, now()).await.expect("approve");
+    assert_eq!(sent.status, crate::domain::IssueStatus::Sending);
+    assert_eq!(
+        copies(&s, 1).await,
+        [
+            copy("a@e.org", "queued", &["x", "y", "q"]),
+            copy("b@e.org", "queued", &["x"]),
+            copy("c@e.org", "skipped", &[]),
+        ],
+        "the daily reader gets none of the weekly edition"
+    );
+    assert_eq!(s.issue_variants(1).await.expect("variants").len(), 2);
+}
