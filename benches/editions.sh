@@ -21,16 +21,17 @@
 # "issue rendered" debug line of each send; "creation" is a send's wall time less its delivery
 # time (articles read, audience and groups of readers computed, deliveries queued).
 #
-# `bash benches/editions.sh` (N=100000, CONN=8) on a 2-core machine shared with other builds
-# (load 2.5-4), December 2026; smtp-source sent 100,000 messages in 46-60 s:
-#   A: 2,479 msg/s against smtp-source's 1,835 at 53.0 KB: ratio 1.35; 1 render
-#   B: weekly 50,000 sent in 19.1 s, daily 50,000 in 15.6 s, 0 skipped: 2,878 msg/s against
-#      smtp-source's 1,940 at 31.5 KB (the mean copy): ratio 1.48; 10 renders each edition
-#      (9 variants and the whole issue, which the readers of no topic get)
-#   B / A: 1.10
-# The daily's issue, made second, took 3.6 s to make and peaked at 103 MB (the weekly's 0.7 s,
-# 47 MB): what readers received is read for every reader who got the weekly, not only for the
-# daily's readers.
+# `bash benches/editions.sh` (N=100000, CONN=8), twice, on a 2-core machine shared with other
+# builds (load 2.5-4), December 2026; smtp-source sent 100,000 messages in 39-60 s:
+#   A: 2,479 / 2,418 msg/s against smtp-source's 1,835 / 1,820 at 53.0 KB: ratio 1.35 / 1.33;
+#      1 render
+#   B: 2,878 / 3,238 msg/s (weekly 50,000 and daily 50,000 sent, 0 skipped) against
+#      smtp-source's 1,940 / 2,432 at 31.5 KB (the mean copy): ratio 1.48 / 1.33; 10 renders
+#      each edition (9 variants and the whole issue, which the readers of no topic get)
+#   B / A: 1.10 / 1.00
+# The daily's issue, made second, took 3.6 / 3.1 s to make and peaked at 103 MB (the weekly's
+# 0.7 / 0.4 s, 47 MB): what readers received is read for every reader who got the weekly, not
+# only for the daily's readers.
 #
 # Needs Debian's postfix (smtp-sink, smtp-source) and GNU time; installs them when missing.
 set -euo pipefail
