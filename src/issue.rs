@@ -207,6 +207,7 @@ pub fn variant_plan(publication: &Publication, draft: &Draft, now: DateTime<Utc>
     candidates.extend(draft.beyond.iter().map(|(at, a)| candidate(a, *at, false)));
     Some(crate::store::VariantPlan {
         default_edition: draft.edition.as_ref().is_none_or(|e| e.default),
+        editions: config.editions.iter().map(|e| e.name.key()).collect(),
         candidates,
         oldest: now - longest.chrono(),
     })

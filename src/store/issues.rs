@@ -143,6 +143,7 @@ macro_rules! assign_readers {
             .bind($crate::store::backend::ms($now))
             .bind($edition)
             .bind(plan.default_edition)
+            .bind($crate::store::backend::Values(&plan.editions))
             .fetch_all(&mut *$tx)
             .await?;
         let last: std::collections::HashMap<i64, i64> =

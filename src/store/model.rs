@@ -119,6 +119,9 @@ pub struct NewIssue {
 pub struct VariantPlan {
     /// The issue is the default edition's: readers who chose none get it too.
     pub default_edition: bool,
+    /// The keys of every edition the publication offers: a reader whose stored edition is none
+    /// of them (it was renamed or removed) gets the default edition's issues.
+    pub editions: Vec<String>,
     /// One per article of the issue, in its order.
     pub candidates: Vec<Candidate>,
     /// Readers whose last copy came before this have nothing older to catch up on.

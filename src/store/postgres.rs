@@ -80,10 +80,12 @@ pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subs
      ORDER BY s.id";
 /// The active, unpaused ($2 is now) readers of the lists $1 who get edition $3's issues (its key;
 /// NULL: every reader, without editions), readers who chose none too when $4 (it is the default
-/// edition), with their topics.
+/// edition), as do those whose edition is none of those offered ($5: theirs was renamed or
+/// removed), with their topics.
 pub(super) const AUDIENCE: &str = "SELECT s.id, s.topics FROM subscribers s WHERE s.status = 'active' \
      AND (s.paused_until IS NULL OR s.paused_until <= $2) \
-     AND ($3::text IS NULL OR s.edition = $3::text OR (s.edition IS NULL AND $4::boolean)) \
+     AND ($3::text IS NULL OR s.edition = $3::text \
+          OR ((s.edition IS NULL OR NOT (s.edition = ANY($5::text[]))) AND $4::boolean)) \
      AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
                  WHERE m.subscriber_id = s.id AND l.name = ANY($1::text[])) \
      ORDER BY s.id";

@@ -51,12 +51,14 @@ pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subs
      AND (s.paused_until IS NULL OR s.paused_until <= $2)";
 /// The active, unpaused ($2 is now) readers of the lists $1 (a JSON array) who get edition $3's
 /// issues (its key; NULL: every reader, without editions), readers who chose none too when $4
-/// (it is the default edition), each once, with their topics.
+/// (it is the default edition), as do those whose edition is none of those offered ($5, a JSON
+/// array of keys: theirs was renamed or removed), each once, with their topics.
 pub(super) const AUDIENCE: &str = "SELECT DISTINCT s.id, s.topics FROM subscribers s \
      JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
      WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each($1)) \
      AND (s.paused_until IS NULL OR s.paused_until <= $2) \
-     AND (CAST($3 AS TEXT) IS NULL OR s.edition = $3 OR (s.edition IS NULL AND $4)) ORDER BY s.id";
+     AND (CAST($3 AS TEXT) IS NULL OR s.edition = $3 \
+          OR ((s.edition IS NULL OR s.edition NOT IN (SELECT value FROM json_each($5))) AND $4)) ORDER BY s.id";
 /// Who received which of the identities $1 (a JSON array), in a copy sent or still to send: a
 /// delivery without a variant carried its whole issue.
 pub(super) const RECEIVED: &str = "SELECT d.subscriber_id, a.identity FROM issue_articles a \

@@ -140,6 +140,7 @@ mod tests {
     fn plan() -> VariantPlan {
         VariantPlan {
             default_edition: true,
+            editions: Vec::new(),
             candidates: vec![
                 candidate("a", &["arts"], 9, true),
                 candidate("b", &["science"], 9, true),

@@ -39,6 +39,7 @@ fn issue_of(number: u32, edition: &str, default: bool, offered: &[(&str, &str)])
         edition: Some(edition.into()),
         variants: Some(VariantPlan {
             default_edition: default,
+            editions: vec!["daily".into(), "weekly".into()],
             candidates: offered
                 .iter()
                 .map(|(k, t)| Candidate {
@@ -148,12 +149,14 @@ pub(super) async fn each_reader_gets_the_articles_of_their_topics_once_in_copies
 /// for its edition's readers, each with the articles of their topics, a reader with nothing new
 /// skipped, and the issue keeping what its copies carry.
 pub(super) async fn an_approved_draft_is_queued_copy_by_copy_for_its_editions_readers(s: Store) {
-    let readers = ["a@e.org", "b@e.org", "c@e.org", "d@e.org"];
+    let readers = ["a@e.org", "b@e.org", "c@e.org", "d@e.org", "e@e.org"];
     let rows: Vec<_> = readers.iter().map(|r| row(r, &["weekly"])).collect();
     s.import(&rows, "import", now()).await.expect("import");
     choose(&s, "b@e.org", None, Some(";arts;"), None).await;
     choose(&s, "c@e.org", None, Some(";music;"), None).await;
     choose(&s, "d@e.org", Some("daily"), None, None).await;
+    // An edition the publication no longer offers: its readers fall back to the default.
+    choose(&s, "e@e.org", Some("monthly"), None, None).await;
     let mut draft = issue_of(1, "weekly", true, &[("x", "arts"), ("y", "science"), ("q", "")]);
     let plan = draft.variants.take().expect("a plan");
     let ed = crate::domain::Actor::CommandLine;
@@ -165,9 +168,9 @@ pub(super) async fn an_approved_draft_is_queued_copy_by_copy_for_its_editions_re
     let lists = [weekly()];
     let (_, counted) =
         s.recipients_after_sync(vec![], &lists, Some((&plan, Some("weekly"))), now()).await.expect("count");
-    assert_eq!(counted, 2, "a dry run counts the readers whose copy carries something");
+    assert_eq!(counted, 3, "a dry run counts the readers whose copy carries something");
     let (_, everyone) = s.recipients_after_sync(vec![], &lists, None, now()).await.expect("count");
-    assert_eq!(everyone, 4);
+    assert_eq!(everyone, 5);
     let sent = s.approve_issue(1, &lists, Some(&plan), &ed, now()).await.expect("approve");
     assert_eq!(sent.status, crate::domain::IssueStatus::Sending);
     assert_eq!(
@@ -176,8 +179,9 @@ pub(super) async fn an_approved_draft_is_queued_copy_by_copy_for_its_editions_re
             copy("a@e.org", "queued", &["x", "y", "q"]),
             copy("b@e.org", "queued", &["x"]),
             copy("c@e.org", "skipped", &[]),
+            copy("e@e.org", "queued", &["x", "y", "q"]),
         ],
-        "the daily reader gets none of the weekly edition"
+        "the daily reader gets none of the weekly edition; one of an edition gone gets the default's"
     );
     assert_eq!(s.issue_variants(1).await.expect("variants").len(), 2);
 }
