@@ -545,6 +545,18 @@ impl Queue for Store {
         Ok((grant.granted, grant.retry_in))
     }
 
+    async fn take_relay_sends(
+        &self,
+        relay: &str,
+        per_second: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(u32, Duration), QueueError> {
+        // A bucket of one, as a group's: the relay's messages are spaced evenly across processes.
+        let grant = self.take_tokens(&format!("relay:{relay}"), per_second, 1.0, want, now).await?;
+        Ok((grant.granted, grant.retry_in))
+    }
+
     async fn halted_because(&self, issue: u32, limits: RateLimits) -> Result<Option<String>, QueueError> {
         // A finished or cancelled issue has nothing left to claim: the run ends by itself.
         Ok(match self.guard_issue(issue, limits).await? {

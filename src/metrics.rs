@@ -52,6 +52,11 @@ pub const WEBHOOK_EVENTS: &str = "gazette_webhook_events_total";
 pub const RELAY_MESSAGES: &str = "gazette_relay_messages_total";
 /// Whether this process uses each relay (1) or has set it aside (0), by `relay` (`host:port`).
 pub const RELAY_UP: &str = "gazette_relay_up";
+/// Each relay's current limit on messages in flight from this process, halved by its throttling
+/// replies and climbing back with its successes, by `relay` (`host:port`).
+pub const RELAY_LIMIT: &str = "gazette_relay_limit";
+/// Whether a relay rests after a throttling reply (1) or takes messages (0), by `relay`.
+pub const RELAY_RESTING: &str = "gazette_relay_resting";
 
 const OUTCOMES: &[&str] = &["sent", "deferred", "failed", "released"];
 const SMTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -110,6 +115,8 @@ fn describe() {
     ::metrics::describe_counter!(WEBHOOK_EVENTS, "Bounce and complaint events from webhooks, by provider and outcome.");
     ::metrics::describe_counter!(RELAY_MESSAGES, "Messages this process handed to each relay, by result.");
     ::metrics::describe_gauge!(RELAY_UP, "Whether this process uses each relay (1) or has set it aside (0).");
+    ::metrics::describe_gauge!(RELAY_LIMIT, "Messages in flight this process allows each relay now, by relay.");
+    ::metrics::describe_gauge!(RELAY_RESTING, "Whether a relay rests after a throttling reply (1) or not (0).");
     // Every outcome shows from the start, at zero, so a rate over it is defined.
     for outcome in OUTCOMES {
         ::metrics::counter!(DELIVERIES, "outcome" => *outcome).increment(0);
@@ -149,6 +156,16 @@ pub fn relay_message(relay: &str, result: &'static str) {
 /// Whether a relay is in use or set aside; `relay` is its `host:port`, never its URL.
 pub fn relay_up(relay: &str, up: bool) {
     ::metrics::gauge!(RELAY_UP, "relay" => relay.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// A relay's limit on messages in flight now; `relay` is its `host:port`, never its URL.
+pub fn relay_limit(relay: &str, limit: usize) {
+    ::metrics::gauge!(RELAY_LIMIT, "relay" => relay.to_owned()).set(limit as f64);
+}
+
+/// Whether a relay rests after a throttling reply; `relay` is its `host:port`, never its URL.
+pub fn relay_resting(relay: &str, resting: bool) {
+    ::metrics::gauge!(RELAY_RESTING, "relay" => relay.to_owned()).set(if resting { 1.0 } else { 0.0 });
 }
 
 /// Subscribers by status, as the store counts them.
@@ -228,7 +245,11 @@ mod tests {
         http_request("/archive/{number}", "GET", 200, Duration::from_millis(2));
         relay_message("smtp1.example.org:465", "accepted");
         relay_up("smtp1.example.org:465", false);
+        relay_limit("smtp1.example.org:465", 7);
+        relay_resting("smtp1.example.org:465", true);
         let text = render();
+        assert!(text.contains("gazette_relay_limit{relay=\"smtp1.example.org:465\"} 7"), "{text}");
+        assert!(text.contains("gazette_relay_resting{relay=\"smtp1.example.org:465\"} 1"), "{text}");
         assert!(
             text.contains("gazette_relay_messages_total{relay=\"smtp1.example.org:465\",result=\"accepted\"} 1"),
             "{text}"

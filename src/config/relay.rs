@@ -20,7 +20,7 @@ pub struct Relay {
     pub weight: u32,
     /// Connections to it at most; `None` = only `[delivery] concurrency` bounds them.
     pub concurrency: Option<usize>,
-    /// Messages a second to it at most, paced by this process; `None` = no limit.
+    /// Messages a second to it at most, over every process on the store; `None` = no limit.
     pub rate: Option<Rate>,
 }
 

@@ -20,7 +20,7 @@ use lettre::Message;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::{
-    DeliverError, QueueError, SendError, SendErrorKind, Transport, backoff,
+    DeliverError, QueueError, RelayRates, SendError, SendErrorKind, Transport, backoff,
     lanes::{Busy, Lane, Lanes, Permit},
     pace::{self, Allowance, Pace},
 };
@@ -77,6 +77,19 @@ pub trait Queue: Clone + Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send {
         let _ = (group, per_second, now);
+        async move { Ok((want, Duration::ZERO)) }
+    }
+    /// Takes up to `want` sends from the `rate` a second of the `[[relay]]` `relay` (its
+    /// `host:port`), which every process on this queue shares, as [`Queue::take_sends`] does.
+    /// Without a shared bucket, each process's own spacing of the relay's messages is all there is.
+    fn take_relay_sends(
+        &self,
+        relay: &str,
+        per_second: f64,
+        want: u32,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<pace::Grant, QueueError>> + Send {
+        let _ = (relay, per_second, now);
         async move { Ok((want, Duration::ZERO)) }
     }
     /// Is the issue still to be sent, judged against `limits`? `Some(why)` when it is not (it was
@@ -280,6 +293,29 @@ impl<Q: Queue> Shared<Q> {
         let result = result.or_else(|e| if e.kind == SendErrorKind::Throttled { Ok(()) } else { Err(e) });
         *last = Some((Instant::now(), result.is_ok()));
         result
+    }
+}
+
+/// The relays' rates are drawn from the queue's buckets, which every process shares.
+impl<Q: Queue> RelayRates for Shared<Q> {
+    fn take(
+        &self,
+        relay: &str,
+        per_second: f64,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<pace::Grant, SendError>> + Send + '_>> {
+        let relay = relay.to_owned();
+        Box::pin(async move {
+            // Real time, as for the publication's rate.
+            match self.queue.take_relay_sends(&relay, per_second, 1, SystemClock.now()).await {
+                Ok(grant) => Ok(grant),
+                Err(e) => {
+                    // The queue's error is the run's; the staging stops as for a server gone.
+                    let reply = format!("the shared rate of relay {relay} could not be read: {e}");
+                    self.halt(Some(DeliverError::from(e))).await;
+                    Err(SendError::server(reply))
+                }
+            }
+        })
     }
 }
 
@@ -683,7 +719,7 @@ async fn deliver_one<Q: Queue>(
         Ok(m) => m,
         Err(reply) => return Outcome::Failed { delivery_id: c.delivery_id, reply, bounce: None },
     };
-    let sent = match shared.transport.stage(message, &message_id).await {
+    let sent = match shared.transport.stage(message, &message_id, Some(shared)).await {
         Ok(staged) => {
             *via = staged.relay().map(str::to_owned);
             if !fence.pass().await {

@@ -20,6 +20,6 @@ pub use engine::{Engine, EngineSettings, Letters, Progress, Queue, RunSummary, S
 pub use error::{DeliverError, QueueError, SendError, SendErrorKind};
 pub use outbox::Outbox;
 pub use pace::CHUNKS_PER_SECOND;
-pub use relays::{NoRelays, RelaySettings, Relays};
+pub use relays::{NoRelays, RelayRates, RelaySettings, Relays};
 pub use smtp::{Smtp, SmtpSettings};
 pub use transport::Transport;

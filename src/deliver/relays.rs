@@ -1,6 +1,6 @@
 //! Several SMTP relays behind one transport. Each message is staged on one relay, chosen by
-//! weight (smooth weighted round robin) among those that are up and below their connection cap,
-//! and paced by that relay's own rate. A relay that fails as a whole (unreachable, login or TLS
+//! weight (smooth weighted round robin) among those that are up, below their connection cap and
+//! not held back by their own `rate`. A relay that fails as a whole (unreachable, login or TLS
 //! refused) is set aside, 2 s at first and twice as long at each failure after (at most 60 s),
 //! and the message is staged on another in the same call: nothing has been delivered before
 //! the final dot, so moving a message costs no reader anything. A set-aside relay is tried again
@@ -14,9 +14,17 @@
 //! reply after (at most 16 s), so that its traffic goes to the others while it recovers. Its
 //! first success ends the doubling.
 //!
+//! A relay's `rate` spaces the messages this process stages on it, and, when the engine shares
+//! its queue's buckets ([`RelayRates`]), each message is also drawn from the relay's bucket that
+//! every process shares. A relay whose turn has not come, or whose shared bucket is empty, is
+//! passed over for the next by weight rather than waited for: a rate-capped relay sends its
+//! traffic to the others, and only when every relay is held back does staging wait.
+//!
 //! Relays are named by `host:port` alone, in errors, logs and metrics.
 
 use std::{
+    future::Future,
+    pin::Pin,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -24,7 +32,7 @@ use std::{
 use lettre::address::Envelope;
 use tokio::{sync::Notify, time::Instant};
 
-use super::{SendError, SendErrorKind, Smtp, lanes::Aimd, pace::Pace, smtp::OpenMail};
+use super::{SendError, SendErrorKind, Smtp, lanes::Aimd, pace::Grant, smtp::OpenMail};
 use crate::domain::Rate;
 
 /// The first time a failed relay is set aside for; it doubles with each failure after.
@@ -46,8 +54,18 @@ pub struct RelaySettings {
     pub weight: u32,
     /// Connections to it at most; `None`: only the engine's concurrency bounds them.
     pub concurrency: Option<usize>,
-    /// Messages to it at most, from this process; `None` = no limit.
+    /// Messages to it at most; over every process when staging is given [`RelayRates`], else
+    /// from this process. `None` = no limit.
     pub rate: Option<Rate>,
+}
+
+/// The buckets every process shares, from which each relay's `rate` is drawn.
+pub trait RelayRates: Send + Sync {
+    /// Takes one send to `relay` (`host:port`) from its `rate` of `per_second`, shared by every
+    /// process: granted, or how long until one will be. An error stops the staging, as a server
+    /// that is gone does.
+    fn take(&self, relay: &str, per_second: f64)
+    -> Pin<Box<dyn Future<Output = Result<Grant, SendError>> + Send + '_>>;
 }
 
 /// The relays and which of them are set aside.
@@ -65,7 +83,8 @@ struct Inner {
 
 struct Relay {
     smtp: Smtp,
-    pace: Pace,
+    /// Its `rate` in messages a second, for the shared bucket.
+    per_second: Option<f64>,
 }
 
 struct State {
@@ -91,10 +110,19 @@ impl Relays {
         }
         let weights = settings.iter().map(|r| r.weight).collect();
         let aside = settings.iter().map(|_| Aside::default()).collect();
-        let flow = settings.iter().map(|r| Flow::new(r.concurrency.unwrap_or(UNCAPPED))).collect();
-        let relays = settings.into_iter().map(|r| Relay { smtp: r.smtp, pace: Pace::new(r.rate) }).collect::<Vec<_>>();
-        for r in &relays {
-            crate::metrics::relay_up(&r.smtp.server(), true);
+        let flow: Vec<Flow> = settings
+            .iter()
+            .map(|r| Flow::new(r.concurrency.unwrap_or(UNCAPPED)).paced(r.rate.filter(|r| r.count > 0)))
+            .collect();
+        let relays = settings
+            .into_iter()
+            .map(|r| Relay { smtp: r.smtp, per_second: r.rate.filter(|r| r.count > 0).map(|r| r.as_per_second()) })
+            .collect::<Vec<_>>();
+        for (r, f) in relays.iter().zip(&flow) {
+            let server = r.smtp.server();
+            crate::metrics::relay_up(&server, true);
+            crate::metrics::relay_limit(&server, f.aimd.allowed());
+            crate::metrics::relay_resting(&server, false);
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -127,12 +155,26 @@ impl Relays {
         if any { Ok(()) } else { Err(self.all_aside()) }
     }
 
-    /// Stages a message on a relay chosen by weight; see [`Smtp::open`].
-    pub async fn open(&self, envelope: &Envelope, bytes: &[u8]) -> Result<RelayMail, SendError> {
+    /// Stages a message on a relay chosen by weight; see [`Smtp::open`]. With `rates`, a relay's
+    /// `rate` is drawn from the bucket every process shares; a relay whose bucket is empty is
+    /// passed over until it refills.
+    pub async fn open(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+        rates: Option<&dyn RelayRates>,
+    ) -> Result<RelayMail, SendError> {
         loop {
             let (index, slot) = self.choose().await?;
             let relay = &self.inner.relays[index];
-            relay.pace.wait().await;
+            if let (Some(rates), Some(per_second)) = (rates, relay.per_second) {
+                let (granted, retry_in) = rates.take(&relay.smtp.server(), per_second).await?;
+                if granted == 0 {
+                    self.drawn_dry(index, retry_in);
+                    drop(slot);
+                    continue;
+                }
+            }
             let error = match relay.smtp.open(envelope, bytes).await {
                 Ok(open) => {
                     self.worked(index);
@@ -159,8 +201,9 @@ impl Relays {
         }
     }
 
-    /// A relay that is not set aside (or whose time is up), not resting, and below its limit in
-    /// flight, by weight; waits while every such relay is at its limit or resting.
+    /// A relay that is not set aside (or whose time is up), not resting, whose turn under its rate
+    /// has come, and below its limit in flight, by weight; waits while every such relay is at its
+    /// limit or held back.
     async fn choose(&self) -> Result<(usize, Slot), SendError> {
         loop {
             let freed = self.inner.freed.notified();
@@ -179,10 +222,12 @@ impl Relays {
                 let free: Vec<bool> =
                     state.flow.iter().zip(&usable).map(|(f, usable)| *usable && f.free(now)).collect();
                 if let Some(index) = state.rotation.pick(&free) {
-                    state.flow[index].in_flight += 1;
+                    if state.flow[index].picked(now) {
+                        crate::metrics::relay_resting(&self.inner.relays[index].smtp.server(), false);
+                    }
                     return Ok((index, Slot { index, relays: Arc::clone(&self.inner) }));
                 }
-                state.flow.iter().zip(&usable).filter(|(_, u)| **u).filter_map(|(f, _)| f.resting(now)).min()
+                state.flow.iter().zip(&usable).filter(|(_, u)| **u).filter_map(|(f, _)| f.held_until(now)).min()
             };
             match rested {
                 Some(until) => {
@@ -193,6 +238,15 @@ impl Relays {
                 }
                 None => freed.await,
             }
+        }
+    }
+
+    /// The relay's shared bucket had nothing for it: it is passed over until it refills.
+    fn drawn_dry(&self, index: usize, retry_in: Duration) {
+        let until = Instant::now() + retry_in.max(Duration::from_millis(1));
+        if let Ok(mut state) = self.inner.state.lock() {
+            let dry = &mut state.flow[index].dry_until;
+            *dry = Some(dry.map_or(until, |d| d.max(until)));
         }
     }
 
@@ -228,13 +282,21 @@ impl Relays {
             if let Some(rest) = flow.throttled(Instant::now()) {
                 let allowed = flow.aimd.allowed();
                 drop(state);
+                crate::metrics::relay_limit(&server, allowed);
+                crate::metrics::relay_resting(&server, true);
                 tracing::warn!(
                     relay = %server,
                     "relay {server} asked to slow down: it rests {rest:?}, then takes {allowed} at a time"
                 );
             }
         } else if result.is_ok() {
+            let before = flow.aimd.allowed();
             flow.succeeded();
+            let allowed = flow.aimd.allowed();
+            drop(state);
+            if allowed != before {
+                crate::metrics::relay_limit(&server, allowed);
+            }
         }
     }
 
@@ -283,8 +345,8 @@ impl Drop for Slot {
     }
 }
 
-/// How much one relay may be sent now: its messages in flight against its adaptive limit, and
-/// the rest it takes after asking to slow down.
+/// How much one relay may be sent now: its messages in flight against its adaptive limit, the
+/// rest it takes after asking to slow down, and its rate.
 #[derive(Debug)]
 struct Flow {
     in_flight: usize,
@@ -293,11 +355,31 @@ struct Flow {
     rest_until: Option<Instant>,
     /// How long the last rest lasted, doubled at the next throttling reply.
     last_rest: Option<Duration>,
+    /// The time between two messages under its `rate`; `None`: no rate.
+    interval: Option<Duration>,
+    /// Its next turn under its rate, in this process.
+    next_turn: Instant,
+    /// Its shared bucket was empty: passed over until then.
+    dry_until: Option<Instant>,
 }
 
 impl Flow {
     fn new(cap: usize) -> Self {
-        Self { in_flight: 0, aimd: Aimd::new(cap), rest_until: None, last_rest: None }
+        Self {
+            in_flight: 0,
+            aimd: Aimd::new(cap),
+            rest_until: None,
+            last_rest: None,
+            interval: None,
+            next_turn: Instant::now(),
+            dry_until: None,
+        }
+    }
+
+    /// Spaced by `rate`, when it has one.
+    fn paced(mut self, rate: Option<Rate>) -> Self {
+        self.interval = rate.map(|r| r.per / r.count);
+        self
     }
 
     /// The end of its rest, while it rests.
@@ -305,8 +387,25 @@ impl Flow {
         self.rest_until.filter(|until| *until > now)
     }
 
+    /// Until when it takes nothing, whatever is in flight: its rest, its turn under its rate, or
+    /// its shared bucket refilling; `None` when none of them holds it back now.
+    fn held_until(&self, now: Instant) -> Option<Instant> {
+        let turn = self.interval.map(|_| self.next_turn);
+        [self.rest_until, turn, self.dry_until].into_iter().flatten().filter(|at| *at > now).max()
+    }
+
     fn free(&self, now: Instant) -> bool {
-        self.resting(now).is_none() && self.in_flight < self.aimd.allowed()
+        self.held_until(now).is_none() && self.in_flight < self.aimd.allowed()
+    }
+
+    /// Chosen for a message at `now`: one more in flight and its next turn later by its rate.
+    /// True when this ends a rest.
+    fn picked(&mut self, now: Instant) -> bool {
+        self.in_flight += 1;
+        if let Some(interval) = self.interval {
+            self.next_turn = self.next_turn.max(now) + interval;
+        }
+        self.rest_until.take_if(|until| *until <= now).is_some()
     }
 
     /// A throttling reply: fewer in flight (never more than were when it came) and a rest, said
@@ -476,6 +575,25 @@ mod tests {
         assert!(a.worked(), "taken back");
         assert!(!a.worked(), "already up");
         assert_eq!(a.failed(at, "x:25: cannot connect"), Some(Duration::from_secs(2)), "starts over");
+    }
+
+    #[test]
+    fn a_relay_with_a_rate_is_passed_over_until_its_turn_or_its_bucket_refills() {
+        let start = Instant::now();
+        let mut f = Flow::new(UNCAPPED).paced(Some(Rate::per_second(10)));
+        assert!(f.free(start));
+        assert!(!f.picked(start), "no rest ended");
+        f.in_flight = 0;
+        assert_eq!(f.held_until(start), Some(start + Duration::from_millis(100)), "its next turn");
+        assert!(!f.free(start + Duration::from_millis(99)));
+        let at = start + Duration::from_millis(100);
+        assert!(f.free(at));
+        f.dry_until = Some(at + Duration::from_millis(30));
+        assert!(!f.free(at), "its shared bucket is empty");
+        assert_eq!(f.held_until(at), Some(at + Duration::from_millis(30)));
+        assert!(f.free(at + Duration::from_millis(30)));
+        let unpaced = Flow::new(UNCAPPED);
+        assert_eq!(unpaced.held_until(start + Duration::from_secs(5)), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use lettre::{Address, Message, message::dkim::DkimConfig};
 
-use super::{Outbox, Relays, SendError, Smtp, relays::RelayMail, smtp::OpenMail};
+use super::{Outbox, RelayRates, Relays, SendError, Smtp, relays::RelayMail, smtp::OpenMail};
 use crate::domain::MessageId;
 
 #[derive(Clone)]
@@ -53,15 +53,22 @@ impl Transport {
         }
     }
 
-    /// Sends one message; the reply is the server's, for the ledger.
+    /// Sends one message; the reply is the server's, for the ledger. A relay's `rate` holds
+    /// for this process alone.
     pub async fn send(&self, message: Message, message_id: &MessageId) -> Result<Option<String>, SendError> {
-        self.stage(message, message_id).await?.hand_over().await
+        self.stage(message, message_id, None).await?.hand_over().await
     }
 
     /// Takes a message as far as it can go without delivering it: signed and formatted, and for
     /// SMTP with its envelope accepted and its content sent, all but the final dot.
-    /// [`Staged::hand_over`] delivers it; dropping it does not.
-    pub async fn stage(&self, mut message: Message, message_id: &MessageId) -> Result<Staged, SendError> {
+    /// [`Staged::hand_over`] delivers it; dropping it does not. With `rates`, each relay's `rate`
+    /// is drawn from the bucket every process shares.
+    pub async fn stage(
+        &self,
+        mut message: Message,
+        message_id: &MessageId,
+        rates: Option<&dyn RelayRates>,
+    ) -> Result<Staged, SendError> {
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
@@ -72,7 +79,7 @@ impl Transport {
                 Staged(To::Smtp(Box::new(open)), Some(s.server()))
             }
             Kind::Relays(r) => {
-                let open = r.open(message.envelope(), &bytes).await?;
+                let open = r.open(message.envelope(), &bytes, rates).await?;
                 let server = open.server();
                 Staged(To::Relay(Box::new(open)), Some(server))
             }

@@ -13,6 +13,7 @@ use crate::{
 on_each_backend!(
     relays_that_are_down_or_refuse_the_login_are_set_aside_and_every_reader_gets_one_copy,
     with_every_relay_down_the_run_stops_and_counts_nothing_against_readers,
+    two_workers_keep_a_relays_rate_together,
 );
 
 /// The URL `publication_on` is given and that the relays then replace.
@@ -292,4 +293,69 @@ fn one_smtp_server_is_one_relay_and_the_outbox_none() {
     let doc = outbox.gazette(&["issues", "show", "1", "--json"]).ok().json();
     assert_eq!(doc["counts"]["sent"], 2, "{doc:#}");
     assert_eq!(doc["relays"], serde_json::json!([]), "{doc:#}");
+}
+
+/// Two relays, one at `rate = 2` and one without a rate: the capped relay's turns are few, and a
+/// message whose relay by weight is held back by its rate goes to the other rather than waiting
+/// (waiting, half the messages would queue behind the 2 a second). Every reader gets one copy.
+#[test]
+fn a_rate_capped_relay_sends_its_traffic_to_the_other_rather_than_waiting() {
+    let (capped, free) = (SmtpServer::start(Options::default()), SmtpServer::start(Options::default()));
+    let n = 120;
+    let p =
+        with_relays(Backend::Sqlite, n, "concurrency = 4", &[relay(&capped.url(), "rate = 2"), relay(&free.url(), "")]);
+    let started = std::time::Instant::now();
+    let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    let took = started.elapsed();
+    assert_eq!(doc["counts"]["sent"], n, "{doc:#}");
+    let counts = merged(&[&capped, &free]);
+    assert_eq!(counts.len(), n);
+    assert!(counts.values().all(|c| *c == 1), "{:?}", counts.iter().filter(|(_, c)| **c > 1).collect::<Vec<_>>());
+    // Two a second over the run, and the first at once.
+    let most = (took.as_secs_f64() * 2.0).ceil() as usize + 1;
+    assert!(capped.accepted() <= most, "the capped relay took {} in {took:?}", capped.accepted());
+    assert!(capped.accepted() < n / 4, "the capped relay took {} of {n}", capped.accepted());
+    assert!(free.accepted() > n / 2, "{}", free.accepted());
+}
+
+/// Two processes (workers) on one store send one issue through one relay at `rate = 20`: the
+/// relay's rate holds for both together, as measured from the server's receive times (each
+/// alone would send at 20 a second, so the issue would take half the time).
+fn two_workers_keep_a_relays_rate_together(backend: Backend) {
+    let server = SmtpServer::start(Options::default());
+    let n = 60;
+    let rate = 20;
+    let p = with_relays(backend, n, "concurrency = 2", &[relay(&server.url(), &format!("rate = {rate}"))]);
+    let queued = p.gazette(&["send", "--queue-only", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
+    assert_eq!(queued["counts"]["queued"], n, "{queued:#}");
+    let start = || {
+        p.command(&["worker"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a worker")
+    };
+    let mut workers = [start(), start()];
+    let received = server.wait_for(n, Duration::from_secs(30));
+    // Let the last outcomes be recorded before the workers go.
+    std::thread::sleep(Duration::from_millis(500));
+    for w in &mut workers {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(w.id().to_string()).status();
+    }
+    let mut stderr = String::new();
+    for w in workers {
+        let out = w.wait_with_output().expect("the worker ends");
+        stderr.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(received.len(), n, "{stderr}");
+    let counts = by_recipient(&server);
+    assert_eq!(counts.len(), n);
+    assert!(counts.values().all(|c| *c == 1), "{counts:?}");
+    let mut times: Vec<f64> = received.iter().map(|m| m.received_at).collect();
+    times.sort_by(f64::total_cmp);
+    let span = times[n - 1] - times[0];
+    // 60 at 20 a second, shared, take about 3 s; each worker at the full rate, about 1.5 s.
+    let spaced = (n - 1) as f64 / rate as f64;
+    assert!(span >= spaced * 0.85, "{n} messages at {rate} a second over two workers took {span:.2}s\n{stderr}");
 }
