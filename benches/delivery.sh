@@ -12,6 +12,11 @@
 #                                                  # of 20 articles (about 45 KB)
 #   WRAP="perf record -g -o /tmp/perf.data" bash benches/delivery.sh
 #                                                  # SQLite's send run under a profiler
+#   RELAYS=2 bash benches/delivery.sh              # two [[relay]]s of weight 1, each its own
+#                                                  # smtp-sink, instead of [delivery] smtp_url
+#                                                  # (smtp-source still sends into the first)
+#   SHAPING=1 bash benches/delivery.sh             # a [[shaping]] group of every reader's domain
+#                                                  # whose caps never bind: the machinery's cost
 #
 # With WORKERS, the CONN connections are split between the workers, so gazette and smtp-source
 # always use the same number of connections. PostgreSQL is the one on 127.0.0.1:5432 (user
@@ -25,22 +30,14 @@ CONN=${CONN:-8}
 DB=${DB:-sqlite}
 WORKERS=${WORKERS:-1}
 ARTICLES=${ARTICLES:-20}
-export DB WORKERS ARTICLES
+RELAYS=${RELAYS:-1}
+SHAPING=${SHAPING:-0}
+export DB WORKERS ARTICLES RELAYS SHAPING
 
-need=()
-command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
-[ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  postfix stop >/dev/null 2>&1 || true
-fi
-export PATH="$PATH:/usr/sbin"
-
-# BIN runs a binary built before (say, the last commit's, for a comparison in the same session).
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet
-fi
-bin=${BIN:-$PWD/target/release/gazette}
+# shellcheck source=benches/common.sh
+. benches/common.sh
+bench_tools
+bench_bin
 work=$(mktemp -d)
 pgdb=gazette_bench_$$
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"; [ "$DB" = postgres ] && psql -qh 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)" >/dev/null 2>&1; true' EXIT
@@ -48,44 +45,21 @@ if [ "$DB" = postgres ]; then
   psql -qh 127.0.0.1 -U postgres -c "CREATE DATABASE $pgdb" >/dev/null
   export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$pgdb${PGOPTS:-}"
 fi
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-
-# The sink accepts everything and keeps nothing.
-smtp-sink -u nobody 127.0.0.1:"$port" 1024 &
-sink_pid=$!
-sleep 0.5
-
-# CPU seconds used so far by a process and its children, living and reaped: where the time of
-# a run goes between gazette, the sink and the PostgreSQL server.
-cpu_of() {
-  python3 - "$1" <<'PY'
-import os, sys
-hz = os.sysconf("SC_CLK_TCK")
-def stat(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()
-def tree(pid):
-    yield pid
-    for t in os.listdir(f"/proc/{pid}/task"):
-        try:
-            kids = open(f"/proc/{pid}/task/{t}/children").read().split()
-        except OSError:
-            kids = []
-        for k in kids:
-            yield from tree(int(k))
-root = int(sys.argv[1])
-total = 0
-for pid in tree(root):
-    try:
-        f = stat(pid)
-    except OSError:
-        continue
-    total += int(f[11]) + int(f[12])
-    if pid == root:
-        total += int(f[13]) + int(f[14])
-print(total / hz)
-PY
+port=$(free_port)
+start_sink "$port"
+if [ "$RELAYS" = 2 ]; then
+  port2=$(free_port)
+  start_sink "$port2"
+fi
+# The sinks' CPU together.
+sinks_cpu() {
+  local total=0 pid
+  for pid in "${sink_pids[@]}"; do
+    total=$(python3 -c "print($total + $(cpu_of "$pid"))")
+  done
+  echo "$total"
 }
+
 pg_pid=$(head -n1 /var/run/postgresql/*.pid 2>/dev/null | head -n1 || true)
 pg_cpu() { if [ -n "$pg_pid" ]; then cpu_of "$pg_pid"; else echo 0; fi; }
 
@@ -110,10 +84,21 @@ name = "weekly"
 
 [delivery]
 transport = "smtp"
-smtp_url = "smtp://127.0.0.1:$port"
+$([ "$RELAYS" = 2 ] || echo "smtp_url = \"smtp://127.0.0.1:$port\"")
 concurrency = $(( CONN / WORKERS ))
 $feeds
 TOML
+if [ "$RELAYS" = 2 ]; then
+  # Two relays of equal weight and no cap of their own, each a sink of its own.
+  for p in "$port" "$port2"; do
+    printf '\n[[relay]]\nurl = "smtp://127.0.0.1:%s"\nweight = 1\n' "$p" >>"$work/gazette.toml"
+  done
+fi
+if [ "$SHAPING" = 1 ]; then
+  # A group holding every reader (they are all at example.org), with caps that never bind: what
+  # is measured is the machinery's cost.
+  printf '\n[[shaping]]\ndomains = ["example.org"]\nconcurrency = %s\nrate = "1000000/s"\n' "$CONN" >>"$work/gazette.toml"
+fi
 
 python3 benches/subscribers_csv.py "$N" >"$work/subscribers.csv"
 export GAZETTE_SECRET=bench-secret-0123456789abcdef
@@ -139,10 +124,10 @@ size=$("$bin" --config "$work/gazette.toml" preview --as-of 2026-01-01 --format 
 # of a shared machine drifts over minutes, and a baseline on one side only would carry the drift.
 source_run() {
   local a b c0 c1
-  a=$(date +%s.%N); c0=$(cpu_of "$sink_pid")
+  a=$(date +%s.%N); c0=$(sinks_cpu)
   /usr/bin/time -f "%U %S" -o "$work/source.cpu" \
     smtp-source -s "$CONN" -m "$N" -l "$size" -f weekly@example.org -t reader@example.org 127.0.0.1:"$port"
-  b=$(date +%s.%N); c1=$(cpu_of "$sink_pid")
+  b=$(date +%s.%N); c1=$(sinks_cpu)
   read -r su ss < <(tail -n1 "$work/source.cpu")
   echo "smtp-source ($1): $(python3 -c "print(round($b - $a, 1))") s, its CPU ${su}s user + ${ss}s system, smtp-sink CPU $(python3 -c "print(round($c1 - $c0, 1))") s" >&2
   python3 -c "print($b - $a)"
@@ -158,7 +143,7 @@ else
   # Queue the issue, then time the workers from their start until the issue is sent.
   "$bin" --config "$work/gazette.toml" send --queue-only --as-of 2026-01-01 --yes >/dev/null
   w0=$(date +%s.%N)
-  pg0=$(pg_cpu); sink0=$(cpu_of "$sink_pid")
+  pg0=$(pg_cpu); sink0=$(sinks_cpu)
   pids=()
   for i in $(seq 1 "$WORKERS"); do
     RUST_LOG=warn /usr/bin/time -f "%M %U %S %e" -o "$work/rss.$i" "$bin" --config "$work/gazette.toml" worker 2>"$work/worker.$i.log" &
@@ -169,7 +154,7 @@ else
   until [ "$(psql -qtAh 127.0.0.1 -U postgres -d "$pgdb" -c "SELECT status FROM issues WHERE number = 1")" = sent ]; do
     sleep 1
   done
-  pg1=$(pg_cpu); sink1=$(cpu_of "$sink_pid")
+  pg1=$(pg_cpu); sink1=$(sinks_cpu)
   w1=$(psql -qtAh 127.0.0.1 -U postgres -d "$pgdb" -c "SELECT finished_at / 1000.0 FROM issues WHERE number = 1")
   echo "during the workers' run: PostgreSQL server CPU $(python3 -c "print(round($pg1 - $pg0, 1))") s, smtp-sink CPU $(python3 -c "print(round($sink1 - $sink0, 1))") s"
   # SIGTERM reaches gazette, not time(1): time waits for it and then writes its figures.
@@ -196,7 +181,7 @@ n, sent, gz, rss, size, conn = int(n), int(sent), float(gz), int(rss), int(size)
 src = (float(sb) + float(sa)) / 2
 g_rate, s_rate = sent / gz, n / src
 import os
-print(f"store: {os.environ.get('DB', 'sqlite')}, workers: {os.environ.get('WORKERS', '1')}, articles: {os.environ.get('ARTICLES', '20')}")
+print(f"store: {os.environ.get('DB', 'sqlite')}, workers: {os.environ.get('WORKERS', '1')}, articles: {os.environ.get('ARTICLES', '20')}, relays: {os.environ.get('RELAYS', '1')}, shaping: {os.environ.get('SHAPING', '0')}")
 print(f"subscribers: {n}, connections: {conn}, message size: {size/1024:.1f} KB")
 print(f"import of {n} subscribers: {float(t1)-float(t0):.1f} s")
 print(f"gazette:     {sent} messages in {gz:.1f} s = {g_rate:.0f} messages/s")

@@ -43,25 +43,14 @@ if [ $((N % 20)) -ne 0 ]; then
   exit 2
 fi
 
-need=()
-command -v smtp-sink >/dev/null 2>&1 || need+=(postfix)
-[ -x /usr/bin/time ] || need+=(time)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  postfix stop >/dev/null 2>&1 || true
-fi
-export PATH="$PATH:/usr/sbin"
-
-if [ -z "${BIN:-}" ]; then
-  cargo build --release --quiet
-fi
-bin=${BIN:-$PWD/target/release/gazette}
+# shellcheck source=benches/common.sh
+. benches/common.sh
+bench_tools
+bench_bin
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-
-smtp-sink -u nobody 127.0.0.1:"$port" 1024 &
-sleep 0.5
+port=$(free_port)
+start_sink "$port"
 
 # The articles, and the readers of both runs.
 mkdir -p "$work/articles" "$work/a" "$work/b"
