@@ -11,6 +11,7 @@ use crate::{
     compose::{GMAIL_CLIP_BYTES, message},
     config::{Config, Edition, Topic},
     domain::{Article, EmailAddress, SubscriberStatus},
+    issue,
     publication::Publication,
     store::Store,
     subscribers,
@@ -52,12 +53,20 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
 
     let mut draft = setup::draft(&publication, &store, edition, now).await?;
     let before = draft.selected.articles.len();
-    draft.selected.articles = of_topics(std::mem::take(&mut draft.selected.articles), &topics);
-    // What they received already, in any edition, is not in their copy.
-    if let Some(id) = choices.id {
-        let keys: Vec<String> = draft.selected.articles.iter().flat_map(crate::compose::selection::keys).collect();
-        let got = store.received_by(id, &keys).await.map_err(Failure::from)?;
-        draft.selected.articles.retain(|a| !crate::compose::selection::keys(a).iter().any(|k| got.contains(k)));
+    // A stored reader's copy is chosen by the rule the send uses (their topics, what came since
+    // their last copy, less what they received in any edition); a reader only a list file names
+    // yet gets the articles of their topics.
+    match (choices.id, issue::variant_plan(&publication, &draft, now)) {
+        (Some(id), Some(plan)) => {
+            let copy = store.copy_of(&plan, id).await.map_err(Failure::from)?;
+            let mut all: Vec<Option<Article>> = std::mem::take(&mut draft.selected.articles)
+                .into_iter()
+                .chain(std::mem::take(&mut draft.beyond).into_iter().map(|(_, a)| a))
+                .map(Some)
+                .collect();
+            draft.selected.articles = copy.into_iter().filter_map(|i| all.get_mut(i).and_then(Option::take)).collect();
+        }
+        _ => draft.selected.articles = of_topics(std::mem::take(&mut draft.selected.articles), &topics),
     }
     if before > 0 && draft.selected.articles.is_empty() {
         warnings.push(format!(

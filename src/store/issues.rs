@@ -146,15 +146,18 @@ macro_rules! assign_readers {
             .bind($crate::store::backend::Values(&plan.editions))
             .fetch_all(&mut *$tx)
             .await?;
-        let last: std::collections::HashMap<i64, i64> =
-            sqlx::query_as::<_, (i64, i64)>($crate::store::variants::LAST_COPY)
-                .bind($crate::store::backend::ms(plan.oldest))
-                .fetch_all(&mut *$tx)
-                .await?
-                .into_iter()
-                .collect();
+        // What earlier copies carried is read for this edition's readers alone.
+        let ids: Vec<i64> = readers.iter().map(|(id, _)| *id).collect();
+        let last: std::collections::HashMap<i64, i64> = sqlx::query_as::<_, (i64, i64)>($db::LAST_COPY)
+            .bind($crate::store::backend::ms(plan.oldest))
+            .bind($crate::store::backend::Values(&ids))
+            .fetch_all(&mut *$tx)
+            .await?
+            .into_iter()
+            .collect();
         let pairs: Vec<(i64, String)> = sqlx::query_as($db::RECEIVED)
             .bind($crate::store::backend::Values(&candidate_keys))
+            .bind($crate::store::backend::Values(&ids))
             .fetch_all(&mut *$tx)
             .await?;
         let mut received: std::collections::HashMap<i64, std::collections::HashSet<String>> =

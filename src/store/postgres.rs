@@ -89,14 +89,22 @@ pub(super) const AUDIENCE: &str = "SELECT s.id, s.topics FROM subscribers s WHER
      AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
                  WHERE m.subscriber_id = s.id AND l.name = ANY($1::text[])) \
      ORDER BY s.id";
-/// Who received which of the identities $1, in a copy sent or still to send: a delivery without a
-/// variant carried its whole issue.
+/// Which of the readers $2 received which of the identities $1, in a copy sent or still to send: a
+/// delivery without a variant carried its whole issue. Asked of the issue's own readers only.
 pub(super) const RECEIVED: &str = "SELECT d.subscriber_id, a.identity FROM issue_articles a \
      JOIN deliveries d ON d.issue_number = a.issue_number \
      WHERE a.identity = ANY($1::text[]) AND d.variant IS NULL AND d.state IN ('queued', 'deferred', 'sent') \
+     AND d.subscriber_id = ANY($2::bigint[]) \
      UNION SELECT d.subscriber_id, v.identity FROM variant_articles v \
      JOIN deliveries d ON d.issue_number = v.issue_number AND d.variant = v.variant \
-     WHERE v.identity = ANY($1::text[]) AND d.state IN ('queued', 'deferred', 'sent')";
+     WHERE v.identity = ANY($1::text[]) AND d.state IN ('queued', 'deferred', 'sent') \
+     AND d.subscriber_id = ANY($2::bigint[])";
+/// When each of the readers $2 last had a copy (sent or still to send) made, among issues made
+/// since $1.
+pub(super) const LAST_COPY: &str = "SELECT d.subscriber_id, max(i.created_at) FROM deliveries d \
+     JOIN issues i ON i.number = d.issue_number \
+     WHERE i.created_at >= $1 AND d.state IN ('queued', 'deferred', 'sent') \
+     AND d.subscriber_id = ANY($2::bigint[]) GROUP BY d.subscriber_id";
 /// The identities $3 variant $2 of issue $1 carried.
 pub(super) const VARIANT_ARTICLES: &str = "INSERT INTO variant_articles (issue_number, variant, identity) \
      SELECT $1, $2, u.identity FROM UNNEST($3::text[]) AS u(identity) ON CONFLICT DO NOTHING";

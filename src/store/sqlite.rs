@@ -59,15 +59,23 @@ pub(super) const AUDIENCE: &str = "SELECT DISTINCT s.id, s.topics FROM subscribe
      AND (s.paused_until IS NULL OR s.paused_until <= $2) \
      AND (CAST($3 AS TEXT) IS NULL OR s.edition = $3 \
           OR ((s.edition IS NULL OR s.edition NOT IN (SELECT value FROM json_each($5))) AND $4)) ORDER BY s.id";
-/// Who received which of the identities $1 (a JSON array), in a copy sent or still to send: a
-/// delivery without a variant carried its whole issue.
+/// Which of the readers $2 (a JSON array of ids) received which of the identities $1, in a copy
+/// sent or still to send: a delivery without a variant carried its whole issue. Asked of the
+/// issue's own readers only: the others' copies are many and none of its business.
 pub(super) const RECEIVED: &str = "SELECT d.subscriber_id, a.identity FROM issue_articles a \
      JOIN deliveries d ON d.issue_number = a.issue_number \
      WHERE a.identity IN (SELECT value FROM json_each($1)) AND d.variant IS NULL \
-     AND d.state IN ('queued', 'deferred', 'sent') \
+     AND d.state IN ('queued', 'deferred', 'sent') AND d.subscriber_id IN (SELECT value FROM json_each($2)) \
      UNION SELECT d.subscriber_id, v.identity FROM variant_articles v \
      JOIN deliveries d ON d.issue_number = v.issue_number AND d.variant = v.variant \
-     WHERE v.identity IN (SELECT value FROM json_each($1)) AND d.state IN ('queued', 'deferred', 'sent')";
+     WHERE v.identity IN (SELECT value FROM json_each($1)) AND d.state IN ('queued', 'deferred', 'sent') \
+     AND d.subscriber_id IN (SELECT value FROM json_each($2))";
+/// When each of the readers $2 (a JSON array of ids) last had a copy (sent or still to send)
+/// made, among issues made since $1.
+pub(super) const LAST_COPY: &str = "SELECT d.subscriber_id, max(i.created_at) FROM deliveries d \
+     JOIN issues i ON i.number = d.issue_number \
+     WHERE i.created_at >= $1 AND d.state IN ('queued', 'deferred', 'sent') \
+     AND d.subscriber_id IN (SELECT value FROM json_each($2)) GROUP BY d.subscriber_id";
 /// The identities (a JSON array $3) variant $2 of issue $1 carried.
 pub(super) const VARIANT_ARTICLES: &str = "INSERT INTO variant_articles (issue_number, variant, identity) \
      SELECT $1, $2, value FROM json_each($3) WHERE true ON CONFLICT DO NOTHING";

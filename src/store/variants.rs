@@ -8,17 +8,17 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     Candidate, Store, StoreError, VariantPlan,
-    backend::{Values, with_backend},
+    backend::{Values, ms, with_backend},
     preferences,
 };
 
-/// When each reader's last copy (sent or still to send) was made, among issues made since $1.
-pub(super) const LAST_COPY: &str = "SELECT d.subscriber_id, max(i.created_at) FROM deliveries d \
-     JOIN issues i ON i.number = d.issue_number \
-     WHERE i.created_at >= $1 AND d.state IN ('queued', 'deferred', 'sent') GROUP BY d.subscriber_id";
 pub(super) const INSERT_VARIANT: &str =
     "INSERT INTO issue_variants (issue_number, variant, articles) VALUES ($1, $2, $3)";
 const VARIANTS: &str = "SELECT variant, articles FROM issue_variants WHERE issue_number = $1 ORDER BY variant";
+/// A reader's stored topics, when their last copies were made, and what those carried.
+type ReaderHistory = (Option<Option<String>>, Vec<(i64, i64)>, Vec<(i64, String)>);
+/// A reader's topics as stored (`;key;key;`, NULL for every topic).
+const TOPICS_OF: &str = "SELECT topics FROM subscribers WHERE id = $1";
 
 /// What [`assign`] decided: the variants (positions among the issue's articles as it is stored,
 /// in order), the articles the issue keeps (positions among the candidates), and each reader's
@@ -112,13 +112,29 @@ impl Store {
             .collect()
     }
 
-    /// Which of `identities` subscriber `id` received, in a copy sent or still to send: what a
-    /// preview of their next copy leaves out.
-    pub async fn received_by(&self, id: i64, identities: &[String]) -> Result<HashSet<String>, StoreError> {
-        let pairs: Vec<(i64, String)> = with_backend!(self, |pool, db| {
-            sqlx::query_as(db::RECEIVED).bind(Values(identities)).fetch_all(pool).await?
-        });
-        Ok(pairs.into_iter().filter(|(who, _)| *who == id).map(|(_, identity)| identity).collect())
+    /// The candidates of `plan` (their positions) that subscriber `id`'s copy would carry, chosen
+    /// as the issue's creation chooses every reader's ([`assign`]): their topics, what came since
+    /// their last copy, less what they received in any edition. Empty when nothing is new to
+    /// them. What `preview --subscriber` shows.
+    pub async fn copy_of(&self, plan: &VariantPlan, id: i64) -> Result<Vec<usize>, StoreError> {
+        let keys: Vec<&str> = plan.candidates.iter().flat_map(|c| c.keys.iter().map(String::as_str)).collect();
+        let ids = [id];
+        let (topics, last, pairs): ReaderHistory = with_backend!(self, |pool, db| (
+            sqlx::query_scalar(TOPICS_OF).bind(id).fetch_optional(pool).await?,
+            sqlx::query_as(db::LAST_COPY).bind(ms(plan.oldest)).bind(Values(&ids)).fetch_all(pool).await?,
+            sqlx::query_as(db::RECEIVED).bind(Values(&keys)).bind(Values(&ids)).fetch_all(pool).await?
+        ));
+        let topics = topics.flatten();
+        let reader = Reader { id, topics: topics.as_deref(), last: last.first().map(|(_, at)| *at) };
+        let mut received: HashMap<i64, HashSet<String>> = HashMap::new();
+        for (who, identity) in pairs {
+            received.entry(who).or_default().insert(identity);
+        }
+        let a = assign(plan, &[reader], &received);
+        Ok(match a.readers.first() {
+            Some((_, Some(v))) => a.variants[*v].iter().map(|&at| a.kept[at]).collect(),
+            _ => Vec::new(),
+        })
     }
 }
 
