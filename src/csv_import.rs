@@ -88,22 +88,24 @@ pub fn parse(text: &[u8], lists: &RowLists) -> Result<Parsed, CsvError> {
     let mut out = Parsed::default();
     for row in rows(text, lists)? {
         match row {
-            Ok(r) => out.rows.push(r),
+            Ok((_, r)) => out.rows.push(r),
             Err(r) => out.rejected.push(r),
         }
     }
     Ok(out)
 }
 
-/// The file's rows one at a time, each a subscriber or the reason its line is refused, so that
-/// a file of a million rows is never held as a million subscribers.
+/// The file's rows one at a time, each a subscriber with its line or the reason its line is
+/// refused (a repeated address among them), so that a file of a million rows is never held as
+/// a million subscribers.
 pub fn rows<'t>(text: &'t [u8], lists: &'t RowLists) -> Result<Rows<'t, &'t [u8]>, CsvError> {
-    Rows::new(text, lists)
+    Rows::new(text, lists, true)
 }
 
 impl<'t, R: Read> Rows<'t, R> {
-    /// The rows of what `source` reads, its header read first.
-    fn new(source: R, lists: &'t RowLists) -> Result<Self, CsvError> {
+    /// The rows of what `source` reads, its header read first. Without `repeats`, a row whose
+    /// address an earlier row named is not refused here: the store that takes the rows finds it.
+    fn new(source: R, lists: &'t RowLists, repeats: bool) -> Result<Self, CsvError> {
         let counted = Counted::new(source);
         let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(counted);
         let headers: Vec<String> = reader
@@ -118,7 +120,7 @@ impl<'t, R: Read> Rows<'t, R> {
             headers,
             email_col,
             lists,
-            seen: HashSet::new(),
+            seen: repeats.then(HashSet::new),
             record: csv::StringRecord::new(),
             stopped: false,
         })
@@ -139,16 +141,17 @@ pub struct Rows<'t, R: Read> {
     headers: Vec<String>,
     email_col: usize,
     lists: &'t RowLists,
-    /// A digest of each address met so far: a sixth of the memory of the addresses themselves,
-    /// with a collision as likely as guessing a 128-bit key.
-    seen: HashSet<[u8; 16]>,
+    /// A digest of each address met so far, when repeats are refused here: a sixth of the
+    /// memory of the addresses themselves, with a collision as likely as guessing a 128-bit key.
+    /// A streamed file leaves them to the store, where a list of millions costs no memory.
+    seen: Option<HashSet<[u8; 16]>>,
     record: csv::StringRecord,
     /// The source failed to read: nothing more comes of it.
     stopped: bool,
 }
 
 impl<R: Read> Iterator for Rows<'_, R> {
-    type Item = Result<NewSubscriber, Rejected>;
+    type Item = Result<(u64, NewSubscriber), Rejected>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -174,10 +177,10 @@ impl<R: Read> Iterator for Rows<'_, R> {
                 continue;
             }
             return Some(match row(&self.headers, self.email_col, &self.record, self.lists) {
-                Ok(r) if !self.seen.insert(digest(&r.email)) => {
-                    Err(Rejected { line, reason: format!("{} appears earlier in the file", r.email) })
+                Ok(r) if self.seen.as_mut().is_some_and(|seen| !seen.insert(digest(&r.email))) => {
+                    Err(repeated(line, &r.email))
                 }
-                Ok(r) => Ok(r),
+                Ok(r) => Ok((line, r)),
                 Err(reason) => Err(Rejected { line, reason }),
             });
         }
@@ -217,7 +220,7 @@ pub fn start(
     // The header is read again by the reading thread: the rows borrow the text, which moves there.
     rows(&text, &lists)?;
     let (to, parts) = tokio::sync::mpsc::channel(2);
-    let handle = tokio::task::spawn_blocking(move || send_rows(rows(&text, &lists)?, strict, to));
+    let handle = tokio::task::spawn_blocking(move || send_rows(Rows::new(&text[..], &lists, false)?, strict, to));
     Ok((parts, Reading { handle }))
 }
 
@@ -247,7 +250,7 @@ pub async fn start_file(
 ) -> Result<(tokio::sync::mpsc::Receiver<ImportPart>, Reading), CsvError> {
     let (header_tx, header_rx) = tokio::sync::oneshot::channel();
     let (to, parts) = tokio::sync::mpsc::channel(2);
-    let handle = tokio::task::spawn_blocking(move || match Rows::new(std::io::BufReader::new(file), &lists) {
+    let handle = tokio::task::spawn_blocking(move || match Rows::new(std::io::BufReader::new(file), &lists, false) {
         Ok(rows) => {
             let _ = header_tx.send(Ok(()));
             send_rows(rows, strict, to)
@@ -276,9 +279,10 @@ impl Reading {
     }
 }
 
-/// Sends the good rows to `to` as they are read, then `End`, and returns the bad rows. With
-/// `strict`, the first bad row stops the rows before `End`, so the store imports nothing, while
-/// the reading goes on to report every bad row.
+/// Sends the good rows to `to` as they are read, each with its line, then `End`, and returns
+/// the bad rows. With `strict`, the first bad row withholds `End`, so the store imports
+/// nothing; the rows still go to the store, which names every repeated address among them,
+/// while the reading reports every other bad row.
 fn send_rows<R: Read>(
     mut rows: Rows<'_, R>,
     strict: bool,
@@ -286,14 +290,15 @@ fn send_rows<R: Read>(
 ) -> Result<Report, CsvError> {
     let mut report = Report::default();
     let mut to = Some(to);
+    let mut ended = true;
     let mut chunk = Vec::with_capacity(CHUNK);
     for row in rows.by_ref() {
         match row {
-            Ok(r) if to.is_some() => {
+            Ok((line, r)) if to.is_some() => {
                 if r.lists.is_empty() {
                     report.unlisted += 1;
                 }
-                chunk.push(r);
+                chunk.push((line, r));
                 if chunk.len() == CHUNK {
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK));
                     // A store that stopped listening has failed and says why itself.
@@ -306,7 +311,7 @@ fn send_rows<R: Read>(
             Err(r) => {
                 report.rejected.push(r);
                 if strict {
-                    to = None;
+                    ended = false;
                 }
             }
         }
@@ -315,10 +320,23 @@ fn send_rows<R: Read>(
         if !chunk.is_empty() {
             let _ = to.blocking_send(ImportPart::Rows(chunk));
         }
-        let _ = to.blocking_send(ImportPart::End);
+        if ended {
+            let _ = to.blocking_send(ImportPart::End);
+        }
     }
     report.digest = rows.finish()?;
     Ok(report)
+}
+
+/// The refusal of a row whose address an earlier row named, at `line`.
+pub fn repeated(line: u64, email: &EmailAddress) -> Rejected {
+    Rejected { line, reason: format!("{email} appears earlier in the file") }
+}
+
+/// Adds the rows the store took out as repeats to `rejected`, keeping the lines' order.
+pub fn merge_repeated(rejected: &mut Vec<Rejected>, repeats: &[crate::store::Repeated]) {
+    rejected.extend(repeats.iter().map(|r| repeated(r.line, &r.email)));
+    rejected.sort_by_key(|r| r.line);
 }
 
 /// A cell as `subscribers export` wrote it, without the quote that keeps a spreadsheet from
@@ -624,6 +642,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn streamed_rows_carry_their_lines_and_leave_repeats_to_the_store() {
+        let text = "email\nAnn@example.org\n\nbad\nann@example.org\nbob@example.org\n";
+        let (parts, rejected) = streamed(text, false).await.expect("streams");
+        let lines: Vec<(u64, &str)> = parts
+            .iter()
+            .filter_map(|p| if let ImportPart::Rows(r) = p { Some(r) } else { None })
+            .flatten()
+            .map(|(line, r)| (*line, r.email.as_str()))
+            .collect();
+        assert_eq!(lines, [(2, "Ann@example.org"), (5, "ann@example.org"), (6, "bob@example.org")]);
+        assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [4]);
+        let whole = parse(text.as_bytes(), &RowLists::default()).expect("parses");
+        assert_eq!(whole.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [4, 5], "the whole text finds it itself");
+        assert_eq!(whole.rejected[1].reason, "ann@example.org appears earlier in the file");
+    }
+
+    #[tokio::test]
     async fn a_file_read_as_it_streams_reports_what_the_whole_text_does() {
         // A byte-order mark, CRLF, a blank line and rows past a read buffer's length, so that
         // line numbers are counted across many reads.
@@ -648,9 +683,15 @@ mod tests {
         })
         .await
         .expect("streams");
-        assert_eq!(rows, whole.rows.len());
-        assert_eq!(report.rejected, whole.rejected);
-        assert_eq!(report.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 3005, 3006]);
+        // The repeat of line 2 is left to the store, which knows it by its line: the rows it
+        // takes out and the reading's bad rows are what the whole text reports.
+        assert_eq!(rows, whole.rows.len() + 1);
+        let mut rejected = report.rejected;
+        let again: crate::store::Repeated =
+            crate::store::Repeated { line: 3006, email: "ann@example.org".parse().expect("address") };
+        merge_repeated(&mut rejected, &[again]);
+        assert_eq!(rejected, whole.rejected);
+        assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 3005, 3006]);
         assert_eq!(report.digest, format!("{:x}", Sha256::digest(text.as_bytes())));
 
         let bad = dir.path().join("bad.csv");

@@ -99,6 +99,8 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     for s in subscribers::sync_lists(&publication.config, &store, real).await?.iter().filter(|s| s.changed) {
         warnings.extend(row_warnings(s));
     }
+    // The phases of a large send, timed by the log (benches/listfile.sh reads these lines).
+    tracing::debug!("list files synced");
     let issue = match plan {
         Plan::Nothing(reason) => {
             let mut out =
@@ -121,6 +123,7 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
             Err(e) => return Err(e.into()),
         },
     };
+    tracing::debug!("issue #{} made and queued for its readers", issue.number);
     let site = &publication.config.publication;
     if o.queue_only {
         let mut out = issues::show_output(

@@ -192,6 +192,9 @@ pub(super) trait Dialect: Database {
     /// The stored rows of the addresses $1 (keys and forgotten forms), held until the end of
     /// the transaction: (id, key, name, attributes, status).
     const LOCK_SUBSCRIBERS: &'static str;
+    /// Notes the addresses $1 in the stream's temporary table (`OPEN_LISTED`) and returns those
+    /// it did not hold yet.
+    const LIST_ADDRESSES: &'static str;
     /// Makes each [`Update`] active with its name and attributes.
     const UPDATE_SUBSCRIBERS: &'static str;
     /// Adds each [`Addition`] as active, in their order, skipping an address another
@@ -218,6 +221,7 @@ fn encoding(e: BoxDynError) -> StoreError {
 impl Dialect for Sqlite {
     const IMPORT_CHUNK: usize = sqlite::IMPORT_CHUNK;
     const LOCK_SUBSCRIBERS: &'static str = sqlite::LOCK_SUBSCRIBERS;
+    const LIST_ADDRESSES: &'static str = sqlite::LIST_ADDRESSES;
     const UPDATE_SUBSCRIBERS: &'static str = sqlite::UPDATE_SUBSCRIBERS;
     const INSERT_SUBSCRIBERS: &'static str = sqlite::INSERT_SUBSCRIBERS;
     const JOIN_LISTS: &'static str = sqlite::JOIN_LISTS;
@@ -244,6 +248,7 @@ impl Dialect for Sqlite {
 impl Dialect for Postgres {
     const IMPORT_CHUNK: usize = postgres::IMPORT_CHUNK;
     const LOCK_SUBSCRIBERS: &'static str = postgres::LOCK_SUBSCRIBERS;
+    const LIST_ADDRESSES: &'static str = postgres::LIST_ADDRESSES;
     const UPDATE_SUBSCRIBERS: &'static str = postgres::UPDATE_SUBSCRIBERS;
     const INSERT_SUBSCRIBERS: &'static str = postgres::INSERT_SUBSCRIBERS;
     const JOIN_LISTS: &'static str = postgres::JOIN_LISTS;

@@ -36,6 +36,9 @@ pub enum StoreError {
     Contended(String),
     #[error("the rows to import stopped before their end; nothing was imported")]
     InputEnded,
+    /// A strict import met rows whose address an earlier row named: nothing was imported.
+    #[error("{} row(s) repeat an address named earlier in the file; nothing was imported", .0.len())]
+    Repeated(Vec<super::Repeated>),
     #[error("there is no issue {0}; `gazette issues list` shows them")]
     NoIssue(u32),
     #[error("issue {number} is {status}: {why}")]

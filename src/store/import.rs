@@ -11,7 +11,7 @@ use sqlx::{Encode, Executor, IntoArguments, Transaction, Type};
 use tokio::sync::mpsc::Receiver;
 
 use super::{
-    ConsentEvent, Copies, ImportCounts, ImportPart, NewSubscriber, Store, StoreError,
+    ConsentEvent, Copies, ImportCounts, ImportPart, NewSubscriber, Repeated, Store, StoreError, Taken,
     backend::{Dialect, RETRIES, Values, contended, count, in_tx, ms, parse, to_json, with_backend},
     consent,
     issues::assign_readers,
@@ -143,12 +143,14 @@ struct Stream {
     list: Option<ListName>,
     parts: Receiver<ImportPart>,
     source: String,
+    /// A repeated address fails the whole stream, nothing written, rather than being taken out.
+    strict: bool,
 }
 
 impl Stream {
     fn list_file(list: ListName, parts: Receiver<ImportPart>) -> Self {
         let source = format!("list file {list}");
-        Self { list: Some(list), parts, source }
+        Self { list: Some(list), parts, source, strict: false }
     }
 }
 
@@ -169,32 +171,37 @@ impl Store {
         })
     }
 
-    /// Imports rows as they arrive, in one transaction, committed at `End`. Unlike `import`, it
-    /// cannot run again by itself after a deadlock, since the rows are gone: it says to run the
-    /// command again, which is safe, because nothing was written. Other imports (on SQLite,
-    /// every writer) wait meanwhile: the rows' producer should be quick.
+    /// Imports rows as they arrive, in one transaction, committed at `End`. A row whose address
+    /// an earlier row named is taken out and returned by its line. With `strict`, such a row
+    /// fails the import instead ([`StoreError::Repeated`], every repeat of the input named) and
+    /// nothing is written. Unlike `import`, it cannot run again by itself after a deadlock, since
+    /// the rows are gone: it says to run the command again, which is safe, because nothing was
+    /// written. Other imports (on SQLite, every writer) wait meanwhile: the rows' producer
+    /// should be quick.
     pub async fn import_stream(
         &self,
         parts: Receiver<ImportPart>,
         source: &str,
+        strict: bool,
         now: DateTime<Utc>,
-    ) -> Result<ImportCounts, StoreError> {
-        let stream = Stream { list: None, parts, source: source.to_owned() };
-        let (counts, _) = self.take(vec![stream], now, None).await?;
-        Ok(counts.into_iter().next().unwrap_or_default())
+    ) -> Result<Taken, StoreError> {
+        let stream = Stream { list: None, parts, source: source.to_owned(), strict };
+        let (taken, _) = self.take(vec![stream], now, None).await?;
+        Ok(taken.into_iter().next().unwrap_or_default())
     }
 
     /// Makes the list's members exactly the rows that arrive (adding, updating, and removing
     /// memberships the file no longer names), in one transaction committed at `End`. Never
-    /// brings back an address that left. Like `import_stream`, it cannot run again by itself.
+    /// brings back an address that left. A row repeating an earlier row's address is taken out
+    /// and returned by its line. Like `import_stream`, it cannot run again by itself.
     pub async fn sync_list_stream(
         &self,
         list: &ListName,
         parts: Receiver<ImportPart>,
         now: DateTime<Utc>,
-    ) -> Result<ImportCounts, StoreError> {
-        let (counts, _) = self.take(vec![Stream::list_file(list.clone(), parts)], now, None).await?;
-        Ok(counts.into_iter().next().unwrap_or_default())
+    ) -> Result<Taken, StoreError> {
+        let (taken, _) = self.take(vec![Stream::list_file(list.clone(), parts)], now, None).await?;
+        Ok(taken.into_iter().next().unwrap_or_default())
     }
 
     /// How many subscribers an issue to `lists` would be queued for once each list file had been
@@ -210,47 +217,59 @@ impl Store {
         lists: &[ListName],
         copies: Option<Copies<'_>>,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
+    ) -> Result<(Vec<Taken>, u64), StoreError> {
         let streams = files.into_iter().map(|(list, parts)| Stream::list_file(list, parts)).collect();
         self.take(streams, now, Some((lists, copies))).await
     }
 
     /// Reads `streams` one after another in one transaction, then commits it; or, for a `trial`,
     /// counts the subscribers an issue to those lists would be queued for and rolls it back.
-    /// Returns each stream's counts, in their order, and that count.
+    /// Returns what each stream did, in their order, and that count.
+    ///
+    /// Each stream's addresses are kept in a temporary table (`listed`) as they are written,
+    /// where each part's rows are first looked up: an address met before is a repeat, found by
+    /// the database rather than by a set in memory that would grow with the input.
     async fn take(
         &self,
         streams: Vec<Stream>,
         now: DateTime<Utc>,
         trial: Option<(&[ListName], Option<Copies<'_>>)>,
-    ) -> Result<(Vec<ImportCounts>, u64), StoreError> {
+    ) -> Result<(Vec<Taken>, u64), StoreError> {
         with_backend!(self, |pool, db| {
             let mut tx = db::begin(pool).await?;
             let taken: Result<_, StoreError> = async {
                 db::lock_imports(&mut tx).await?;
                 let mut all = Vec::with_capacity(streams.len());
-                for Stream { list, mut parts, source } in streams {
-                    if list.is_some() {
-                        for sql in db::OPEN_LISTED {
-                            sqlx::query(*sql).execute(&mut *tx).await?;
-                        }
+                for Stream { list, mut parts, source, strict } in streams {
+                    for sql in db::OPEN_LISTED {
+                        sqlx::query(*sql).execute(&mut *tx).await?;
                     }
                     let mut counts = ImportCounts::default();
+                    let mut repeated = Vec::new();
                     let mut ids = ListIds::new();
-                    loop {
-                        let mut rows = match parts.recv().await {
+                    let ended = loop {
+                        let part = match parts.recv().await {
                             Some(ImportPart::Rows(rows)) => rows,
-                            Some(ImportPart::End) => break,
-                            None => return Err(StoreError::InputEnded),
+                            Some(ImportPart::End) => break true,
+                            None => break false,
                         };
+                        let mut rows = first_named(&mut tx, part, &mut repeated).await?;
+                        // A strict stream that met a repeat fails: its other rows are only looked
+                        // at, so that every repeat is named.
+                        if strict && !repeated.is_empty() {
+                            continue;
+                        }
                         if let Some(list) = &list {
                             put_on(&mut rows, list);
                         }
                         upsert(&mut tx, &rows, &source, now, &mut counts, &mut ids).await?;
-                        if list.is_some() {
-                            let keys: Vec<String> = rows.iter().map(|r| r.email.key()).collect();
-                            sqlx::query(db::LIST_ADDRESSES).bind(Values(&keys)).execute(&mut *tx).await?;
-                        }
+                    };
+                    repeated.sort_by_key(|r| r.line);
+                    if strict && !repeated.is_empty() {
+                        return Err(StoreError::Repeated(repeated));
+                    }
+                    if !ended {
+                        return Err(StoreError::InputEnded);
                     }
                     if let Some(list) = &list {
                         let id = lists::id(&mut tx, list, &mut ids).await?;
@@ -258,11 +277,11 @@ impl Store {
                             sqlx::query(*sql).execute(&mut *tx).await?;
                         }
                         counts.removed = sqlx::query(db::SYNC_REMOVE).bind(id).execute(&mut *tx).await?.rows_affected();
-                        for sql in db::CLOSE_LISTED {
-                            sqlx::query(*sql).execute(&mut *tx).await?;
-                        }
                     }
-                    all.push(counts);
+                    for sql in db::CLOSE_LISTED {
+                        sqlx::query(*sql).execute(&mut *tx).await?;
+                    }
+                    all.push(Taken { counts, repeated });
                 }
                 let recipients: i64 = match trial {
                     Some((lists, None)) => {
@@ -289,6 +308,47 @@ impl Store {
             Ok(taken)
         })
     }
+}
+
+/// The rows of `part` whose address no earlier row of the stream named, in their order; the
+/// others go to `repeated`. Those kept are noted in `listed` for the parts that follow: the
+/// statement adds the addresses that were not there and returns them, so one lookup finds the
+/// repeats and records the rest.
+async fn first_named<DB>(
+    tx: &mut Transaction<'static, DB>,
+    part: Vec<(u64, NewSubscriber)>,
+    repeated: &mut Vec<Repeated>,
+) -> Result<Vec<NewSubscriber>, StoreError>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Arguments: IntoArguments<DB>,
+    for<'a, 'q> Values<'a, String>: Encode<'q, DB> + Type<DB>,
+    for<'r> (String,): sqlx::FromRow<'r, DB::Row>,
+{
+    // Repeats within the part: the table cannot say which of two new rows came first.
+    let mut keys = HashSet::with_capacity(part.len());
+    let mut rows = Vec::with_capacity(part.len());
+    for (line, row) in part {
+        let key = row.email.key();
+        if keys.insert(key.clone()) {
+            rows.push((key, line, row));
+        } else {
+            repeated.push(Repeated { line, email: row.email });
+        }
+    }
+    let wanted: Vec<String> = rows.iter().map(|(key, _, _)| key.clone()).collect();
+    let added: Vec<(String,)> = sqlx::query_as(DB::LIST_ADDRESSES).bind(Values(&wanted)).fetch_all(&mut **tx).await?;
+    let added: HashSet<String> = added.into_iter().map(|(k,)| k).collect();
+    let mut first = Vec::with_capacity(rows.len());
+    for (key, line, row) in rows {
+        if added.contains(&key) {
+            first.push(row);
+        } else {
+            repeated.push(Repeated { line, email: row.email });
+        }
+    }
+    Ok(first)
 }
 
 /// Adds or updates subscribers from an import, a list file or a command, with the meaning of

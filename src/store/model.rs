@@ -35,11 +35,31 @@ pub struct ImportCounts {
 }
 
 /// What [`Store::import_stream`](super::Store::import_stream) receives: rows as they are read,
-/// then `End` once the input is whole. An input that stops without `End` imports nothing.
+/// each with its line in the input, then `End` once the input is whole. An input that stops
+/// without `End` imports nothing.
 #[derive(Debug)]
 pub enum ImportPart {
-    Rows(Vec<NewSubscriber>),
+    Rows(Vec<(u64, NewSubscriber)>),
     End,
+}
+
+/// A streamed row whose address an earlier row of the same input named (compared as the store
+/// compares addresses: `Ann@` and `ann@` are one): taken out and not written. The store finds
+/// these, so that the addresses of an input of millions of rows are never all held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeated {
+    /// The row's line in the input.
+    pub line: u64,
+    /// The address as the row gives it.
+    pub email: EmailAddress,
+}
+
+/// What a streamed import or list file's sync did, and the rows it took out as repeats, in the
+/// order of their lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Taken {
+    pub counts: ImportCounts,
+    pub repeated: Vec<Repeated>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -149,8 +149,9 @@ pub(super) const OPEN_LISTED: &[&str] = &[
     "CREATE TEMP TABLE IF NOT EXISTS listed (email TEXT COLLATE \"C\" PRIMARY KEY) ON COMMIT DROP",
     "TRUNCATE listed",
 ];
+/// Notes the addresses $1 and returns those that were not noted yet: the others repeat.
 pub(super) const LIST_ADDRESSES: &str =
-    "INSERT INTO listed (email) SELECT * FROM UNNEST($1::text[]) ON CONFLICT DO NOTHING";
+    "INSERT INTO listed (email) SELECT * FROM UNNEST($1::text[]) ON CONFLICT DO NOTHING RETURNING email";
 /// Statistics for `SYNC_REMOVE`'s anti-join: the table is new, and PostgreSQL would otherwise
 /// guess its size.
 pub(super) const LISTED_READY: &[&str] = &["ANALYZE listed"];

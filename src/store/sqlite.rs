@@ -148,7 +148,9 @@ pub(super) const CONSENTS_FROM_ONE: &str = "INSERT INTO consent_events (subscrib
 /// created inside the transaction, so a rollback takes it away too.
 pub(super) const OPEN_LISTED: &[&str] =
     &["CREATE TEMP TABLE IF NOT EXISTS listed (email TEXT PRIMARY KEY)", "DELETE FROM temp.listed"];
-pub(super) const LIST_ADDRESSES: &str = "INSERT OR IGNORE INTO temp.listed (email) SELECT value FROM json_each($1)";
+/// Notes the addresses $1 and returns those that were not noted yet: the others repeat.
+pub(super) const LIST_ADDRESSES: &str =
+    "INSERT OR IGNORE INTO temp.listed (email) SELECT value FROM json_each($1) RETURNING email";
 pub(super) const LISTED_READY: &[&str] = &[];
 /// The members of list $1 the list file no longer names.
 pub(super) const SYNC_REMOVE: &str = "DELETE FROM memberships WHERE list_id = $1 AND NOT EXISTS \

@@ -136,6 +136,8 @@ on_each_backend!(
     imports_never_bring_back_who_left,
     an_import_records_one_consent_event_per_reader_it_adds_or_brings_back,
     list_sync_removes_who_the_file_no_longer_names,
+    a_streamed_address_named_again_is_taken_out_by_its_line,
+    a_strict_streamed_import_with_a_repeat_writes_nothing,
     one_delivery_per_active_subscriber_across_lists,
     concurrent_claims_never_share_a_delivery_and_leases_expire,
     outcomes_are_recorded_and_bounces_mark_the_subscriber,
@@ -336,7 +338,7 @@ async fn list_sync_removes_who_the_file_no_longer_names(s: Store) {
     s.sync_list(&weekly(), &[row("a@example.org", &[]), row("b@example.org", &[])], now()).await.expect("sync");
     // A file read only in part removes nobody and adds nobody.
     let (to, from) = tokio::sync::mpsc::channel(1);
-    to.try_send(ImportPart::Rows(vec![row("c@example.org", &[])])).expect("room");
+    to.try_send(ImportPart::Rows(vec![(2, row("c@example.org", &[]))])).expect("room");
     drop(to);
     let cut = s.sync_list_stream(&weekly(), from, now()).await;
     assert!(matches!(cut, Err(StoreError::InputEnded)), "{cut:?}");
@@ -353,10 +355,15 @@ async fn list_sync_removes_who_the_file_no_longer_names(s: Store) {
     assert_eq!(members.iter().map(|m| m.email.as_str()).collect::<Vec<_>>(), ["c@example.org"]);
 }
 
+/// `rows` numbered as the lines of a file under its header: 2, 3, …
+fn numbered(rows: &[NewSubscriber]) -> Vec<(u64, NewSubscriber)> {
+    (2..).zip(rows.iter().cloned()).collect()
+}
+
 /// The parts of a list file, ready to be read: `rows` in twos, then `End`.
 fn parts(rows: &[NewSubscriber]) -> tokio::sync::mpsc::Receiver<ImportPart> {
     let parts: Vec<ImportPart> =
-        rows.chunks(2).map(|c| ImportPart::Rows(c.to_vec())).chain([ImportPart::End]).collect();
+        numbered(rows).chunks(2).map(|c| ImportPart::Rows(c.to_vec())).chain([ImportPart::End]).collect();
     let (to, from) = tokio::sync::mpsc::channel(parts.len());
     for part in parts {
         to.try_send(part).expect("room for every part");
@@ -387,8 +394,8 @@ async fn a_trial_sync_counts_what_the_syncs_would_leave_and_keeps_nothing(s: Sto
     let (counts, recipients) =
         s.recipients_after_sync(files, &[weekly(), news.clone()], None, now()).await.expect("trial");
     assert_eq!(recipients, 3, "a (news), c (weekly) and d (news): not b, who left, nor z, dropped");
-    assert_eq!((counts[0].imported, counts[0].removed), (1, 1));
-    assert_eq!((counts[1].imported, counts[1].removed), (1, 1));
+    assert_eq!((counts[0].counts.imported, counts[0].counts.removed), (1, 1));
+    assert_eq!((counts[1].counts.imported, counts[1].counts.removed), (1, 1));
     assert_eq!(s.subscribers(None, None).await.expect("list"), before, "nothing kept");
 
     let (_, weekly_only) = s.recipients_after_sync(vec![], &[weekly()], None, now()).await.expect("count");
@@ -908,11 +915,69 @@ async fn a_large_import_means_the_same_across_its_chunks(s: Store) {
     assert_eq!(i.counts.queued, 12_000);
 }
 
+/// Streams of `n` numbered rows in parts of `size`, ready to be read, then `End`.
+fn numbered_parts(rows: Vec<(u64, NewSubscriber)>, size: usize) -> tokio::sync::mpsc::Receiver<ImportPart> {
+    let parts: Vec<ImportPart> =
+        rows.chunks(size).map(|c| ImportPart::Rows(c.to_vec())).chain([ImportPart::End]).collect();
+    let (to, from) = tokio::sync::mpsc::channel(parts.len());
+    for part in parts {
+        to.try_send(part).expect("room for every part");
+    }
+    from
+}
+
+/// 5,000 rows in parts of 2,000, of which line 3 names `Ann@` again (as `ann@`) far beyond its
+/// part, line 2,503 names r0 of line 4 again in another part, and line 4,004 names line 4,003's
+/// address within its part.
+fn rows_with_repeats() -> Vec<(u64, NewSubscriber)> {
+    let mut rows = vec![(2, row("Ann@example.org", &[]))];
+    rows.extend((0..4_999u64).map(|i| (i + 3, row(&format!("r{i}@example.org"), &[]))));
+    rows[4_500].1 = row("ann@example.org", &[]);
+    rows[2_501].1 = row("r1@example.org", &[]);
+    rows[4_002].1 = row("R4000@example.org", &[]);
+    rows
+}
+
+async fn a_streamed_address_named_again_is_taken_out_by_its_line(s: Store) {
+    let rows = rows_with_repeats();
+    let taken = s.sync_list_stream(&weekly(), numbered_parts(rows.clone(), 2_000), now()).await.expect("sync");
+    let repeats: Vec<(u64, &str)> = taken.repeated.iter().map(|r| (r.line, r.email.as_str())).collect();
+    assert_eq!(repeats, [(2_503, "r1@example.org"), (4_004, "R4000@example.org"), (4_502, "ann@example.org")]);
+    assert_eq!(taken.counts.imported, 4_997);
+    assert_eq!(s.subscribers(Some(&weekly()), None).await.expect("list").len(), 4_997);
+    let ann = s.subscriber(&"ann@example.org".parse().expect("ann")).await.expect("get").expect("stored");
+    assert_eq!(ann.email, "Ann@example.org", "the first row is the one kept");
+
+    // The same rows as an import, and as a trial sync, find the same repeats.
+    let taken = s.import_stream(numbered_parts(rows.clone(), 2_000), "import", false, now()).await.expect("import");
+    assert_eq!(taken.repeated.len(), 3);
+    assert_eq!(taken.counts.unchanged, 4_997);
+    let (trial, _) = s
+        .recipients_after_sync(vec![(weekly(), numbered_parts(rows, 2_000))], &[weekly()], None, now())
+        .await
+        .expect("trial");
+    assert_eq!(trial[0].repeated.iter().map(|r| r.line).collect::<Vec<_>>(), [2_503, 4_004, 4_502]);
+}
+
+async fn a_strict_streamed_import_with_a_repeat_writes_nothing(s: Store) {
+    let refused = s.import_stream(numbered_parts(rows_with_repeats(), 2_000), "import", true, now()).await;
+    match refused {
+        Err(StoreError::Repeated(repeats)) => {
+            assert_eq!(repeats.iter().map(|r| r.line).collect::<Vec<_>>(), [2_503, 4_004, 4_502]);
+        }
+        other => panic!("a repeat refused: {other:?}"),
+    }
+    assert!(s.subscribers(None, None).await.expect("list").is_empty(), "nothing written");
+    let clean: Vec<(u64, NewSubscriber)> = (2..).zip([row("a@example.org", &[]), row("b@example.org", &[])]).collect();
+    let taken = s.import_stream(numbered_parts(clean, 1), "import", true, now()).await.expect("import");
+    assert_eq!((taken.counts.imported, taken.repeated.len()), (2, 0));
+}
+
 async fn a_streamed_import_is_kept_only_once_its_end_arrives(s: Store) {
     let parts = || {
         vec![
-            ImportPart::Rows(vec![row("a@example.org", &["weekly"]), row("b@example.org", &[])]),
-            ImportPart::Rows(vec![row("a@example.org", &["news"])]),
+            ImportPart::Rows(vec![(2, row("a@example.org", &["weekly"])), (3, row("b@example.org", &[]))]),
+            ImportPart::Rows(vec![(4, row("c@example.org", &["news"]))]),
         ]
     };
     let stream = |parts: Vec<ImportPart>| {
@@ -926,7 +991,7 @@ async fn a_streamed_import_is_kept_only_once_its_end_arrives(s: Store) {
     };
 
     let (from, feeding) = stream(parts());
-    let cut = s.import_stream(from, "import", now()).await;
+    let cut = s.import_stream(from, "import", false, now()).await;
     assert!(matches!(cut, Err(StoreError::InputEnded)), "{cut:?}");
     feeding.await.expect("fed");
     assert!(s.subscribers(None, None).await.expect("list").is_empty(), "nothing of an input cut short is kept");
@@ -934,11 +999,11 @@ async fn a_streamed_import_is_kept_only_once_its_end_arrives(s: Store) {
     let mut whole = parts();
     whole.push(ImportPart::End);
     let (from, feeding) = stream(whole);
-    let c = s.import_stream(from, "import", now()).await.expect("import");
+    let c = s.import_stream(from, "import", false, now()).await.expect("import").counts;
     feeding.await.expect("fed");
-    assert_eq!((c.imported, c.updated, c.unchanged), (2, 1, 0));
+    assert_eq!((c.imported, c.updated, c.unchanged), (3, 0, 0));
     let a = s.subscriber(&"a@example.org".parse().expect("a")).await.expect("get").expect("stored");
-    assert_eq!(a.lists, ["news", "weekly"]);
+    assert_eq!(a.lists, ["weekly"]);
 }
 
 trait SyncRows {
@@ -958,13 +1023,7 @@ impl SyncRows for Store {
         rows: &[NewSubscriber],
         now: DateTime<Utc>,
     ) -> Result<ImportCounts, StoreError> {
-        let parts: Vec<ImportPart> =
-            rows.chunks(2).map(|c| ImportPart::Rows(c.to_vec())).chain([ImportPart::End]).collect();
-        let (to, from) = tokio::sync::mpsc::channel(parts.len());
-        for part in parts {
-            to.try_send(part).expect("room for every part");
-        }
-        self.sync_list_stream(list, from, now).await
+        self.sync_list_stream(list, parts(rows), now).await.map(|t| t.counts)
     }
 }
 

@@ -54,9 +54,11 @@ pub async fn sync_lists(config: &Config, store: &Store, now: DateTime<Utc>) -> R
         })
         .await
         .map_err(|error| SubscriberError::ListCsv { file: file.clone(), error })?;
-        let counts = synced?;
+        let taken = synced?;
+        let mut rejected = report.rejected;
+        csv_import::merge_repeated(&mut rejected, &taken.repeated);
         let changed = store.note_list_file(&list.name, &report.digest, now).await?;
-        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts, rejected: report.rejected, changed });
+        out.push(ListSync { list: list.name.clone(), file: file.clone(), counts: taken.counts, rejected, changed });
     }
     Ok(out)
 }
@@ -91,11 +93,15 @@ pub async fn reach(
         let report = reading.finish().await.map_err(|error| SubscriberError::ListCsv { file: file.clone(), error })?;
         reports.push((list, file, report));
     }
-    let (counts, readers) = counted?;
+    let (taken, readers) = counted?;
     let syncs = reports
         .into_iter()
-        .zip(counts)
-        .map(|((list, file, report), counts)| ListSync { list, file, counts, rejected: report.rejected, changed: true })
+        .zip(taken)
+        .map(|((list, file, report), taken)| {
+            let mut rejected = report.rejected;
+            csv_import::merge_repeated(&mut rejected, &taken.repeated);
+            ListSync { list, file, counts: taken.counts, rejected, changed: true }
+        })
         .collect();
     Ok(Reach { syncs, readers })
 }

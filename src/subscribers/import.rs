@@ -13,7 +13,7 @@ use crate::{
     config::Config,
     csv_import::{self, Reading, Rejected},
     domain::ListName,
-    store::{ImportCounts, ImportPart, Store},
+    store::{ImportCounts, ImportPart, Store, StoreError},
 };
 
 /// A file being read, its header found good, waiting for a store to take its rows.
@@ -69,15 +69,28 @@ impl Import {
     /// Hands the rows to `store` as they are read, in one transaction.
     pub async fn into_store(self, store: &Store, now: DateTime<Utc>) -> Result<Imported, SubscriberError> {
         let source = format!("import {}", self.file.display());
-        let imported = store.import_stream(self.parts, &source, now).await;
+        let imported = store.import_stream(self.parts, &source, self.strict, now).await;
         let report =
             self.reading.finish().await.map_err(|error| SubscriberError::Csv { file: self.file.clone(), error })?;
-        // A strict import's reader stopped before the end, so the store took nothing: the bad rows
-        // are the news, not the store's complaint about rows that stopped.
-        if self.strict && !report.rejected.is_empty() {
-            return Err(SubscriberError::Strict { file: self.file, rejected: report.rejected });
+        let mut rejected = report.rejected;
+        let imported = match imported {
+            Ok(taken) => {
+                csv_import::merge_repeated(&mut rejected, &taken.repeated);
+                Ok(taken.counts)
+            }
+            Err(StoreError::Repeated(repeats)) => {
+                csv_import::merge_repeated(&mut rejected, &repeats);
+                Err(StoreError::Repeated(repeats))
+            }
+            Err(e) => Err(e),
+        };
+        // A strict import with a bad row wrote nothing (its reader withheld the end, or the
+        // store refused a repeated address): the bad rows are the news, not the store's
+        // complaint.
+        if self.strict && !rejected.is_empty() {
+            return Err(SubscriberError::Strict { file: self.file, rejected });
         }
-        Ok(Imported { counts: imported?, rejected: report.rejected, unlisted: report.unlisted })
+        Ok(Imported { counts: imported?, rejected, unlisted: report.unlisted })
     }
 }
 
@@ -130,5 +143,33 @@ mod tests {
         let strict = Import::read(&kept(), &file, None, true).await.expect("read");
         let refused = strict.into_store(&store, SystemClock.now()).await.expect_err("a bad row");
         assert!(matches!(refused, SubscriberError::Strict { ref rejected, .. } if rejected.len() == 1), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_repeated_address_is_reported_by_its_line_and_refuses_a_strict_import() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("people.csv");
+        std::fs::write(&file, "email\nAnn@example.org\nbad\nann@example.org\nbob@example.org\n").expect("write");
+        let store = store(dir.path()).await;
+        let strict = Import::read(&kept(), &file, None, true).await.expect("read");
+        let refused = strict.into_store(&store, SystemClock.now()).await.expect_err("a repeat");
+        let SubscriberError::Strict { rejected, .. } = refused else { panic!("strict: {refused:?}") };
+        assert_eq!(rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(rejected[1].reason, "ann@example.org appears earlier in the file");
+        assert!(store.subscribers(None, None).await.expect("list").is_empty(), "nothing written");
+
+        std::fs::write(&file, "email\nAnn@example.org\nann@example.org\nbob@example.org\n").expect("write");
+        let strict = Import::read(&kept(), &file, None, true).await.expect("read");
+        let refused = strict.into_store(&store, SystemClock.now()).await.expect_err("a repeat alone");
+        assert!(
+            matches!(refused, SubscriberError::Strict { ref rejected, .. } if rejected[0].line == 3),
+            "{refused:?}"
+        );
+        assert!(store.subscribers(None, None).await.expect("list").is_empty(), "nothing written");
+
+        let import = Import::read(&kept(), &file, None, false).await.expect("read");
+        let done = import.into_store(&store, SystemClock.now()).await.expect("imported");
+        assert_eq!(done.counts.imported, 2);
+        assert_eq!(done.rejected.iter().map(|r| r.line).collect::<Vec<_>>(), [3]);
     }
 }
