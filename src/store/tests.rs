@@ -910,8 +910,11 @@ async fn a_large_import_means_the_same_across_its_chunks(s: Store) {
 
     let c = s.import(&rows, "import", now()).await.expect("import");
     assert_eq!((c.imported, c.updated, c.unchanged, c.refused), (0, 0, 12_002, 1), "nothing new the second time");
-    let i = issue(&s, 1, &[weekly(), "news".parse().expect("l")]).await;
-    assert_eq!(i.counts.queued, 12_000);
+    let lists = [weekly(), "news".parse().expect("l")];
+    let i = issue(&s, 1, &lists).await;
+    assert_eq!(i.counts.queued, FIRST_CHUNK as u64, "the first readers are queued with the issue");
+    assert_eq!(s.queue_all(1, &lists, 5_000, now()).await.expect("fill"), 12_000 - FIRST_CHUNK as u64);
+    assert_eq!(s.issue(1).await.expect("issue").expect("issue").counts.queued, 12_000);
 }
 
 async fn a_streamed_import_is_kept_only_once_its_end_arrives(s: Store) {
