@@ -138,6 +138,10 @@ if [ "$DB" = sqlite ]; then
   /usr/bin/time -f "%M %U %S %e" -o "$work/rss" ${WRAP:-} "$bin" --config "$work/gazette.toml" --json send --as-of 2026-01-01 --yes >"$work/send.json"
   sent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["counts"]["sent"])' "$work/send.json")
   gz_secs=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["elapsed_seconds"])' "$work/send.json")
+  # From the command's start (before the issue is made and its first readers queued) to the
+  # first message the server accepted.
+  first_secs=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d.get("first_message_seconds"))' "$work/send.json")
+  echo "first_message_seconds: $first_secs"
   read -r rss_kb cpu_user cpu_sys _ < "$work/rss"
 else
   # Queue the issue, then time the workers from their start until the issue is sent.

@@ -531,8 +531,9 @@ pub async fn run(
                 if stop.is_set() {
                     break;
                 }
-                // Deferred deliveries not yet due would only cost a login to the server.
-                if store.next_due(number).await?.is_some_and(|due| due > clock.now()) {
+                // Deferred deliveries not yet due would only cost a login to the server, unless
+                // readers are still to be queued (their filler stopped with its process).
+                if store.next_due(number).await?.is_some_and(|due| due > clock.now()) && !store.filling(number).await? {
                     continue;
                 }
                 let Some(record) = store.issue(number).await? else { continue };

@@ -184,7 +184,9 @@ pub async fn create(
         new.articles.extend(draft.beyond.iter().map(|(_, a)| a.clone()));
         debug_assert_eq!(plan.candidates.len(), new.articles.len());
     }
-    Ok(store.create_issue(&new, subscribers::issue_lists(&publication.config), now).await?)
+    // The first readers are queued with the issue, the rest while it goes out (`deliver`).
+    let first = publication.config.delivery.queue_chunk.min(crate::store::FIRST_CHUNK);
+    Ok(store.create_issue_queueing(&new, subscribers::issue_lists(&publication.config), first, now).await?)
 }
 
 /// With editions or topics, how each reader's copy of `draft` is chosen: its own selection, then
@@ -486,14 +488,33 @@ pub async fn deliver(
     let variants = store.issue_variants(issue.number).await?;
     let letters =
         Arc::new(IssueLetters::with_variants(Arc::clone(&publication), issue, &variants, Arc::clone(&clock))?);
-    let engine = Engine::new(store.clone(), transport, settings, Arc::clone(&clock));
+    // The readers still to queue are queued beside the senders, from the lists the issue goes
+    // to: a run that takes up an issue whose filler stopped (a crash, a stop) goes on with it.
+    let queue = IssueQueue {
+        store: store.clone(),
+        lists: subscribers::issue_lists(&publication.config).into(),
+        chunk: d.queue_chunk,
+        clock: Arc::clone(&clock),
+    };
+    let engine = Engine::new(queue, transport, settings, Arc::clone(&clock));
     tracing::debug!(issue = issue.number, concurrency = d.concurrency, "delivering");
     let run = engine.run(issue.number, letters, progress, stop).await?;
     let finished = store.finish_issue_if_done(issue.number, clock.now()).await?;
     Ok(Delivered { run, finished })
 }
 
-impl Queue for Store {
+/// The store as the engine's queue for one publication's issues, with the lists they go to, so
+/// that the readers still to queue can be.
+#[derive(Clone)]
+struct IssueQueue {
+    store: Store,
+    lists: Arc<[crate::domain::ListName]>,
+    /// Readers queued per transaction.
+    chunk: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl Queue for IssueQueue {
     async fn claim(
         &self,
         issue: u32,
@@ -502,11 +523,11 @@ impl Queue for Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Vec<Claimed>, QueueError> {
-        Ok(Store::claim(self, issue, owner, limit, now, lease).await?)
+        Ok(self.store.claim(issue, owner, limit, now, lease).await?)
     }
 
     async fn renew(&self, owner: &str, ids: &[i64], now: DateTime<Utc>, lease: Duration) -> Result<(), QueueError> {
-        self.renew_leases(owner, ids, now, lease).await?;
+        self.store.renew_leases(owner, ids, now, lease).await?;
         Ok(())
     }
 
@@ -517,18 +538,18 @@ impl Queue for Store {
         relays: &[Option<String>],
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
-        Ok(Store::record_via(self, owner, outcomes, relays, now).await?)
+        Ok(self.store.record_via(owner, outcomes, relays, now).await?)
     }
 
     async fn next_due(&self, issue: u32) -> Result<Option<DateTime<Utc>>, QueueError> {
-        Ok(Store::next_due(self, issue).await?)
+        Ok(self.store.next_due(issue).await?)
     }
 
     async fn take_sends(&self, per_second: f64, want: u32, now: DateTime<Utc>) -> Result<(u32, Duration), QueueError> {
         // The bucket holds a fiftieth of a second's sends: processes that start together cannot
         // burst past the rate by more than that.
         let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
-        let grant = self.take_tokens(SEND_BUCKET, per_second, burst, want, now).await?;
+        let grant = self.store.take_tokens(SEND_BUCKET, per_second, burst, want, now).await?;
         Ok((grant.granted, grant.retry_in))
     }
 
@@ -541,7 +562,7 @@ impl Queue for Store {
     ) -> Result<(u32, Duration), QueueError> {
         // A bucket of one: the group's messages are spaced evenly across processes, as each
         // process spaces its own.
-        let grant = self.take_tokens(&format!("shaping:{group}"), per_second, 1.0, want, now).await?;
+        let grant = self.store.take_tokens(&format!("shaping:{group}"), per_second, 1.0, want, now).await?;
         Ok((grant.granted, grant.retry_in))
     }
 
@@ -559,10 +580,15 @@ impl Queue for Store {
 
     async fn halted_because(&self, issue: u32, limits: RateLimits) -> Result<Option<String>, QueueError> {
         // A finished or cancelled issue has nothing left to claim: the run ends by itself.
-        Ok(match self.guard_issue(issue, limits).await? {
+        Ok(match self.store.guard_issue(issue, limits).await? {
             Standing::Paused(why) => Some(why),
             Standing::Sending | Standing::Other(_) => None,
         })
+    }
+
+    async fn fill(&self, issue: u32) -> Result<(u64, bool), QueueError> {
+        let filled = self.store.queue_more(issue, &self.lists, self.chunk, self.clock.now()).await?;
+        Ok((filled.queued, filled.more))
     }
 }
 

@@ -37,13 +37,18 @@ pub async fn deliver(
 
 /// The line that closes a delivery run: the issue's counts as the ledger holds them after it
 /// (`issue`, read once with the table printed below it), then how long this run took and how
-/// fast it sent. A run that did part of the issue says how much was its own.
-pub fn summary_line(issue: &IssueRecord, s: &RunSummary) -> String {
+/// fast it sent, and how long after the command started (`started`) its first message was
+/// accepted. A run that did part of the issue says how much was its own.
+pub fn summary_line(issue: &IssueRecord, s: &RunSummary, started: std::time::Instant) -> String {
     let c = &issue.counts;
     let own = if s.sent == c.sent { String::new() } else { format!(" ({} in this run)", s.sent) };
     let queued = if c.queued > 0 { format!(", {} still queued", c.queued) } else { String::new() };
+    let first = match first_message(s, started) {
+        Some(d) => format!("; the first message after {}", crate::domain::took(d)),
+        None => String::new(),
+    };
     format!(
-        "Issue #{} \"{}\": {} sent{own}, {} deferred, {} failed{queued} in {} ({})\n",
+        "Issue #{} \"{}\": {} sent{own}, {} deferred, {} failed{queued} in {} ({}){first}\n",
         issue.number,
         issue.subject,
         c.sent,
@@ -52,6 +57,11 @@ pub fn summary_line(issue: &IssueRecord, s: &RunSummary) -> String {
         crate::domain::took(s.elapsed),
         crate::domain::throughput(s.sent, s.elapsed),
     )
+}
+
+/// How long after `started` (the command's start) the run's first message was accepted.
+pub fn first_message(s: &RunSummary, started: std::time::Instant) -> Option<Duration> {
+    s.first_sent.map(|at| at.saturating_duration_since(started))
 }
 
 /// A progress bar on a terminal; silent otherwise.
@@ -89,6 +99,13 @@ impl Progress for Bar {
             && !matches!(outcome, Outcome::Released { .. } | Outcome::Deferred { .. })
         {
             b.inc(1);
+        }
+    }
+
+    /// Readers queued while the issue goes out: the bar's total grows with them.
+    fn queued(&self, more: u64) {
+        if let Some(b) = &self.bar {
+            b.inc_length(more);
         }
     }
 

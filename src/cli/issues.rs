@@ -66,6 +66,7 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             show_output(&store, site, number, &format!("Issue #{number} cancelled.\n")).await
         }
         IssuesCommand::Resume { number } => {
+            let started = std::time::Instant::now();
             let i = existing(&store, number).await?;
             if i.status == IssueStatus::Cancelled {
                 return Err(Failure::usage(format!("issue #{number} was cancelled; it cannot be resumed")));
@@ -77,7 +78,8 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
                 header = format!("Issue #{number} resumed after its pause ({}).\n", i.note.as_deref().unwrap_or(""));
                 store.finish_issue_if_done(number, SystemClock.now()).await.map_err(Failure::from)?;
             }
-            if i.counts.pending() == 0 {
+            // An issue whose readers are still being queued has more to send than its ledger shows.
+            if i.counts.pending() == 0 && !store.filling(number).await.map_err(Failure::from)? {
                 header.push_str(&format!("Issue #{number} has nothing left to send.\n"));
                 return show_output(&store, site, number, &header).await;
             }
@@ -86,7 +88,7 @@ pub async fn run(config: &Path, command: IssuesCommand) -> Result<Output, Failur
             let transport = setup::transport(&publication.config).await?;
             let summary = delivery::deliver(Arc::clone(&publication), &store, &i, transport).await?;
             let after = existing(&store, number).await?;
-            header.push_str(&delivery::summary_line(&after, &summary));
+            header.push_str(&delivery::summary_line(&after, &summary, started));
             let paused_again = summary.paused.is_some().then(|| delivery::paused(&after).message);
             let mut out = show(&store, &publication.config.publication, after, &header).await?;
             if summary.stopped {

@@ -26,6 +26,8 @@ pub struct Options<'a> {
 }
 
 pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
+    // What `first_message_seconds` counts from.
+    let started = std::time::Instant::now();
     let publication = Arc::new(setup::publication(config).await?);
     let edition = setup::edition(&publication.config, o.edition)?;
     let now = setup::now(o.as_of, &publication)?;
@@ -126,6 +128,10 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
     tracing::debug!("issue #{} made and queued for its readers", issue.number);
     let site = &publication.config.publication;
     if o.queue_only {
+        // Whoever delivers it would queue the rest as it goes; a worker may not start for a
+        // while, so the command leaves every reader queued.
+        let lists = subscribers::issue_lists(&publication.config);
+        store.queue_all(issue.number, lists, publication.config.delivery.queue_chunk, real).await?;
         let mut out = issues::show_output(
             &store,
             site,
@@ -148,11 +154,12 @@ pub async fn run(config: &Path, o: Options<'_>) -> Result<Output, Failure> {
         .await
         .map_err(Failure::from)?
         .ok_or_else(|| Failure::unfinished(format!("issue {} vanished", issue.number)))?;
-    let header = delivery::summary_line(&after, &summary);
+    let header = delivery::summary_line(&after, &summary, started);
     let paused_now = summary.paused.is_some().then(|| delivery::paused(&after).message);
     let mut out = issues::show(&store, site, after, &header).await?;
     let secs = summary.elapsed.as_secs_f64();
     out.json["elapsed_seconds"] = json!(secs);
+    out.json["first_message_seconds"] = json!(delivery::first_message(&summary, started).map(|d| d.as_secs_f64()));
     out.json["this_run"] = json!({
         "sent": summary.sent,
         "deferred": summary.deferred,

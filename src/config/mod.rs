@@ -222,6 +222,9 @@ pub struct Delivery {
     pub timeout: Duration,
     /// How long a run goes on while every message it tries is throttled and none is accepted.
     pub throttle_timeout: Duration,
+    /// Readers queued per transaction while an issue goes out (the first chunk, queued with the
+    /// issue itself, is at most 2,000 of them).
+    pub queue_chunk: usize,
     pub ca_file: Option<PathBuf>,
 }
 

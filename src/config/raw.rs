@@ -185,6 +185,8 @@ struct RawDelivery {
     timeout: Duration,
     #[serde(default = "default_throttle_timeout")]
     throttle_timeout: Duration,
+    #[serde(default = "default_queue_chunk")]
+    queue_chunk: Spanned<i64>,
     ca_file: Option<String>,
 }
 
@@ -201,6 +203,7 @@ impl Default for RawDelivery {
             lease: default_lease(),
             timeout: default_timeout(),
             throttle_timeout: default_throttle_timeout(),
+            queue_chunk: default_queue_chunk(),
             ca_file: None,
         }
     }
@@ -243,6 +246,9 @@ fn default_retry_backoff() -> Duration {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_queue_chunk() -> Spanned<i64> {
+    Spanned::new(0..0, 10_000)
 }
 fn default_throttle_timeout() -> Duration {
     Duration::from_secs(600)
@@ -553,6 +559,7 @@ pub(super) fn parse(text: &str, file: &Path, env: &Environment) -> Result<Config
         lease: d.lease,
         timeout: d.timeout,
         throttle_timeout: d.throttle_timeout,
+        queue_chunk: positive(&d.queue_chunk, &at, "delivery.queue_chunk")?,
         ca_file: d.ca_file.as_deref().map(resolve),
     };
 

@@ -99,6 +99,14 @@ pub trait Queue: Clone + Send + Sync + 'static {
         issue: u32,
         limits: RateLimits,
     ) -> impl Future<Output = Result<Option<String>, QueueError>> + Send;
+    /// Queues the next chunk of the issue's readers, when some are still to be queued (a long
+    /// list is queued while its first messages go out): how many were queued, and whether more
+    /// may be left (false once none is, or when the issue is no longer sending). Several engines
+    /// may fill one issue at once; the queue queues each reader once.
+    fn fill(&self, issue: u32) -> impl Future<Output = Result<(u64, bool), QueueError>> + Send {
+        let _ = issue;
+        async { Ok((0, false)) }
+    }
 }
 
 /// What the engine needs of composition: each claimed delivery's message and Message-ID. An
@@ -111,6 +119,8 @@ pub trait Letters: Send + Sync + 'static {
 pub trait Progress: Send + Sync + 'static {
     fn recorded(&self, outcome: &Outcome);
     fn waiting(&self, _until: DateTime<Utc>) {}
+    /// `more` readers were queued while the issue went out: the work to do grew.
+    fn queued(&self, _more: u64) {}
 }
 
 impl Progress for () {
@@ -180,6 +190,8 @@ pub struct RunSummary {
     /// Why the issue was paused, when that ended the run.
     pub paused: Option<String>,
     pub elapsed: Duration,
+    /// When the server accepted this run's first message, if it accepted any.
+    pub first_sent: Option<Instant>,
 }
 
 pub struct Engine<Q: Queue> {
@@ -218,6 +230,11 @@ struct Shared<Q: Queue> {
     paused: std::sync::Mutex<Option<String>>,
     /// The first throttling reply since the last message accepted.
     throttled_since: std::sync::Mutex<Option<Instant>>,
+    /// Every reader of the issue is queued (this run's filler found none left): an empty
+    /// queue then means the run is done, not that more is on its way.
+    filled: AtomicBool,
+    /// When the first message was accepted.
+    first_sent: std::sync::OnceLock<Instant>,
 }
 
 impl<Q: Queue> Shared<Q> {
@@ -259,6 +276,7 @@ impl<Q: Queue> Shared<Q> {
 
     /// A message accepted: whatever was throttled before, the sending goes on.
     fn accepted(&self) {
+        let _ = self.first_sent.set(Instant::now());
         if let Ok(mut since) = self.throttled_since.lock() {
             *since = None;
         }
@@ -366,6 +384,8 @@ impl<Q: Queue> Engine<Q> {
             dots_out: AtomicUsize::new(0),
             paused: std::sync::Mutex::new(None),
             throttled_since: std::sync::Mutex::new(None),
+            filled: AtomicBool::new(false),
+            first_sent: std::sync::OnceLock::new(),
         });
 
         // Room for a whole claim: the next claim is made while a batch is still queued for the
@@ -376,6 +396,7 @@ impl<Q: Queue> Engine<Q> {
 
         let writer = tokio::spawn(write_outcomes(Arc::clone(&shared), record_rx));
         let renewer = tokio::spawn(renew_leases(Arc::clone(&shared)));
+        let filler = tokio::spawn(fill(Arc::clone(&shared), issue));
         let mut senders = Vec::with_capacity(concurrency);
         for _ in 0..concurrency {
             senders.push(tokio::spawn(send_loop(Arc::clone(&shared), Arc::clone(&work_rx), record_tx.clone())));
@@ -387,6 +408,9 @@ impl<Q: Queue> Engine<Q> {
             let _ = s.await;
         }
         let _ = writer.await;
+        // A filler stops at its next chunk once the run halts; a chunk is one transaction,
+        // written whole or not at all.
+        let _ = filler.await;
         renewer.abort();
 
         if let Some(e) = shared.failure.lock().await.take() {
@@ -402,6 +426,7 @@ impl<Q: Queue> Engine<Q> {
             stopped,
             paused: shared.paused.lock().ok().and_then(|mut p| p.take()),
             elapsed: started.elapsed(),
+            first_sent: shared.first_sent.get().copied(),
         })
     }
 }
@@ -424,6 +449,32 @@ async fn pause_if_halted<Q: Queue>(shared: &Arc<Shared<Q>>, issue: u32) -> bool 
         Err(e) => {
             shared.halt(Some(DeliverError::from(e))).await;
             true
+        }
+    }
+}
+
+/// How long the claims wait for the filler when they found nothing while readers are still
+/// being queued.
+const FILL_WAIT: Duration = Duration::from_millis(20);
+
+/// Queues the issue's readers still to be queued, a chunk at a time, beside the senders, until
+/// none is left or the run halts; a failure halts the run.
+async fn fill<Q: Queue>(shared: Arc<Shared<Q>>, issue: u32) {
+    while !shared.halted() {
+        match shared.queue.fill(issue).await {
+            Ok((n, more)) => {
+                if n > 0 {
+                    shared.progress.queued(n);
+                }
+                if !more {
+                    shared.filled.store(true, Ordering::SeqCst);
+                    return;
+                }
+            }
+            Err(e) => {
+                shared.halt(Some(DeliverError::from(e))).await;
+                return;
+            }
         }
     }
 }
@@ -472,6 +523,15 @@ async fn claim_loop<Q: Queue>(
             held.extend(batch.iter().map(|c| c.delivery_id));
         }
         if batch.is_empty() {
+            if !shared.filled.load(Ordering::SeqCst) {
+                // More readers are on their way into the queue: the run is not done. Whether the
+                // issue was paused is still judged once a second, above.
+                tokio::select! {
+                    () = tokio::time::sleep(FILL_WAIT) => {}
+                    () = stop.wait() => {}
+                }
+                continue;
+            }
             judged = Some(Instant::now());
             if pause_if_halted(shared, issue).await {
                 return false;

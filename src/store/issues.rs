@@ -8,12 +8,16 @@ use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Transaction, Type};
 
 use super::{
-    DeliveryCounts, IssueRecord, NewIssue, ReportCounts, SentIssue, SlotRef, Store, StoreError,
+    DeliveryCounts, Filled, IssueRecord, NewIssue, ReportCounts, SentIssue, SlotRef, Store, StoreError,
     backend::{Values, count, from_ms, in_tx, issue_number, ms, parse, to_json, with_backend},
 };
 
 /// Readers queued by one statement: a bound list stays well within what either database takes.
 pub(super) const QUEUE_CHUNK: usize = 10_000;
+/// Readers queued with a new issue, in its own transaction: few enough that its first message
+/// leaves at once, whatever the size of its lists. The rest follow a chunk at a time
+/// ([`Store::queue_more`]) while it is delivered.
+pub const FIRST_CHUNK: usize = 2_000;
 use crate::domain::{IssueStatus, ListName};
 
 const ONE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, finished_at, note, \
@@ -36,8 +40,14 @@ const CARRIED_BY_EDITION: &str = "SELECT DISTINCT a.identity FROM issue_articles
      WHERE i.status <> 'cancelled' AND (i.edition = $1 OR (i.edition IS NULL AND $2))";
 const SENDING: &str = "SELECT number FROM issues WHERE status = 'sending' ORDER BY number";
 const PAUSED: &str = "SELECT min(number) FROM issues WHERE status = 'paused'";
-const INSERT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at, edition) \
-     VALUES ($1, 'sending', $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
+/// `$8` is the queueing cursor: 0 for an issue whose readers are queued a chunk at a time, NULL
+/// for one queued whole in this transaction.
+const INSERT: &str = "INSERT INTO issues (number, status, subject, issue_date, articles, slot, created_at, edition, \
+     queued_through) VALUES ($1, 'sending', $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+/// Moves issue $1's queueing cursor to $2 (NULL: every reader is queued).
+const SET_CURSOR: &str = "UPDATE issues SET queued_through = $2 WHERE number = $1";
+/// Is issue $1 still having its readers queued?
+const FILLING: &str = "SELECT queued_through IS NOT NULL FROM issues WHERE number = $1";
 /// Returns the issue's number when the slot was free, no row when another issue took it.
 const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, recorded_at) VALUES ($1, $2, 'issue', $3, $4) \
      ON CONFLICT DO NOTHING RETURNING issue_number";
@@ -45,7 +55,8 @@ const TAKE_SLOT: &str = "INSERT INTO slots (key, at, outcome, issue_number, reco
 pub(super) const COUNTS: &str = "SELECT state, count(*) FROM deliveries WHERE issue_number = $1 GROUP BY state";
 /// An issue under review (draft, held, approved) may be cancelled too: it never goes out, and the
 /// articles it carried are free for a later issue.
-const CANCEL: &str = "UPDATE issues SET status = 'cancelled', finished_at = $1 \
+/// Its readers still to queue never will be: the cursor goes with it.
+const CANCEL: &str = "UPDATE issues SET status = 'cancelled', finished_at = $1, queued_through = NULL \
      WHERE number = $2 AND status IN ('sending', 'paused', 'draft', 'held', 'approved')";
 /// What a cancelled issue had not yet sent is skipped, never sent later.
 pub(super) const CANCEL_DELIVERIES: &str = "UPDATE deliveries SET state = 'skipped', last_reply = 'issue cancelled', \
@@ -226,6 +237,38 @@ macro_rules! queue_assigned {
 }
 pub(super) use queue_assigned;
 
+/// Queues issue `$number` for the next `$chunk` readers of `$names` after subscriber id `$cursor`
+/// (in id order) inside the transaction `$tx`, and moves its cursor on: to the last reader
+/// queued, or to NULL when the chunk found fewer than `$chunk` (every reader is queued). The
+/// readers are read first and then inserted, so that the cursor follows who was read, whatever
+/// the insert skipped. Evaluates to how many readers the chunk held and whether more may be left.
+macro_rules! queue_chunk {
+    ($tx:ident, $db:ident, $number:expr, $names:expr, $cursor:expr, $chunk:expr, $now:expr) => {{
+        let number: i64 = $number;
+        let chunk: usize = $chunk;
+        let limit = i64::try_from(chunk).map_err(|e| $crate::store::StoreError::Corrupt(e.to_string()))?;
+        let ids: Vec<i64> = sqlx::query_scalar($db::AUDIENCE_AFTER)
+            .bind($crate::store::backend::Values($names))
+            .bind($crate::store::backend::ms($now))
+            .bind($cursor)
+            .bind(limit)
+            .fetch_all(&mut *$tx)
+            .await?;
+        for part in ids.chunks($crate::store::issues::QUEUE_CHUNK) {
+            sqlx::query($db::QUEUE_READERS)
+                .bind(number)
+                .bind($crate::store::backend::ms($now))
+                .bind($crate::store::backend::Values(part))
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let more = ids.len() >= chunk;
+        let next: Option<i64> = if more { ids.last().copied() } else { None };
+        sqlx::query(SET_CURSOR).bind(number).bind(next).execute(&mut *$tx).await?;
+        (ids.len() as u64, more)
+    }};
+}
+
 /// Takes the schedule slot that made issue `number` (if a slot made it) inside the transaction
 /// that makes the issue, a draft or one that sends at once: a slot makes one issue, however
 /// many processes serve it.
@@ -343,14 +386,29 @@ impl Store {
     }
 
     /// Creates the issue and queues one delivery per active subscriber of `lists` (one for
-    /// someone on two of them), all in one transaction. A second process creating the same
-    /// number, or serving the same slot, waits on the first and then finds it taken.
+    /// someone on two of them): the first [`FIRST_CHUNK`] of them in the transaction that makes
+    /// it, the rest by [`Store::queue_more`]. A second process creating the same number, or
+    /// serving the same slot, waits on the first and then finds it taken.
     pub async fn create_issue(
         &self,
         issue: &NewIssue,
         lists: &[ListName],
         now: DateTime<Utc>,
     ) -> Result<IssueRecord, StoreError> {
+        self.create_issue_queueing(issue, lists, FIRST_CHUNK, now).await
+    }
+
+    /// As [`Store::create_issue`], queueing the first `first` readers with the issue. An issue
+    /// with variants (editions or topics) is queued whole, since who gets which copy is decided
+    /// over all its readers at once.
+    pub async fn create_issue_queueing(
+        &self,
+        issue: &NewIssue,
+        lists: &[ListName],
+        first: usize,
+        now: DateTime<Utc>,
+    ) -> Result<IssueRecord, StoreError> {
+        let first = first.max(1);
         let number = i64::from(issue.number);
         let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
         in_tx!(self, |tx, db| {
@@ -377,6 +435,7 @@ impl Store {
                 .bind(issue.slot.as_ref().map(|s| &s.key))
                 .bind(ms(now))
                 .bind(issue.edition.as_deref())
+                .bind(issue.variants.is_none().then_some(0_i64))
                 .execute(&mut *tx)
                 .await?;
             if inserted.rows_affected() == 0 {
@@ -387,17 +446,66 @@ impl Store {
             match (&assigned, &issue.variants) {
                 (Some(a), Some(plan)) => queue_assigned!(tx, db, number, plan, a, now),
                 _ => {
-                    sqlx::query(db::QUEUE_ISSUE)
-                        .bind(number)
-                        .bind(ms(now))
-                        .bind(Values(&names))
-                        .execute(&mut *tx)
-                        .await?;
+                    queue_chunk!(tx, db, number, &names, 0_i64, first, now);
                 }
             }
             Ok(())
         })?;
         self.issue(issue.number).await?.ok_or_else(|| StoreError::Corrupt("the new issue vanished".into()))
+    }
+
+    /// Queues the next `chunk` readers of `lists` for issue `number`, after the last one queued,
+    /// in one transaction that holds the issue's cursor: several processes may fill one issue at
+    /// once, and each reader is queued once. Only an issue that is sending is filled: a paused
+    /// one keeps its cursor for when it is resumed, a cancelled one is never filled again.
+    /// Answers how many readers this chunk queued and whether more may be left.
+    pub async fn queue_more(
+        &self,
+        number: u32,
+        lists: &[ListName],
+        chunk: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Filled, StoreError> {
+        let chunk = chunk.max(1);
+        let n = i64::from(number);
+        let names: Vec<&str> = lists.iter().map(AsRef::as_ref).collect();
+        in_tx!(self, |tx, db| {
+            let row: Option<(String, Option<i64>)> =
+                sqlx::query_as(db::LOCK_FILL).bind(n).fetch_optional(&mut *tx).await?;
+            let cursor = match row {
+                Some((status, Some(cursor))) if status == IssueStatus::Sending.as_str() => cursor,
+                _ => return Ok(Filled { queued: 0, more: false }),
+            };
+            let (queued, more) = queue_chunk!(tx, db, n, &names, cursor, chunk, now);
+            Ok(Filled { queued, more })
+        })
+    }
+
+    /// Queues every reader of issue `number` still to be queued, a `chunk` at a time.
+    pub async fn queue_all(
+        &self,
+        number: u32,
+        lists: &[ListName],
+        chunk: usize,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let mut queued = 0;
+        loop {
+            let filled = self.queue_more(number, lists, chunk, now).await?;
+            queued += filled.queued;
+            if !filled.more {
+                return Ok(queued);
+            }
+        }
+    }
+
+    /// Is issue `number` still having its readers queued (its cursor set)? False for an issue
+    /// that does not exist.
+    pub async fn filling(&self, number: u32) -> Result<bool, StoreError> {
+        let filling: Option<bool> = with_backend!(self, |pool, db| {
+            sqlx::query_scalar(FILLING).bind(i64::from(number)).fetch_optional(pool).await?
+        });
+        Ok(filling.unwrap_or(false))
     }
 
     pub async fn issue(&self, number: u32) -> Result<Option<IssueRecord>, StoreError> {

@@ -23,8 +23,10 @@ use crate::domain::{DeliveryState, SubscriberStatus};
 pub(super) const RELEASE: &str = "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
      WHERE issue_number IN (SELECT number FROM issues WHERE status = 'sending') \
      AND state IN ('queued', 'deferred') AND lease_owner = $1 AND lease_until IS NOT NULL";
+/// An issue whose readers are still being queued (its cursor set) is not done, however empty
+/// its queue is for now.
 pub(super) const FINISH_ISSUE: &str = "UPDATE issues SET status = 'sent', finished_at = $1 \
-     WHERE number = $2 AND status = 'sending' \
+     WHERE number = $2 AND status = 'sending' AND queued_through IS NULL \
      AND NOT EXISTS (SELECT 1 FROM deliveries WHERE issue_number = $2 AND state IN ('queued', 'deferred'))";
 const FAILURES: &str = "SELECT s.email, d.last_reply, d.attempts FROM deliveries d \
      JOIN subscribers s ON s.id = d.subscriber_id \

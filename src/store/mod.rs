@@ -33,6 +33,7 @@ pub use actions::{ActionRecord, NewAction};
 pub use error::StoreError;
 pub use figures::{FailureReason, MAX_POINTS, ReportReason, SubscriberDay, TimePoint, Timeline};
 pub use guard::{CameBack, MIN_SENT, Standing};
+pub use issues::FIRST_CHUNK;
 pub use model::*;
 pub use review::{AtSlot, Revision};
 pub use transfer::TransferReport;

@@ -115,6 +115,15 @@ impl ConsentEvent {
     }
 }
 
+/// What one chunk of an issue's readers queued ([`crate::store::Store::queue_more`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filled {
+    /// Readers queued by this chunk.
+    pub queued: u64,
+    /// The chunk was full: more readers may be left to queue.
+    pub more: bool,
+}
+
 /// An issue about to be created: its articles are frozen with it.
 #[derive(Debug, Clone)]
 pub struct NewIssue {

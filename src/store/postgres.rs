@@ -78,6 +78,18 @@ pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subs
                  WHERE m.subscriber_id = s.id AND l.name = ANY($3::text[])) \
      AND (s.paused_until IS NULL OR s.paused_until <= $2) \
      ORDER BY s.id";
+/// The next $4 active, unpaused ($2 is now) readers of the lists $1 after subscriber id $3, in
+/// id order: an issue's next chunk of readers, walked along the primary key.
+pub(super) const AUDIENCE_AFTER: &str = "SELECT s.id FROM subscribers s \
+     WHERE s.id > $3 AND s.status = 'active' AND (s.paused_until IS NULL OR s.paused_until <= $2) \
+     AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                 WHERE m.subscriber_id = s.id AND l.name = ANY($1::text[])) \
+     ORDER BY s.id LIMIT $4";
+/// Queues issue $1 for the readers $3; $2 is now. A reader already queued is left as they are:
+/// the issue's locked cursor keeps two fillers apart, and this keeps them apart should it not.
+pub(super) const QUEUE_READERS: &str = "INSERT INTO deliveries \
+     (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
+     SELECT $1, u.id, 'queued', 0, $2, $2 FROM UNNEST($3::bigint[]) AS u(id) ON CONFLICT DO NOTHING";
 /// The active, unpaused ($2 is now) readers of the lists $1 who get edition $3's issues (its key;
 /// NULL: every reader, without editions), readers who chose none too when $4 (it is the default
 /// edition), as do those whose edition is none of those offered ($5: theirs was renamed or
@@ -174,6 +186,10 @@ pub(super) const FIRST_SEEN: &str =
 /// approval and the scheduler at its slot, take their turn.
 pub(super) const LOCK_ISSUE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, \
      finished_at, note, intro, left_out, edited_subject, send_at, edition FROM issues WHERE number = $1 FOR UPDATE";
+
+/// An issue's status and queueing cursor, locked until the transaction ends: two processes
+/// filling one issue take their turn, and each chunk is queued once.
+pub(super) const LOCK_FILL: &str = "SELECT status, queued_through FROM issues WHERE number = $1 FOR UPDATE";
 
 /// A rate bucket's numbers, locked until the transaction ends.
 /// A subscriber's status, locked until the transaction ends: two reports about one reader

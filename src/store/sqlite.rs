@@ -49,6 +49,19 @@ pub(super) const QUEUE_ISSUE: &str = "INSERT INTO deliveries (issue_number, subs
      JOIN memberships m ON m.subscriber_id = s.id JOIN lists l ON l.id = m.list_id \
      WHERE s.status = 'active' AND l.name IN (SELECT value FROM json_each($3)) \
      AND (s.paused_until IS NULL OR s.paused_until <= $2)";
+/// The next $4 active, unpaused ($2 is now) readers of the lists $1 (a JSON array) after
+/// subscriber id $3, in id order: an issue's next chunk of readers, read by the primary key.
+pub(super) const AUDIENCE_AFTER: &str = "SELECT s.id FROM subscribers s \
+     WHERE s.id > $3 AND s.status = 'active' AND (s.paused_until IS NULL OR s.paused_until <= $2) \
+     AND EXISTS (SELECT 1 FROM memberships m JOIN lists l ON l.id = m.list_id \
+                 WHERE m.subscriber_id = s.id AND l.name IN (SELECT value FROM json_each($1))) \
+     ORDER BY s.id LIMIT $4";
+/// Queues issue $1 for the readers $3 (a JSON array of ids); $2 is now. A reader already queued
+/// is left as they are: the issue's cursor keeps two fillers apart, and this keeps them apart
+/// should it not.
+pub(super) const QUEUE_READERS: &str = "INSERT INTO deliveries \
+     (issue_number, subscriber_id, state, attempts, next_attempt_at, updated_at) \
+     SELECT $1, value, 'queued', 0, $2, $2 FROM json_each($3) WHERE true ON CONFLICT DO NOTHING";
 /// The active, unpaused ($2 is now) readers of the lists $1 (a JSON array) who get edition $3's
 /// issues (its key; NULL: every reader, without editions), readers who chose none too when $4
 /// (it is the default edition), as do those whose edition is none of those offered ($5, a JSON
@@ -104,6 +117,10 @@ pub(super) const LOCK_SUBSCRIBER_ID: &str = "SELECT status FROM subscribers WHER
 /// An issue, read to decide on it; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_ISSUE: &str = "SELECT number, status, subject, issue_date, articles, slot, created_at, \
      finished_at, note, intro, left_out, edited_subject, send_at, edition FROM issues WHERE number = $1";
+
+/// An issue's status and queueing cursor, read to fill it; the write transaction already holds
+/// the only writer's lock, so two fillers take their turn.
+pub(super) const LOCK_FILL: &str = "SELECT status, queued_through FROM issues WHERE number = $1";
 
 /// A rate bucket's numbers; the write transaction already holds the only writer's lock.
 pub(super) const LOCK_BUCKET: &str = "SELECT tokens, updated_at FROM rate_buckets WHERE name = $1";

@@ -185,11 +185,17 @@ on_each_backend!(
     an_import_sets_and_updates_preferences_and_counts_the_change,
     each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers,
     an_approved_draft_is_queued_copy_by_copy_for_its_editions_readers,
+    a_long_list_is_queued_a_chunk_at_a_time_and_the_issue_is_done_only_then,
+    two_fillers_at_once_queue_each_reader_once,
+    a_reader_who_leaves_before_their_chunk_is_not_queued,
+    a_cancelled_issue_is_filled_no_further,
 );
 
 mod drafts;
+mod filling;
 mod variants;
 use drafts::*;
+use filling::*;
 use variants::{
     an_approved_draft_is_queued_copy_by_copy_for_its_editions_readers,
     each_reader_gets_the_articles_of_their_topics_once_in_copies_shared_by_readers,
@@ -911,8 +917,11 @@ async fn a_large_import_means_the_same_across_its_chunks(s: Store) {
 
     let c = s.import(&rows, "import", now()).await.expect("import");
     assert_eq!((c.imported, c.updated, c.unchanged, c.refused), (0, 0, 12_002, 1), "nothing new the second time");
-    let i = issue(&s, 1, &[weekly(), "news".parse().expect("l")]).await;
-    assert_eq!(i.counts.queued, 12_000);
+    let lists = [weekly(), "news".parse().expect("l")];
+    let i = issue(&s, 1, &lists).await;
+    assert_eq!(i.counts.queued, FIRST_CHUNK as u64, "the first readers are queued with the issue");
+    assert_eq!(s.queue_all(1, &lists, 5_000, now()).await.expect("fill"), 12_000 - FIRST_CHUNK as u64);
+    assert_eq!(s.issue(1).await.expect("issue").expect("issue").counts.queued, 12_000);
 }
 
 /// Streams of `n` numbered rows in parts of `size`, ready to be read, then `End`.
@@ -1741,6 +1750,7 @@ async fn sqlite_ledger_statements_read_no_whole_table() {
         ("release", super::ledger::RELEASE),
         ("next_due", super::sqlite::NEXT_DUE),
         ("finish_issue", super::ledger::FINISH_ISSUE),
+        ("audience_after", super::sqlite::AUDIENCE_AFTER),
         ("figures_span", super::figures::SPAN),
         ("figures_timeline", super::figures::TIMELINE),
         ("figures_replies", super::figures::REPLIES),

@@ -83,6 +83,7 @@ const TABLES: &[Table] = &[
             ("edited_subject", Text),
             ("send_at", Int),
             ("edition", Text),
+            ("queued_through", Int),
         ],
         identity: None,
     },

@@ -20,6 +20,7 @@ mod edition_schedule;
 mod editions;
 mod enumeration;
 mod feed_cache;
+mod filling;
 mod hostile;
 mod imap;
 mod issue_browser;
