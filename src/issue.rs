@@ -574,7 +574,7 @@ impl Queue for IssueQueue {
         now: DateTime<Utc>,
     ) -> Result<(u32, Duration), QueueError> {
         // A bucket of one, as a group's: the relay's messages are spaced evenly across processes.
-        let grant = self.take_tokens(&format!("relay:{relay}"), per_second, 1.0, want, now).await?;
+        let grant = self.store.take_tokens(&format!("relay:{relay}"), per_second, 1.0, want, now).await?;
         Ok((grant.granted, grant.retry_in))
     }
 

@@ -44,11 +44,11 @@ pub fn summary_line(issue: &IssueRecord, s: &RunSummary, started: std::time::Ins
     let own = if s.sent == c.sent { String::new() } else { format!(" ({} in this run)", s.sent) };
     let queued = if c.queued > 0 { format!(", {} still queued", c.queued) } else { String::new() };
     let first = match first_message(s, started) {
-        Some(d) => format!("; the first message after {}", crate::domain::took(d)),
+        Some(d) => format!("The first message left {} after the command started.\n", crate::domain::took(d)),
         None => String::new(),
     };
     format!(
-        "Issue #{} \"{}\": {} sent{own}, {} deferred, {} failed{queued} in {} ({}){first}\n",
+        "Issue #{} \"{}\": {} sent{own}, {} deferred, {} failed{queued} in {} ({})\n{first}",
         issue.number,
         issue.subject,
         c.sent,

@@ -762,6 +762,8 @@ async fn renewals_and_records_of_the_same_deliveries_at_once_both_go_through(s: 
     let rows: Vec<NewSubscriber> = (0..n).map(|i| row(&format!("r{i}@example.org"), &["weekly"])).collect();
     s.import(&rows, "i", now()).await.expect("import");
     issue(&s, 1, &[weekly()]).await;
+    // More readers than an issue queues as it is made: the rest are queued before the rounds.
+    s.queue_all(1, &[weekly()], 10_000, now()).await.expect("queue the rest");
     let rounds = 6;
     for round in 0..rounds {
         let at = now() + chrono::Duration::seconds(round);
