@@ -97,7 +97,7 @@ fi
 if [ "$SHAPING" = 1 ]; then
   # A group holding every reader (they are all at example.org), with caps that never bind: what
   # is measured is the machinery's cost.
-  printf '\n[[shaping]]\ndomains = ["example.org"]\nconcurrency = %s\nrate = "1000000/s"\n' "$CONN" >>"$work/gazette.toml"
+  printf '\n[[shaping]]\ndomains = ["example.org"]\nconcurrency = %s\nrate = "%s"\n' "$CONN" "${SHAPING_RATE:-1000000/s}" >>"$work/gazette.toml"
 fi
 
 python3 benches/subscribers_csv.py "$N" >"$work/subscribers.csv"

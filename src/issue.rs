@@ -560,9 +560,10 @@ impl Queue for IssueQueue {
         want: u32,
         now: DateTime<Utc>,
     ) -> Result<(u32, Duration), QueueError> {
-        // A bucket of one: the group's messages are spaced evenly across processes, as each
-        // process spaces its own.
-        let grant = self.store.take_tokens(&format!("shaping:{group}"), per_second, 1.0, want, now).await?;
+        // A fiftieth of a second's sends, as the publication's bucket holds: at most that above
+        // the group's rate in any second, and a fast group asks once per chunk, not per message.
+        let burst = (per_second / f64::from(crate::deliver::CHUNKS_PER_SECOND)).max(1.0);
+        let grant = self.store.take_tokens(&format!("shaping:{group}"), per_second, burst, want, now).await?;
         Ok((grant.granted, grant.retry_in))
     }
 

@@ -210,6 +210,9 @@ struct Shared<Q: Queue> {
     progress: Arc<dyn Progress>,
     pace: Pace,
     allowance: Allowance,
+    /// Each `[[shaping]]` group's share of its rate, fetched in chunks as the publication's is:
+    /// a store transaction per message cost a fast group seven times the time of its sends.
+    group_allowances: std::sync::Mutex<std::collections::HashMap<String, Arc<Allowance>>>,
     lanes: Lanes,
     /// Claimed deliveries whose lane was busy when a sender drew them, sent when it has room.
     aside: std::sync::Mutex<std::collections::VecDeque<(Claimed, Arc<Lane>)>>,
@@ -264,14 +267,15 @@ impl<Q: Queue> Shared<Q> {
     /// several processes together to the one rate.
     async fn take_group_send(&self, permit: &Permit) -> Result<(), QueueError> {
         let Some((group, per_second)) = permit.shared_rate() else { return Ok(()) };
-        loop {
-            // Real time, as for the publication's rate.
-            let (granted, wait) = self.queue.take_group_sends(group, per_second, 1, SystemClock.now()).await?;
-            if granted >= 1 || self.halted() {
-                return Ok(());
+        let allowance = match self.group_allowances.lock() {
+            Ok(mut all) => {
+                Arc::clone(all.entry(group.to_owned()).or_insert_with(|| Arc::new(Allowance::per_second(per_second))))
             }
-            tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
-        }
+            // A poisoned map: this message draws its own allowance.
+            Err(_) => Arc::new(Allowance::per_second(per_second)),
+        };
+        // Real time, as for the publication's rate.
+        allowance.take(|want| self.queue.take_group_sends(group, per_second, want, SystemClock.now())).await
     }
 
     /// A message accepted: whatever was throttled before, the sending goes on.
@@ -370,6 +374,7 @@ impl<Q: Queue> Engine<Q> {
             progress,
             pace: Pace::new(self.settings.rate),
             allowance: Allowance::new(self.settings.rate),
+            group_allowances: std::sync::Mutex::new(std::collections::HashMap::new()),
             lanes: Lanes::new(&self.settings.shaping, concurrency),
             aside: std::sync::Mutex::new(std::collections::VecDeque::new()),
             halted: AtomicBool::new(false),

@@ -56,6 +56,11 @@ impl Allowance {
         Self { per_second: rate.map_or(0.0, |r| r.as_per_second()), left: Mutex::new(0) }
     }
 
+    /// An allowance of `per_second` sends a second (0: no limit).
+    pub fn per_second(per_second: f64) -> Self {
+        Self { per_second, left: Mutex::new(0) }
+    }
+
     /// The most one request may ask for.
     pub fn chunk(&self) -> u32 {
         // A whole number between 1 and u32::MAX / 50, so the cast cannot truncate.

@@ -180,21 +180,22 @@ fn a_relays_cap_and_rate_hold_while_the_other_takes_the_rest() {
     let (capped, free) = (SmtpServer::start(Options::default()), SmtpServer::start(Options::default()));
     let p = with_relays(
         Backend::Sqlite,
-        40,
+        120,
         "concurrency = 4",
         &[relay(&capped.url(), "concurrency = 1\nrate = 10"), relay(&free.url(), "")],
     );
     let doc = p.gazette(&["send", "--yes", "--as-of", AS_OF, "--json"]).ok().json();
-    assert_eq!(doc["counts"]["sent"], 40, "{doc:#}");
+    assert_eq!(doc["counts"]["sent"], 120, "{doc:#}");
     let counts = merged(&[&capped, &free]);
-    assert_eq!(counts.len(), 40);
+    assert_eq!(counts.len(), 120);
     assert!(counts.values().all(|c| *c == 1));
     assert_eq!(capped.stats().peak_connections, 1, "one connection at most to the capped relay");
     let times: Vec<f64> = capped.messages().iter().map(|m| m.received_at).collect();
     assert!(times.len() >= 2, "the capped relay got {} messages", times.len());
     let span = times[times.len() - 1] - times[0];
-    // Starts are 100 ms apart at 10/s; an exchange's own length moves its end by a little.
-    assert!(span >= (times.len() - 1) as f64 * 0.08, "{} messages in {span:.2}s", times.len());
+    // Starts are 100 ms apart at 10/s; an exchange's own length, stretched on a busy machine,
+    // moves either end by up to one interval.
+    assert!(span >= (times.len() - 1) as f64 * 0.1 - 0.1, "{} messages in {span:.2}s", times.len());
 }
 
 /// Two relays, one answering `421 4.7.0 … slow down` to everything for its first 2 s: it rests
