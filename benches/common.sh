@@ -68,3 +68,27 @@ for pid in tree(root):
 print(total / hz)
 PY
 }
+
+# The bench publication's own tables: its name and addresses and a selection of $1 articles.
+# Each script adds its list, its [delivery] and its sources.
+bench_publication() {
+  cat <<TOML
+[publication]
+name = "Bench Weekly"
+from = "Bench Weekly <weekly@example.org>"
+base_url = "https://news.example.org"
+lists = ["weekly"]
+unsubscribe_mailto = "unsubscribe@example.org"
+
+[selection]
+max_age = "99999d"
+max_items = $1
+TOML
+}
+
+# The feeds the tests keep, as sources.
+bench_feeds() {
+  for f in tests/fixtures/feeds/*.xml tests/fixtures/feeds/*.json; do
+    printf '\n[[source]]\nfeed = "%s"\n' "$PWD/$f"
+  done
+}

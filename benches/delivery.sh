@@ -63,21 +63,7 @@ sinks_cpu() {
 pg_pid=$(head -n1 /var/run/postgresql/*.pid 2>/dev/null | head -n1 || true)
 pg_cpu() { if [ -n "$pg_pid" ]; then cpu_of "$pg_pid"; else echo 0; fi; }
 
-feeds=""
-for f in tests/fixtures/feeds/*.xml tests/fixtures/feeds/*.json; do
-  feeds+=$'\n[[source]]\nfeed = "'"$PWD/$f"$'"\n'
-done
-cat >"$work/gazette.toml" <<TOML
-[publication]
-name = "Bench Weekly"
-from = "Bench Weekly <weekly@example.org>"
-base_url = "https://news.example.org"
-lists = ["weekly"]
-unsubscribe_mailto = "unsubscribe@example.org"
-
-[selection]
-max_age = "99999d"
-max_items = $ARTICLES
+{ bench_publication "$ARTICLES"; bench_feeds; cat <<TOML; } >"$work/gazette.toml"
 
 [[list]]
 name = "weekly"
@@ -86,7 +72,6 @@ name = "weekly"
 transport = "smtp"
 $([ "$RELAYS" = 2 ] || echo "smtp_url = \"smtp://127.0.0.1:$port\"")
 concurrency = $(( CONN / WORKERS ))
-$feeds
 TOML
 if [ "$RELAYS" = 2 ]; then
   # Two relays of equal weight and no cap of their own, each a sink of its own.

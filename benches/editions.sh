@@ -82,17 +82,7 @@ with open(f"{work}/a/subscribers.csv", "w") as a, open(f"{work}/b/subscribers.cs
         b.write(f"reader{i}@example.org,Reader {i},weekly,{edition},{combos[(i // 2) % 10]}\n")
 PY
 
-common=$(cat <<TOML
-[publication]
-name = "Bench Weekly"
-from = "Bench Weekly <weekly@example.org>"
-base_url = "https://news.example.org"
-lists = ["weekly"]
-unsubscribe_mailto = "unsubscribe@example.org"
-
-[selection]
-max_age = "99999d"
-max_items = 20
+common=$(bench_publication 20; cat <<TOML
 
 [[list]]
 name = "weekly"

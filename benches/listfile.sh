@@ -15,6 +15,8 @@
 # Needs Debian's postfix (smtp-sink); installs it when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/common.sh
+. benches/common.sh
 N=${N:-1000000}
 CONN=${CONN:-8}
 ARTICLES=${ARTICLES:-3}
@@ -36,21 +38,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 smtp-sink -u nobody 127.0.0.1:"$port" 1024 &
 sleep 0.5
 
-feeds=""
-for f in tests/fixtures/feeds/*.xml tests/fixtures/feeds/*.json; do
-  feeds+=$'\n[[source]]\nfeed = "'"$PWD/$f"$'"\n'
-done
-cat >"$work/gazette.toml" <<TOML
-[publication]
-name = "Bench Weekly"
-from = "Bench Weekly <weekly@example.org>"
-base_url = "https://news.example.org"
-lists = ["weekly"]
-unsubscribe_mailto = "unsubscribe@example.org"
-
-[selection]
-max_age = "99999d"
-max_items = $ARTICLES
+{ bench_publication "$ARTICLES"; bench_feeds; cat <<TOML; } >"$work/gazette.toml"
 
 [[list]]
 name = "weekly"
@@ -60,7 +48,6 @@ file = "$work/weekly.csv"
 transport = "smtp"
 smtp_url = "smtp://127.0.0.1:$port"
 concurrency = $CONN
-$feeds
 TOML
 python3 benches/subscribers_csv.py "$N" >"$work/weekly.csv"
 echo "list file: $N rows, $(( $(stat -c %s "$work/weekly.csv") / 1048576 )) MB" >&2
